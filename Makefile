@@ -1,0 +1,38 @@
+# bonefe — two commands for a fresh machine:
+#   make demo   build the environment, make a synthetic femur CT with a lytic lesion, run the whole chain
+#   make test   build the environment, run the test suite serially and under MPI (2 ranks)
+
+VENV   := .venv
+BIN    := $(VENV)/bin
+NP     ?= 2
+DEMO   := cases/femur-neck-lytic.yaml
+PHANTOM_DIR := cases/data/phantom-neck-lytic
+# Test files that exercise distributed dolfinx code; they run again under `mpirun -n 2`.
+MPI_TESTS := tests/test_solver_verification.py tests/test_meshing.py tests/test_materials.py \
+             tests/test_anatomy.py tests/test_risk.py
+
+.PHONY: venv demo test benchmarks clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@python=$$(scripts/find-python) || exit 1; \
+	  echo "Creating $(VENV) with $$python"; "$$python" -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[fenics,dev]"
+	@touch $@
+
+demo: venv
+	$(BIN)/bonefe phantom --out $(PHANTOM_DIR) --lesion-site neck --lesion-diameter 20
+	$(BIN)/mpirun -n $(NP) $(BIN)/bonefe run $(DEMO)
+
+test: venv
+	$(BIN)/python -m pytest
+	$(BIN)/mpirun -n 2 $(BIN)/python -m pytest -q -p no:cacheprovider $(MPI_TESTS)
+
+benchmarks: venv
+	$(BIN)/python benchmarks/meshing.py
+	$(BIN)/python benchmarks/solver.py
+
+clean:
+	rm -rf $(VENV) runs cases/data

@@ -1,0 +1,422 @@
+"""Anatomical frame of a femur: landmarks in world mm and the axis convention used for loads."""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from bonefe.errors import BonefeError
+
+
+@dataclass(frozen=True)
+class FemurFrame:
+    """Landmarks of a femur in world (LPS) coordinates, mm.
+
+    head_centre:   centre of the femoral head sphere.
+    head_radius:   its radius (mm).
+    shaft_axis:    unit vector along the diaphysis, from distal to proximal.
+    neck_axis:     unit vector along the neck, from the shaft towards the head centre.
+    distal_centre: centre of the most distal cross-section of the model (where it is supported).
+    side:          "left" or "right".
+    """
+
+    head_centre: np.ndarray
+    head_radius: float
+    shaft_axis: np.ndarray
+    neck_axis: np.ndarray
+    distal_centre: np.ndarray
+    side: str = "left"
+
+    def basis(self) -> np.ndarray:
+        """Columns (medial, anterior, superior) unit vectors in world coordinates.
+
+        superior = shaft axis; medial = the neck axis projected on the plane normal to the shaft
+        (so the neck's anteversion is absorbed into the medial axis when no condyles are known);
+        anterior completes the frame: a right-handed frame for a left femur, mirrored for a right
+        one, so that load components (medial, anterior, superior) mean the same on both sides.
+        """
+        superior = np.asarray(self.shaft_axis, float) / np.linalg.norm(self.shaft_axis)
+        medial = np.asarray(self.neck_axis, float) - np.dot(self.neck_axis, superior) * superior
+        medial /= np.linalg.norm(medial)
+        anterior = np.cross(superior, medial) if self.side == "left" else np.cross(medial, superior)
+        return np.column_stack([medial, anterior, superior])
+
+
+# ---------------------------------------------------------------------------------------------
+# Landmarks from the label map
+# ---------------------------------------------------------------------------------------------
+#
+# All of this is plain numpy on the Volume, so every MPI rank finds the same frame.
+#
+# 1. Shaft axis: the principal axis of all bone voxels is a first guess; the bone is then cut into
+#    slabs normal to it, and the centroids of the diaphyseal slabs are fitted with a line (their
+#    principal direction), three times. Oblique sections of a straight tube keep their centroid
+#    on its axis, so the fit converges to the diaphysis axis. Diaphyseal slabs: from
+#    DISTAL_SKIP_MM above the most distal bone to PROXIMAL_SKIP_MM below the most proximal bone
+#    (below the lesser trochanter), keeping slabs with at most SLAB_AREA_RATIO × the median slab
+#    area (drops the condylar flare when the knee is in the image). The axis points superiorly:
+#    +z of the LPS patient frame, which CT images record.
+# 2. Head: the bone voxel farthest from the shaft axis in the proximal part lies on the head; the
+#    deepest bone point (Euclidean distance transform) within HEAD_SEARCH_MM of it is a first
+#    centre and radius. The sphere is then fitted by least squares (algebraic fit, Kåsa 1976) to
+#    the voxel faces between bone and background within 30 % of that radius, leaving out the side
+#    facing the neck; then three more rounds keep the faces whose distance residual is within
+#    max(one voxel, 3 robust standard deviations). Face centres lie on the segmented boundary,
+#    voxel centres half a voxel inside it. (Kåsa 1976, IEEE Trans Instrum Meas 25:8.)
+# 3. Neck axis: the line through the head centre and the centroids of neck cross-sections at
+#    distances NECK_WINDOW (× head radius) from the head centre, within one head radius of the
+#    current axis; starting from the perpendicular from the shaft axis, five rounds.
+# 4. Distal centre: centroid of the most distal slab of bone (two voxels thick), projected on
+#    the plane normal to the shaft axis through the outer faces of the most distal voxels — where
+#    the segmentation, and so the mesh, is cut and supported.
+# Condyles are not used (the frame's anterior axis comes from the neck, see FemurFrame.basis).
+
+DISTAL_SKIP_MM = 5.0
+PROXIMAL_SKIP_MM = 110.0
+"""Head top to below the lesser trochanter (≈ 60–80 mm in adults) with a margin, mm."""
+SLAB_AREA_RATIO = 1.5
+MIN_SHAFT_MM = 20.0
+"""Length of diaphysis needed to fit the shaft axis, mm."""
+HEAD_SEARCH_MM = 40.0
+"""The head centre lies within this distance of the bone point farthest from the shaft (mm);
+head radii reach ≈ 30 mm."""
+NECK_WINDOW = (1.0, 1.5)
+"""Neck cross-sections from 1.0 to 1.5 head radii from the head centre: past the head, short of
+the trochanters (neck lengths, head centre to shaft axis, are ≈ 2–2.5 head radii)."""
+
+OVERRIDES = ("head_centre", "head_radius", "shaft_axis", "neck_axis", "distal_centre")
+
+
+def _unit(v) -> np.ndarray:
+    v = np.asarray(v, float)
+    return v / np.linalg.norm(v)
+
+
+def _principal_direction(points: np.ndarray) -> np.ndarray:
+    """Unit direction of largest spread of points (n, 3) about their mean."""
+    centred = points - points.mean(axis=0)
+    return np.linalg.eigh(centred.T @ centred)[1][:, -1]
+
+
+def _check_overrides(overrides: dict | None) -> dict:
+    """Landmark overrides as float arrays; BonefeError for unknown keys or degenerate values."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(OVERRIDES))
+    if unknown:
+        raise BonefeError(f"landmarks: unknown landmark '{unknown[0]}' (allowed: {', '.join(OVERRIDES)})")
+    checked = {}
+    for key, value in overrides.items():
+        array = np.asarray(value, float)
+        if key == "head_radius":
+            if array.shape != () or not array > 0:
+                raise BonefeError(f"landmarks.head_radius must be a positive number of mm (got {value!r})")
+            checked[key] = float(array)
+            continue
+        if array.shape != (3,) or not np.all(np.isfinite(array)):
+            raise BonefeError(f"landmarks.{key} must be three numbers (x, y, z) in mm (got {value!r})")
+        if key.endswith("_axis"):
+            if np.linalg.norm(array) == 0:
+                raise BonefeError(f"landmarks.{key} must be a non-zero direction (got {value!r})")
+            array = _unit(array)
+        checked[key] = array
+    return checked
+
+
+@dataclass(frozen=True)
+class _Bone:
+    """Bone voxels of a Volume: mask (labels > 0), world centres of its voxels, voxel size."""
+
+    mask: np.ndarray
+    ijk: np.ndarray
+    points: np.ndarray
+    step: float
+
+    @classmethod
+    def from_volume(cls, volume) -> "_Bone":
+        mask = np.asarray(volume.labels) > 0
+        if not mask.any():
+            raise BonefeError("The label map has no bone voxels (all 0): check the label file and label_values.")
+        ijk = np.argwhere(mask)
+        return cls(mask, ijk, volume.to_world(ijk), float(volume.spacing.max()))
+
+
+def _slabs(points: np.ndarray, t: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points binned by t into slabs `step` thick: centroids (m, 3), mid-slab t (m,) and voxel counts
+    (m,) of the non-empty slabs."""
+    if len(points) == 0:
+        return np.empty((0, 3)), np.empty(0), np.empty(0, int)
+    bins = np.floor((t - t.min()) / step).astype(int)
+    counts = np.bincount(bins)
+    sums = np.stack([np.bincount(bins, weights=points[:, a]) for a in range(3)], axis=1)
+    full = np.flatnonzero(counts)
+    return sums[full] / counts[full, None], t.min() + (full + 0.5) * step, counts[full]
+
+
+def _diaphysis_centroids(points: np.ndarray, axis: np.ndarray, step: float) -> np.ndarray:
+    """Centroids (m, 3) of the diaphyseal slabs normal to `axis` (see the notes above)."""
+    t = points @ axis
+    centroids, centres, counts = _slabs(points, t, step)
+    window = (centres > t.min() + DISTAL_SKIP_MM) & (centres < t.max() - PROXIMAL_SKIP_MM)
+    if window.any():
+        window &= counts <= SLAB_AREA_RATIO * np.median(counts[window])
+    if np.count_nonzero(window) < 3 or np.ptp(centres[window]) < MIN_SHAFT_MM:
+        raise BonefeError("femur frame: the image holds too little femoral shaft below the lesser trochanter "
+                          f"(need ≥ {PROXIMAL_SKIP_MM + MIN_SHAFT_MM:.0f} mm of bone) to find the shaft axis; "
+                          "give landmarks.shaft_axis in the case file")
+    return centroids[window]
+
+
+def shaft_line(bone: _Bone, direction: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A point on the shaft axis and its unit direction (distal → proximal, world mm)."""
+    fixed = direction is not None
+    axis = _unit(direction) if fixed else _principal_direction(bone.points)
+    for _ in range(1 if fixed else 3):
+        axis = axis if axis[2] >= 0 or fixed else -axis
+        centroids = _diaphysis_centroids(bone.points, axis, bone.step)
+        if not fixed:
+            axis = _principal_direction(centroids)
+    axis = axis if axis[2] >= 0 or fixed else -axis
+    return centroids.mean(axis=0), axis
+
+
+def _off_axis(points: np.ndarray, point: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """Components of points (n, 3) perpendicular to the line (point, axis)."""
+    q = points - point
+    return q - np.outer(q @ axis, axis)
+
+
+def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares sphere through points (n, 3): |p|² = 2c·p + (R² − |c|²), linear in c (Kåsa 1976)."""
+    design = np.column_stack([2.0 * points, np.ones(len(points))])
+    solution, *_ = np.linalg.lstsq(design, np.einsum("ij,ij->i", points, points), rcond=None)
+    centre = solution[:3]
+    return centre, float(np.sqrt(solution[3] + centre @ centre))
+
+
+def boundary_faces(mask: np.ndarray) -> np.ndarray:
+    """Continuous voxel indices (n, 3) of the centres of the faces between True and False voxels
+    (the mask is taken as False beyond its edges)."""
+    padded = np.pad(mask, 1)
+    faces = []
+    for a in range(3):
+        change = np.diff(padded, axis=a)
+        idx = np.argwhere(change).astype(float)
+        idx[:, a] += 0.5
+        faces.append(idx - 1.0)
+    return np.concatenate(faces)
+
+
+def _head_guess(volume, bone: _Bone, point, axis) -> tuple[np.ndarray, float]:
+    """Deepest bone point (and its depth, mm) near the bone point farthest from the shaft axis."""
+    t = (bone.points - point) @ axis
+    proximal = np.flatnonzero(t > t.max() - PROXIMAL_SKIP_MM)
+    radial = np.linalg.norm(_off_axis(bone.points[proximal], point, axis), axis=1)
+    seed = bone.ijk[proximal[np.argmax(radial)]]
+    reach = np.ceil((HEAD_SEARCH_MM + 35.0) / volume.spacing).astype(int)
+    lo, hi = np.maximum(seed - reach, 0), np.minimum(seed + reach + 1, bone.mask.shape)
+    crop = np.pad(bone.mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], 1)
+    depth = ndimage.distance_transform_edt(crop, sampling=volume.spacing)[1:-1, 1:-1, 1:-1]
+    ijk = np.argwhere(depth > 0) + lo
+    near = np.linalg.norm(volume.to_world(ijk) - volume.to_world(seed[None])[0], axis=1) <= HEAD_SEARCH_MM
+    ijk = ijk[near]
+    deepest = np.argmax(depth[tuple((ijk - lo).T)])
+    return volume.to_world(ijk[deepest][None])[0], float(depth[tuple(ijk[deepest] - lo)])
+
+
+def head_sphere(volume, bone: _Bone, point, axis) -> tuple[np.ndarray, float]:
+    """Femoral head centre (world mm) and radius (mm): see the notes above."""
+    centre, radius = _head_guess(volume, bone, point, axis)
+    lo = np.maximum(np.floor(volume.to_index(centre[None])[0] - 2 * radius / volume.spacing).astype(int), 0)
+    hi = np.minimum(lo + np.ceil(4 * radius / volume.spacing).astype(int) + 2, bone.mask.shape)
+    faces = volume.to_world(boundary_faces(bone.mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]) + lo)
+    tolerance = 0.3 * radius
+    for _ in range(4):
+        outward = _unit(_off_axis(centre[None], point, axis)[0])
+        offset = faces - centre
+        distance = np.linalg.norm(offset, axis=1)
+        keep = (np.abs(distance - radius) <= tolerance) & (offset @ outward >= -0.2 * distance)
+        if np.count_nonzero(keep) < 10:
+            raise BonefeError("femur frame: could not find the femoral head surface; give landmarks.head_centre "
+                              "and landmarks.head_radius in the case file")
+        centre, radius = fit_sphere(faces[keep])
+        residual = np.linalg.norm(faces[keep] - centre, axis=1) - radius
+        tolerance = max(bone.step, 3.0 * 1.4826 * np.median(np.abs(residual)))
+    return centre, radius
+
+
+def neck_axis(bone: _Bone, centre, radius, point, axis) -> np.ndarray:
+    """Unit neck axis from the shaft towards the head centre: see the notes above."""
+    neck = _unit(_off_axis(centre[None], point, axis)[0])
+    for _ in range(5):
+        behind = (centre - bone.points) @ neck
+        section = np.linalg.norm(_off_axis(bone.points, centre, neck), axis=1)
+        keep = (behind >= NECK_WINDOW[0] * radius) & (behind <= NECK_WINDOW[1] * radius) & (section <= radius)
+        centroids = _slabs(bone.points[keep], behind[keep], bone.step)[0]
+        if len(centroids) < 3:
+            raise BonefeError("femur frame: could not follow the femoral neck; "
+                              "give landmarks.neck_axis in the case file")
+        offsets = centroids - centre
+        direction = np.linalg.eigh(offsets.T @ offsets)[1][:, -1]
+        neck = -direction if direction @ offsets.mean(axis=0) > 0 else direction
+    return neck
+
+
+def distal_centre(volume, bone: _Bone, axis: np.ndarray) -> np.ndarray:
+    """Centroid of the most distal two-voxel slab of bone, projected on the distal plane: the outer
+    faces of the most distal voxels (where the segmentation, and so the mesh, ends)."""
+    t = bone.points @ axis
+    slab = bone.points[t <= t.min() + 2.0 * bone.step]
+    half_voxel = 0.5 * np.abs(axis @ volume.affine[:3, :3]).max()  # along the grid axis nearest the shaft
+    centroid = slab.mean(axis=0)
+    return centroid - (centroid @ axis - (t.min() - half_voxel)) * axis
+
+
+def femur_frame(volume, side: str = "left", overrides: dict | None = None) -> FemurFrame:
+    """The femur frame found from the label map (bone and lesions), landmarks overridable.
+
+    overrides: any of head_centre, head_radius, shaft_axis, neck_axis, distal_centre (world LPS mm;
+    axes are normalised). Deterministic and identical on every MPI rank.
+    """
+    if side not in ("left", "right"):
+        raise BonefeError(f"side must be 'left' or 'right' (got {side!r})")
+    given = _check_overrides(overrides)
+    bone = _Bone.from_volume(volume)
+    point, axis = shaft_line(bone, given.get("shaft_axis"))
+    centre, radius = given.get("head_centre"), given.get("head_radius")
+    if centre is None or radius is None:
+        found_centre, found_radius = head_sphere(volume, bone, point, axis)
+        centre = found_centre if centre is None else centre
+        radius = found_radius if radius is None else radius
+    neck = given["neck_axis"] if "neck_axis" in given else neck_axis(bone, centre, radius, point, axis)
+    distal = given["distal_centre"] if "distal_centre" in given else distal_centre(volume, bone, axis)
+    frame = FemurFrame(head_centre=centre, head_radius=radius, shaft_axis=axis, neck_axis=neck,
+                       distal_centre=distal, side=side)
+    _check_side(frame)
+    return frame
+
+
+def _check_side(frame: FemurFrame) -> None:
+    """The head of a left femur lies towards the patient's right (−x in LPS) of its shaft, and vice versa."""
+    medial_x = frame.basis()[0, 0]
+    if abs(medial_x) > 0.5 and (medial_x < 0) != (frame.side == "left"):
+        other = "right" if frame.side == "left" else "left"
+        raise BonefeError(f"patient.side is '{frame.side}' but the femoral head lies medially as in a {other} "
+                          "femur; check patient.side (or the image orientation)")
+
+
+def neck_shaft_angle(frame: FemurFrame) -> float:
+    """Angle between the neck axis and the shaft axis pointing distally (degrees; ≈ 125° in adults)."""
+    cosine = float(np.dot(_unit(frame.neck_axis), -_unit(frame.shaft_axis)))
+    return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
+
+
+# ---------------------------------------------------------------------------------------------
+# Boundary patches on the mesh
+# ---------------------------------------------------------------------------------------------
+
+SUPPORT, HEAD, TROCHANTER = 1, 2, 3
+"""Facet tags: distal support, femoral-head contact patch, greater-trochanter patch."""
+
+CAP_HALF_ANGLE_DEG = 30.0
+"""Half-angle of the head contact cap: 2πR²(1 − cos 30°) ≈ 4.3 cm² for R = 22.5 mm, the order of
+the loaded area of the hip joint in stance; a smaller cap concentrates the contact pressure."""
+TROCHANTER_RADIUS_MM = 15.0
+"""Radius of the greater-trochanter patch (≈ 7 cm²): the impact of a sideways fall reaches the
+bone through the trochanteric soft tissue over a few square centimetres, not at a point."""
+SUPPORT_TOLERANCE_MM = 2.0
+"""Facets within this distance of the distal plane count as the cut: covers an estimated shaft
+axis off by ≈ 3° across a 40 mm wide cut, and is well below a mesh element."""
+SUPPORT_NORMAL_DEG = 60.0
+"""Support facets face distally: outward normal within this angle of −shaft axis (the surface
+smoothing rounds the rim of the cut over about a voxel; the rim belongs to the support)."""
+HEAD_SHELL = 0.15
+"""Head patch facets lie within this fraction of the head radius of the sphere."""
+TROCHANTER_LEVEL = 3.0
+"""The greater trochanter is searched above (head centre − this × head radius) along the shaft."""
+
+
+@dataclass(frozen=True)
+class ExteriorFacets:
+    """The local owned exterior facets of a tetrahedral mesh: index, midpoint, unit outward normal, area."""
+
+    index: np.ndarray
+    midpoint: np.ndarray
+    normal: np.ndarray
+    area: np.ndarray
+
+    @classmethod
+    def of(cls, mesh) -> "ExteriorFacets":
+        from dolfinx.mesh import entities_to_geometry, exterior_facet_indices
+
+        topology = mesh.topology
+        topology.create_connectivity(2, 3)
+        facets = exterior_facet_indices(topology)
+        x = mesh.geometry.x
+        corners = x[entities_to_geometry(mesh, 2, facets)]
+        midpoint = corners.mean(axis=1)
+        normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+        area = 0.5 * np.linalg.norm(normal, axis=1)
+        f2c = topology.connectivity(2, 3)
+        cells = f2c.array[f2c.offsets[facets]]
+        inside = x[mesh.geometry.dofmaps[0][cells, :4]].mean(axis=1)
+        outward = np.where(np.einsum("ij,ij->i", normal, midpoint - inside) < 0, -1.0, 1.0)
+        return cls(facets, midpoint, normal * (outward / np.maximum(2.0 * area, 1e-300))[:, None], area)
+
+
+def _support(facets: ExteriorFacets, frame: FemurFrame) -> np.ndarray:
+    axis = _unit(frame.shaft_axis)
+    height = (facets.midpoint - frame.distal_centre) @ axis
+    return (height <= SUPPORT_TOLERANCE_MM) & (facets.normal @ axis <= -np.cos(np.radians(SUPPORT_NORMAL_DEG)))
+
+
+def _head_cap(facets: ExteriorFacets, frame: FemurFrame, cap_axis, half_angle_deg: float) -> np.ndarray:
+    offset = facets.midpoint - frame.head_centre
+    distance = np.linalg.norm(offset, axis=1)
+    on_sphere = np.abs(distance - frame.head_radius) <= HEAD_SHELL * frame.head_radius
+    return on_sphere & (offset @ _unit(cap_axis) >= distance * np.cos(np.radians(half_angle_deg)))
+
+
+def _trochanter(facets: ExteriorFacets, frame: FemurFrame, radius_mm: float, comm) -> np.ndarray:
+    """Facets within radius_mm of the most lateral exterior point above the trochanter level, facing laterally."""
+    medial, _, superior = frame.basis().T
+    offset = facets.midpoint - frame.head_centre
+    candidates = np.flatnonzero(offset @ superior >= -TROCHANTER_LEVEL * frame.head_radius)
+    lateral = -(offset[candidates] @ medial)
+    best = (lateral.max(), *facets.midpoint[candidates[np.argmax(lateral)]]) if len(candidates) else (-np.inf, 0, 0, 0)
+    tip = np.array(max(comm.allgather(tuple(map(float, best))))[1:])
+    near = np.linalg.norm(facets.midpoint - tip, axis=1) <= radius_mm
+    return near & (facets.normal @ medial < 0)
+
+
+def boundary_tags(mesh, frame: FemurFrame, cap_axis=None, cap_half_angle_deg: float = CAP_HALF_ANGLE_DEG,
+                  trochanter_radius_mm: float = TROCHANTER_RADIUS_MM):
+    """Facet MeshTags (dim 2) on the local owned exterior facets: SUPPORT (distal cut), HEAD (contact
+    cap about cap_axis from the head centre), TROCHANTER (lateral greater trochanter).
+
+    cap_axis: world direction from the head centre to the middle of the contact cap; by default
+    opposite to the walking hip-contact force (bonefe.loads.WALKING_DIRECTION), i.e. superior and
+    a little medial and anterior. A facet in both the head and trochanter patches goes to the head.
+    Raises BonefeError (on every rank) when a patch is empty.
+    """
+    from dolfinx.mesh import meshtags
+    from mpi4py import MPI
+
+    from bonefe.loads import WALKING_DIRECTION
+
+    cap_axis = -(frame.basis() @ WALKING_DIRECTION) if cap_axis is None else np.asarray(cap_axis, float)
+    facets = ExteriorFacets.of(mesh)
+    values = np.zeros(len(facets.index), np.int32)
+    values[_trochanter(facets, frame, trochanter_radius_mm, mesh.comm)] = TROCHANTER
+    values[_head_cap(facets, frame, cap_axis, cap_half_angle_deg)] = HEAD
+    values[_support(facets, frame)] = SUPPORT
+    areas = mesh.comm.allreduce(np.bincount(values, weights=facets.area, minlength=4), op=MPI.SUM)
+    hints = {SUPPORT: ("distal support", "distal_centre and shaft_axis"),
+             HEAD: ("femoral head contact", "head_centre and head_radius"),
+             TROCHANTER: ("greater trochanter", "shaft_axis and neck_axis")}
+    for tag, (name, landmarks) in hints.items():
+        if areas[tag] == 0:
+            raise BonefeError(f"the {name} patch is empty: check landmarks {landmarks} in the case file")
+    tagged = np.flatnonzero(values)
+    tags = meshtags(mesh, 2, facets.index[tagged].astype(np.int32), values[tagged])
+    tags.name = "facet_tags"
+    return tags

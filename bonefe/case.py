@@ -1,0 +1,138 @@
+"""The case file: one patient's bone, its inputs and every option, validated with clear errors.
+
+A case file is YAML; relative paths are relative to the case file. Only `name`, `ct`, `labels` and
+`patient.body_mass_kg` are required; every other value has a documented default in the dataclass
+that uses it. `activities` names activities of the library (`bonefe.loads.ACTIVITIES`, all when
+omitted); `custom_activities` adds the case's own (see `bonefe.loads.activity_from_dict`). See `cases/femur-neck-lytic.yaml` for a complete example.
+"""
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from bonefe.errors import BonefeError
+from bonefe.materials import MaterialOptions
+from bonefe.assessment import RiskOptions
+from bonefe.schema import build
+
+Vector = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class Patient:
+    """What the model needs of the patient — never a name, ID or date.
+
+    body_mass_kg: body mass (kg); body weight BW = mass × 9.81 N scales every activity load.
+    side: which femur ("left" or "right").
+    pain: Mirels pain component when the clinician supplies it.
+    """
+
+    body_mass_kg: float
+    side: Literal["left", "right"] = "left"
+    pain: Literal["mild", "moderate", "functional"] | None = None
+
+    def __post_init__(self):
+        if not 20 <= self.body_mass_kg <= 300:
+            raise ValueError(f"body_mass_kg must be between 20 and 300 kg (got {self.body_mass_kg})")
+
+
+@dataclass(frozen=True)
+class LabelValues:
+    """Which values of the label map mean bone, lytic lesion and blastic lesion (one value or a list).
+
+    Without this section the bonefe convention applies (bone 1, lytic 2, blastic 3). With it, only
+    the classes named count, so a multi-label map (e.g. TotalSegmentator, femur_left = 75) does
+    not turn other organs' labels into lesions.
+    """
+
+    bone: int | list[int] | None = None
+    lytic: int | list[int] | None = None
+    blastic: int | list[int] | None = None
+
+    def as_dict(self) -> dict[str, list[int]] | None:
+        """The named classes as lists of values; None (the default convention) when none is named."""
+        named = {k: v if isinstance(v, list) else [v] for k, v in vars(self).items() if v is not None}
+        return named or None
+
+
+@dataclass(frozen=True)
+class MeshOptions:
+    """size_mm: target tetrahedron edge length (mm); lesion_size_mm: finer size in and around lesions."""
+
+    size_mm: float = 3.0
+    lesion_size_mm: float | None = None
+
+    def __post_init__(self):
+        if not 0.3 <= self.size_mm <= 20:
+            raise ValueError(f"size_mm must be between 0.3 and 20 mm (got {self.size_mm})")
+        if self.lesion_size_mm is not None and not 0.2 <= self.lesion_size_mm <= self.size_mm:
+            raise ValueError(f"lesion_size_mm must be between 0.2 mm and size_mm (got {self.lesion_size_mm})")
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """degree: Lagrange degree of the displacement (1 = linear tetrahedra, 2 = quadratic)."""
+
+    degree: Literal[1, 2] = 1
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """Optional overrides of the femur frame found from the anatomy (world mm, LPS)."""
+
+    head_centre: Vector | None = None
+    head_radius: float | None = None
+    shaft_axis: Vector | None = None
+    neck_axis: Vector | None = None
+    distal_centre: Vector | None = None
+
+    def overrides(self) -> dict:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Case:
+    """A whole case; `load_case` reads one from YAML."""
+
+    name: str
+    ct: Path
+    labels: Path
+    patient: Patient
+    output: Path | None = None
+    label_values: LabelValues = field(default_factory=LabelValues)
+    resample_labels: bool = False
+    mesh: MeshOptions = field(default_factory=MeshOptions)
+    material: MaterialOptions = field(default_factory=MaterialOptions)
+    landmarks: Landmarks = field(default_factory=Landmarks)
+    solver: SolverOptions = field(default_factory=SolverOptions)
+    risk: RiskOptions = field(default_factory=RiskOptions)
+    activities: list[str] | None = None
+    custom_activities: list[dict] = field(default_factory=list)
+
+    def __post_init__(self):
+        if not self.name or any(c in self.name for c in '/\\:*?"<>|'):
+            raise ValueError(f"name must be a non-empty folder-safe text (got {self.name!r})")
+
+    @property
+    def body_weight(self) -> float:
+        """Body weight (N)."""
+        return self.patient.body_mass_kg * 9.81
+
+
+def load_case(path: str | Path) -> Case:
+    """Read and validate a case file; relative paths become relative to the file's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise BonefeError(f"case file {path} not found: give the path to a .yaml case file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise BonefeError(f"{path.name}: not valid YAML{where}: {getattr(error, 'problem', error)}") from None
+    case = build(Case, data, path.name)
+    base = path.resolve().parent
+    output = case.output or Path("runs") / case.name
+    return replace(case, ct=base / case.ct, labels=base / case.labels, output=base / output)

@@ -1,0 +1,151 @@
+"""Export of a linear tetrahedral model to the Abaqus/CalculiX input format (.inp), for cross-checks.
+
+One file holds the nodes, C3D4 elements grouped by material (one *MATERIAL per unique (E, ν)),
+*SOLID SECTION cards, the support (*BOUNDARY, all three components of the fixed nodes), nodal
+forces (*CLOAD) and one linear *STATIC step with field output (*NODE FILE U, *EL FILE S, E) and
+text output that is easy to parse (*NODE PRINT U, *EL PRINT ELSE totals = strain energy).
+Units are whatever the caller uses; bonefe uses mm, N, MPa throughout.
+
+CalculiX's C3D4 is the same linear tetrahedron as dolfinx's vector P1, so with nodal forces equal
+to dolfinx's assembled load vector (not a lumped guess) both solve the same discrete system.
+
+The gather helpers bring a distributed dolfinx P1 model to rank 0 in the mesh's original input
+order (independent of the number of ranks).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bonefe.errors import BonefeError
+
+
+def _oriented(points: np.ndarray, tets: np.ndarray) -> np.ndarray:
+    """Tetrahedra reordered so that (x2−x1)×(x3−x1)·(x4−x1) > 0, as C3D4 requires."""
+    p = points[tets]
+    volume6 = np.einsum("ij,ij->i", np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]),
+                        p[:, 3] - p[:, 0])
+    if np.any(volume6 == 0.0):
+        raise BonefeError("the mesh has tetrahedra of zero volume: remesh before exporting")
+    tets = tets.copy()
+    flip = volume6 < 0
+    tets[flip, 1], tets[flip, 2] = tets[flip, 2], tets[flip, 1].copy()
+    return tets
+
+
+def _id_lines(ids: np.ndarray, per_line: int = 16) -> str:
+    """1-based ids, comma separated, at most `per_line` per line (the format's line limit)."""
+    ids = np.asarray(ids) + 1
+    rows = [ids[i:i + per_line] for i in range(0, ids.size, per_line)]
+    return "".join(", ".join(map(str, row)) + "\n" for row in rows)
+
+
+def _material_cards(E: np.ndarray, nu: np.ndarray) -> str:
+    pairs, group = np.unique(np.column_stack([E, nu]), axis=0, return_inverse=True)
+    out = io.StringIO()
+    for k in range(len(pairs)):
+        out.write(f"*ELSET, ELSET=EMAT{k + 1}\n" + _id_lines(np.flatnonzero(group.ravel() == k)))
+    for k, (e_k, nu_k) in enumerate(pairs):
+        out.write(f"*MATERIAL, NAME=MAT{k + 1}\n*ELASTIC\n{e_k:.17g}, {nu_k:.17g}\n"
+                  f"*SOLID SECTION, ELSET=EMAT{k + 1}, MATERIAL=MAT{k + 1}\n")
+    return out.getvalue()
+
+
+def _write_atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_inp(path, points, tets, E, nu, fixed_nodes, nodal_forces) -> None:
+    """Write a linear static C3D4 model to `path` (.inp), atomically.
+
+    points:       (n, 3) node coordinates.
+    tets:         (m, 4) 0-based node indices of the tetrahedra (any orientation).
+    E, nu:        Young's modulus per element (m,) and Poisson ratio (scalar or (m,)).
+    fixed_nodes:  0-based indices of nodes with all displacement components zero.
+    nodal_forces: (n, 3) force on each node; zero rows are omitted.
+    """
+    points = np.asarray(points, dtype=float)
+    tets = _oriented(points, np.asarray(tets, dtype=np.int64))
+    E = np.asarray(E, dtype=float)
+    nu = np.broadcast_to(np.asarray(nu, dtype=float), E.shape)
+    forces = np.asarray(nodal_forces, dtype=float)
+    if E.shape != (tets.shape[0],) or forces.shape != points.shape:
+        raise BonefeError("write_inp: need one E per element and one force row per node")
+    nodes, components = np.nonzero(forces)
+
+    def write(handle):
+        handle.write("** bonefe export: linear elastic C3D4 model (units mm, N, MPa)\n*NODE, NSET=NALL\n")
+        np.savetxt(handle, np.column_stack([np.arange(1, len(points) + 1), points]),
+                   fmt=["%d", "%.17g", "%.17g", "%.17g"], delimiter=", ")
+        handle.write("*ELEMENT, TYPE=C3D4, ELSET=EALL\n")
+        np.savetxt(handle, np.column_stack([np.arange(1, len(tets) + 1), tets + 1]),
+                   fmt="%d", delimiter=", ")
+        handle.write(_material_cards(E, nu))
+        handle.write("*NSET, NSET=NFIX\n" + _id_lines(np.unique(fixed_nodes)))
+        handle.write("*BOUNDARY\nNFIX, 1, 3, 0.\n*STEP\n*STATIC\n*CLOAD\n")
+        np.savetxt(handle, np.column_stack([nodes + 1, components + 1, forces[nodes, components]]),
+                   fmt=["%d", "%d", "%.17g"], delimiter=", ")
+        handle.write("*NODE FILE\nU\n*EL FILE\nS, E\n*NODE PRINT, NSET=NALL\nU\n"
+                     "*EL PRINT, ELSET=EALL, TOTALS=ONLY\nELSE\n*END STEP\n")
+
+    _write_atomic(Path(path), write)
+
+
+def _gather_sorted(comm, keys: np.ndarray, values: np.ndarray):
+    """Gather (key, value) rows on rank 0 and order them by key; duplicate keys are merged."""
+    gathered = comm.gather((keys, values), root=0)
+    if comm.rank != 0:
+        return None
+    all_keys = np.concatenate([k for k, _ in gathered])
+    all_values = np.concatenate([v for _, v in gathered])
+    unique, first = np.unique(all_keys, return_index=True)
+    if unique.size and unique[-1] != unique.size - 1:
+        raise BonefeError("gathered indices are not contiguous: is the mesh linear (P1)?")
+    return all_values[first]
+
+
+def gather_mesh(mesh):
+    """(points (n, 3), tets (m, 4)) of a linear tetrahedral mesh on rank 0, in the original input
+    order of nodes and cells; (None, None) on other ranks."""
+    geometry, comm = mesh.geometry, mesh.comm
+    n_nodes = geometry.index_map().size_local
+    n_cells = mesh.topology.index_map(3).size_local
+    original = np.asarray(geometry.input_global_indices, dtype=np.int64)
+    points = _gather_sorted(comm, original[:n_nodes], geometry.x[:n_nodes])
+    cells = original[geometry.dofmaps[0][:n_cells]]
+    tets = _gather_sorted(comm, mesh.topology.original_cell_index[:n_cells].astype(np.int64), cells)
+    return points, tets
+
+
+def gather_cells(mesh, values: np.ndarray):
+    """Per-cell `values` (over local owned cells) on rank 0 in original cell order, else None."""
+    n_cells = mesh.topology.index_map(3).size_local
+    keys = mesh.topology.original_cell_index[:n_cells].astype(np.int64)
+    return _gather_sorted(mesh.comm, keys, np.asarray(values)[:n_cells])
+
+
+def gather_nodal(V, array: np.ndarray):
+    """Nodal (n, 3) values of a vector P1 dof array (owned + ghost blocks of V) on rank 0, in the
+    mesh's original node order; None on other ranks."""
+    mesh = V.mesh
+    if V.element.basix_element.degree != 1:
+        raise BonefeError("gather_nodal needs a P1 function space")
+    node_of_dof = np.empty(V.dofmap.index_map.size_local + V.dofmap.index_map.num_ghosts, np.int64)
+    node_of_dof[V.dofmap.list.ravel()] = mesh.geometry.dofmaps[0].ravel()
+    owned = np.arange(V.dofmap.index_map.size_local)
+    original = np.asarray(mesh.geometry.input_global_indices, dtype=np.int64)
+    values = np.asarray(array).reshape(-1, 3)[owned]
+    return _gather_sorted(mesh.comm, original[node_of_dof[owned]], values)

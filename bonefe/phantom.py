@@ -1,0 +1,328 @@
+"""A synthetic proximal-femur CT and label map with a controllable metastatic lesion.
+
+The bone is an implicit surface: signed-distance-like functions of a shaft cylinder, a metaphyseal
+ellipsoid, greater and lesser trochanter ellipsoids, a tapered elliptical neck and the head sphere,
+joined by a smooth minimum and evaluated on the voxel grid. The periosteal envelope (label 1, as
+clinical segmentations are) holds a cortex of documented thickness — depth below the periosteal
+surface from the exact Euclidean distance transform — around trabecular bone (proximal) or marrow
+(diaphysis). Everything is built for a left femur in a canonical frame (x medial→lateral is +x,
+anterior is −y, superior is +z, shaft axis on x = y = 0, distal cut at z = 0) and then placed in the
+LPS world with the head centre at x = +90 mm; a right femur is the exact mirror image (x → −x).
+
+Lesion placement (how `cortical_involvement` c is honoured): each site names an anchor ray from
+inside the bone; where it meets the periosteal surface (point P, inward unit normal n, local cortical
+thickness t) the lesion sphere of radius r is centred at C = P + n·(t·(1 − c) + r). Its closest
+approach to the periosteal surface is therefore t·(1 − c): c = 0 touches the endosteal surface and
+leaves the cortex intact, c = 1 reaches the periosteal surface (full-thickness breach). The sphere is
+clipped to the periosteal envelope.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from scipy import ndimage
+
+from bonefe.anatomy import FemurFrame
+from bonefe.errors import BonefeError
+from bonefe.imaging import write_image
+from bonefe.outputs import atomic_write_json
+from bonefe.volume import BACKGROUND, BLASTIC, BONE, LYTIC, Volume
+
+SITES = ("neck", "intertrochanteric", "subtrochanteric", "diaphysis")
+FORMATS = ("nii.gz", "mha", "nrrd")
+
+CORTEX_DIAPHYSIS_MM = 5.0
+"""Cortical thickness of the diaphysis (mm), below z_head − 100 mm (femoral mid-shaft cortex ≈ 4–7 mm)."""
+CORTEX_PROXIMAL_MM = 3.0
+"""Cortical thickness of head, neck and trochanters (mm), above z_head − 65 mm; a smoothstep joins the two."""
+
+HU_SOFT_TISSUE = 40.0   # muscle
+HU_MARROW = 45.0        # diaphyseal (yellow/red) marrow
+HU_CORTEX_DIAPHYSIS = 1700.0
+HU_CORTEX_PROXIMAL = 1500.0
+HU_LYTIC = 40.0
+HU_BLASTIC = 1000.0
+TRABECULAR_HU_RANGE = (150.0, 380.0)
+
+HEAD_CENTRE_X_MM = 90.0
+"""|x| of the head centre in the LPS world (half the inter-hip distance), mm."""
+MARGIN_MM = 12.0
+"""Soft tissue kept around the bone on every side but the distal cut (mm)."""
+NECK_LENGTH_MM = 50.0
+"""Distance from the shaft axis to the head centre along the neck axis (femoral offset ≈ 41 mm at 125°)."""
+
+
+@dataclass(frozen=True)
+class PhantomSpec:
+    """What the synthetic femur looks like. Lengths in mm, angles in degrees, CT values in HU.
+
+    side: "left" or "right"; voxel_mm: isotropic voxel size.
+    lesion_site: one of SITES or None; lesion_type: "lytic" (label 2) or "blastic" (label 3);
+    lesion_diameter_mm: sphere diameter; cortical_involvement: fraction of the local cortical thickness
+    eroded from inside (0 none … 1 full-thickness breach), see the module docstring;
+    noise_hu: standard deviation of additive Gaussian CT noise; seed: its random seed.
+    head_diameter_mm, neck_shaft_angle_deg, anteversion_deg: proximal geometry;
+    length_mm: from the top of the head to the flat distal cut.
+    """
+
+    side: Literal["left", "right"] = "left"
+    voxel_mm: float = 1.0
+    lesion_site: Literal["neck", "intertrochanteric", "subtrochanteric", "diaphysis"] | None = "neck"
+    lesion_type: Literal["lytic", "blastic"] = "lytic"
+    lesion_diameter_mm: float = 20.0
+    cortical_involvement: float = 0.5
+    noise_hu: float = 0.0
+    seed: int = 0
+    head_diameter_mm: float = 45.0
+    neck_shaft_angle_deg: float = 125.0
+    anteversion_deg: float = 10.0
+    length_mm: float = 220.0
+
+    def __post_init__(self):
+        ranges = {
+            "voxel_mm": (0.25, 3.0), "lesion_diameter_mm": (2.0, 50.0), "cortical_involvement": (0.0, 1.0),
+            "noise_hu": (0.0, 500.0), "head_diameter_mm": (35.0, 60.0), "neck_shaft_angle_deg": (100.0, 150.0),
+            "anteversion_deg": (-20.0, 45.0), "length_mm": (160.0, 500.0),
+        }
+        for name, (low, high) in ranges.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise BonefeError(f"phantom: {name} must be between {low:g} and {high:g} (got {value})")
+        choices = {"side": ("left", "right"), "lesion_site": SITES + (None,), "lesion_type": ("lytic", "blastic")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise BonefeError(f"phantom: {name} must be one of {', '.join(map(str, allowed))} "
+                                  f"(got {getattr(self, name)!r})")
+
+
+def _smin(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
+    """Smooth minimum of two distance fields with blend radius k (mm): a fillet instead of a crease."""
+    h = np.clip(k - np.abs(a - b), 0.0, None) / k
+    return np.minimum(a, b) - h * h * k / 4.0
+
+
+def _ellipsoid(p: tuple, centre, radii) -> np.ndarray:
+    """Approximate signed distance (mm) to an axis-aligned ellipsoid (exact on its surface)."""
+    q = [(p[a] - centre[a]) for a in range(3)]
+    k0 = np.sqrt(sum((q[a] / radii[a]) ** 2 for a in range(3)))
+    k1 = np.sqrt(sum((q[a] / radii[a] ** 2) ** 2 for a in range(3)))
+    return k0 * (k0 - 1.0) / np.maximum(k1, 1e-12)
+
+
+def _smoothstep(s: np.ndarray) -> np.ndarray:
+    """3s² − 2s³ on s clipped to [0, 1]."""
+    s = np.clip(s, 0.0, 1.0)
+    return s * s * (3.0 - 2.0 * s)
+
+
+@dataclass(frozen=True)
+class _Femur:
+    """The canonical left femur of a spec: landmark positions (mm) and the fields defined on them."""
+
+    head_centre: np.ndarray
+    head_radius: float
+    neck_axis: np.ndarray
+    length: float
+
+    @classmethod
+    def from_spec(cls, spec: PhantomSpec) -> "_Femur":
+        """Head on top at z = length, neck axis at the neck–shaft angle and anteverted towards −y."""
+        tilt = np.radians(180.0 - spec.neck_shaft_angle_deg)  # angle between neck axis and +z
+        version = np.radians(spec.anteversion_deg)
+        neck = np.array([-np.sin(tilt) * np.cos(version), -np.sin(tilt) * np.sin(version), np.cos(tilt)])
+        radius = spec.head_diameter_mm / 2.0
+        centre_z = spec.length_mm - radius
+        head = np.array([0.0, 0.0, centre_z - NECK_LENGTH_MM * neck[2]]) + NECK_LENGTH_MM * neck
+        return cls(head, radius, neck, spec.length_mm)
+
+    @property
+    def zh(self) -> float:
+        """Height of the head centre above the distal cut (mm); the proximal features hang from it."""
+        return float(self.head_centre[2])
+
+    def _neck_sdf(self, p: tuple) -> np.ndarray:
+        """Tapered elliptical cylinder from the shaft axis to the head centre (wider supero-inferiorly)."""
+        n = self.neck_axis
+        base = self.head_centre - NECK_LENGTH_MM * n
+        e_si = np.array([0.0, 0.0, 1.0]) - n[2] * n
+        e_si /= np.linalg.norm(e_si)
+        e_ap = np.cross(n, e_si)
+        q = [p[a] - base[a] for a in range(3)]
+        along = sum(q[a] * n[a] for a in range(3))
+        a = sum(q[i] * e_si[i] for i in range(3))
+        b = sum(q[i] * e_ap[i] for i in range(3))
+        s = np.clip(along / NECK_LENGTH_MM, 0.0, 1.0)
+        r_si = 20.0 + (0.68 * self.head_radius - 20.0) * s
+        r_ap = 16.0 + (0.56 * self.head_radius - 16.0) * s
+        radial = (np.sqrt((a / r_si) ** 2 + (b / r_ap) ** 2) - 1.0) * np.minimum(r_si, r_ap)
+        return np.maximum(radial, np.maximum(-along, along - NECK_LENGTH_MM))
+
+    def sdf(self, p: tuple) -> np.ndarray:
+        """Signed distance-like field (mm, negative inside) of the periosteal surface at points p = (x, y, z)."""
+        zh = self.zh
+        shaft = np.maximum(np.sqrt(p[0] ** 2 + p[1] ** 2) - 15.0, p[2] - (zh - 37.5))
+        body = _smin(shaft, _ellipsoid(p, (0.0, 2.0, zh - 37.5), (21.0, 17.0, 30.0)), 12.0)
+        body = _smin(body, _ellipsoid(p, (13.0, 5.0, zh - 17.5), (12.0, 14.0, 20.0)), 6.0)   # greater trochanter
+        body = _smin(body, _ellipsoid(p, (-12.0, 11.0, zh - 57.5), (7.0, 7.0, 11.0)), 4.0)   # lesser trochanter
+        body = _smin(body, self._neck_sdf(p), 8.0)
+        head = np.sqrt(sum((p[a] - self.head_centre[a]) ** 2 for a in range(3))) - self.head_radius
+        return _smin(body, head, 3.0)
+
+    def proximal_weight(self, z: np.ndarray) -> np.ndarray:
+        """0 in the diaphysis (z < z_head − 100) rising smoothly to 1 above z_head − 65 (mm)."""
+        return _smoothstep((z - (self.zh - 100.0)) / 35.0)
+
+    def cortical_thickness(self, z: np.ndarray) -> np.ndarray:
+        """Cortical thickness (mm): CORTEX_DIAPHYSIS_MM distally, CORTEX_PROXIMAL_MM proximally."""
+        return CORTEX_DIAPHYSIS_MM + (CORTEX_PROXIMAL_MM - CORTEX_DIAPHYSIS_MM) * self.proximal_weight(z)
+
+    def interior_hu(self, p: tuple) -> np.ndarray:
+        """HU inside the cortex: marrow in the diaphysis, trabecular bone proximally.
+
+        Trabecular HU = 190 + 130·exp(−|p − head centre|²/R²) + 150·exp(−(d/7 mm)²), d the distance to
+        the principal compressive group (superior head to calcar), clipped to TRABECULAR_HU_RANGE.
+        """
+        zh, h = self.zh, self.head_centre
+        top, calcar = h + np.array([0.0, 0.0, 0.5 * self.head_radius]), np.array([-13.0, 2.0, zh - 50.0])
+        seg = calcar - top
+        q = [p[a] - top[a] for a in range(3)]
+        s = np.clip(sum(q[a] * seg[a] for a in range(3)) / seg.dot(seg), 0.0, 1.0)
+        d2 = sum((q[a] - s * seg[a]) ** 2 for a in range(3))
+        r2 = sum((p[a] - h[a]) ** 2 for a in range(3))
+        trabecular = np.clip(190.0 + 130.0 * np.exp(-r2 / self.head_radius ** 2) + 150.0 * np.exp(-d2 / 49.0),
+                             *TRABECULAR_HU_RANGE)
+        w = _smoothstep((p[2] - (zh - 105.0)) / 35.0)
+        return HU_MARROW + (trabecular - HU_MARROW) * w
+
+    def site_ray(self, site: str) -> tuple[np.ndarray, np.ndarray]:
+        """Start (inside the bone) and unit direction of the ray whose surface hit anchors a lesion."""
+        zh, n = self.zh, self.neck_axis
+        if site == "neck":  # superior mid-neck
+            up = np.array([0.0, 0.0, 1.0]) - n[2] * n
+            return self.head_centre - 23.0 * n, up / np.linalg.norm(up)
+        if site == "intertrochanteric":  # anterior, on the intertrochanteric line
+            return np.array([0.0, 2.0, zh - 45.0]), np.array([0.0, -1.0, 0.0])
+        if site == "subtrochanteric":  # medial cortex, ~2 cm below the lesser trochanter
+            return np.array([0.0, 0.0, zh - 80.0]), np.array([-1.0, 0.0, 0.0])
+        return np.array([0.0, 0.0, zh - 120.0]), np.array([1.0, 0.0, 0.0])  # diaphysis, lateral cortex
+
+    def surface_point(self, start: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First periosteal surface point along a ray (bisection to 1 µm) and the inward unit normal there."""
+        steps = np.arange(0.0, 80.0, 0.25)
+        points = start + steps[:, None] * direction
+        outside = np.nonzero(self.sdf(tuple(points.T)) > 0)[0]
+        lo, hi = steps[outside[0] - 1], steps[outside[0]]
+        while hi - lo > 1e-3:
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if self.sdf(tuple(start + mid * direction)) < 0 else (lo, mid)
+        point = start + lo * direction
+        eps = 0.05 * np.eye(3)
+        grad = np.array([self.sdf(tuple(point + e)) - self.sdf(tuple(point - e)) for e in eps])
+        return point, -grad / np.linalg.norm(grad)
+
+
+def _lesion_sphere(femur: _Femur, spec: PhantomSpec) -> tuple[np.ndarray, float, float]:
+    """Centre (canonical mm), radius and local cortical thickness of the lesion sphere (module docstring)."""
+    point, inward = femur.surface_point(*femur.site_ray(spec.lesion_site))
+    thickness = float(femur.cortical_thickness(point[2]))
+    radius = spec.lesion_diameter_mm / 2.0
+    centre = point + inward * (thickness * (1.0 - spec.cortical_involvement) + radius)
+    if centre[2] - radius < spec.voxel_mm:
+        raise BonefeError(f"phantom: the {spec.lesion_site} lesion reaches below the distal cut; "
+                          "increase length_mm or reduce lesion_diameter_mm")
+    return centre, radius, thickness
+
+
+def _grid(femur: _Femur, h: float) -> list[np.ndarray]:
+    """Voxel-centre coordinates along x, y, z (canonical mm): the bone's box + MARGIN_MM, z from the cut (z = 0)."""
+    lo = np.minimum(femur.head_centre - femur.head_radius, (-30.0, -30.0, 0.0)) - 2 * MARGIN_MM
+    hi = np.maximum(femur.head_centre + femur.head_radius, (40.0, 30.0, femur.length)) + 2 * MARGIN_MM
+    coarse = [np.arange(lo[a], hi[a], 2.0) for a in range(3)]
+    inside = femur.sdf(np.meshgrid(*coarse, indexing="ij", sparse=True)) < 0
+    box = [np.nonzero(inside.any(axis=tuple(b for b in range(3) if b != a)))[0] for a in range(3)]
+    axes = []
+    for a in range(3):
+        first = 0.0 if a == 2 else coarse[a][box[a][0]] - 2.0 - MARGIN_MM
+        last = coarse[a][box[a][-1]] + 2.0 + MARGIN_MM
+        axes.append(h * np.arange(np.floor(first / h), np.ceil(last / h) + 1))
+    return axes
+
+
+def _build(spec: PhantomSpec) -> tuple[Volume, FemurFrame, dict]:
+    """The phantom Volume, its true frame, and the lesion's placement (world mm) for phantom.json."""
+    femur = _Femur.from_spec(spec)
+    h = spec.voxel_mm
+    axes = _grid(femur, h)
+    p = np.meshgrid(*axes, indexing="ij", sparse=True)
+    envelope = femur.sdf(p) < 0
+    depth = ndimage.distance_transform_edt(envelope, sampling=h) - 0.5 * h  # below the periosteal surface
+    cortex = envelope & (depth < femur.cortical_thickness(p[2]))
+    w = femur.proximal_weight(p[2])
+    hu = np.where(cortex, HU_CORTEX_DIAPHYSIS + (HU_CORTEX_PROXIMAL - HU_CORTEX_DIAPHYSIS) * w, femur.interior_hu(p))
+    hu = np.where(envelope, hu, HU_SOFT_TISSUE).astype(np.float32)
+    labels = np.where(envelope, BONE, BACKGROUND).astype(np.uint8)
+    lesion = {}
+    if spec.lesion_site is not None:
+        centre, radius, thickness = _lesion_sphere(femur, spec)
+        inside = envelope & (sum((p[a] - centre[a]) ** 2 for a in range(3)) <= radius ** 2)
+        lytic = spec.lesion_type == "lytic"
+        hu[inside] = HU_LYTIC if lytic else HU_BLASTIC
+        labels[inside] = LYTIC if lytic else BLASTIC
+        lesion = {"centre": centre, "radius_mm": radius, "cortical_thickness_mm": thickness}
+    if spec.noise_hu > 0:
+        hu += np.random.default_rng(spec.seed).normal(0.0, spec.noise_hu, hu.shape).astype(np.float32)
+    return _place(spec, femur, axes, hu, labels, lesion)
+
+
+def _place(spec: PhantomSpec, femur: _Femur, axes: list[np.ndarray], hu: np.ndarray, labels: np.ndarray,
+           lesion: dict) -> tuple[Volume, FemurFrame, dict]:
+    """Move the canonical left femur into the LPS world (head centre at x = ±90 mm), mirroring a right one."""
+    shift = HEAD_CENTRE_X_MM - femur.head_centre[0]
+    mirror = np.array([-1.0, 1.0, 1.0]) if spec.side == "right" else np.ones(3)
+    corner = np.array([axes[0][-1] if spec.side == "right" else axes[0][0], axes[1][0], axes[2][0]])
+    if spec.side == "right":
+        hu, labels = hu[::-1].copy(), labels[::-1].copy()
+
+    def world(x):
+        return mirror * (np.asarray(x, float) + [shift, 0.0, 0.0])
+
+    affine = np.eye(4)
+    affine[:3, :3] = np.diag([spec.voxel_mm] * 3)
+    affine[:3, 3] = world(corner)
+    frame = FemurFrame(head_centre=world(femur.head_centre), head_radius=femur.head_radius,
+                       shaft_axis=np.array([0.0, 0.0, 1.0]), neck_axis=mirror * femur.neck_axis,
+                       distal_centre=world([0.0, 0.0, 0.0]), side=spec.side)
+    if lesion:
+        lesion = {**lesion, "centre": world(lesion["centre"])}
+    return Volume(hu=hu, labels=labels, affine=affine), frame, lesion
+
+
+def make_phantom(spec: PhantomSpec) -> tuple[Volume, FemurFrame]:
+    """The synthetic proximal femur of `spec` (HU, canonical labels, LPS affine) and its true frame."""
+    volume, frame, _ = _build(spec)
+    return volume, frame
+
+
+def write_phantom(spec: PhantomSpec, out_dir: str | Path, fmt: str = "nii.gz") -> dict[str, Path]:
+    """Write ct.<fmt>, labels.<fmt> and phantom.json (spec, true landmarks, lesion) into out_dir, atomically."""
+    if fmt not in FORMATS:
+        raise BonefeError(f"phantom: format must be one of {', '.join(FORMATS)} (got {fmt!r})")
+    out_dir = Path(out_dir)
+    volume, frame, lesion = _build(spec)
+    paths = {"ct": out_dir / f"ct.{fmt}", "labels": out_dir / f"labels.{fmt}", "json": out_dir / "phantom.json"}
+    write_image(paths["ct"], volume.hu, volume.affine)
+    write_image(paths["labels"], volume.labels, volume.affine)
+    description = {
+        "spec": dataclasses.asdict(spec),
+        "frame": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in vars(frame).items()},
+        "lesion": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in lesion.items()},
+        "cortical_thickness_mm": {"diaphysis": CORTEX_DIAPHYSIS_MM, "proximal": CORTEX_PROXIMAL_MM},
+        "shape": list(volume.hu.shape),
+        "voxel_counts": {"bone": int(np.count_nonzero(volume.labels == BONE)),
+                         "lesion": int(np.count_nonzero(volume.labels >= LYTIC))},
+    }
+    atomic_write_json(paths["json"], description)
+    return paths

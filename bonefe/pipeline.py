@@ -1,0 +1,158 @@
+"""`bonefe run`: read → femur frame → mesh → material → solve and assess → report, for one case.
+
+Every rank runs every stage on its part of the mesh; rank 0 alone writes the report. Outputs go
+into `<output>.partial/` and replace `<output>/` in one rename when the case succeeds, so a failed
+run never destroys earlier results. Folder contents:
+
+  mesh.xdmf/.h5          mesh with cell tags (bone/lesion) and facet tags (support/head/trochanter)
+  mesh-quality.json      element counts, SICN statistics, volume versus segmentation
+  fields.xdmf/.h5        displacement and per-cell E, density, label, strain under the stance load
+  report.json/.html/.pdf and the PNG pictures
+"""
+
+import hashlib
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from mpi4py import MPI
+
+from bonefe import __version__
+from bonefe.anatomy import boundary_tags, femur_frame
+from bonefe.assessment import activity_list, assess
+from bonefe.case import Case, load_case
+from bonefe.export import gather_cells, gather_mesh
+from bonefe.imaging import read_volume
+from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION, activity_from_dict
+from bonefe.materials import cell_material
+from bonefe.meshing import cell_tags, mesh_bone, write_mesh, write_quality
+from bonefe.outputs import staged_folder
+from bonefe.progress import Progress
+from bonefe.report import write_report
+from bonefe.risk import risk_category, weight_bearing_fraction
+from bonefe.schema import as_plain
+from bonefe.solver import write_fields
+
+STAGES = ["read images", "femur frame", "mesh", "material", "solve and assess", "report"]
+
+
+def run_case(case_path, output: Path | None = None, mesh_size: float | None = None,
+             quiet: bool = False, comm=MPI.COMM_WORLD) -> dict:
+    """Run one case file end to end; returns the report's results dict (on every rank)."""
+    case = load_case(case_path)
+    if output is not None:
+        case = replace(case, output=Path(output).resolve())
+    if mesh_size is not None:
+        case = replace(case, mesh=replace(case.mesh, size_mm=mesh_size))
+    progress = Progress(STAGES, comm.rank, quiet)
+    with staged_folder(case.output, comm) as out:
+        results = _run(case, out, progress, comm)
+    if comm.rank == 0:
+        print(_summary(case, results))
+    return results
+
+
+def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
+    with progress.stage("read images"):
+        volume = read_volume(case.ct, case.labels, case.label_values.as_dict(), case.resample_labels)
+    with progress.stage("femur frame"):
+        frame = femur_frame(volume, case.patient.side, case.landmarks.overrides())
+    with progress.stage("mesh"):
+        bone = mesh_bone(volume, case.mesh.size_mm, comm, case.mesh.lesion_size_mm)
+        mesh = bone.mesh
+        facet_tags = boundary_tags(mesh, frame, cap_axis=-(frame.basis() @ WALKING_DIRECTION))
+    with progress.stage("material"):
+        material = cell_material(mesh, volume, case.material)
+        write_mesh(out / "mesh.xdmf", mesh, cell_tags(mesh, material.label), facet_tags)
+        if comm.rank == 0:
+            write_quality(out / "mesh-quality.json", bone.quality)
+    with progress.stage("solve and assess"):
+        activities = activity_list(case.activities, [activity_from_dict(a) for a in case.custom_activities])
+        result = assess(mesh, facet_tags, material.E, material.label, case.material.poisson, frame,
+                        case.patient.body_mass_kg, activities, case.risk, case.solver.degree)
+        cells = {"E": material.E, "density": material.rho_app, "label": material.label,
+                 "max_principal_strain": result.stance_strain, "evaluated": result.evaluated}
+        write_fields(out / "fields.xdmf", mesh, result.stance_displacement, cells)
+    with progress.stage("report"):
+        picture = _picture_mesh(mesh, result.stance_strain, material.label)
+        results = _results(case, bone.quality, result, progress.timings)
+        if comm.rank == 0:
+            write_report(out, results, picture)
+    return results
+
+
+def _picture_mesh(mesh, stance_strain, labels) -> dict | None:
+    """The mesh and its cell fields gathered on rank 0 for the pictures (None elsewhere)."""
+    points, tets = gather_mesh(mesh)
+    strain, label = gather_cells(mesh, stance_strain), gather_cells(mesh, labels)
+    if mesh.comm.rank != 0:
+        return None
+    stance = ACTIVITIES[STANCE_ACTIVITY].label.lower()
+    return {"points": points, "tets": tets,
+            "cell_data": {"max_principal_strain": strain, "lesion": np.isin(label, (2, 3)).astype(float)},
+            "strain_description": f"the peak load of {stance}"}
+
+
+def _file_hash(path: Path) -> str:
+    """sha256 of a file, or of every file of a folder (DICOM series) in name order."""
+    digest = hashlib.sha256()
+    for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+        if file.is_file():
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _results(case: Case, quality: dict, result, timings: dict) -> dict:
+    """The report's results dict: numbers, the rules applied and provenance (no identifiers)."""
+    bw = case.body_weight
+    stance = result.stance
+    parameters = as_plain(replace(case, ct=Path(case.ct.name), labels=Path(case.labels.name),
+                                  output=Path(case.output.name)))
+    walking = next((a for a in result.activities if a.name == "walking"), None)
+    return {
+        "case_name": case.name,
+        "body_mass_kg": case.patient.body_mass_kg,
+        "failure_load_n": stance.failure_load_n,
+        "failure_load_bw": stance.failure_load_n / bw,
+        "failure_load_case": ACTIVITIES[STANCE_ACTIVITY].label.lower() + " direction",
+        "failure_location_mm": stance.location_mm,
+        "failure_mode": stance.mode,
+        "risk_category": risk_category(stance.failure_load_n / bw, case.risk.thresholds),
+        "critical_volume_mm3": case.risk.critical_volume_mm3,
+        "strain_criterion": case.risk.criterion,
+        "risk_thresholds": case.risk.thresholds,
+        "verdict_policy": case.risk.verdict,
+        "walking_weight_bearing_fraction": (
+            weight_bearing_fraction(walking.allowed_force_n, walking.peak_force_n, case.risk.verdict)
+            if walking else 1.0),
+        "activities": result.activities,
+        "mesh": {"cells": quality["tets"], "nodes": quality["nodes"], "dofs": result.dofs},
+        "material_law": case.material.law,
+        "timings_s": dict(timings),
+        "provenance": {
+            "bonefe": __version__,
+            "inputs": {case.ct.name: _file_hash(case.ct), case.labels.name: _file_hash(case.labels)},
+            "parameters": parameters,
+            "mpi_ranks": MPI.COMM_WORLD.size,
+            "solver_iterations": result.iterations,
+        },
+        "assumptions": _assumptions(case),
+    }
+
+
+def _assumptions(case: Case) -> list[str]:
+    return [
+        "Linear elastic, isotropic material mapped from CT; failure is the onset of local failure "
+        "by the maximum principal strain criterion (Schileo et al. 2008).",
+        "Distal end of the model fixed; hip-contact and fall forces spread uniformly over a "
+        "surface patch of the femoral head or greater trochanter.",
+        f"Cells within {case.risk.exclusion_mm:g} mm of a load or support patch and lesion tissue "
+        "itself are not evaluated for failure.",
+        "Activity forces are population peak values from instrumented hip implants, scaled by body weight.",
+    ]
+
+
+def _summary(case: Case, results: dict) -> str:
+    return (f"{case.name}: failure load {results['failure_load_n'] / 1000:.2f} kN "
+            f"({results['failure_load_bw']:.1f} x BW), {results['risk_category']} risk; "
+            f"report: {case.output / 'report.html'}")

@@ -1,0 +1,130 @@
+"""The report a clinician reads: report.json, report.html (self-contained), report.pdf, pictures.
+
+    write_report(out_dir, results, picture_mesh=None) -> {name: path}
+
+`results` is a plain dict following `bonefe.report.results.ReportResults` (the schema, documented
+there); it must never carry DICOM header fields or other patient identifiers. `picture_mesh`
+(rank 0 only) is documented in `bonefe.report.pictures`; without it the report shows the
+safety-factor chart only. Call on rank 0 alone: rendering is serial.
+"""
+
+from __future__ import annotations
+
+import platform
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import bonefe
+from bonefe.errors import BonefeError
+from bonefe.outputs import atomic_write_bytes, atomic_write_json, atomic_write_text
+from bonefe.report.content import build_content
+from bonefe.report.html import render_html
+from bonefe.report.pdf import render_pdf
+from bonefe.report.pictures import (
+    LESION,
+    PICTURE_SIZE,
+    Picture,
+    image_is_real,
+    png_bytes,
+    render_lesion,
+    render_strain,
+    safety_factor_chart,
+)
+from bonefe.report.results import ReportResults, build_results, results_json
+
+__all__ = ["write_report", "ReportResults", "build_results", "software_versions"]
+
+DEPENDENCIES = (
+    "numpy", "scipy", "mpi4py", "dolfinx-solver-real", "fenics-dolfinx", "petsc4py", "gmsh",
+    "SimpleITK", "meshio", "pyvista", "vtk", "matplotlib", "fpdf2", "pydicom", "PyYAML",
+)
+HEADLESS_PACKAGES = "libegl1 libegl-mesa0 libgl1-mesa-dri"
+
+
+def software_versions() -> dict:
+    """bonefe, Python and installed dependency versions (distributions that are absent are left out)."""
+    versions = {"bonefe": bonefe.__version__, "python": platform.python_version()}
+    for name in DEPENDENCIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _checked(name: str, image, size) -> bytes:
+    """PNG bytes of a rendered image, refusing blank renders (a broken OpenGL stack)."""
+    if not image_is_real(image, size):
+        raise BonefeError(
+            f"the '{name}' picture rendered blank: install the Debian packages {HEADLESS_PACKAGES} "
+            "for off-screen rendering"
+        )
+    return png_bytes(image)
+
+
+def _bone_pictures(r: ReportResults, picture_mesh: dict) -> list[Picture]:
+    """Strain picture, and the lesion picture when the mesh carries lesion cells."""
+    site = r.failure_location_mm
+    loading = picture_mesh.get("strain_description", r.failure_load_case)
+    pictures = [
+        Picture(
+            "strain",
+            "Strain, anterior view",
+            f"Maximum principal strain on the bone surface under {loading}. "
+            f"Black sphere: where failure starts ({r.failure_mode}).",
+            _checked("strain", render_strain(picture_mesh, site), PICTURE_SIZE),
+        )
+    ]
+    if LESION in picture_mesh.get("cell_data", {}):
+        pictures.append(
+            Picture(
+                "lesion",
+                "Lesion, anterior view",
+                "Lesion (red) inside the translucent bone. Black sphere: where failure starts.",
+                _checked("lesion", render_lesion(picture_mesh, site), PICTURE_SIZE),
+            )
+        )
+    return pictures
+
+
+def _chart(r: ReportResults) -> Picture:
+    """Safety factor per activity with the verdict boundaries."""
+    policy = r.verdict_policy
+    image = safety_factor_chart(r.activities, policy.safe_factor, policy.avoid_factor)
+    return Picture(
+        "safety-factors",
+        "Safety factor per activity",
+        f"Allowed force along each activity's direction divided by its peak hip-contact force; "
+        f"safe from {policy.safe_factor:g}, avoid below {policy.avoid_factor:g}.",
+        _checked("safety-factors", image, image.shape[1::-1]),
+    )
+
+
+def write_report(out_dir, results: dict, picture_mesh: dict | None = None) -> dict[str, Path]:
+    """Write report.json, report.html, report.pdf and the PNG pictures into `out_dir`, atomically.
+
+    Returns the written paths by name. Raises BonefeError if `results` does not fit the schema.
+    """
+    r = build_results(results)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    software = software_versions()
+    generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    pictures = _bone_pictures(r, picture_mesh) if picture_mesh is not None else []
+    if r.activities:
+        pictures.append(_chart(r))
+    content = build_content(r, software)
+    payload = results_json(r, software)
+    payload["provenance"]["generated_utc"] = generated
+    written = {}
+    for picture in pictures:
+        written[picture.name] = out / f"{picture.name}.png"
+        atomic_write_bytes(written[picture.name], picture.png)
+    written["json"] = out / "report.json"
+    atomic_write_json(written["json"], payload)
+    written["html"] = out / "report.html"
+    atomic_write_text(written["html"], render_html(content, pictures, generated))
+    written["pdf"] = out / "report.pdf"
+    atomic_write_bytes(written["pdf"], render_pdf(content, pictures, generated))
+    return written

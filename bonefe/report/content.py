@@ -1,0 +1,159 @@
+"""What the report says, as text: shared by the HTML and PDF layouts so both say the same thing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from bonefe.report.results import ReportResults
+
+HEADLINES = {
+    "high": "HIGH fracture risk",
+    "moderate": "MODERATE fracture risk",
+    "low": "LOW fracture risk",
+}
+
+DISCLAIMER = (
+    "Research software, not a certified medical device. The numbers come from a linear-elastic "
+    "finite-element model of this CT scan and published criteria; they support, and never replace, "
+    "clinical judgement."
+)
+
+
+@dataclass(frozen=True)
+class Content:
+    """The report's text in reading order. Table rows are tuples of strings."""
+
+    title: str
+    level: str
+    headline: str
+    summary: str
+    walking_advice: str
+    key_rows: list[tuple[str, str, str, str]]
+    activity_rows: list[tuple[str, str, str, str, str, str]]
+    activity_verdicts: list[str]
+    input_rows: list[tuple[str, str]]
+    assumptions: list[str]
+    provenance_text: str
+    disclaimer: str = DISCLAIMER
+
+
+KEY_HEADER = ("Quantity", "Value", "Threshold", "Reference")
+ACTIVITY_HEADER = ("Activity", "Peak hip force", "Allowed force", "Safety factor", "Verdict", "Source")
+INPUT_HEADER = ("Input", "Value")
+
+
+def _newtons(force_n: float, body_weight: float) -> str:
+    """'1,234 N (1.8 x BW)'."""
+    return f"{force_n:,.0f} N ({force_n / body_weight:.1f} × BW)"
+
+
+def _location(r: ReportResults) -> str:
+    """Failure site in words (if given) and world coordinates."""
+    x, y, z = r.failure_location_mm
+    where = f"{r.failure_site}, " if r.failure_site else ""
+    return f"{where}({x:.1f}, {y:.1f}, {z:.1f}) mm, LPS world"
+
+
+def _walking_advice(r: ReportResults) -> str:
+    """Full or partial weight bearing for walking, as a fraction of body weight and in kg."""
+    factor = r.verdict_policy.safe_factor
+    if r.walking_weight_bearing_fraction >= 1.0:
+        return f"Walking: full weight bearing keeps a safety factor of at least {factor:g}."
+    percent = 100.0 * r.walking_weight_bearing_fraction
+    kilograms = r.walking_weight_bearing_fraction * r.body_mass_kg
+    return (
+        f"Walking: partial weight bearing, at most {percent:.0f} % of body weight "
+        f"(about {kilograms:.0f} kg on this leg), keeps a safety factor of {factor:g}."
+    )
+
+
+def _key_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
+    """Key numbers with their thresholds and references."""
+    t, c = r.risk_thresholds, r.strain_criterion
+    rows = [
+        (
+            f"Failure load ({r.failure_load_case})",
+            _newtons(r.failure_load_n, r.body_weight_n),
+            f"high risk below {t.high_below_bw:g} × BW; low risk from {t.low_from_bw:g} × BW. {t.note}",
+            t.reference,
+        ),
+        ("Failure starts at", f"{_location(r)}; {r.failure_mode}", "", ""),
+        (
+            "Strain criterion",
+            f"{r.critical_volume_mm3:g} mm³ of bone beyond the limit",
+            f"tensile {100 * c.tensile_limit:.2f} %, compressive {100 * c.compressive_limit:.2f} %",
+            c.reference,
+        ),
+    ]
+    if r.strain_fold_ratio is not None:
+        rows.append(
+            (
+                "Strain fold ratio",
+                f"{r.strain_fold_ratio:.2f}: "
+                + ("above" if r.strain_fold_ratio > r.sfr_threshold else "not above")
+                + " the threshold",
+                f"fracture predicted above {r.sfr_threshold:g}",
+                r.sfr_reference,
+            )
+        )
+    rows.append(
+        (
+            "Walking: allowed weight bearing",
+            f"{100 * min(r.walking_weight_bearing_fraction, 1.0):.0f} % of body weight",
+            f"safety factor ≥ {r.verdict_policy.safe_factor:g}",
+            "",
+        )
+    )
+    return rows
+
+
+def _activity_rows(r: ReportResults) -> list[tuple[str, str, str, str, str, str]]:
+    """One row per activity: forces, safety factor, verdict, source."""
+    return [
+        (
+            a.label,
+            _newtons(a.peak_force_n, r.body_weight_n),
+            _newtons(a.allowed_force_n, r.body_weight_n),
+            f"{a.safety_factor:.2f}",
+            a.verdict,
+            a.reference,
+        )
+        for a in r.activities
+    ]
+
+
+def _input_rows(r: ReportResults) -> list[tuple[str, str]]:
+    """Inputs and run facts the reader may check."""
+    rows = [
+        ("Case", r.case_name),
+        ("Body mass", f"{r.body_mass_kg:g} kg (body weight {r.body_weight_n:,.0f} N)"),
+        ("Material law", r.material_law),
+        ("Verdict rule", f"safe if safety factor ≥ {r.verdict_policy.safe_factor:g}, "
+                         f"avoid below {r.verdict_policy.avoid_factor:g}, caution in between"),
+    ]
+    rows += [(f"Mesh {name}", f"{count:,}") for name, count in r.mesh.items()]
+    rows += [(f"Time: {stage}", f"{seconds:.1f} s") for stage, seconds in r.timings_s.items()]
+    return rows
+
+
+def build_content(r: ReportResults, software: dict) -> Content:
+    """All text of the report for one case."""
+    summary = (
+        f"Failure load {_newtons(r.failure_load_n, r.body_weight_n)} under {r.failure_load_case}; "
+        f"{r.failure_mode} failure starts at {_location(r)}."
+    )
+    provenance = {**r.provenance, "software": software}
+    return Content(
+        title=f"bonefe fracture-risk report: {r.case_name}",
+        level=r.risk_category,
+        headline=HEADLINES[r.risk_category],
+        summary=summary,
+        walking_advice=_walking_advice(r),
+        key_rows=_key_rows(r),
+        activity_rows=_activity_rows(r),
+        activity_verdicts=[a.verdict for a in r.activities],
+        input_rows=_input_rows(r),
+        assumptions=list(r.assumptions),
+        provenance_text=json.dumps(provenance, indent=2, sort_keys=True),
+    )

@@ -1,0 +1,194 @@
+"""Pictures for the report: off-screen VTK renderings of the bone and a safety-factor chart.
+
+VTK renders without a display through EGL (Mesa): the Debian packages libegl1, libegl-mesa0 and
+libgl1-mesa-dri provide it. `picture_mesh` is a plain dict gathered on rank 0 by the caller:
+
+    points: (n, 3) float, world mm (LPS)
+    tets:   (m, 4) int, vertex indices
+    cell_data: {"max_principal_strain": (m,) dimensionless, "lesion": (m,) nonzero = lesion}
+
+Views are from anterior (camera on the -Y side in LPS, superior up).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from bonefe.errors import BonefeError
+
+PICTURE_SIZE = (1000, 800)
+"""Width, height of bone pictures in pixels."""
+
+MIN_PIXEL_STD = 5.0
+"""A real picture varies by more than this (grey levels, 0-255) across its pixels; blank ones do not."""
+
+STRAIN = "max_principal_strain"
+LESION = "lesion"
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A PNG picture with its title and caption, as embedded in the HTML and PDF."""
+
+    name: str
+    title: str
+    caption: str
+    png: bytes
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """Encode an (h, w, 3) uint8 image as PNG."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def image_is_real(image, expected_size=None, min_std: float = MIN_PIXEL_STD) -> bool:
+    """True if the image (array, PNG bytes or path) has the expected (width, height) and is not blank.
+
+    Blank = pixel standard deviation at most `min_std` grey levels (a uniform background).
+    """
+    if isinstance(image, (bytes, bytearray)):
+        image = Image.open(io.BytesIO(image))
+    elif isinstance(image, (str, os.PathLike)):
+        image = Image.open(image)
+    pixels = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image, dtype=float)
+    height, width = pixels.shape[:2]
+    if expected_size is not None and (width, height) != tuple(expected_size):
+        return False
+    return float(pixels.std()) > min_std
+
+
+def _grid(picture_mesh: dict):
+    """pyvista UnstructuredGrid of the tetrahedra with their cell data."""
+    import pyvista as pv
+
+    points = np.asarray(picture_mesh["points"], dtype=float)
+    tets = np.asarray(picture_mesh["tets"], dtype=np.int64)
+    if points.ndim != 2 or points.shape[1] != 3 or tets.ndim != 2 or tets.shape[1] != 4:
+        raise BonefeError("picture mesh needs points (n, 3) and tets (m, 4)")
+    cells = np.hstack([np.full((len(tets), 1), 4, dtype=np.int64), tets]).ravel()
+    grid = pv.UnstructuredGrid(cells, np.full(len(tets), pv.CellType.TETRA, dtype=np.uint8), points)
+    for name, values in picture_mesh.get("cell_data", {}).items():
+        values = np.asarray(values)
+        if len(values) != len(tets):
+            raise BonefeError(
+                f"picture mesh cell data '{name}' has {len(values)} values for {len(tets)} cells"
+            )
+        grid.cell_data[name] = values
+    return grid
+
+
+def _plotter(size):
+    """An off-screen plotter with a white background."""
+    import pyvista as pv
+
+    pv.OFF_SCREEN = True
+    if not os.environ.get("DISPLAY"):  # headless: go straight to EGL instead of failing on X first
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    plotter = pv.Plotter(off_screen=True, window_size=list(size))
+    plotter.set_background("white")
+    return plotter
+
+
+def _anterior_view(plotter, grid) -> None:
+    """Camera in front of the bone (-Y in LPS), superior (+Z) up, bone filling the frame."""
+    centre = np.asarray(grid.center)
+    distance = 3.0 * grid.length
+    plotter.camera_position = [tuple(centre - [0.0, distance, 0.0]), tuple(centre), (0.0, 0.0, 1.0)]
+    plotter.reset_camera()
+
+
+def _mark_site(plotter, grid, site_mm) -> None:
+    """A black sphere at the failure site, sized to the bone."""
+    import pyvista as pv
+
+    if site_mm is not None:
+        radius = max(1.5, 0.015 * grid.length)
+        plotter.add_mesh(pv.Sphere(radius=radius, center=tuple(site_mm)), color="black")
+
+
+def _screenshot(plotter) -> np.ndarray:
+    """Render, grab the image and close the plotter."""
+    try:
+        return plotter.screenshot(return_img=True)
+    finally:
+        plotter.close()
+
+
+def render_strain(
+    picture_mesh: dict, failure_site_mm=None, clim_microstrain=None, size=PICTURE_SIZE
+) -> np.ndarray:
+    """Outer surface coloured by maximum principal strain (µε), failure site marked; (h, w, 3) uint8.
+
+    clim_microstrain: colour range (low, high) in µε; default 0 to the 99th percentile on the surface.
+    """
+    grid = _grid(picture_mesh)
+    if STRAIN not in grid.cell_data:
+        raise BonefeError(f"picture mesh has no '{STRAIN}' cell data to colour the bone by")
+    surface = grid.extract_surface(algorithm="dataset_surface")
+    strain = np.asarray(surface.cell_data[STRAIN], dtype=float) * 1e6
+    surface.cell_data["strain_ue"] = strain
+    clim = clim_microstrain or (0.0, max(float(np.percentile(strain, 99)), 1e-9))
+    plotter = _plotter(size)
+    plotter.add_mesh(
+        surface,
+        scalars="strain_ue",
+        cmap="plasma",
+        clim=clim,
+        scalar_bar_args={"title": "Max principal strain\n(microstrain)\n", "color": "black",
+                         "vertical": True, "position_x": 0.8, "position_y": 0.15, "height": 0.7,
+                         "fmt": "%.0f", "title_font_size": 22, "label_font_size": 20},
+    )
+    _mark_site(plotter, grid, failure_site_mm)
+    _anterior_view(plotter, surface)
+    return _screenshot(plotter)
+
+
+def render_lesion(picture_mesh: dict, failure_site_mm=None, size=PICTURE_SIZE) -> np.ndarray:
+    """Translucent bone with the lesion cells in red and the failure site marked; (h, w, 3) uint8."""
+    grid = _grid(picture_mesh)
+    if LESION not in grid.cell_data:
+        raise BonefeError(f"picture mesh has no '{LESION}' cell data to show the lesion")
+    surface = grid.extract_surface(algorithm="dataset_surface")
+    plotter = _plotter(size)
+    plotter.add_mesh(surface, color="#d9cdb8", opacity=0.35)
+    lesion = grid.extract_cells(np.nonzero(np.asarray(grid.cell_data[LESION]) != 0)[0])
+    if lesion.n_cells:
+        plotter.add_mesh(lesion.extract_surface(algorithm="dataset_surface"), color="#c0392b")
+    _mark_site(plotter, grid, failure_site_mm)
+    _anterior_view(plotter, surface)
+    return _screenshot(plotter)
+
+
+VERDICT_COLOURS = {"safe": "#2e7d32", "caution": "#ef8f00", "avoid": "#c62828"}
+
+
+def safety_factor_chart(activities, safe_factor: float, avoid_factor: float, size=(1000, 600)) -> np.ndarray:
+    """Horizontal bars of each activity's safety factor, coloured by verdict; (h, w, 3) uint8.
+
+    activities: rows with .label, .safety_factor and .verdict (bonefe.risk.ActivityAssessment).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    dpi = 100
+    figure = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    labels = [row.label for row in activities][::-1]
+    factors = [row.safety_factor for row in activities][::-1]
+    colours = [VERDICT_COLOURS[row.verdict] for row in activities][::-1]
+    axes.barh(labels, factors, color=colours)
+    for factor, verdict, text in ((avoid_factor, "avoid", "avoid below"), (safe_factor, "safe", "safe from")):
+        axes.axvline(factor, color=VERDICT_COLOURS[verdict], linestyle="--", label=f"{text} {factor:g}")
+    axes.set_xlabel("Safety factor = allowed force / peak hip-contact force")
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()

@@ -1,0 +1,147 @@
+"""The numbers a report shows: one flat, typed record built from the pipeline's `results` dict.
+
+`ReportResults` is the schema. The pipeline passes a plain dict with these keys (numpy scalars
+and arrays are accepted); unknown keys are refused, so nothing reaches a report that the schema
+does not name. Results must never carry DICOM header fields or other patient identifiers:
+`case_name` is a pseudonym chosen by the user, and keys that look like DICOM identifiers
+(PatientName, PatientID, StudyDate, ...) anywhere in `provenance` are refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from bonefe.errors import BonefeError
+from bonefe.risk import (
+    STERNHEIM_2020,
+    STERNHEIM_SFR_THRESHOLD,
+    ActivityAssessment,
+    RiskThresholds,
+    StrainCriterion,
+    VerdictPolicy,
+    body_weight_n,
+    risk_category,
+)
+from bonefe.schema import as_plain, build
+
+SCHEMA = "bonefe-report/1"
+
+
+@dataclass(frozen=True)
+class ReportResults:
+    """Everything a report shows. Units: N, mm, kg, s; strain limits dimensionless.
+
+    case_name: pseudonymous case label (never a patient name or ID).
+    body_mass_kg: patient's body mass; body weight BW = 9.81 N/kg x mass.
+    failure_load_n / failure_load_bw: failure load under `failure_load_case` (N and x BW).
+    failure_load_case: the loading the failure load refers to, e.g. "one-leg stance".
+    failure_location_mm: where failure starts, world mm (LPS); failure_site: words for it.
+    failure_mode: "tensile" or "compressive".
+    risk_category: "high", "moderate" or "low" (must agree with risk_thresholds).
+    critical_volume_mm3, strain_criterion, risk_thresholds, verdict_policy: the rules applied.
+    walking_weight_bearing_fraction: fraction (0..1) of full weight bearing allowed for walking.
+    activities: one row per activity (bonefe.risk.ActivityAssessment fields).
+    strain_fold_ratio: lesion / lesion-free twin peak strain, or None when not computed.
+    mesh: counts such as {"cells": ..., "dofs": ...}; material_law: name of the density-modulus law.
+    timings_s: wall time per stage; provenance: input hashes and parameters as given.
+    assumptions: sentences the reader should know (loads, supports, limitations).
+    """
+
+    case_name: str
+    body_mass_kg: float
+    failure_load_n: float
+    failure_load_bw: float
+    failure_load_case: str
+    failure_location_mm: tuple[float, float, float]
+    failure_mode: Literal["tensile", "compressive"]
+    risk_category: Literal["high", "moderate", "low"]
+    critical_volume_mm3: float
+    strain_criterion: StrainCriterion
+    risk_thresholds: RiskThresholds
+    verdict_policy: VerdictPolicy
+    walking_weight_bearing_fraction: float
+    activities: list[ActivityAssessment]
+    mesh: dict[str, int]
+    material_law: str
+    timings_s: dict[str, float]
+    provenance: dict[str, Any]
+    failure_site: str = ""
+    strain_fold_ratio: float | None = None
+    sfr_threshold: float = STERNHEIM_SFR_THRESHOLD
+    sfr_reference: str = STERNHEIM_2020
+    assumptions: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        expected_bw = self.failure_load_n / body_weight_n(self.body_mass_kg)
+        if not math.isclose(self.failure_load_bw, expected_bw, rel_tol=1e-6):
+            raise BonefeError(
+                f"failure_load_bw {self.failure_load_bw:.4g} disagrees with failure_load_n / body weight "
+                f"= {expected_bw:.4g}: pass both from the same numbers"
+            )
+        expected = risk_category(self.failure_load_bw, self.risk_thresholds)
+        if self.risk_category != expected:
+            raise BonefeError(
+                f"risk_category '{self.risk_category}' disagrees with the thresholds ('{expected}')"
+            )
+        _refuse_identifiers(self.provenance, "provenance")
+
+    @property
+    def body_weight_n(self) -> float:
+        """Body weight in N."""
+        return body_weight_n(self.body_mass_kg)
+
+
+# DICOM attributes that identify a patient or a study (PS3.15 Annex E basic profile, abridged).
+_IDENTIFIER_KEYS = {
+    "patientname", "patientid", "otherpatientids", "patientbirthdate", "patientbirthtime",
+    "patientsex", "patientage", "patientaddress", "patienttelephonenumbers", "accessionnumber",
+    "studyinstanceuid", "seriesinstanceuid", "sopinstanceuid", "studyid", "studydate", "studytime",
+    "seriesdate", "acquisitiondate", "contentdate", "institutionname", "institutionaddress",
+    "referringphysicianname", "performingphysicianname", "operatorsname", "medicalrecordlocator",
+}
+
+
+def _refuse_identifiers(data, where: str) -> None:
+    """Raise if any mapping key below `data` names a DICOM patient/study identifier."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if re.sub(r"[^a-z]", "", str(key).lower()) in _IDENTIFIER_KEYS:
+                raise BonefeError(
+                    f"{where}.{key} looks like a patient identifier: reports must not carry DICOM "
+                    "header fields; remove it"
+                )
+            _refuse_identifiers(value, f"{where}.{key}")
+    elif isinstance(data, (list, tuple)):
+        for i, value in enumerate(data):
+            _refuse_identifiers(value, f"{where}[{i}]")
+
+
+def _python(value):
+    """numpy scalars/arrays and dataclasses as plain Python values, for the schema builder."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _python(as_plain(value))
+    if isinstance(value, dict):
+        return {str(k): _python(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_python(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def build_results(results: dict) -> ReportResults:
+    """Check the pipeline's results dict against the schema; one-line BonefeError on any problem."""
+    return build(ReportResults, _python(results), "results")
+
+
+def results_json(results: ReportResults, software: dict) -> dict:
+    """The report.json payload: every field, body weight, and provenance extended by `software`."""
+    payload = {"schema": SCHEMA, **as_plain(results), "body_weight_n": results.body_weight_n}
+    payload["provenance"] = {**payload["provenance"], "software": software}
+    return payload

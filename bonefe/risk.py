@@ -1,0 +1,385 @@
+"""Fracture-risk numbers from per-cell principal strains.
+
+Everything here works on plain numpy arrays over the **local owned cells** of a rank, plus an
+optional MPI communicator; results are identical on 1 and N ranks.
+
+Failure criterion
+    Maximum principal strain (Schileo et al. 2008, J Biomech 41:356-367, "To what extent can
+    linear finite element models of human femora predict failure under stance and fall loading
+    configurations?"): bone fails where ε1 > ε_t = 0.73 % (tension) or ε3 < -ε_c = -1.04 %
+    (compression). The per-cell failure index is max(ε1/ε_t, -ε3/ε_c).
+
+Failure load
+    Linear elasticity makes strain proportional to load. For strains computed under a unit force
+    (1 N along a fixed direction) a cell with index r fails at F = 1/r. Schileo took the first
+    *node* reaching the limit; a single node or element is mesh-dependent, so we take the load at
+    which a critical bone volume V_c first exceeds the limit: F_fail = 1/r*, where r* is the
+    largest index such that the cells with index >= r* hold at least V_c of volume.
+    Default V_c = 8 mm³: a 2 mm cube, i.e. two or three tetrahedra of 3 mm edge (3.2 mm³ each)
+    and about sixteen clinical CT voxels (0.8 x 0.8 x 1 mm). It is a regularisation choice, not a
+    validated value: set it in the case file.
+
+Risk categories, safety factors and the strain fold ratio are documented on their functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from bonefe.errors import BonefeError
+
+GRAVITY = 9.81
+"""Standard gravity (m/s²): body weight BW = body mass (kg) x 9.81 N."""
+
+DEFAULT_CRITICAL_VOLUME_MM3 = 8.0
+"""Bone volume that must exceed the strain limit before we call it failure (see module doc)."""
+
+SCHILEO_2008 = (
+    "Schileo E et al. 2008, J Biomech 41:356-367 (maximum principal strain criterion, "
+    "0.73 % tensile / 1.04 % compressive)"
+)
+STERNHEIM_2020 = (
+    "Sternheim A et al. 2020, Bone Joint J 102-B(5), doi:10.1302/0301-620X.102B5.BJJ-2019-1328.R2 "
+    "(strain fold ratio > 1.48: "
+    "sensitivity 100 %, specificity 67 %)"
+)
+NIJMEGEN = (
+    "Derikx LC et al. 2012, J Bone Joint Surg Br 94-B:1135-1142; Eggermont F et al. 2018, "
+    "Bone Joint Res 7:430-439 (nonlinear FE failure load, 7.5 kN threshold for high risk)"
+)
+STERNHEIM_SFR_THRESHOLD = 1.48
+"""Strain fold ratio above which Sternheim et al. 2020 predicted a pathological fracture."""
+
+
+@dataclass(frozen=True)
+class StrainCriterion:
+    """Asymmetric maximum principal strain limits (dimensionless)."""
+
+    tensile_limit: float = 0.0073
+    compressive_limit: float = 0.0104
+    reference: str = SCHILEO_2008
+
+    def __post_init__(self):
+        if not (self.tensile_limit > 0 and self.compressive_limit > 0):
+            raise BonefeError(
+                "strain limits must be positive numbers (e.g. tensile 0.0073, compressive 0.0104)"
+            )
+
+
+@dataclass(frozen=True)
+class FailureResult:
+    """Failure load under one loading direction and where failure starts.
+
+    failure_load_n: force magnitude (N) at which `critical_volume_mm3` of bone exceeds the limit.
+    threshold_index: r*, the failure index at unit load of the least loaded critical cell (1/N).
+    failed_volume_mm3: volume of the cells with index >= r* (>= critical volume; ties add volume).
+    location_mm: volume-weighted centroid of those cells in world mm (None without centres).
+    mode: "tensile" or "compressive" by majority of failed volume (None without mode flags).
+    """
+
+    failure_load_n: float
+    threshold_index: float
+    critical_volume_mm3: float
+    failed_volume_mm3: float
+    failed_cells: int
+    location_mm: tuple[float, float, float] | None
+    mode: str | None
+
+
+def failure_index(principal: np.ndarray, criterion: StrainCriterion = StrainCriterion()) -> np.ndarray:
+    """Per-cell index max(ε1/ε_t, -ε3/ε_c, 0) from principal strains (n,3) sorted descending."""
+    principal = np.asarray(principal, dtype=float)
+    tension = principal[:, 0] / criterion.tensile_limit
+    compression = -principal[:, 2] / criterion.compressive_limit
+    return np.maximum(np.maximum(tension, compression), 0.0)
+
+
+def tensile_dominant(principal: np.ndarray, criterion: StrainCriterion = StrainCriterion()) -> np.ndarray:
+    """True where the tensile term of the failure index is the larger one (n,) bool."""
+    principal = np.asarray(principal, dtype=float)
+    return principal[:, 0] / criterion.tensile_limit >= -principal[:, 2] / criterion.compressive_limit
+
+
+def distance_mask(cell_centres: np.ndarray, points: np.ndarray, distance: float) -> np.ndarray:
+    """True for cells whose centre lies within `distance` mm of any of `points` (m,3), world mm.
+
+    Use it to exclude the boundary artefacts next to load and support patches from failure_load.
+    """
+    centres = np.asarray(cell_centres, dtype=float).reshape(-1, 3)
+    points = np.asarray(points, dtype=float).reshape(-1, 3)
+    if len(points) == 0 or len(centres) == 0:
+        return np.zeros(len(centres), dtype=bool)
+    nearest, _ = cKDTree(points).query(centres, k=1)
+    return nearest <= distance
+
+
+def _local_candidates(values: np.ndarray, volumes: np.ndarray, critical_volume: float) -> np.ndarray:
+    """Indices of this rank's cells that can belong to the global critical set.
+
+    If r_p is the largest value whose local top set reaches the critical volume, every global
+    critical cell on this rank has value >= r* >= r_p, so keeping value >= r_p loses nothing.
+    """
+    order = np.argsort(-values, kind="stable")
+    reached = np.nonzero(np.cumsum(volumes[order]) >= critical_volume)[0]
+    if len(reached) == 0:
+        return order
+    return np.nonzero(values >= values[order[reached[0]]])[0]
+
+
+def _gather(comm, array: np.ndarray) -> np.ndarray:
+    """Concatenate a per-rank array over all ranks (comm None = serial)."""
+    if comm is None or comm.size == 1:
+        return array
+    return np.concatenate(comm.allgather(array), axis=0)
+
+
+def volume_threshold(
+    values: np.ndarray,
+    volumes: np.ndarray,
+    critical_volume_mm3: float,
+    comm=None,
+    mask: np.ndarray | None = None,
+    centres: np.ndarray | None = None,
+    flags: np.ndarray | None = None,
+) -> tuple[float, np.ndarray]:
+    """Largest r such that the cells with value >= r hold >= critical volume, over all ranks.
+
+    Returns r and the rows [value, volume, x, y, z, flag] of those cells, sorted so that sums over
+    them do not depend on how cells are split between ranks. `mask` True = cell excluded.
+    """
+    values = np.asarray(values, dtype=float).ravel()
+    volumes = np.asarray(volumes, dtype=float).ravel()
+    if values.shape != volumes.shape:
+        raise BonefeError(f"failure index has {values.size} cells but volumes have {volumes.size}")
+    if critical_volume_mm3 <= 0:
+        raise BonefeError(f"critical volume must be positive, got {critical_volume_mm3} mm³")
+    keep = np.ones(values.size, bool) if mask is None else ~np.asarray(mask, bool).ravel()
+    rows = np.zeros((values.size, 6))
+    rows[:, 0], rows[:, 1] = values, volumes
+    if centres is not None:
+        rows[:, 2:5] = np.asarray(centres, dtype=float).reshape(-1, 3)
+    if flags is not None:
+        rows[:, 5] = np.asarray(flags, dtype=float).ravel()
+    rows = rows[keep]
+    rows = _gather(comm, rows[_local_candidates(rows[:, 0], rows[:, 1], critical_volume_mm3)])
+    rows = rows[np.lexsort((rows[:, 5], rows[:, 4], rows[:, 3], rows[:, 2], rows[:, 1], -rows[:, 0]))]
+    reached = np.nonzero(np.cumsum(rows[:, 1]) >= critical_volume_mm3)[0]
+    if len(reached) == 0:
+        raise BonefeError(
+            f"only {rows[:, 1].sum():.3g} mm³ of bone is evaluated, less than the critical volume "
+            f"{critical_volume_mm3} mm³: lower the critical volume or the exclusion distance"
+        )
+    threshold = rows[reached[0], 0]
+    return float(threshold), rows[rows[:, 0] >= threshold]
+
+
+def failure_load(
+    index_unit: np.ndarray,
+    volumes: np.ndarray,
+    critical_volume_mm3: float = DEFAULT_CRITICAL_VOLUME_MM3,
+    comm=None,
+    mask: np.ndarray | None = None,
+    centres: np.ndarray | None = None,
+    tensile: np.ndarray | None = None,
+) -> FailureResult:
+    """Force (N) at which `critical_volume_mm3` of bone first exceeds the strain limit.
+
+    index_unit: per-cell failure index under a 1 N force along a fixed direction (1/N).
+    volumes: cell volumes (mm³). mask: True = cell excluded (lesion, near load/support patches).
+    centres: cell centres (n,3) world mm, for the failure location. tensile: per-cell bool from
+    `tensile_dominant`, for the failure mode. Linear elasticity: F_fail = 1/r*.
+    """
+    threshold, failed = volume_threshold(
+        index_unit, volumes, critical_volume_mm3, comm, mask, centres, tensile
+    )
+    if threshold <= 0:
+        raise BonefeError("the unit load produces no strain in the evaluated bone: check the load patch")
+    failed_volume = float(failed[:, 1].sum())
+    location = None
+    if centres is not None:
+        location = tuple(float(c) for c in failed[:, 1] @ failed[:, 2:5] / failed_volume)
+    mode = None
+    if tensile is not None:
+        tensile_volume = float(failed[:, 1] @ failed[:, 5])
+        mode = "tensile" if tensile_volume >= 0.5 * failed_volume else "compressive"
+    return FailureResult(
+        failure_load_n=1.0 / threshold,
+        threshold_index=threshold,
+        critical_volume_mm3=float(critical_volume_mm3),
+        failed_volume_mm3=failed_volume,
+        failed_cells=len(failed),
+        location_mm=location,
+        mode=mode,
+    )
+
+
+def failure_under_unit_load(
+    principal_unit: np.ndarray,
+    volumes: np.ndarray,
+    centres: np.ndarray,
+    comm=None,
+    mask: np.ndarray | None = None,
+    critical_volume_mm3: float = DEFAULT_CRITICAL_VOLUME_MM3,
+    criterion: StrainCriterion = StrainCriterion(),
+) -> FailureResult:
+    """`failure_load` with location and mode, from principal strains (n,3) under a 1 N force."""
+    return failure_load(
+        failure_index(principal_unit, criterion),
+        volumes,
+        critical_volume_mm3,
+        comm,
+        mask,
+        centres,
+        tensile_dominant(principal_unit, criterion),
+    )
+
+
+def peak_over_volume(
+    values: np.ndarray,
+    volumes: np.ndarray,
+    critical_volume_mm3: float = DEFAULT_CRITICAL_VOLUME_MM3,
+    comm=None,
+    mask: np.ndarray | None = None,
+) -> float:
+    """Robust peak of a per-cell field: the value reached by at least `critical_volume_mm3` of bone.
+
+    Use it for the strain peaks of the strain fold ratio, so one distorted element cannot set them.
+    """
+    return volume_threshold(values, volumes, critical_volume_mm3, comm, mask)[0]
+
+
+def body_weight_n(body_mass_kg: float) -> float:
+    """Body weight (N) from body mass (kg)."""
+    if not body_mass_kg > 0:
+        raise BonefeError(f"body mass must be positive in kg, got {body_mass_kg}")
+    return body_mass_kg * GRAVITY
+
+
+@dataclass(frozen=True)
+class RiskThresholds:
+    """Failure load (x body weight) boundaries between high, moderate and low risk.
+
+    high if F_fail < high_below_bw; low if F_fail >= low_from_bw; moderate in between.
+    The Nijmegen group (Derikx 2012; Eggermont 2018) classified femora as high risk below an
+    absolute failure load of 7.5 kN from an experimentally validated *nonlinear* model under axial
+    head loading. Our failure load is the *onset* of local failure in a linear model along the
+    stance direction: a different, lower quantity, so their number is not transferable as is.
+    Defaults, to be calibrated on a cohort (`bonefe calibrate`):
+    - high below 5 BW: twice the walking hip-contact peak (~2.4-2.6 BW, Bergmann et al. 2016,
+      PLoS One 11:e0155612), i.e. walking would fail the safety factor of 2 of `VerdictPolicy`;
+    - low from 10 BW: 7.5 kN for a 76 kg patient, the Nijmegen threshold in units of body weight.
+    """
+
+    high_below_bw: float = 5.0
+    low_from_bw: float = 10.0
+    reference: str = NIJMEGEN
+    note: str = (
+        "Linear onset-of-failure load, not the Nijmegen nonlinear failure load: thresholds are "
+        "uncalibrated defaults"
+    )
+
+    def __post_init__(self):
+        if not 0 < self.high_below_bw <= self.low_from_bw:
+            raise BonefeError(
+                "risk thresholds need 0 < high_below_bw <= low_from_bw (e.g. 5 and 10 x BW)"
+            )
+
+
+def risk_category(failure_load_bw: float, thresholds: RiskThresholds = RiskThresholds()) -> str:
+    """'high', 'moderate' or 'low' fracture risk from the failure load in x body weight."""
+    if failure_load_bw < thresholds.high_below_bw:
+        return "high"
+    if failure_load_bw < thresholds.low_from_bw:
+        return "moderate"
+    return "low"
+
+
+@dataclass(frozen=True)
+class VerdictPolicy:
+    """Safety factor boundaries for an activity: safe if SF >= safe_factor, avoid if SF < avoid_factor.
+
+    Default safe factor 2: peak hip-contact forces vary between patients and trials by some 20-30 %
+    (Bergmann et al. 2016), and linear FE failure loads scatter by ~15-20 % around experiment
+    (Schileo 2008: SEE 814 N); a factor of 2 covers both with margin. Below 1 the model predicts
+    failure onset during the activity: avoid. In between: caution (walking aid, supervision).
+    """
+
+    safe_factor: float = 2.0
+    avoid_factor: float = 1.0
+
+    def __post_init__(self):
+        if not 0 < self.avoid_factor <= self.safe_factor:
+            raise BonefeError("verdict policy needs 0 < avoid_factor <= safe_factor (e.g. 1 and 2)")
+
+
+def safety_factor(allowed_force_n: float, activity_force_n: float) -> float:
+    """SF = allowed force along the activity's direction / the activity's peak force (both N)."""
+    if not activity_force_n > 0 or allowed_force_n < 0:
+        raise BonefeError(
+            f"safety factor needs a positive activity force and a non-negative allowed force in N "
+            f"(got {activity_force_n} and {allowed_force_n})"
+        )
+    return allowed_force_n / activity_force_n
+
+
+def verdict(factor: float, policy: VerdictPolicy = VerdictPolicy()) -> str:
+    """'safe', 'caution' or 'avoid' for a safety factor."""
+    if factor >= policy.safe_factor:
+        return "safe"
+    if factor < policy.avoid_factor:
+        return "avoid"
+    return "caution"
+
+
+@dataclass(frozen=True)
+class ActivityAssessment:
+    """One row of the activity table: peak and allowed force (N) and the verdict."""
+
+    name: str
+    label: str
+    peak_force_n: float
+    allowed_force_n: float
+    safety_factor: float
+    verdict: str
+    reference: str
+
+
+def assess_activity(
+    name: str,
+    label: str,
+    peak_force_n: float,
+    allowed_force_n: float,
+    reference: str,
+    policy: VerdictPolicy = VerdictPolicy(),
+) -> ActivityAssessment:
+    """Safety factor and verdict of one activity from its peak force and the allowed force."""
+    factor = safety_factor(allowed_force_n, peak_force_n)
+    return ActivityAssessment(
+        name, label, float(peak_force_n), float(allowed_force_n), factor, verdict(factor, policy), reference
+    )
+
+
+def weight_bearing_fraction(
+    allowed_force_n: float, walking_peak_force_n: float, policy: VerdictPolicy = VerdictPolicy()
+) -> float:
+    """Fraction (0..1) of full weight bearing for walking that keeps SF >= policy.safe_factor.
+
+    Assumes the hip-contact force scales in proportion to the weight put on the leg, so
+    fraction = allowed / (safe_factor x walking peak), capped at 1 (full weight bearing).
+    """
+    if not walking_peak_force_n > 0:
+        raise BonefeError("walking peak force must be positive in N")
+    return min(1.0, allowed_force_n / (policy.safe_factor * walking_peak_force_n))
+
+
+def strain_fold_ratio(lesioned_peak: float, twin_peak: float) -> float:
+    """Strain fold ratio (Sternheim 2020): peak strain with the lesion / peak in the lesion-free twin.
+
+    Above STERNHEIM_SFR_THRESHOLD (1.48) Sternheim et al. predicted a pathological fracture.
+    """
+    if not twin_peak > 0:
+        raise BonefeError("the lesion-free twin's peak strain must be positive to form a strain fold ratio")
+    return float(lesioned_peak) / float(twin_peak)

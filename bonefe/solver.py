@@ -1,0 +1,420 @@
+"""Linear elasticity on a tetrahedral bone mesh: one operator, many load cases.
+
+Physics: small-strain, isotropic linear elasticity with a modulus E per cell (MPa) and a Poisson
+ratio ν (per cell or one value),
+
+    σ(u) = 2 μ ε(u) + λ tr(ε(u)) I,   ε(u) = ½(∇u + ∇uᵀ),
+    μ = E / (2(1 + ν)),   λ = E ν / ((1 + ν)(1 − 2ν)),
+
+find u with u = 0 on the support facets (the distal cut, or single components on roller facets)
+such that ∫ σ(u):ε(v) dx = Σ_k ∫_Γk t_k·v ds + ∫ f·v dx for all admissible v. Units: mm, N, MPa,
+so tractions t are in N/mm² (= MPa) and body forces f in N/mm³.
+
+Discretisation: vector Lagrange P1 (P2 selectable) on the dolfinx mesh. The stiffness matrix is
+assembled once and one PETSc KSP is set up once (CG + smoothed-aggregation AMG, GAMG by default,
+with the six rigid-body modes as near-nullspace, block size 3); every load case then costs one
+right-hand side and one Krylov solve. Linearity makes any load a superposition of unit loads
+(:class:`UnitLoadBasis`): ten activities on one contact patch cost three solves.
+
+Per-cell arrays are over the local owned cells of the calling MPI rank; global numbers (areas,
+energies) are MPI reductions, so results do not depend on the number of ranks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import bonefe  # noqa: F401  (orders dolfinx_solver before dolfinx/petsc4py)
+
+import dolfinx
+import dolfinx.fem.petsc
+import numpy as np
+import ufl
+from dolfinx import fem, la
+from dolfinx.io import XDMFFile
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from bonefe.errors import BonefeError
+
+#: Default PETSc options (keys without prefix). CG on the SPD stiffness matrix, preconditioned by
+#: GAMG smoothed aggregation with Chebyshev/Jacobi smoothing (as in the dolfinx elasticity demo).
+#: ``ksp_rtol`` = 1e-10 is relative to the preconditioned norm of the right-hand side (PETSc's
+#: default norm for CG): far below any modelling error, so strains are converged to ~1e-9.
+DEFAULT_PETSC_OPTIONS: dict[str, object] = {
+    "ksp_type": "cg",
+    "ksp_rtol": 1.0e-10,
+    "ksp_atol": 1.0e-30,
+    "ksp_max_it": 2000,
+    "pc_type": "gamg",
+    "pc_gamg_type": "agg",
+    "pc_gamg_threshold": 0.01,
+    "mg_levels_ksp_type": "chebyshev",
+    "mg_levels_pc_type": "jacobi",
+    "mg_levels_ksp_chebyshev_esteig_steps": 10,
+}
+
+#: Options that switch the preconditioner to hypre BoomerAMG (pass as ``petsc_options``); needs a
+#: PETSc built with hypre (the dolfinx-solver wheel has none: a clear BonefeError then).
+BOOMERAMG_OPTIONS: dict[str, object] = {
+    "pc_type": "hypre",
+    "pc_hypre_type": "boomeramg",
+    "pc_hypre_boomeramg_strong_threshold": 0.7,
+    "pc_hypre_boomeramg_nodal_coarsen": 6,
+    "pc_hypre_boomeramg_vec_interp_variant": 3,
+}
+
+Traction = np.ndarray | Sequence[float] | Callable[[np.ndarray], np.ndarray]
+Load = tuple[np.ndarray, Traction]
+
+_prefix_counter = itertools.count()
+
+
+def lame(E, nu):
+    """Lamé parameters (μ, λ) in MPa from Young's modulus E (MPa) and Poisson ratio ν."""
+    return E / (2.0 * (1.0 + nu)), E * nu / ((1.0 + nu) * (1.0 - 2.0 * nu))
+
+
+def epsilon(u):
+    """Small-strain tensor ε(u) = sym ∇u (UFL)."""
+    return ufl.sym(ufl.grad(u))
+
+
+def cell_function(mesh, values, name: str) -> fem.Function:
+    """A DG0 function holding one value per local owned cell; ghost values filled by MPI."""
+    n_local = mesh.topology.index_map(mesh.topology.dim).size_local
+    values = np.broadcast_to(np.asarray(values, dtype=float), (n_local,))
+    function = fem.Function(fem.functionspace(mesh, ("DG", 0)), name=name)
+    dofs = function.function_space.dofmap.list[:n_local, 0]
+    function.x.array[dofs] = values
+    function.x.scatter_forward()
+    return function
+
+
+def rigid_body_modes(V: fem.FunctionSpace) -> PETSc.NullSpace:
+    """The six rigid-body modes (3 translations, 3 rotations) of V as an orthonormal PETSc basis.
+
+    They span the kernel of the unconstrained elasticity operator; GAMG uses them as the
+    near-nullspace to build its coarse spaces. Works for any Lagrange degree (uses the dof
+    coordinates); only the owned part of each vector goes to PETSc.
+    """
+    bs = V.dofmap.index_map_bs
+    n_owned = V.dofmap.index_map.size_local
+    basis = [la.vector(V.dofmap.index_map, bs=bs, dtype=PETSc.ScalarType) for _ in range(6)]
+    arrays = [b.array.reshape(-1, bs) for b in basis]
+    x = V.tabulate_dof_coordinates()
+    for i in range(3):
+        arrays[i][:, i] = 1.0
+    # rotations about z, y and x: ω × x
+    arrays[3][:, 0], arrays[3][:, 1] = -x[:, 1], x[:, 0]
+    arrays[4][:, 0], arrays[4][:, 2] = x[:, 2], -x[:, 0]
+    arrays[5][:, 1], arrays[5][:, 2] = -x[:, 2], x[:, 1]
+    la.orthonormalize(basis)
+    vectors = [
+        PETSc.Vec().createWithArray(b.array[: bs * n_owned], bsize=bs, comm=V.mesh.comm)
+        for b in basis
+    ]
+    return PETSc.NullSpace().create(vectors=vectors, comm=V.mesh.comm)
+
+
+def _global_sum(comm, value: float) -> float:
+    return comm.allreduce(float(value), op=MPI.SUM)
+
+
+def _facet_measure(mesh, facets: np.ndarray):
+    """A ds measure restricted to `facets` (local facet indices), tagged 1."""
+    fdim = mesh.topology.dim - 1
+    mesh.topology.create_connectivity(fdim, mesh.topology.dim)
+    facets = np.unique(np.asarray(facets, dtype=np.int32))
+    tags = dolfinx.mesh.meshtags(mesh, fdim, facets, np.ones_like(facets))
+    return ufl.Measure("ds", domain=mesh, subdomain_data=tags, subdomain_id=1)
+
+
+def patch_area(mesh, facets: np.ndarray) -> float:
+    """Global area (mm²) of the boundary patch made of `facets` (local exterior facet indices)."""
+    ds = _facet_measure(mesh, facets)
+    one = fem.Constant(mesh, PETSc.ScalarType(1.0))
+    return _global_sum(mesh.comm, fem.assemble_scalar(fem.form(one * ds)))
+
+
+def patch_traction(mesh, facets: np.ndarray, force) -> np.ndarray:
+    """Uniform traction (N/mm²) that puts the total force `force` (N, 3-vector) on the patch."""
+    area = patch_area(mesh, facets)
+    if area <= 0.0:
+        raise BonefeError("load patch has zero area: no boundary facets were selected for it; "
+                          "check the patch tags of the mesh")
+    return np.asarray(force, dtype=float) / area
+
+
+def cell_volumes(mesh) -> np.ndarray:
+    """Volume (mm³) of each local owned cell."""
+    W = fem.functionspace(mesh, ("DG", 0))
+    vector = fem.assemble_vector(fem.form(ufl.TestFunction(W) * ufl.dx))
+    n_local = mesh.topology.index_map(mesh.topology.dim).size_local
+    return vector.array[W.dofmap.list[:n_local, 0]].copy()
+
+
+def cell_strain(u: fem.Function) -> np.ndarray:
+    """Cell-average small-strain tensor ε(u) of each local owned cell, shape (n_local, 3, 3).
+
+    The L2 projection onto piecewise constants, ∫_cell ε dx / |cell|: exact for P1 (constant
+    gradient per cell) and the true cell average for P2.
+    """
+    mesh = u.function_space.mesh
+    W = fem.functionspace(mesh, ("DG", 0, (3, 3)))
+    integral = fem.assemble_vector(fem.form(ufl.inner(epsilon(u), ufl.TestFunction(W)) * ufl.dx))
+    n_local = mesh.topology.index_map(mesh.topology.dim).size_local
+    dofs = W.dofmap.list[:n_local, 0]
+    blocks = integral.array.reshape(-1, 9)[dofs].reshape(-1, 3, 3)
+    return blocks / cell_volumes(mesh)[:, None, None]
+
+
+def principal_strains(eps: np.ndarray) -> np.ndarray:
+    """Principal strains of symmetric tensors `eps` (n, 3, 3), sorted descending, shape (n, 3)."""
+    return np.linalg.eigvalsh(eps)[:, ::-1]
+
+
+class ElasticitySolver:
+    """Linear elastic bone model with one assembled operator and one reusable KSP.
+
+    mesh:          dolfinx tetrahedral mesh (mm).
+    E:             Young's modulus per local owned cell (MPa), array of length n_local (or scalar).
+    nu:            Poisson ratio, scalar or per local owned cell.
+    fixed_facets:  local facet indices where u = 0 (all components): the distal support.
+    degree:        Lagrange degree of the displacement (1 default, 2 for P2).
+    petsc_options: options overriding :data:`DEFAULT_PETSC_OPTIONS` (keys without prefix).
+    rollers:       optional (facets, component) pairs where only that displacement component is 0
+                   (symmetry planes of verification models).
+    """
+
+    def __init__(self, mesh, E, nu, fixed_facets, degree: int = 1,
+                 petsc_options: Mapping[str, object] | None = None,
+                 rollers: Sequence[tuple[np.ndarray, int]] = ()):
+        self.mesh = mesh
+        self.comm = mesh.comm
+        self._check_material(E, nu)
+        self.E = cell_function(mesh, E, "E")
+        self.nu = cell_function(mesh, nu, "nu")
+        self.V = fem.functionspace(mesh, ("Lagrange", degree, (mesh.geometry.dim,)))
+        self._u, self._v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
+        self.bcs = self._supports(fixed_facets, rollers)
+        self.a = fem.form(ufl.inner(self.stress(self._u), epsilon(self._v)) * ufl.dx)
+        self.A = dolfinx.fem.petsc.assemble_matrix(self.a, bcs=self.bcs)
+        self.A.assemble()
+        self.A.setNearNullSpace(rigid_body_modes(self.V))
+        self.A.setOption(PETSc.Mat.Option.SPD, True)
+        self.ksp = self._make_ksp(petsc_options or {})
+        self.b = dolfinx.fem.petsc.create_vector(self.V)
+        self.history: list[dict] = []
+
+    def _check_material(self, E, nu) -> None:
+        n_local = self.mesh.topology.index_map(self.mesh.topology.dim).size_local
+        E, nu = np.asarray(E, float), np.asarray(nu, float)
+        for name, value in (("E", E), ("nu", nu)):
+            if value.ndim and value.shape != (n_local,):
+                raise BonefeError(f"{name} has {value.shape} values but the mesh has {n_local} "
+                                  "local cells: give one value per local owned cell")
+        bad_E = self.comm.allreduce(bool(np.any(~((E > 0) & np.isfinite(E)))), op=MPI.LOR)
+        bad_nu = self.comm.allreduce(bool(np.any(~((nu > -1.0) & (nu < 0.5)))), op=MPI.LOR)
+        if bad_E:
+            raise BonefeError("Young's modulus must be positive and finite in every cell: "
+                              "floor E at a small positive value")
+        if bad_nu:
+            raise BonefeError("Poisson ratio must lie in (-1, 0.5): fix nu in the case file")
+
+    def stress(self, u):
+        """Cauchy stress σ(u) (MPa) of a displacement u (UFL expression)."""
+        mu, lmbda = lame(self.E, self.nu)
+        eps = epsilon(u)
+        return 2.0 * mu * eps + lmbda * ufl.tr(eps) * ufl.Identity(len(u))
+
+    def _supports(self, fixed_facets, rollers) -> list:
+        fdim = self.mesh.topology.dim - 1
+        self.mesh.topology.create_connectivity(fdim, self.mesh.topology.dim)
+        fixed = np.asarray(fixed_facets, dtype=np.int32)
+        bcs = []
+        n_constrained = 0
+        if self.comm.allreduce(fixed.size, op=MPI.SUM) > 0:
+            dofs = fem.locate_dofs_topological(self.V, fdim, fixed)
+            bcs.append(fem.dirichletbc(np.zeros(3, dtype=PETSc.ScalarType), dofs, self.V))
+            n_constrained += 3 * dofs.size
+        for facets, component in rollers:
+            sub = self.V.sub(int(component))
+            dofs = fem.locate_dofs_topological(sub, fdim, np.asarray(facets, dtype=np.int32))
+            bcs.append(fem.dirichletbc(PETSc.ScalarType(0.0), dofs, sub))
+            n_constrained += dofs.size
+        if self.comm.allreduce(n_constrained, op=MPI.SUM) < 6:
+            raise BonefeError("the model has no support (no fixed facets found): it would float; "
+                              "check the distal support tag of the mesh")
+        return bcs
+
+    def _make_ksp(self, overrides: Mapping[str, object]) -> PETSc.KSP:
+        defaults = DEFAULT_PETSC_OPTIONS
+        if overrides.get("pc_type", "gamg") != "gamg":  # drop the GAMG-only defaults
+            defaults = {k: v for k, v in defaults.items() if not k.startswith(("pc_gamg", "mg_"))}
+        prefix = f"bonefe_elasticity_{next(_prefix_counter)}_"
+        options = PETSc.Options()
+        for key, value in {**defaults, **overrides}.items():
+            options[prefix + key] = value
+        ksp = PETSc.KSP().create(self.comm)
+        ksp.setOptionsPrefix(prefix)
+        ksp.setOperators(self.A)
+        try:
+            ksp.setFromOptions()
+            ksp.setUp()
+        except PETSc.Error as error:
+            raise BonefeError(f"PETSc could not set up the solver with options {dict(overrides)} "
+                              f"(error {error.ierr}): check the option names and that the chosen "
+                              "preconditioner is built into this PETSc (hypre may be absent)") from None
+        self.options_prefix = prefix
+        return ksp
+
+    def _vector_function(self, value, name: str) -> fem.Function:
+        """Interpolate a constant 3-vector or a callable x -> (3, n) array into V."""
+        function = fem.Function(self.V, name=name)
+        if callable(value):
+            function.interpolate(value)
+        else:
+            constant = np.asarray(value, dtype=float).reshape(3, 1)
+            function.interpolate(lambda x: np.tile(constant, (1, x.shape[1])))
+        return function
+
+    def load_vector(self, loads: Sequence[Load], body_force=None) -> PETSc.Vec:
+        """Assemble the consistent nodal force vector (N) of `loads` into ``self.b``.
+
+        Each load (facets, traction) is integrated on its own facet subset (its own one-tag
+        meshtags), so patches may overlap. Constrained entries are left as assembled; use
+        :meth:`solve` to solve.
+        """
+        with self.b.localForm() as local:
+            local.set(0.0)
+        for k, (facets, traction) in enumerate(loads):
+            t = self._vector_function(traction, f"traction_{k}")
+            ds = _facet_measure(self.mesh, facets)
+            dolfinx.fem.petsc.assemble_vector(self.b, fem.form(ufl.inner(t, self._v) * ds))
+        if body_force is not None:
+            f = self._vector_function(body_force, "body_force")
+            dolfinx.fem.petsc.assemble_vector(self.b, fem.form(ufl.inner(f, self._v) * ufl.dx))
+        self.b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        return self.b
+
+    def solve(self, loads: Sequence[Load], body_force=None) -> fem.Function:
+        """Displacement (mm) under surface `loads` [(facets, traction N/mm²), ...] and an optional
+        body force (N/mm³, constant or callable). Reuses the operator and preconditioner."""
+        self.load_vector(loads, body_force)
+        dolfinx.fem.petsc.set_bc(self.b, self.bcs)
+        u = fem.Function(self.V, name="displacement")
+        self.ksp.solve(self.b, u.x.petsc_vec)
+        u.x.scatter_forward()
+        self._record()
+        return u
+
+    def _record(self) -> None:
+        reason = self.ksp.getConvergedReason()
+        entry = {"iterations": self.ksp.getIterationNumber(),
+                 "residual_norm": self.ksp.getResidualNorm(), "reason": reason}
+        self.history.append(entry)
+        if reason < 0:
+            names = {v: k for k, v in vars(PETSc.KSP.ConvergedReason).items() if isinstance(v, int)}
+            raise BonefeError(
+                f"elasticity solve diverged ({names.get(reason, reason)} after "
+                f"{entry['iterations']} iterations): check that E is positive everywhere and the "
+                "support holds the bone, or raise ksp_max_it in the solver options")
+
+    @property
+    def iterations(self) -> int:
+        """Krylov iterations of the last solve."""
+        return self.history[-1]["iterations"]
+
+    def strain_energy(self, u: fem.Function) -> float:
+        """Global strain energy ½ ∫ σ(u):ε(u) dx (N·mm = mJ)."""
+        energy = fem.form(0.5 * ufl.inner(self.stress(u), epsilon(u)) * ufl.dx)
+        return _global_sum(self.comm, fem.assemble_scalar(energy))
+
+    def num_dofs(self) -> int:
+        """Global number of displacement unknowns."""
+        index_map = self.V.dofmap.index_map
+        return index_map.size_global * self.V.dofmap.index_map_bs
+
+
+class UnitLoadBasis:
+    """Strains under unit forces on load patches, combined by superposition.
+
+    For each patch (name -> local facet indices), three solves with 1 N along world x, y and z,
+    each spread as a uniform traction over the patch; the cell strain tensors (and the
+    displacements) are stored. By linearity the strain under any set of patch forces is the
+    same linear combination of the stored unit strains.
+    """
+
+    def __init__(self, solver: ElasticitySolver, patches: Mapping[str, np.ndarray]):
+        self.solver = solver
+        self.patches = dict(patches)
+        self._strain: dict[str, np.ndarray] = {}
+        self._displacement: dict[str, list[fem.Function]] = {}
+        for name, facets in self.patches.items():
+            units = [patch_traction(solver.mesh, facets, axis) for axis in np.eye(3)]
+            solutions = [solver.solve([(facets, traction)]) for traction in units]
+            self._displacement[name] = solutions
+            self._strain[name] = np.stack([cell_strain(u) for u in solutions])
+
+    def _check(self, forces: Mapping[str, object]) -> None:
+        unknown = set(forces) - set(self.patches)
+        if unknown:
+            raise BonefeError(f"no unit-load basis for patch(es) {sorted(unknown)}: "
+                              f"known patches are {sorted(self.patches)}")
+
+    def strain(self, forces: Mapping[str, object]) -> np.ndarray:
+        """Cell strain tensors (n_local, 3, 3) under `forces` {patch: world force in N}."""
+        self._check(forces)
+        total = 0.0
+        for name, force in forces.items():
+            total = total + np.einsum("i,icjk->cjk", np.asarray(force, float), self._strain[name])
+        return total
+
+    def displacement(self, forces: Mapping[str, object]) -> fem.Function:
+        """Displacement (mm) under `forces` {patch: world force in N}."""
+        self._check(forces)
+        u = fem.Function(self.solver.V, name="displacement")
+        for name, force in forces.items():
+            for component, unit in zip(np.asarray(force, float), self._displacement[name]):
+                u.x.array[:] += component * unit.x.array
+        return u
+
+
+def write_fields(path, mesh, u: fem.Function, cell_fields: Mapping[str, np.ndarray]) -> None:
+    """Write displacement and per-cell fields to XDMF (+ HDF5) for ParaView, atomically.
+
+    `cell_fields` maps names to arrays over the local owned cells (e.g. E, max principal strain).
+    A P2 displacement is interpolated to P1 (XDMF stores fields on the mesh nodes). The files are
+    written in a temporary folder next to `path`; the .h5 and then the .xdmf replace the old ones.
+    """
+    path = Path(path)
+    comm = mesh.comm
+    tmp = None
+    if comm.rank == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.stem}.")
+    tmp = Path(comm.bcast(tmp, root=0))
+    try:
+        output = u
+        if u.function_space.element.basix_element.degree != 1:
+            output = fem.Function(fem.functionspace(mesh, ("Lagrange", 1, (3,))), name=u.name)
+            output.interpolate(u)
+        with XDMFFile(comm, tmp / path.with_suffix(".xdmf").name, "w") as xdmf:
+            xdmf.write_mesh(mesh)
+            xdmf.write_function(output)
+            for name, values in cell_fields.items():
+                xdmf.write_function(cell_function(mesh, values, name))
+        comm.barrier()
+        if comm.rank == 0:
+            for suffix in (".h5", ".xdmf"):
+                os.replace(tmp / path.with_suffix(suffix).name, path.with_suffix(suffix))
+    finally:
+        comm.barrier()
+        if comm.rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)

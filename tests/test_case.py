@@ -1,0 +1,78 @@
+"""Case files: valid files load with paths resolved; every mistake gives one clear line and exit 2."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bonefe.case import load_case
+from bonefe.errors import BonefeError
+
+MINIMAL = """\
+name: demo
+ct: data/ct.nii.gz
+labels: data/labels.nii.gz
+patient: {body_mass_kg: 70}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "case.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_minimal_case_resolves_paths_and_defaults(tmp_path):
+    case = load_case(write(tmp_path, MINIMAL))
+    assert case.ct == tmp_path / "data" / "ct.nii.gz"
+    assert case.output == tmp_path / "runs" / "demo"
+    assert case.body_weight == pytest.approx(70 * 9.81)
+    assert case.patient.side == "left"
+    assert case.label_values.as_dict() is None  # the default convention: bone 1, lytic 2, blastic 3
+    named = load_case(write(tmp_path, MINIMAL + "label_values: {bone: [75, 76]}\n"))
+    assert named.label_values.as_dict() == {"bone": [75, 76]}
+
+
+def test_demo_case_in_repository_is_valid():
+    case = load_case(Path(__file__).parents[1] / "cases" / "femur-neck-lytic.yaml")
+    assert case.mesh.size_mm == 3.0 and case.material.law == "morgan2003"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (MINIMAL + "meshh: {size_mm: 2}\n", r"unknown key 'meshh'"),
+        (MINIMAL + "mesh: {size_mm: fine}\n", r"case.yaml.mesh.size_mm must be a number"),
+        (MINIMAL + "mesh: {size_mm: 0.01}\n", r"size_mm must be between"),
+        (MINIMAL.replace("{body_mass_kg: 70}", "{body_mass_kg: 70, side: up}"), r"patient.side must be one of"),
+        (MINIMAL.replace("name: demo\n", ""), r"missing required key 'name'"),
+        (MINIMAL + "label_values: {bone: [1, x]}\n", r"label_values.bone"),
+        (MINIMAL + "landmarks: {head_centre: [1, 2]}\n", r"head_centre must have 3 entries"),
+        ("name: [unclosed\n", r"not valid YAML at line"),
+        ("- a list\n", r"must be a mapping"),
+    ],
+)
+def test_bad_case_files_name_the_problem(tmp_path, text, message):
+    with pytest.raises(BonefeError, match=message):
+        load_case(write(tmp_path, text))
+
+
+def test_cli_reports_bad_input_in_one_line_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bonefe.cli", "run", str(write(tmp_path, MINIMAL + "colour: red\n"))],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "bonefe: error: case.yaml: unknown key 'colour' (allowed: name, ct, labels, patient, output, "
+        "label_values, resample_labels, mesh, material, landmarks, solver, risk, activities, custom_activities)"
+    ]
+
+
+def test_cli_missing_case_file(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "bonefe.cli", "run", str(tmp_path / "nope.yaml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "case file" in result.stderr and "not found" in result.stderr

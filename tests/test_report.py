@@ -1,0 +1,200 @@
+"""The report as a reader gets it: JSON numbers, a self-contained HTML page that a real browser
+(headless Chromium) shows with its pictures, a PDF whose pages render, and real pictures."""
+
+import bonefe  # noqa: F401  (MPI/dolfinx import order)
+
+import base64
+import copy
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pyvista as pv
+from PIL import Image
+
+from bonefe import risk
+from bonefe.errors import BonefeError
+from bonefe.report import build_results, write_report
+from bonefe.report.content import build_content
+from bonefe.report.pictures import PICTURE_SIZE, image_is_real
+
+MASS_KG = 70.0
+BW = MASS_KG * 9.81  # 686.7 N
+FAILURE_N = 3000.0  # 4.37 x BW: "high" under the default thresholds (below 5 x BW)
+
+
+def make_results() -> dict:
+    """A results dict as the pipeline builds it, from bonefe.risk and numpy values."""
+    policy, thresholds = risk.VerdictPolicy(), risk.RiskThresholds()
+    activities = [
+        risk.assess_activity(name, label, share * BW, allowed, ref, policy)
+        for name, label, share, allowed, ref in [
+            ("walking", "Walking", 2.38, 3000.0, "Bergmann et al. 2016, PLoS One 11:e0155612"),
+            ("stairs_up", "Stairs up", 2.51, 3600.0, "Bergmann et al. 2016, PLoS One 11:e0155612"),
+            ("stumbling", "Stumbling", 7.2, 3900.0, "Bergmann et al. 2004"),
+        ]
+    ]
+    return dict(
+        case_name="case-017",
+        body_mass_kg=MASS_KG,
+        failure_load_n=np.float64(FAILURE_N),
+        failure_load_bw=FAILURE_N / BW,
+        failure_load_case="one-leg stance",
+        failure_location_mm=np.array([15.0, -15.0, 140.0]),
+        failure_mode="tensile",
+        risk_category=risk.risk_category(FAILURE_N / BW, thresholds),
+        critical_volume_mm3=8.0,
+        strain_criterion=risk.StrainCriterion(),
+        risk_thresholds=thresholds,
+        verdict_policy=policy,
+        walking_weight_bearing_fraction=risk.weight_bearing_fraction(3000.0, 2.38 * BW, policy),
+        activities=activities,
+        mesh={"cells": np.int64(5400), "dofs": 4557},
+        material_law="Morgan et al. 2003, femoral neck",
+        timings_s={"mesh": 1.2, "solve": 3.4},
+        provenance={"inputs": {"ct.nii.gz": "sha256:0f1e"}, "parameters": {"mesh": {"size_mm": 3.0}}},
+        failure_site="superolateral neck",
+        strain_fold_ratio=1.62,
+        assumptions=["Distal cut fixed.", "Hip-contact force spread over a head patch."],
+    )
+
+
+def bone_mesh() -> dict:
+    """A 30 x 30 x 150 mm block of tetrahedra standing in for a femoral shaft, with a strain
+    gradient and a 10 mm spherical lesion."""
+    grid = pv.ImageData(dimensions=(7, 7, 31), spacing=(5.0, 5.0, 5.0), origin=(-15.0, -15.0, 0.0))
+    grid = grid.triangulate()
+    centres = grid.cell_centers().points
+    strain = 1e-3 * (1 + centres[:, 0] / 15.0) * (centres[:, 2] / 150.0)
+    lesion = (np.linalg.norm(centres - [5.0, -10.0, 100.0], axis=1) < 10.0).astype(int)
+    return dict(
+        points=np.asarray(grid.points),
+        tets=grid.cells.reshape(-1, 5)[:, 1:],
+        cell_data={"max_principal_strain": strain, "lesion": lesion},
+    )
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """One full report (pictures included) shared by the tests of this file."""
+    out = tmp_path_factory.mktemp("report")
+    return write_report(out, make_results(), bone_mesh())
+
+
+def test_json_round_trips_the_numbers(report):
+    """report.json holds the numbers given (exactly: JSON keeps float64 digits) and, without the
+    added software block, builds back into the same results."""
+    data = json.loads(report["json"].read_text())
+    assert data["failure_load_n"] == FAILURE_N
+    assert data["body_weight_n"] == pytest.approx(686.7, rel=1e-12)
+    assert data["risk_category"] == "high"
+    assert [a["safety_factor"] for a in data["activities"]] == pytest.approx(
+        [3000.0 / (2.38 * BW), 3600.0 / (2.51 * BW), 3900.0 / (7.2 * BW)], rel=1e-15
+    )
+    assert data["provenance"]["inputs"] == {"ct.nii.gz": "sha256:0f1e"}
+    software = data["provenance"].pop("software")
+    assert software["bonefe"] == bonefe.__version__ and "numpy" in software
+    del data["provenance"]["generated_utc"], data["schema"], data["body_weight_n"]
+    assert build_results(data) == build_results(make_results())
+
+
+def test_html_is_self_contained(report):
+    """Verdict text present; no http(s) address, no <link>, every src= a PNG data URI whose
+    picture is real and of the size rendered."""
+    html = report["html"].read_text()
+    assert "HIGH fracture risk" in html
+    assert not re.search(r"https?:", html) and "<link" not in html
+    sources = re.findall(r'src="([^"]*)"', html)
+    assert len(sources) == 3  # strain, lesion, safety-factor chart
+    prefix = "data:image/png;base64,"
+    assert all(s.startswith(prefix) for s in sources)
+    bone = [base64.b64decode(s[len(prefix):]) for s in sources[:2]]
+    assert all(image_is_real(png, PICTURE_SIZE) for png in bone)
+    assert not list(Path(report["html"]).parent.glob("*.tmp"))  # atomic writes left no temporaries
+
+
+def test_pictures_are_real_and_framed(report):
+    """Bone pictures are 1000 x 800 and not blank; the bone fills a sensible part of the frame
+    (5-60 % non-white pixels: a 30 x 150 mm block seen from the front); a uniform image is
+    recognised as blank."""
+    for name in ("strain", "lesion", "safety-factors"):
+        assert image_is_real(report[name])
+    for name in ("strain", "lesion"):
+        pixels = np.asarray(Image.open(report[name]).convert("RGB"), dtype=float)
+        assert pixels.shape == (800, 1000, 3)
+        covered = np.mean(pixels.min(axis=2) < 240)
+        assert 0.05 < covered < 0.60
+    assert not image_is_real(np.full((800, 1000, 3), 255, np.uint8))
+    assert not image_is_real(report["strain"], (800, 1000))  # wrong size
+
+
+def test_walking_advice_partial_weight_bearing():
+    """Allowed walking force 40 % of what full weight bearing needs (SF 2): the advice says
+    40 % of body weight, 0.4 x 70 kg = 28 kg."""
+    results = make_results()
+    results["walking_weight_bearing_fraction"] = 0.4
+    content = build_content(build_results(results), {})
+    assert "at most 40 % of body weight (about 28 kg on this leg)" in content.walking_advice
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r.update(patient_id="123"), "unknown key 'patient_id'"),
+        (lambda r: r["provenance"].update(dicom={"PatientName": "Doe^J"}), "patient identifier"),
+        (lambda r: r.update(risk_category="low"), "disagrees with the thresholds"),
+        (lambda r: r.update(failure_load_bw=9.0), "disagrees with failure_load_n"),
+    ],
+)
+def test_results_schema_refuses(change, message):
+    """Identifiers and inconsistent numbers never reach a report: one-line BonefeError."""
+    results = copy.deepcopy(make_results())
+    change(results)
+    with pytest.raises(BonefeError, match=message):
+        build_results(results)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def chromium(tmp_path, *args) -> str:
+    """Run headless Chromium on its own profile; return stdout."""
+    command = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian package 'chromium')")
+def test_browser_shows_report(report, tmp_path):
+    """A real browser loads report.html from disk: the screenshot is not blank and shows the
+    high-risk red (198, 40, 40) verdict box; the page's own check finds all 3 images decoded."""
+    url = report["html"].resolve().as_uri()
+    shot = tmp_path / "shot.png"
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,2000", url)
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert image_is_real(pixels, (1200, 2000))
+    red = np.all(np.abs(pixels.astype(int) - [198, 40, 40]) <= 3, axis=2)
+    assert red.mean() > 0.01
+    dom = chromium(tmp_path, "--dump-dom", url)
+    assert "HIGH fracture risk" in dom
+    assert re.search(r'id="image-check"[^>]*data-state="ok"', dom)
+    assert 'data-images="3"' in dom
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm not installed (poppler-utils)")
+def test_pdf_pages_render(report, tmp_path):
+    """Every PDF page renders (poppler) and is not blank; page 1 carries the red verdict box."""
+    subprocess.run(["pdftoppm", "-r", "40", "-png", str(report["pdf"]), str(tmp_path / "page")],
+                   check=True, timeout=120)
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) >= 3
+    assert all(image_is_real(page) for page in pages)
+    first = np.asarray(Image.open(pages[0]).convert("RGB")).astype(int)
+    assert np.all(np.abs(first - [198, 40, 40]) <= 6, axis=2).mean() > 0.01

@@ -1,0 +1,197 @@
+"""Verification of bonefe.risk against hand calculations, beam theory and a brute-force definition.
+
+Runs serially and under `mpirun -n 2 pytest tests/test_risk.py` (the MPI test splits its data).
+"""
+
+import bonefe  # noqa: F401  (MPI/dolfinx import order)
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from bonefe.errors import BonefeError
+from bonefe.risk import (
+    STERNHEIM_SFR_THRESHOLD,
+    RiskThresholds,
+    StrainCriterion,
+    VerdictPolicy,
+    assess_activity,
+    body_weight_n,
+    distance_mask,
+    failure_index,
+    failure_load,
+    failure_under_unit_load,
+    peak_over_volume,
+    risk_category,
+    strain_fold_ratio,
+    tensile_dominant,
+    verdict,
+    weight_bearing_fraction,
+)
+
+
+def uniaxial_principal(stress_mpa, young_mpa, poisson):
+    """Principal strains (descending) of a bar under uniaxial stress: σ/E axially, -νσ/E laterally."""
+    axial, lateral = stress_mpa / young_mpa, -poisson * stress_mpa / young_mpa
+    return np.sort(np.array([[axial, lateral, lateral]]), axis=1)[:, ::-1]
+
+
+def test_failure_index_hits_one_at_each_limit():
+    """Schileo 2008 limits: ε1 = 0.73 % or ε3 = -1.04 % give index exactly 1 (exact in floats)."""
+    principal = np.array([[0.0073, 0.0, -0.0052], [0.001, 0.0, -0.0104], [-0.001, -0.002, -0.003]])
+    index = failure_index(principal)
+    np.testing.assert_allclose(index[:2], [1.0, 1.0], rtol=1e-15)
+    # all-compressive cell: only the compressive term counts, 0.003 / 0.0104
+    assert index[2] == pytest.approx(0.003 / 0.0104, rel=1e-15)
+    assert list(tensile_dominant(principal)) == [True, False, False]
+    # configurable limits: halving the tensile limit doubles the tensile term
+    assert failure_index(principal[:1], StrainCriterion(tensile_limit=0.00365))[0] == pytest.approx(2.0)
+    with pytest.raises(BonefeError):
+        StrainCriterion(tensile_limit=-0.0073)
+
+
+@pytest.mark.parametrize("sign, limit, mode", [(1, 0.0073, "tensile"), (-1, 0.0104, "compressive")])
+def test_bar_failure_load_matches_beam_theory(sign, limit, mode):
+    """Uniform bar, E = 10 GPa, A = 100 mm², ν = 0.4: F_fail = E·A·ε_limit (7300 N tension,
+    10400 N compression; lateral strain ν·ε never governs). Exact up to float rounding (1e-12)."""
+    young, area, poisson = 10000.0, 100.0, 0.4
+    principal = np.repeat(uniaxial_principal(sign * 1.0 / area, young, poisson), 50, axis=0)
+    centres = np.column_stack([np.zeros(50), np.zeros(50), np.arange(50.0)])  # bar axis along z
+    result = failure_under_unit_load(principal, np.full(50, 1.0), centres, critical_volume_mm3=8.0)
+    assert result.failure_load_n == pytest.approx(young * area * limit, rel=1e-12)
+    assert result.mode == mode
+    assert result.failed_cells == 50  # uniform strain: every cell fails at once
+    assert result.location_mm == pytest.approx((0.0, 0.0, 24.5), abs=1e-12)  # mid-bar
+
+
+def test_failure_load_hand_example():
+    """Four cells, index (1/N) 4e-4, 3e-4, 2e-4, 1e-4 and volumes 2, 3, 4, 5 mm³; V_c = 4 mm³.
+    The two most loaded cells first hold >= 4 mm³ (2 + 3 = 5), so r* = 3e-4, F = 1/3e-4 N and
+    the failure site is their volume-weighted centroid (2·x0 + 3·x1)/5. Exact up to rounding."""
+    index = np.array([4e-4, 3e-4, 2e-4, 1e-4])
+    volumes = np.array([2.0, 3.0, 4.0, 5.0])
+    centres = np.array([[0.0, 0, 0], [10.0, 0, 0], [20.0, 0, 0], [30.0, 0, 0]])
+    tensile = np.array([False, True, True, True])
+    result = failure_load(index, volumes, 4.0, centres=centres, tensile=tensile)
+    assert result.failure_load_n == pytest.approx(1 / 3e-4, rel=1e-12)
+    assert result.failed_volume_mm3 == 5.0
+    assert result.location_mm == pytest.approx((6.0, 0.0, 0.0), abs=1e-12)
+    assert result.mode == "tensile"  # 3 of 5 mm³ tensile
+    # V_c exactly 5 still stops at the second cell; just above it needs the third
+    assert failure_load(index, volumes, 5.0).failure_load_n == pytest.approx(1 / 3e-4, rel=1e-12)
+    assert failure_load(index, volumes, 5.001).failure_load_n == pytest.approx(1 / 2e-4, rel=1e-12)
+
+
+def test_mask_excludes_cells():
+    """Masking the most loaded cell of the hand example: the next two (3 + 4 mm³) give r* = 2e-4."""
+    index = np.array([4e-4, 3e-4, 2e-4, 1e-4])
+    volumes = np.array([2.0, 3.0, 4.0, 5.0])
+    mask = np.array([True, False, False, False])
+    assert failure_load(index, volumes, 4.0, mask=mask).failure_load_n == pytest.approx(5000.0, rel=1e-12)
+
+
+def test_too_little_volume_is_a_user_error():
+    """14 mm³ of bone cannot hold a 20 mm³ critical volume: a BonefeError, not a number."""
+    with pytest.raises(BonefeError, match="critical volume"):
+        failure_load(np.array([1e-4, 2e-4]), np.array([7.0, 7.0]), 20.0)
+
+
+def brute_force_failure_load(index, volumes, critical_volume):
+    """Definition, by exhaustion: the smallest load F = 1/index_i at which the cells with
+    index·F >= 1 hold at least the critical volume (O(n²), independent of the sorting code)."""
+    loads = sorted(1.0 / index)
+    for load in loads:
+        if volumes[index * load >= 1.0 - 1e-12].sum() >= critical_volume:
+            return load
+    raise AssertionError("critical volume never reached")
+
+
+def test_mpi_invariance_and_brute_force():
+    """Same 2000 random cells split over the ranks give bit-identical results to the serial run,
+    and the serial run agrees with the brute-force definition (rel 1e-12: float rounding only)."""
+    comm = MPI.COMM_WORLD
+    rng = np.random.default_rng(7)
+    n = 2000
+    index = rng.lognormal(-9.0, 0.5, n)
+    index[:3] = index[3]  # ties at the top must not depend on the split
+    volumes = rng.uniform(0.2, 1.5, n)
+    centres = rng.uniform(-50, 50, (n, 3))
+    tensile = rng.random(n) < 0.5
+    mask = distance_mask(centres, np.array([[0.0, 0.0, 40.0]]), 15.0)
+    serial = failure_load(index, volumes, 8.0, None, mask, centres, tensile)
+    part = np.array_split(np.arange(n), comm.size)[comm.rank]
+    parallel = failure_load(index[part], volumes[part], 8.0, comm, mask[part], centres[part], tensile[part])
+    assert parallel == serial
+    keep = ~mask
+    assert serial.failure_load_n == pytest.approx(
+        brute_force_failure_load(index[keep], volumes[keep], 8.0), rel=1e-12
+    )
+
+
+def test_mpi_invariance_with_a_nearly_empty_rank():
+    """A rank holding less than the critical volume sends all its cells: still the serial answer."""
+    comm = MPI.COMM_WORLD
+    index = np.linspace(1e-4, 1e-3, 40)
+    volumes = np.full(40, 1.0)
+    chunks = [np.arange(40)]
+    if comm.size > 1:
+        chunks = [np.arange(3)] + np.array_split(np.arange(3, 40), comm.size - 1)
+    part = chunks[comm.rank]
+    result = failure_load(index[part], volumes[part], 8.0, comm)
+    # the eight most loaded unit cells: r* = index[32]
+    assert result.failure_load_n == pytest.approx(1 / index[32], rel=1e-12)
+
+
+def test_distance_mask_on_a_line():
+    """Centres at x = 0..10 mm, one point at the origin, 2.5 mm: exactly x = 0, 1, 2 are masked."""
+    centres = np.column_stack([np.arange(11.0), np.zeros(11), np.zeros(11)])
+    mask = distance_mask(centres, np.zeros((1, 3)), 2.5)
+    assert list(np.nonzero(mask)[0]) == [0, 1, 2]
+    assert not distance_mask(centres, np.zeros((0, 3)), 2.5).any()
+
+
+def test_peak_over_volume_ignores_a_single_hot_cell():
+    """One 0.5 mm³ cell at 9000 µε among 1 mm³ cells at 1000..: the 8 mm³ peak is the 8th largest
+    of the rest plus the hot cell (0.5 + 7·1 = 7.5 < 8, so the 8th ordinary cell sets it)."""
+    values = np.concatenate([[9000.0], np.arange(1000.0, 1020.0)])
+    volumes = np.concatenate([[0.5], np.ones(20)])
+    assert peak_over_volume(values, volumes, 8.0) == 1019.0 - 7
+
+
+def test_verdict_boundaries():
+    """Default policy: safe at SF >= 2, avoid below 1, caution in between (boundaries inclusive
+    as documented); a custom policy moves them."""
+    assert [verdict(f) for f in (2.0, 1.999, 1.0, 0.999)] == ["safe", "caution", "caution", "avoid"]
+    strict = VerdictPolicy(safe_factor=3.0, avoid_factor=1.5)
+    assert [verdict(f, strict) for f in (3.0, 2.0, 1.4)] == ["safe", "caution", "avoid"]
+    with pytest.raises(BonefeError):
+        VerdictPolicy(safe_factor=1.0, avoid_factor=2.0)
+
+
+def test_assess_activity_and_weight_bearing():
+    """Walking peak 1800 N vs 2700 N allowed: SF 1.5 (caution); weight bearing for SF 2 is
+    2700 / (2·1800) = 75 %; a zero activity force is a user error."""
+    row = assess_activity("walking", "Walking", 1800.0, 2700.0, "Bergmann 2016")
+    assert row.safety_factor == pytest.approx(1.5, rel=1e-15)
+    assert row.verdict == "caution"
+    assert weight_bearing_fraction(2700.0, 1800.0) == pytest.approx(0.75, rel=1e-15)
+    assert weight_bearing_fraction(9000.0, 1800.0) == 1.0
+    with pytest.raises(BonefeError, match="positive activity force"):
+        assess_activity("rest", "Rest", 0.0, 100.0, "-")
+
+
+def test_risk_category_boundaries():
+    """Defaults: high below 5 x BW, low from 10 x BW; 70 kg → BW = 686.7 N."""
+    assert [risk_category(x) for x in (4.99, 5.0, 9.99, 10.0)] == ["high", "moderate", "moderate", "low"]
+    assert risk_category(3.0, RiskThresholds(high_below_bw=2.0, low_from_bw=3.0)) == "low"
+    assert body_weight_n(70.0) == pytest.approx(686.7, rel=1e-12)
+    with pytest.raises(BonefeError):
+        RiskThresholds(high_below_bw=12.0, low_from_bw=10.0)
+
+
+def test_strain_fold_ratio():
+    """Identical peaks give SFR 1; 1480 µε over 1000 µε sits exactly at Sternheim's 1.48."""
+    assert strain_fold_ratio(2345.0, 2345.0) == 1.0
+    assert strain_fold_ratio(1480.0, 1000.0) == pytest.approx(STERNHEIM_SFR_THRESHOLD, rel=1e-15)
+    with pytest.raises(BonefeError):
+        strain_fold_ratio(1.0, 0.0)
