@@ -135,4 +135,4 @@ def load_case(path: str | Path) -> Case:
     case = build(Case, data, path.name)
     base = path.resolve().parent
     output = case.output or Path("runs") / case.name
-    return replace(case, ct=base / case.ct, labels=base / case.labels, output=base / output)
+    return replace(case, ct=base / case.ct, labels=base / case.labels, output=(base / output).resolve())
