@@ -6,10 +6,7 @@ coordinates in the ITK/DICOM LPS patient frame (mm), whatever the file's own con
 geometry leave this module: nothing from DICOM headers (names, IDs, dates) is kept or returned.
 """
 
-import os
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from bonefe.errors import BonefeError
+from bonefe.outputs import atomic_path
 from bonefe.volume import BACKGROUND, BLASTIC, BONE, LYTIC, Volume
 
 IMAGE_IO = {
@@ -140,28 +138,13 @@ def to_sitk(array: np.ndarray, affine: np.ndarray) -> sitk.Image:
     return image
 
 
-@contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path` with the same ending; it replaces `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_suffix(path))
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_image(path: str | Path, array: np.ndarray, affine: np.ndarray) -> Path:
     """Write an [i, j, k] array with its LPS affine to .nii.gz, .nii, .mha or .nrrd, atomically."""
     path = Path(path)
     if _suffix(path) not in WRITABLE:
         raise BonefeError(f"{path}: cannot write '{_suffix(path) or path.name}'; use one of {', '.join(WRITABLE)}")
     image = to_sitk(array, affine)
-    with atomic_output(path) as tmp:
+    with atomic_path(path) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=True)
     return path
 

@@ -1,5 +1,6 @@
 """Shared test helpers: where the optional real data lives."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,3 +14,12 @@ def shared_data(folder: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"real data {path} not present (optional; see ../shared/data/README.md)")
     return path
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    """Under `mpirun -n N pytest`, only rank 0 reports; the other ranks run the same tests silently."""
+    if int(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))) > 0:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            config.pluginmanager.unregister(reporter)
