@@ -10,6 +10,19 @@ factor is F_allow / |F|.
 Cells that are not evaluated for failure: lesion tissue itself (its strain is that of soft tissue,
 not of bone) and cells within `exclusion_mm` of a load or support patch, where the idealised
 boundary conditions create strain artefacts (Saint-Venant).
+
+Lesion-free twin and strain fold ratio (Sternheim et al. 2020): when the bone has lesion cells
+and the caller gives the twin's moduli (`bonefe.materials.healthy_volume` → `cell_material`, same
+mesh), the twin is solved with its own unit-load basis. SFR = peak failure index near the lesion
+with the lesion / the same in the twin, both under the stance activity. "Near the lesion": the
+cells evaluated for failure in the lesioned bone (bone, away from the patches) whose centre lies
+within SFR_REGION_MM of a lesion cell centre; the same cells in both models. "Peak": the failure
+index max(ε1/ε_t, −ε3/ε_c) (a principal strain magnitude scaled by its limit) reached by the
+critical volume (`bonefe.risk.peak_over_volume`), so one distorted element cannot set it.
+
+Envelope: the allowed hip-contact force on the head patch along directions of the frontal
+(inferior → lateral) and sagittal (inferior → posterior) planes every `step_deg`, each the
+failure load along that direction from the unit-load basis (contact force alone, no abductor).
 """
 
 from dataclasses import dataclass, field
@@ -23,6 +36,9 @@ from bonefe.risk import (
     DEFAULT_CRITICAL_VOLUME_MM3,
     ActivityAssessment,
     FailureResult,
+    failure_index,
+    peak_over_volume,
+    strain_fold_ratio,
     RiskThresholds,
     StrainCriterion,
     VerdictPolicy,
@@ -31,9 +47,23 @@ from bonefe.risk import (
     failure_under_unit_load,
 )
 from bonefe.solver import ElasticitySolver, UnitLoadBasis, cell_volumes, principal_strains
-from bonefe.volume import LESION_LABELS
+from bonefe.volume import BONE, LESION_LABELS
 
 PATCH_TAGS = {"head": HEAD, "trochanter": TROCHANTER}
+
+SFR_REGION_MM = 10.0
+"""Bone cells within this distance (mm, centre to centre) of a lesion cell form the region whose
+peak strain the strain fold ratio compares: about one cortical thickness plus one element around
+the lesion, where a defect concentrates strain."""
+
+ENVELOPE_STEP_DEG = 5.0
+ENVELOPE_PLANES = {
+    "frontal": ("lateral", np.array([-1.0, 0.0, 0.0])),
+    "sagittal": ("posterior", np.array([0.0, -1.0, 0.0])),
+}
+"""Envelope planes: name -> (direction that angle 90° points to, its frame components
+(medial, anterior, superior)); angle 0° points inferiorly, along the main hip-contact force."""
+INFERIOR = np.array([0.0, 0.0, -1.0])
 
 
 @dataclass(frozen=True)
@@ -69,6 +99,51 @@ class Assessment:
     """True for local cells evaluated for failure."""
     dofs: int
     iterations: list[int]
+    twin: "TwinComparison | None" = None
+    """Lesion-free twin and strain fold ratio; None without lesion cells or twin moduli."""
+    envelope: list["EnvelopePlane"] = field(default_factory=list)
+    envelope_marks: list["EnvelopeMark"] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TwinComparison:
+    """The bone against its lesion-free twin under the stance activity.
+
+    strain_fold_ratio: lesioned_peak / twin_peak (Sternheim et al. 2020; fracture above 1.48).
+    lesioned_peak, twin_peak: peak failure index near the lesion at the stance peak load.
+    twin_stance: the twin's stance failure load. region_mm, region_volume_mm3: the compared region.
+    """
+
+    strain_fold_ratio: float
+    lesioned_peak: float
+    twin_peak: float
+    twin_stance: FailureResult
+    region_mm: float
+    region_volume_mm3: float
+
+
+@dataclass(frozen=True)
+class EnvelopePlane:
+    """Allowed hip-contact force (N) along directions of one anatomical plane.
+
+    Angle 0° points inferiorly (frame −superior), 90° towards `towards` ("lateral" or "posterior").
+    """
+
+    plane: str
+    towards: str
+    angles_deg: list[float]
+    allowed_force_n: list[float]
+
+
+@dataclass(frozen=True)
+class EnvelopeMark:
+    """A head-contact activity on the envelope plots: its direction's angle in each plane (of its
+    projection there), its peak force and its allowed force along its own direction (N)."""
+
+    label: str
+    angles_deg: dict[str, float]
+    peak_force_n: float
+    allowed_force_n: float
 
 
 def cell_centres(mesh) -> np.ndarray:
@@ -104,29 +179,122 @@ def activity_list(names: list[str] | None, custom: list[Activity]) -> list[Activ
     return [ACTIVITIES[n] for n in chosen] + list(custom)
 
 
+
+
+class BoneModel:
+    """One bone on one mesh: solver, unit-load basis and the cells evaluated for failure."""
+
+    def __init__(self, mesh, facet_tags, E, labels, nu, options: RiskOptions, degree: int = 1):
+        self.mesh, self.options = mesh, options
+        self.solver = ElasticitySolver(mesh, E, nu, facet_tags.find(SUPPORT), degree=degree)
+        self.basis = UnitLoadBasis(self.solver, {name: facet_tags.find(tag) for name, tag in PATCH_TAGS.items()})
+        self.volumes, self.centres = cell_volumes(mesh), cell_centres(mesh)
+        self.evaluated = evaluated_cells(mesh, facet_tags, labels, options.exclusion_mm)
+
+    def principal(self, forces: dict) -> np.ndarray:
+        """Principal strains (n_local, 3), descending, under {patch: world force in N}."""
+        return principal_strains(self.basis.strain(forces))
+
+    def failure(self, unit_forces: dict) -> FailureResult:
+        """Failure load (N) along forces {patch: world force} that sum to 1 N in magnitude."""
+        return failure_under_unit_load(self.principal(unit_forces), self.volumes, self.centres,
+                                       self.mesh.comm, ~self.evaluated, self.options.critical_volume_mm3,
+                                       self.options.criterion)
+
+    def peak_index(self, forces: dict, region: np.ndarray) -> float:
+        """Peak failure index over `region` (local cells) under forces, reached by the critical volume."""
+        index = failure_index(self.principal(forces), self.options.criterion)
+        return peak_over_volume(index, self.volumes, self.options.critical_volume_mm3, self.mesh.comm, ~region)
+
+
+def unit_forces(activity: Activity, frame: FemurFrame, body_mass_kg: float, abductor: bool) -> tuple[dict, float]:
+    """The activity's patch forces scaled to 1 N of contact force, and its contact force (N)."""
+    forces = patch_forces(activity, frame, body_mass_kg, abductor=abductor)
+    magnitude = float(np.linalg.norm(force_world(activity, frame, body_mass_kg)))
+    return {k: f / magnitude for k, f in forces.items()}, magnitude
+
+
+def lesion_region(mesh, labels, evaluated, region_mm: float = SFR_REGION_MM) -> np.ndarray:
+    """Evaluated local cells whose centre lies within region_mm of any lesion cell centre (any rank)."""
+    centres = cell_centres(mesh)
+    lesion = np.concatenate(mesh.comm.allgather(centres[np.isin(labels, LESION_LABELS)]), axis=0)
+    return evaluated & distance_mask(centres, lesion, region_mm)
+
+
+def compare_twin(model: BoneModel, twin: BoneModel, region: np.ndarray, stance: dict, magnitude: float,
+                 region_mm: float = SFR_REGION_MM) -> TwinComparison | None:
+    """Strain fold ratio and twin failure load; None when the region holds less than the critical
+    volume of bone (no robust peak exists). stance: unit patch forces; magnitude: its peak (N)."""
+    volume = model.mesh.comm.allreduce(float(model.volumes[region].sum()), op=MPI.SUM)
+    if volume < model.options.critical_volume_mm3:
+        return None
+    forces = {k: f * magnitude for k, f in stance.items()}
+    lesioned, healthy = model.peak_index(forces, region), twin.peak_index(forces, region)
+    return TwinComparison(strain_fold_ratio(lesioned, healthy), lesioned, healthy, twin.failure(stance),
+                          region_mm, volume)
+
+
+def plane_direction(plane: str, angle_deg: float) -> np.ndarray:
+    """Unit direction (medial, anterior, superior) at angle_deg in an envelope plane (ENVELOPE_PLANES)."""
+    towards = ENVELOPE_PLANES[plane][1]
+    angle = np.radians(angle_deg)
+    return np.cos(angle) * INFERIOR + np.sin(angle) * towards
+
+
+def allowed_head_force(model: BoneModel, frame: FemurFrame, direction) -> float:
+    """Allowed hip-contact force (N) on the head patch along a frame direction (medial, anterior, superior)."""
+    world = frame.basis() @ (np.asarray(direction, float) / np.linalg.norm(direction))
+    return model.failure({"head": world}).failure_load_n
+
+
+def force_envelope(model: BoneModel, frame: FemurFrame, step_deg: float = ENVELOPE_STEP_DEG) -> list[EnvelopePlane]:
+    """Allowed hip-contact force every step_deg over the full circle of each envelope plane."""
+    angles = [float(a) for a in np.arange(0.0, 360.0, step_deg)]
+    return [EnvelopePlane(plane, towards, angles,
+                          [allowed_head_force(model, frame, plane_direction(plane, a)) for a in angles])
+            for plane, (towards, _) in ENVELOPE_PLANES.items()]
+
+
+def envelope_marks(activities: list[Activity], rows: list[ActivityAssessment]) -> list[EnvelopeMark]:
+    """Marks for the head-contact activities (the envelope is of hip-contact force alone)."""
+    marks = []
+    for activity, row in zip(activities, rows):
+        if activity.patch == "head":
+            d = np.asarray(activity.force, float)
+            angles = {plane: float(np.degrees(np.arctan2(d @ towards, d @ INFERIOR)) % 360.0)
+                      for plane, (_, towards) in ENVELOPE_PLANES.items()}
+            marks.append(EnvelopeMark(row.label, angles, row.peak_force_n, row.allowed_force_n))
+    return marks
+
+
+def _has_lesion(mesh, labels) -> bool:
+    return mesh.comm.allreduce(bool(np.isin(labels, LESION_LABELS).any()), op=MPI.LOR)
+
+
 def assess(mesh, facet_tags, E, labels, nu, frame: FemurFrame, body_mass_kg: float,
-           activities: list[Activity], options: RiskOptions, degree: int = 1) -> Assessment:
-    """Solve the unit loads once and assess the stance failure load and every activity."""
-    solver = ElasticitySolver(mesh, E, nu, facet_tags.find(SUPPORT), degree=degree)
-    basis = UnitLoadBasis(solver, {name: facet_tags.find(tag) for name, tag in PATCH_TAGS.items()})
-    volumes, centres = cell_volumes(mesh), cell_centres(mesh)
-    evaluated = evaluated_cells(mesh, facet_tags, labels, options.exclusion_mm)
-
-    def allowed(activity: Activity) -> tuple[FailureResult, np.ndarray, float]:
-        forces = patch_forces(activity, frame, body_mass_kg, abductor=options.abductor)
-        magnitude = float(np.linalg.norm(force_world(activity, frame, body_mass_kg)))
-        principal = principal_strains(basis.strain({k: f / magnitude for k, f in forces.items()}))
-        result = failure_under_unit_load(principal, volumes, centres, mesh.comm, ~evaluated,
-                                         options.critical_volume_mm3, options.criterion)
-        return result, principal[:, 0] * magnitude, magnitude
-
+           activities: list[Activity], options: RiskOptions, degree: int = 1,
+           twin_E: np.ndarray | None = None, envelope_step_deg: float | None = ENVELOPE_STEP_DEG) -> Assessment:
+    """Solve the unit loads once and assess the stance failure load, every activity, the force
+    envelope (unless envelope_step_deg is None) and, given the lesion-free twin's moduli twin_E
+    on the same mesh and lesion cells in `labels`, the strain fold ratio."""
+    model = BoneModel(mesh, facet_tags, E, labels, nu, options, degree)
     rows = []
     for activity in activities:
-        result, _, magnitude = allowed(activity)
-        rows.append(assess_activity(activity.name, activity.label, magnitude,
-                                    result.failure_load_n, activity.reference, options.verdict))
+        forces, magnitude = unit_forces(activity, frame, body_mass_kg, options.abductor)
+        rows.append(assess_activity(activity.name, activity.label, magnitude, model.failure(forces).failure_load_n,
+                                    activity.reference, options.verdict))
     stance_activity = ACTIVITIES[STANCE_ACTIVITY]
-    stance, stance_strain, _ = allowed(stance_activity)
-    displacement = basis.displacement(patch_forces(stance_activity, frame, body_mass_kg, options.abductor))
-    return Assessment(stance, rows, stance_strain, displacement, evaluated, solver.num_dofs(),
-                      [h["iterations"] for h in solver.history])
+    stance_forces, stance_magnitude = unit_forces(stance_activity, frame, body_mass_kg, options.abductor)
+    stance = model.failure(stance_forces)
+    stance_strain = model.principal(stance_forces)[:, 0] * stance_magnitude
+    displacement = model.basis.displacement(patch_forces(stance_activity, frame, body_mass_kg, options.abductor))
+    twin = None
+    if twin_E is not None and _has_lesion(mesh, labels):
+        healthy = np.full_like(np.asarray(labels), BONE)
+        twin_model = BoneModel(mesh, facet_tags, twin_E, healthy, nu, options, degree)
+        region = lesion_region(mesh, labels, model.evaluated)
+        twin = compare_twin(model, twin_model, region, stance_forces, stance_magnitude)
+    envelope = force_envelope(model, frame, envelope_step_deg) if envelope_step_deg else []
+    return Assessment(stance, rows, stance_strain, displacement, model.evaluated, model.solver.num_dofs(),
+                      [h["iterations"] for h in model.solver.history], twin, envelope,
+                      envelope_marks(activities, rows) if envelope else [])

@@ -15,6 +15,7 @@ import yaml
 from bonefe.errors import BonefeError
 from bonefe.materials import MaterialOptions
 from bonefe.assessment import RiskOptions
+from bonefe.calibration import CalibrationOptions
 from bonefe.schema import build
 
 Vector = tuple[float, float, float]
@@ -59,10 +60,19 @@ class LabelValues:
 
 @dataclass(frozen=True)
 class MeshOptions:
-    """size_mm: target tetrahedron edge length (mm); lesion_size_mm: finer size in and around lesions."""
+    """Mesh resolution (mm).
+
+    size_mm: target tetrahedron edge length; lesion_size_mm: finer size in and around lesions
+    (default size_mm/2); cortex_size_mm: finest size where the cortex is thinner than
+    thin_cortex_mm (default size_mm/2; thin_cortex_mm 0 turns this off); cortex_hu: HU from which
+    bone voxels count as cortex. See `bonefe.meshing.mesh_bone`.
+    """
 
     size_mm: float = 3.0
     lesion_size_mm: float | None = None
+    cortex_size_mm: float | None = None
+    thin_cortex_mm: float = 3.0
+    cortex_hu: float = 700.0
 
     def __post_init__(self):
         if not 0.3 <= self.size_mm <= 20:
@@ -104,6 +114,7 @@ class Case:
     label_values: LabelValues = field(default_factory=LabelValues)
     resample_labels: bool = False
     mesh: MeshOptions = field(default_factory=MeshOptions)
+    calibration: CalibrationOptions = field(default_factory=CalibrationOptions)
     material: MaterialOptions = field(default_factory=MaterialOptions)
     landmarks: Landmarks = field(default_factory=Landmarks)
     solver: SolverOptions = field(default_factory=SolverOptions)

@@ -316,3 +316,40 @@ def cell_material(mesh, volume: Volume, options: MaterialOptions = MaterialOptio
     label = np.array([LYTIC, BLASTIC, BONE], dtype=np.int32)[np.argmax(by_priority, axis=1)]
     lesion_fraction = counts[:, 1:].sum(axis=1) / np.maximum(counts.sum(axis=1), 1)
     return CellMaterial(E=E, rho_app=rho, label=label, lesion_fraction=lesion_fraction)
+
+
+TWIN_DEPTH_WEIGHT = 10.0
+"""In the lesion-free twin fill, 1 mm of difference in depth below the periosteal surface costs as
+much as 10 mm of distance along it, so a lesion voxel takes the HU of bone at its own depth."""
+
+
+def healthy_volume(volume: Volume) -> Volume:
+    """The lesion-free twin of a CT (Sternheim et al. 2020): lesion voxels become healthy bone.
+
+    Rule: every lesion voxel takes label BONE and the HU of the nearest healthy bone voxel at the
+    same depth below the periosteal surface (depth: exact Euclidean distance transform of the
+    bone envelope, labels > 0, in mm). Nearest means nearest in (position, TWIN_DEPTH_WEIGHT ·
+    depth): the cortex is a shell of slowly varying thickness, so where a lesion cut the cortex its
+    voxels at cortical depth are filled with the surrounding cortex and deeper voxels with the
+    trabecular bone or marrow around them. A volume without lesions is returned unchanged.
+    """
+    from scipy.spatial import cKDTree
+
+    lesion = np.isin(volume.labels, LESION_LABELS)
+    if not lesion.any():
+        return volume
+    healthy = volume.labels == BONE
+    if not healthy.any():
+        raise BonefeError("the label map has lesion but no healthy bone voxels: a lesion-free twin needs "
+                          "the bone around the lesion labelled as bone")
+    depth = ndimage.distance_transform_edt(volume.labels != BACKGROUND, sampling=volume.spacing)
+
+    def keys(mask):
+        ijk = np.argwhere(mask)
+        return np.column_stack([volume.to_world(ijk), TWIN_DEPTH_WEIGHT * depth[mask]])
+
+    _, nearest = cKDTree(keys(healthy)).query(keys(lesion), k=1)
+    hu, labels = volume.hu.copy(), volume.labels.copy()
+    hu[lesion] = volume.hu[healthy][nearest]
+    labels[lesion] = BONE
+    return Volume(hu=hu, labels=labels, affine=volume.affine)

@@ -20,17 +20,19 @@ from mpi4py import MPI
 from bonefe import __version__
 from bonefe.anatomy import boundary_tags, femur_frame
 from bonefe.assessment import activity_list, assess
+from bonefe.calibration import raw_labels_on_ct, resolve_calibration
 from bonefe.case import Case, load_case
 from bonefe.export import gather_cells, gather_mesh
 from bonefe.imaging import read_volume
 from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION, activity_from_dict
-from bonefe.materials import cell_material
+from bonefe.materials import cell_material, healthy_volume
 from bonefe.meshing import cell_tags, mesh_bone, write_mesh, write_quality
 from bonefe.outputs import staged_folder
 from bonefe.progress import Progress
 from bonefe.report import write_report
 from bonefe.risk import risk_category, weight_bearing_fraction
 from bonefe.schema import as_plain
+from bonefe.scores import axial_involvement, mirels_score
 from bonefe.solver import write_fields
 
 STAGES = ["read images", "femur frame", "mesh", "material", "solve and assess", "report"]
@@ -55,27 +57,37 @@ def run_case(case_path, output: Path | None = None, mesh_size: float | None = No
 def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
     with progress.stage("read images"):
         volume = read_volume(case.ct, case.labels, case.label_values.as_dict(), case.resample_labels)
+        raw_labels = raw_labels_on_ct(case.ct, case.labels) if case.calibration.rods else None
+        calibration = resolve_calibration(case.calibration, volume.hu, volume.affine, raw_labels)
+        material_options = case.material if calibration is None else replace(
+            case.material, slope=calibration.slope, intercept=calibration.intercept)
     with progress.stage("femur frame"):
         frame = femur_frame(volume, case.patient.side, case.landmarks.overrides())
     with progress.stage("mesh"):
-        bone = mesh_bone(volume, case.mesh.size_mm, comm, case.mesh.lesion_size_mm)
+        bone = mesh_bone(volume, case.mesh.size_mm, comm, case.mesh.lesion_size_mm,
+                         cortex_size_mm=case.mesh.cortex_size_mm, thin_cortex_mm=case.mesh.thin_cortex_mm,
+                         cortex_hu=case.mesh.cortex_hu)
         mesh = bone.mesh
         facet_tags = boundary_tags(mesh, frame, cap_axis=-(frame.basis() @ WALKING_DIRECTION))
     with progress.stage("material"):
-        material = cell_material(mesh, volume, case.material)
+        material = cell_material(mesh, volume, material_options)
+        twin_volume = healthy_volume(volume)
+        twin_E = cell_material(mesh, twin_volume, material_options).E if twin_volume is not volume else None
         write_mesh(out / "mesh.xdmf", mesh, cell_tags(mesh, material.label), facet_tags)
         if comm.rank == 0:
             write_quality(out / "mesh-quality.json", bone.quality)
     with progress.stage("solve and assess"):
         activities = activity_list(case.activities, [activity_from_dict(a) for a in case.custom_activities])
         result = assess(mesh, facet_tags, material.E, material.label, case.material.poisson, frame,
-                        case.patient.body_mass_kg, activities, case.risk, case.solver.degree)
+                        case.patient.body_mass_kg, activities, case.risk, case.solver.degree, twin_E)
+        scores = {"mirels": mirels_score(volume, frame, case.patient.pain),
+                  "axial_involvement": axial_involvement(volume, frame, twin_volume)}
         cells = {"E": material.E, "density": material.rho_app, "label": material.label,
                  "max_principal_strain": result.stance_strain, "evaluated": result.evaluated}
         write_fields(out / "fields.xdmf", mesh, result.stance_displacement, cells)
     with progress.stage("report"):
         picture = _picture_mesh(mesh, result.stance_strain, material.label)
-        results = _results(case, bone.quality, result, progress.timings)
+        results = _results(case, bone.quality, result, progress.timings, scores, material_options)
         if comm.rank == 0:
             write_report(out, results, picture)
     return results
@@ -102,8 +114,10 @@ def _file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _results(case: Case, quality: dict, result, timings: dict) -> dict:
-    """The report's results dict: numbers, the rules applied and provenance (no identifiers)."""
+def _results(case: Case, quality: dict, result, timings: dict, scores: dict, material) -> dict:
+    """The report's results dict: numbers, the rules applied and provenance (no identifiers).
+
+    scores: {"mirels": MirelsScore | None, "axial_involvement": AxialInvolvement | None}."""
     bw = case.body_weight
     stance = result.stance
     parameters = as_plain(replace(case, ct=Path(case.ct.name), labels=Path(case.labels.name),
@@ -126,6 +140,11 @@ def _results(case: Case, quality: dict, result, timings: dict) -> dict:
             weight_bearing_fraction(walking.allowed_force_n, walking.peak_force_n, case.risk.verdict)
             if walking else 1.0),
         "activities": result.activities,
+        "strain_fold_ratio": result.twin.strain_fold_ratio if result.twin else None,
+        "twin_failure_load_n": result.twin.twin_stance.failure_load_n if result.twin else None,
+        "envelope": result.envelope,
+        "envelope_marks": result.envelope_marks,
+        **scores,
         "mesh": {"cells": quality["tets"], "nodes": quality["nodes"], "dofs": result.dofs},
         "material_law": case.material.law,
         "timings_s": dict(timings),
@@ -133,6 +152,7 @@ def _results(case: Case, quality: dict, result, timings: dict) -> dict:
             "bonefe": __version__,
             "inputs": {case.ct.name: _file_hash(case.ct), case.labels.name: _file_hash(case.labels)},
             "parameters": parameters,
+            "density_calibration": {"slope_g_cm3_per_hu": material.slope, "intercept_g_cm3": material.intercept},
             "mpi_ranks": MPI.COMM_WORLD.size,
             "solver_iterations": result.iterations,
         },

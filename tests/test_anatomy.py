@@ -241,7 +241,9 @@ def test_trochanter_patch_is_on_the_lateral_greater_trochanter(phantom, meshed):
     points = gathered_midpoints(mesh, tags, TROCHANTER)
     assert len(points) > 0
     lateral = points[:, 0] - true.distal_centre[0]  # left femur: lateral is +x, shaft axis at x of the cut centre
-    assert lateral.min() > 13.0
+    # the 15 mm patch reaches the ellipsoid's mid-plane by construction; facet midpoints of the 4 mm
+    # mesh (cortex-refined) sit up to ~1 mm off the smooth surface
+    assert lateral.min() > 13.0 - 1.0
     assert np.abs(points[:, 2] - (true.head_centre[2] - 17.5)).max() < 20.0
     assert patch_area(mesh, tags, TROCHANTER) > 0.5 * np.pi * 15.0**2  # most of a 15 mm radius disc
 

@@ -198,3 +198,39 @@ def test_pdf_pages_render(report, tmp_path):
     assert all(image_is_real(page) for page in pages)
     first = np.asarray(Image.open(pages[0]).convert("RGB")).astype(int)
     assert np.all(np.abs(first - [198, 40, 40]) <= 6, axis=2).mean() > 0.01
+
+
+def with_scores(mirels_total: int, axial_mm: float) -> dict:
+    """make_results (FE: high risk, 3 kN < 5 × BW) plus a Mirels score, axial involvement, a twin
+    failure load and a two-plane envelope with walking marked inside it."""
+    from bonefe.assessment import EnvelopeMark, EnvelopePlane
+    from bonefe.scores import AxialInvolvement, MirelsScore, mirels_recommendation
+
+    site, kind, size = 3, 3, 2
+    pain = mirels_total - site - kind - size
+    angles = [float(a) for a in range(0, 360, 30)]
+    return dict(
+        make_results(),
+        twin_failure_load_n=6000.0,
+        mirels=MirelsScore(site, pain, kind, size, 0.5, mirels_total, mirels_total,
+                           mirels_recommendation(mirels_total, mirels_total)),
+        axial_involvement=AxialInvolvement(axial_mm),
+        envelope=[EnvelopePlane(p, t, angles, [4000.0 + 1000.0 * np.cos(np.radians(a)) for a in angles])
+                  for p, t in (("frontal", "lateral"), ("sagittal", "posterior"))],
+        envelope_marks=[EnvelopeMark("Walking", {"frontal": 13.0, "sagittal": 8.0}, 1600.0, 3000.0)],
+    )
+
+
+def test_report_says_where_fe_and_clinical_scores_agree_or_differ(tmp_path):
+    """FE high risk with Mirels 10 (≥ 9, Mirels 1989) agrees; with Mirels 5 (≤ 7) and 10 mm of
+    axial involvement (≤ 30 mm, Van der Linden 2004) it does not."""
+    agree = build_content(build_results(with_scores(10, 35.0)), {}).agreement
+    differ = build_content(build_results(with_scores(5, 10.0)), {}).agreement
+    assert agree.startswith("Agreement") and "Mirels 10" in agree and "35 mm" in agree
+    assert differ.startswith("Disagreement") and "Mirels 5" in differ
+    written = write_report(tmp_path, with_scores(10, 35.0))
+    assert image_is_real(written["envelope"])
+    html = written["html"].read_text()
+    assert "Mirels score" in html and "Axial cortical involvement" in html and "lesion-free twin" in html
+    report = json.loads(written["json"].read_text())
+    assert report["mirels"]["total_min"] == 10 and report["twin_failure_load_n"] == 6000.0

@@ -29,6 +29,7 @@ from bonefe.report.pictures import (
     png_bytes,
     render_lesion,
     render_strain,
+    envelope_chart,
     safety_factor_chart,
 )
 from bonefe.report.results import ReportResults, build_results, results_json
@@ -101,6 +102,20 @@ def _chart(r: ReportResults) -> Picture:
     )
 
 
+def _envelope(r: ReportResults) -> Picture:
+    """Polar plots of the allowed hip-contact force with the activities marked."""
+    image = envelope_chart(r.envelope, r.envelope_marks)
+    return Picture(
+        "envelope",
+        "Allowed hip-contact force by direction",
+        "Force on the femoral head at which failure starts, for every direction of the frontal and "
+        "sagittal planes (contact force alone). Dots: each activity's peak force at the angle of its "
+        "direction projected on the plane; filled = inside the envelope along its own direction "
+        "(safety factor ≥ 1), hollow = outside.",
+        _checked("envelope", image, image.shape[1::-1]),
+    )
+
+
 def write_report(out_dir, results: dict, picture_mesh: dict | None = None) -> dict[str, Path]:
     """Write report.json, report.html, report.pdf and the PNG pictures into `out_dir`, atomically.
 
@@ -114,6 +129,8 @@ def write_report(out_dir, results: dict, picture_mesh: dict | None = None) -> di
     pictures = _bone_pictures(r, picture_mesh) if picture_mesh is not None else []
     if r.activities:
         pictures.append(_chart(r))
+    if r.envelope:
+        pictures.append(_envelope(r))
     content = build_content(r, software)
     payload = results_json(r, software)
     payload["provenance"]["generated_utc"] = generated

@@ -29,6 +29,7 @@ class Content:
     headline: str
     summary: str
     walking_advice: str
+    agreement: str
     key_rows: list[tuple[str, str, str, str]]
     activity_rows: list[tuple[str, str, str, str, str, str]]
     activity_verdicts: list[str]
@@ -97,6 +98,12 @@ def _key_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
                 r.sfr_reference,
             )
         )
+    if r.twin_failure_load_n is not None:
+        rows.append(("Failure load of the lesion-free twin", _newtons(r.twin_failure_load_n, r.body_weight_n),
+                     f"same bone with the lesion replaced by the surrounding healthy bone; the lesion "
+                     f"keeps {100 * r.failure_load_n / r.twin_failure_load_n:.0f} % of its strength",
+                     r.sfr_reference))
+    rows += _score_rows(r)
     rows.append(
         (
             "Walking: allowed weight bearing",
@@ -106,6 +113,56 @@ def _key_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
         )
     )
     return rows
+
+
+def _score_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
+    """Mirels score and axial cortical involvement, when the bone has a lesion."""
+    rows = []
+    if r.mirels is not None:
+        m = r.mirels
+        total = f"{m.total_min}" if m.total_min == m.total_max else f"{m.total_min}–{m.total_max} (pain unknown)"
+        pain = "unknown" if m.pain is None else str(m.pain)
+        rows.append(("Mirels score", f"{total}: {m.recommendation} (site {m.site}, pain {pain}, type "
+                                     f"{m.lesion_type}, size {m.size} = {100 * m.size_fraction:.0f} % of the "
+                                     f"bone diameter)",
+                     "≥ 9 prophylactic fixation; 8 borderline; ≤ 7 radiotherapy", m.reference))
+    if r.axial_involvement is not None:
+        a = r.axial_involvement
+        rows.append(("Axial cortical involvement", f"{a.length_mm:.0f} mm: "
+                     + ("high" if a.high_risk else "not high") + " risk",
+                     f"high risk above {a.threshold_mm:g} mm", a.reference))
+    return rows
+
+
+def _fe_high(r: ReportResults) -> bool:
+    """The FE model calls the risk high: failure load category or strain fold ratio."""
+    sfr_high = r.strain_fold_ratio is not None and r.strain_fold_ratio > r.sfr_threshold
+    return r.risk_category == "high" or sfr_high
+
+
+def agreement(r: ReportResults) -> str:
+    """One sentence on whether the FE result and the clinical scores agree ('' without scores)."""
+    if r.mirels is None and r.axial_involvement is None:
+        return ""
+    high, low = [], []
+    if r.mirels is not None:
+        m = r.mirels
+        total = f"Mirels {m.total_min}" + ("" if m.total_min == m.total_max else f"–{m.total_max}")
+        (high if m.total_min >= 9 else low if m.total_max <= 7 else []).append(total)
+    if r.axial_involvement is not None:
+        a = r.axial_involvement
+        (high if a.high_risk else low).append(f"axial cortical involvement {a.length_mm:.0f} mm")
+    fe = f"the FE model ({r.risk_category} risk by failure load" + (
+        f", strain fold ratio {r.strain_fold_ratio:.2f})" if r.strain_fold_ratio is not None else ")")
+    if high and _fe_high(r):
+        return f"Agreement: {fe} and the clinical scores ({', '.join(high)}) both point to high risk."
+    if high:
+        return (f"Disagreement: {fe} does not call the risk high, but {', '.join(high)} "
+                "does: weigh both before deciding.")
+    if _fe_high(r):
+        return (f"Disagreement: {fe} calls the risk high while the clinical scores "
+                f"({', '.join(low) or 'borderline'}) do not: weigh both before deciding.")
+    return f"Agreement: neither {fe} nor the clinical scores ({', '.join(low) or 'borderline'}) call the risk high."
 
 
 def _activity_rows(r: ReportResults) -> list[tuple[str, str, str, str, str, str]]:
@@ -150,6 +207,7 @@ def build_content(r: ReportResults, software: dict) -> Content:
         headline=HEADLINES[r.risk_category],
         summary=summary,
         walking_advice=_walking_advice(r),
+        agreement=agreement(r),
         key_rows=_key_rows(r),
         activity_rows=_activity_rows(r),
         activity_verdicts=[a.verdict for a in r.activities],

@@ -54,6 +54,7 @@ def render_html(content: Content, pictures: list[Picture], generated: str) -> st
         headline=escape(content.headline),
         summary=escape(content.summary),
         walking_advice=escape(content.walking_advice),
+        agreement=escape(content.agreement),
         key_table=_table(KEY_HEADER, content.key_rows, lambda i, j: "ref" if j == 3 else ""),
         pictures="\n".join(_figure(p) for p in pictures),
         activity_table=_table(ACTIVITY_HEADER, content.activity_rows, activity_class),

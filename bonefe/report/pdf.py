@@ -82,6 +82,10 @@ def render_pdf(content: Content, pictures: list[Picture], generated: str) -> byt
     pdf.set_font("DejaVu", "", 11)
     pdf.cell(0, 7, content.title, new_x="LMARGIN", new_y="NEXT")
     _verdict(pdf, content)
+    if content.agreement:
+        pdf.ln(2)
+        pdf.set_font("DejaVu", "B", 10)
+        pdf.multi_cell(0, 5, content.agreement, new_x="LMARGIN", new_y="NEXT")
     _heading(pdf, "Key numbers")
     _table(pdf, KEY_HEADER, content.key_rows, (30, 45, 55, 50))
     _heading(pdf, "Activities")

@@ -192,3 +192,38 @@ def safety_factor_chart(activities, safe_factor: float, avoid_factor: float, siz
     figure.tight_layout()
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+
+
+def envelope_chart(envelope, marks, size=(1200, 600)) -> np.ndarray:
+    """Polar plots of the allowed hip-contact force (kN) per direction, one per plane, with every
+    head-contact activity's peak force at its direction's angle: filled if it lies inside the
+    envelope (peak ≤ allowed along its own direction), hollow if outside; (h, w, 3) uint8.
+
+    envelope: rows with .plane, .towards, .angles_deg, .allowed_force_n (bonefe.assessment.EnvelopePlane);
+    marks: rows with .label, .angles_deg {plane: deg}, .peak_force_n, .allowed_force_n.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    dpi = 100
+    figure = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
+    canvas = FigureCanvasAgg(figure)
+    for i, plane in enumerate(envelope):
+        axes = figure.add_subplot(1, len(envelope), i + 1, projection="polar")
+        angles = np.radians(list(plane.angles_deg) + [plane.angles_deg[0]])
+        forces = np.asarray(list(plane.allowed_force_n) + [plane.allowed_force_n[0]]) / 1000.0
+        axes.plot(angles, forces, color="black", label="allowed force")
+        axes.fill(angles, forces, color="#2e7d32", alpha=0.15)
+        for j, mark in enumerate(marks):
+            inside = mark.peak_force_n <= mark.allowed_force_n
+            colour = f"C{j % 10}"
+            axes.plot(np.radians(mark.angles_deg[plane.plane]), mark.peak_force_n / 1000.0, "o", ms=8,
+                      color=colour, markerfacecolor=colour if inside else "white",
+                      label=f"{mark.label} ({'inside' if inside else 'OUTSIDE'})")
+        axes.set_theta_zero_location("S")
+        axes.set_title(f"{plane.plane.capitalize()} plane: 0° inferior, 90° {plane.towards} (kN)", fontsize=10)
+    handles, labels = figure.axes[0].get_legend_handles_labels() if figure.axes else ([], [])
+    figure.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
+    figure.tight_layout(rect=(0, 0.15, 1, 1))
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()

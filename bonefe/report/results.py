@@ -28,7 +28,9 @@ from bonefe.risk import (
     body_weight_n,
     risk_category,
 )
+from bonefe.assessment import EnvelopeMark, EnvelopePlane
 from bonefe.schema import as_plain, build
+from bonefe.scores import AxialInvolvement, MirelsScore
 
 SCHEMA = "bonefe-report/1"
 
@@ -48,6 +50,10 @@ class ReportResults:
     walking_weight_bearing_fraction: fraction (0..1) of full weight bearing allowed for walking.
     activities: one row per activity (bonefe.risk.ActivityAssessment fields).
     strain_fold_ratio: lesion / lesion-free twin peak strain, or None when not computed.
+    twin_failure_load_n: stance failure load of the lesion-free twin (N), or None.
+    mirels, axial_involvement: clinical scores of the worst lesion (bonefe.scores), or None.
+    envelope: allowed hip-contact force per direction in the frontal and sagittal planes;
+    envelope_marks: the head-contact activities placed on it (bonefe.assessment).
     mesh: counts such as {"cells": ..., "dofs": ...}; material_law: name of the density-modulus law.
     timings_s: wall time per stage; provenance: input hashes and parameters as given.
     assumptions: sentences the reader should know (loads, supports, limitations).
@@ -75,6 +81,11 @@ class ReportResults:
     strain_fold_ratio: float | None = None
     sfr_threshold: float = STERNHEIM_SFR_THRESHOLD
     sfr_reference: str = STERNHEIM_2020
+    twin_failure_load_n: float | None = None
+    mirels: MirelsScore | None = None
+    axial_involvement: AxialInvolvement | None = None
+    envelope: list[EnvelopePlane] = field(default_factory=list)
+    envelope_marks: list[EnvelopeMark] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
 
     def __post_init__(self):

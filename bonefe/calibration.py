@@ -1,0 +1,156 @@
+"""HU → equivalent mineral density calibration of a CT scan (case-file section `calibration`).
+
+The line ρ_QCT = slope·HU + intercept (g/cm³ per HU, g/cm³) comes from one of three sources:
+
+- ``slope`` and ``intercept`` given directly (the scanner's or a previous phantom fit);
+- ``rods``: calibration-phantom rods segmented as extra label values of the *raw* label map
+  (e.g. 11, 12, 13 next to the bone's 1), each with its nominal K2HPO4-equivalent density;
+- ``rois``: spheres (centre in world LPS mm, radius in mm) placed inside the rods, each with its
+  density, for scans whose label map does not hold the rods.
+
+The rod's HU is the plain mean over its voxels after a one-voxel erosion of the rod mask (6-
+connected structuring element): the outer voxel layer mixes rod and surrounding material (partial
+volume), and dropping it leaves the interior voxels whose HU is the rod's own plus noise. A rod
+must keep voxels after erosion (at least 3 voxels across). ROIs need no erosion: the user places
+the sphere inside the rod; voxels whose centre lies within the sphere are averaged. The line is
+fitted by least squares over the rods (``bonefe.materials.fit_calibration``), which needs at least
+three rods: with two, a line passes through them exactly and its error cannot be estimated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from scipy import ndimage
+
+from bonefe.errors import BonefeError
+from bonefe.materials import fit_calibration
+
+Vector = tuple[float, float, float]
+MIN_RODS = 3
+"""Rods needed for a fit with an error estimate (n − 2 ≥ 1 degrees of freedom)."""
+
+
+@dataclass(frozen=True)
+class Rod:
+    """A phantom rod segmented in the raw label map: its label value and density (g/cm³)."""
+
+    label: int
+    density: float
+
+
+@dataclass(frozen=True)
+class RodROI:
+    """A spherical region inside a phantom rod: centre (world LPS mm), radius (mm), density (g/cm³)."""
+
+    centre: Vector
+    radius_mm: float
+    density: float
+
+    def __post_init__(self):
+        if not self.radius_mm > 0:
+            raise ValueError(f"radius_mm must be positive (got {self.radius_mm})")
+
+
+@dataclass(frozen=True)
+class CalibrationOptions:
+    """How HU become ρ_QCT: slope/intercept, or rods (raw label values), or rois (spheres).
+
+    Give exactly one of the three; with none, the material section's slope and intercept apply.
+    """
+
+    slope: float | None = None
+    intercept: float | None = None
+    rods: list[Rod] | None = None
+    rois: list[RodROI] | None = None
+
+    def __post_init__(self):
+        given = [name for name in ("slope", "rods", "rois") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give only one of slope/intercept, rods and rois (got {' and '.join(given)})")
+        if (self.slope is None) != (self.intercept is None):
+            raise ValueError("give slope and intercept together")
+        if self.slope is not None and not self.slope > 0:
+            raise ValueError(f"slope must be positive, g/cm³ per HU (got {self.slope})")
+        for name in ("rods", "rois"):
+            items = getattr(self, name)
+            if items is not None and len(items) < MIN_RODS:
+                raise ValueError(f"{name}: give at least {MIN_RODS} calibration rods (got {len(items)})")
+
+
+class Calibration(NamedTuple):
+    """A resolved calibration: ρ_QCT = slope·HU + intercept; stderr of the fit (g/cm³, 0 when the
+    line was given) and the number of rods fitted (0 when given)."""
+
+    slope: float
+    intercept: float
+    stderr: float
+    n_rods: int
+
+
+def rod_mean_hu(hu: np.ndarray, raw_labels: np.ndarray, label: int) -> float:
+    """Mean HU of the rod labelled ``label`` in the raw label map, after a one-voxel erosion."""
+    rod = np.asarray(raw_labels) == label
+    if not rod.any():
+        raise BonefeError(f"calibration: rod label {label} is not in the label map; "
+                          "check calibration.rods[].label against the label file")
+    core = ndimage.binary_erosion(rod)
+    if not core.any():
+        raise BonefeError(f"calibration: rod label {label} is too thin (no voxel left after a one-voxel "
+                          "erosion); segment the whole rod cross-section")
+    return float(np.mean(hu[core], dtype=np.float64))
+
+
+def roi_mean_hu(hu: np.ndarray, affine: np.ndarray, roi: RodROI) -> float:
+    """Mean HU of the voxels whose centre lies inside the spherical ROI."""
+    affine = np.asarray(affine, float)
+    centre = np.linalg.solve(affine[:3, :3], np.asarray(roi.centre, float) - affine[:3, 3])
+    reach = np.ceil(roi.radius_mm / np.linalg.norm(affine[:3, :3], axis=0)).astype(int)
+    lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
+    hi = np.minimum(np.ceil(centre).astype(int) + reach + 1, hu.shape)
+    if np.any(hi <= lo):
+        raise BonefeError(f"calibration: ROI at {tuple(roi.centre)} mm lies outside the CT; "
+                          "give its centre in world (LPS) millimetres")
+    ijk = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij"), axis=-1)
+    inside = np.linalg.norm((ijk - centre) @ affine[:3, :3].T, axis=-1) <= roi.radius_mm
+    if not inside.any():
+        raise BonefeError(f"calibration: ROI at {tuple(roi.centre)} mm holds no voxel centre; "
+                          "use a radius of at least one voxel")
+    return float(np.mean(hu[tuple(ijk[inside].T)], dtype=np.float64))
+
+
+def raw_labels_on_ct(ct_path, labels_path) -> np.ndarray:
+    """The label map's own values (not the canonical labels) on the CT's voxel grid, [i, j, k]:
+    resampled by nearest neighbour when its grid differs (identity otherwise)."""
+    import SimpleITK as sitk
+
+    from bonefe.imaging import read_sitk, sitk_array
+
+    ct, labels = read_sitk(ct_path), read_sitk(labels_path)
+    return sitk_array(sitk.Resample(labels, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
+
+
+def resolve_calibration(options: CalibrationOptions, hu: np.ndarray, affine: np.ndarray,
+                        raw_labels: np.ndarray | None = None) -> Calibration | None:
+    """The calibration line of ``options`` for a CT (HU array [i, j, k], its affine) and the raw
+    label map on the same grid (needed for rods). None when options name no calibration."""
+    if options.slope is not None:
+        return Calibration(options.slope, options.intercept, 0.0, 0)
+    if options.rods is not None:
+        if raw_labels is None or np.shape(raw_labels) != np.shape(hu):
+            raise BonefeError("calibration: rods need the label map on the CT's grid; "
+                              "resample it onto the CT or use calibration.rois")
+        means = [rod_mean_hu(hu, raw_labels, rod.label) for rod in options.rods]
+        densities = [rod.density for rod in options.rods]
+    elif options.rois is not None:
+        means = [roi_mean_hu(hu, affine, roi) for roi in options.rois]
+        densities = [roi.density for roi in options.rois]
+    else:
+        return None
+    slope, intercept, stderr = fit_calibration(means, densities)
+    if not slope > 0:
+        raise BonefeError(f"calibration: the rods give a non-positive slope ({slope:.3g} g/cm³ per HU); "
+                          "check that each rod's density matches its label or ROI")
+    return Calibration(slope, intercept, stderr, len(means))
