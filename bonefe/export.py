@@ -26,15 +26,14 @@ order (independent of the number of ranks).
 from __future__ import annotations
 
 import io
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from bonefe.errors import BonefeError
+from bonefe.outputs import atomic_path
 
 DEFAULT_E_BINS = 1000
 """Modulus classes of an exported .inp (see the module docstring): under 0.8 % modulus error."""
@@ -73,18 +72,6 @@ def _material_cards(E: np.ndarray, nu: np.ndarray) -> str:
         out.write(f"*MATERIAL, NAME=MAT{k + 1}\n*ELASTIC\n{e_k:.17g}, {nu_k:.17g}\n"
                   f"*SOLID SECTION, ELSET=EMAT{k + 1}, MATERIAL=MAT{k + 1}\n")
     return out.getvalue()
-
-
-def _write_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def set_name(name: str) -> str:
@@ -130,7 +117,8 @@ def write_inp(path, points, tets, E, nu, fixed_nodes, nodal_forces,
         handle.write("*NODE FILE\nU\n*EL FILE\nS, E\n*NODE PRINT, NSET=NALL\nU\n"
                      "*EL PRINT, ELSET=EALL, TOTALS=ONLY\nELSE\n*END STEP\n")
 
-    _write_atomic(Path(path), write)
+    with atomic_path(path) as tmp, open(tmp, "w") as handle:
+        write(handle)
 
 
 def _gather_sorted(comm, keys: np.ndarray, values: np.ndarray):
@@ -208,14 +196,6 @@ def bin_modulus(E: np.ndarray, bins: int | None) -> np.ndarray:
     return (np.bincount(group, weights=E) / np.maximum(np.bincount(group), 1))[group]
 
 
-def _atomic_target(path: Path):
-    """A temporary file name beside `path` ending like it (meshio picks the format by ending)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    return Path(tmp)
-
-
 def export_inp(path, mesh, E, nu, fixed_facets, patches: Mapping[str, np.ndarray],
                forces: Mapping[str, object], bins: int | None = DEFAULT_E_BINS, solver=None) -> Path:
     """Write the bone model to a CalculiX/Abaqus .inp (collective; rank 0 writes).
@@ -263,13 +243,8 @@ def export_mesh(path, mesh, cell_data: Mapping[str, np.ndarray] | None = None) -
     data = {name: gather_cells(mesh, values) for name, values in (cell_data or {}).items()}
     path = Path(path)
     if mesh.comm.rank == 0:
-        tmp = _atomic_target(path)
-        try:
+        with atomic_path(path) as tmp:
             meshio.write(tmp, meshio.Mesh(points, [("tetra", tets)],
                                           cell_data={k: [np.asarray(v)] for k, v in data.items()}))
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
     mesh.comm.barrier()
     return path

@@ -27,7 +27,6 @@ direction cosines) is applied to the surface, whose orientation is then made out
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -43,6 +42,7 @@ from mpi4py import MPI
 from scipy import ndimage
 
 from bonefe.errors import BonefeError
+from bonefe.outputs import atomic_write_json, default_mode
 from bonefe.volume import BONE, LESION_LABELS, Volume
 
 log = logging.getLogger(__name__)
@@ -575,6 +575,7 @@ def _atomic_rename_xdmf(tmp: Path, path: Path) -> None:
     """Point the temporary .xdmf at the final .h5 name, then move .h5 and .xdmf into place."""
     text = tmp.read_text().replace(tmp.with_suffix(".h5").name + ":", path.with_suffix(".h5").name + ":")
     tmp.write_text(text)
+    os.chmod(tmp, default_mode())  # mkstemp made it private
     os.replace(tmp.with_suffix(".h5"), path.with_suffix(".h5"))
     os.replace(tmp, path)
 
@@ -646,10 +647,5 @@ def read_mesh(path, comm: MPI.Comm = MPI.COMM_WORLD):
 
 def write_quality(path, quality: dict) -> Path:
     """Write the quality report as JSON (atomic). Call on one rank (rank 0)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(quality, f, indent=2, sort_keys=True)
-    os.replace(name, path)
-    return path
+    atomic_write_json(path, quality)
+    return Path(path)

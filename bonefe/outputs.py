@@ -9,10 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def _umask() -> int:
+def default_mode() -> int:
+    """Permissions of a newly created file under the current umask (0666 less the umask)."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 @contextmanager
@@ -28,7 +29,7 @@ def atomic_path(path: str | Path):
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
