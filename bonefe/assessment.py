@@ -93,8 +93,8 @@ class Assessment:
     activities: list[ActivityAssessment]
     stance_strain: np.ndarray
     """Max principal strain per local cell under the stance activity's peak load (dimensionless)."""
-    stance_displacement: object
-    """Displacement (dolfinx Function, mm) under the stance activity's peak load."""
+    basis: UnitLoadBasis
+    """The unit-load solutions of the bone, for per-activity fields."""
     evaluated: np.ndarray
     """True for local cells evaluated for failure."""
     dofs: int
@@ -287,7 +287,6 @@ def assess(mesh, facet_tags, E, labels, nu, frame: FemurFrame, body_mass_kg: flo
     stance_forces, stance_magnitude = unit_forces(stance_activity, frame, body_mass_kg, options.abductor)
     stance = model.failure(stance_forces)
     stance_strain = model.principal(stance_forces)[:, 0] * stance_magnitude
-    displacement = model.basis.displacement(patch_forces(stance_activity, frame, body_mass_kg, options.abductor))
     twin = None
     if twin_E is not None and _has_lesion(mesh, labels):
         healthy = np.full_like(np.asarray(labels), BONE)
@@ -295,6 +294,6 @@ def assess(mesh, facet_tags, E, labels, nu, frame: FemurFrame, body_mass_kg: flo
         region = lesion_region(mesh, labels, model.evaluated)
         twin = compare_twin(model, twin_model, region, stance_forces, stance_magnitude)
     envelope = force_envelope(model, frame, envelope_step_deg) if envelope_step_deg else []
-    return Assessment(stance, rows, stance_strain, displacement, model.evaluated, model.solver.num_dofs(),
+    return Assessment(stance, rows, stance_strain, model.basis, model.evaluated, model.solver.num_dofs(),
                       [h["iterations"] for h in model.solver.history], twin, envelope,
                       envelope_marks(activities, rows) if envelope else [])

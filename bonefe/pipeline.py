@@ -6,7 +6,9 @@ run never destroys earlier results. Folder contents:
 
   mesh.xdmf/.h5          mesh with cell tags (bone/lesion) and facet tags (support/head/trochanter)
   mesh-quality.json      element counts, SICN statistics, volume versus segmentation
-  fields.xdmf/.h5        displacement and per-cell E, density, label, strain under the stance load
+  fields.xdmf/.h5        per activity at its peak load: displacement, strain tensor and principal
+                         strains per cell; per-cell E, density, label and the evaluated-for-failure flag
+  strain-energy.json     strain energy per activity (N mm)
   report.json/.html/.pdf and the PNG pictures
 """
 
@@ -24,7 +26,7 @@ from bonefe.calibration import raw_labels_on_ct, resolve_calibration
 from bonefe.case import Case, load_case
 from bonefe.export import gather_cells, gather_mesh
 from bonefe.imaging import read_volume
-from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION, activity_from_dict
+from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION, activity_from_dict, patch_forces
 from bonefe.materials import cell_material, healthy_volume
 from bonefe.meshing import cell_tags, mesh_bone, write_mesh, write_quality
 from bonefe.outputs import staged_folder
@@ -33,7 +35,7 @@ from bonefe.report import write_report
 from bonefe.risk import risk_category, weight_bearing_fraction
 from bonefe.schema import as_plain
 from bonefe.scores import axial_involvement, mirels_score
-from bonefe.solver import write_fields
+from bonefe.fields import write_activity_fields
 
 STAGES = ["read images", "femur frame", "mesh", "material", "solve and assess", "report"]
 
@@ -83,8 +85,10 @@ def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
         scores = {"mirels": mirels_score(volume, frame, case.patient.pain),
                   "axial_involvement": axial_involvement(volume, frame, twin_volume)}
         cells = {"E": material.E, "density": material.rho_app, "label": material.label,
-                 "max_principal_strain": result.stance_strain, "evaluated": result.evaluated}
-        write_fields(out / "fields.xdmf", mesh, result.stance_displacement, cells)
+                 "evaluated": result.evaluated.astype(float)}
+        peak_forces = {a.name: patch_forces(a, frame, case.patient.body_mass_kg, case.risk.abductor)
+                       for a in activities}
+        write_activity_fields(out / "fields.xdmf", mesh, result.basis, peak_forces, cells)
     with progress.stage("report"):
         picture = _picture_mesh(mesh, result.stance_strain, material.label)
         results = _results(case, bone.quality, result, progress.timings, scores, material_options)

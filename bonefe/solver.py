@@ -46,6 +46,14 @@ from bonefe.errors import BonefeError
 #: GAMG smoothed aggregation with Chebyshev/Jacobi smoothing (as in the dolfinx elasticity demo).
 #: ``ksp_rtol`` = 1e-10 is relative to the preconditioned norm of the right-hand side (PETSc's
 #: default norm for CG): far below any modelling error, so strains are converged to ~1e-9.
+#: ``pc_gamg_coarse_eq_limit`` = 5000 (PETSc default 50) stops coarsening at a few thousand
+#: unknowns, solved exactly by LU: on the phantom femur (119k and ~300k DOFs) CG iterations fell
+#: from 24–33 to 21–23 and setup + six unit solves by 7–23 %; the level-0 Galerkin product, 80 %
+#: of the GAMG setup, is unchanged. Tried and rejected there (benchmarks/solver.py):
+#: pc_gamg_threshold 0.02/0.05/0/−1, pc_gamg_agg_nsmooths 0 (setup halved, 115 iterations),
+#: pc_gamg_aggressive_coarsening 0 or 2, pc_gamg_aggressive_square_graph false,
+#: mg_levels_ksp_max_it 1 or 3 (no gain beyond noise), pc_gamg_esteig_ksp_max_it 5 (Chebyshev
+#: bounds too low: CG reports an indefinite preconditioner).
 DEFAULT_PETSC_OPTIONS: dict[str, object] = {
     "ksp_type": "cg",
     "ksp_rtol": 1.0e-10,
@@ -54,6 +62,7 @@ DEFAULT_PETSC_OPTIONS: dict[str, object] = {
     "pc_type": "gamg",
     "pc_gamg_type": "agg",
     "pc_gamg_threshold": 0.01,
+    "pc_gamg_coarse_eq_limit": 5000,
     "mg_levels_ksp_type": "chebyshev",
     "mg_levels_pc_type": "jacobi",
     "mg_levels_ksp_chebyshev_esteig_steps": 10,
@@ -86,12 +95,18 @@ def epsilon(u):
 
 
 def cell_function(mesh, values, name: str) -> fem.Function:
-    """A DG0 function holding one value per local owned cell; ghost values filled by MPI."""
+    """A DG0 function holding one value per local owned cell; ghost values filled by MPI.
+
+    `values` is a scalar, an array (n_local,) or an array (n_local, *shape) for vector or tensor
+    cell fields (e.g. (n_local, 3) principal strains, (n_local, 3, 3) strain tensors).
+    """
     n_local = mesh.topology.index_map(mesh.topology.dim).size_local
-    values = np.broadcast_to(np.asarray(values, dtype=float), (n_local,))
-    function = fem.Function(fem.functionspace(mesh, ("DG", 0)), name=name)
+    values = np.asarray(values, dtype=float)
+    shape = values.shape[1:] if values.ndim > 1 else ()
+    values = np.broadcast_to(values, (n_local, *shape)).reshape(n_local, -1)
+    function = fem.Function(fem.functionspace(mesh, ("DG", 0, shape)), name=name)
     dofs = function.function_space.dofmap.list[:n_local, 0]
-    function.x.array[dofs] = values
+    function.x.array.reshape(-1, values.shape[1])[dofs] = values
     function.x.scatter_forward()
     return function
 
@@ -386,12 +401,22 @@ class UnitLoadBasis:
         return u
 
 
-def write_fields(path, mesh, u: fem.Function, cell_fields: Mapping[str, np.ndarray]) -> None:
-    """Write displacement and per-cell fields to XDMF (+ HDF5) for ParaView, atomically.
+def nodal_displacement(u: fem.Function) -> fem.Function:
+    """`u` itself when it is P1, else its interpolation to P1 (XDMF stores nodal fields on the
+    mesh vertices), keeping the name."""
+    if u.function_space.element.basix_element.degree == 1:
+        return u
+    mesh = u.function_space.mesh
+    output = fem.Function(fem.functionspace(mesh, ("Lagrange", 1, (3,))), name=u.name)
+    output.interpolate(u)
+    return output
 
-    `cell_fields` maps names to arrays over the local owned cells (e.g. E, max principal strain).
-    A P2 displacement is interpolated to P1 (XDMF stores fields on the mesh nodes). The files are
-    written in a temporary folder next to `path`; the .h5 and then the .xdmf replace the old ones.
+
+def write_functions(path, mesh, functions: Sequence[fem.Function]) -> None:
+    """Write `functions` (P1 or DG0, each under its own name) on `mesh` to XDMF + HDF5, atomically.
+
+    The pair is written in a temporary folder next to `path`; the .h5 and then the .xdmf replace
+    the old ones, so readers never see a half-written file. Collective over ``mesh.comm``.
     """
     path = Path(path)
     comm = mesh.comm
@@ -401,15 +426,10 @@ def write_fields(path, mesh, u: fem.Function, cell_fields: Mapping[str, np.ndarr
         tmp = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.stem}.")
     tmp = Path(comm.bcast(tmp, root=0))
     try:
-        output = u
-        if u.function_space.element.basix_element.degree != 1:
-            output = fem.Function(fem.functionspace(mesh, ("Lagrange", 1, (3,))), name=u.name)
-            output.interpolate(u)
         with XDMFFile(comm, tmp / path.with_suffix(".xdmf").name, "w") as xdmf:
             xdmf.write_mesh(mesh)
-            xdmf.write_function(output)
-            for name, values in cell_fields.items():
-                xdmf.write_function(cell_function(mesh, values, name))
+            for function in functions:
+                xdmf.write_function(function)
         comm.barrier()
         if comm.rank == 0:
             for suffix in (".h5", ".xdmf"):
@@ -418,3 +438,13 @@ def write_fields(path, mesh, u: fem.Function, cell_fields: Mapping[str, np.ndarr
         comm.barrier()
         if comm.rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_fields(path, mesh, u: fem.Function, cell_fields: Mapping[str, np.ndarray]) -> None:
+    """Write displacement and per-cell fields to XDMF (+ HDF5) for ParaView, atomically.
+
+    `cell_fields` maps names to arrays over the local owned cells (e.g. E, max principal strain).
+    A P2 displacement is interpolated to P1. See :func:`write_functions`.
+    """
+    cells = [cell_function(mesh, values, name) for name, values in cell_fields.items()]
+    write_functions(path, mesh, [nodal_displacement(u), *cells])

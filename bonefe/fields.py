@@ -1,0 +1,82 @@
+"""Per-activity result fields for ParaView: one XDMF file with every activity side by side.
+
+For each activity (a set of world forces on the load patches) the displacement, cell strain
+tensor and principal strains are superposed from a :class:`bonefe.solver.UnitLoadBasis` (no new
+solve), and written next to the material cell fields (E, density, label) in one XDMF/HDF5 pair.
+Field names are ``<activity>_displacement`` (P1 vector, mm), ``<activity>_strain`` (DG0 3×3
+tensor, cell average) and ``<activity>_principal_strains`` (DG0 3-vector, ε1 ≥ ε2 ≥ ε3 per cell).
+The total strain energy of each activity, W = ½ ∫ σ(u):ε(u) dx (N·mm = mJ) of the superposed
+displacement, goes to ``strain-energy.json`` in the same folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from bonefe.errors import BonefeError
+from bonefe.solver import (UnitLoadBasis, cell_function, nodal_displacement, principal_strains,
+                           write_functions)
+
+ENERGY_FILE = "strain-energy.json"
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def activity_functions(basis: UnitLoadBasis, name: str, forces: Mapping[str, np.ndarray]):
+    """The fields of one activity (forces {patch: world force N}) and its strain energy (N·mm):
+    ([displacement, strain tensor, principal strains], W)."""
+    mesh = basis.solver.mesh
+    u = basis.displacement(forces)
+    energy = basis.solver.strain_energy(u)
+    strain = basis.strain(forces)
+    u.name = f"{name}_displacement"
+    functions = [nodal_displacement(u), cell_function(mesh, strain, f"{name}_strain"),
+                 cell_function(mesh, principal_strains(strain), f"{name}_principal_strains")]
+    return functions, energy
+
+
+def write_energy_json(path: Path, energies: Mapping[str, float]) -> None:
+    """Write {activity: strain energy} (N·mm) as JSON to `path`, atomically (call on one rank)."""
+    text = json.dumps({"units": "N mm (= mJ)", "strain_energy": dict(energies)}, indent=2)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text + "\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_activity_fields(path, mesh, basis: UnitLoadBasis,
+                          activities: Mapping[str, Mapping[str, np.ndarray]],
+                          cell_fields: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Write every activity's displacement, strain tensor and principal strains plus the material
+    `cell_fields` (name -> array over local owned cells) to one XDMF/HDF5 pair at `path`, and the
+    activities' strain energies to ``strain-energy.json`` beside it; both atomically.
+
+    activities: activity name -> {patch: world force (N)}; names are used in field names, so
+    they must be letters, digits, '_' or '-'. Collective over ``mesh.comm``; returns
+    {activity: strain energy (N·mm)} on every rank.
+    """
+    bad = [name for name in activities if not _NAME.fullmatch(name)]
+    if bad:
+        raise BonefeError(f"activity name {bad[0]!r} cannot name an output field: use only "
+                          "letters, digits, '_' and '-'")
+    functions, energies = [], {}
+    for name, forces in activities.items():
+        fields, energies[name] = activity_functions(basis, name, forces)
+        functions += fields
+    functions += [cell_function(mesh, values, name) for name, values in cell_fields.items()]
+    path = Path(path)
+    write_functions(path, mesh, functions)
+    if mesh.comm.rank == 0:
+        write_energy_json(path.parent / ENERGY_FILE, energies)
+    mesh.comm.barrier()
+    return energies
