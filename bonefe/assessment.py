@@ -75,6 +75,9 @@ class RiskOptions:
     exclusion_mm: cells closer than this to a load or support patch are not evaluated (mm).
     abductor: add the abductor force on the greater trochanter where the activity defines one.
     thresholds, verdict: risk categories (× BW) and safety-factor verdicts.
+    growth_steps_mm: what-if lesion growth steps (mm, each > 0); empty: no growth series (`bonefe.whatif`).
+    remineralisation_steps: what-if re-mineralised fractions of the lesion (each in (0, 1]); empty: none.
+        Each step costs one operator and its unit-load solves.
     """
 
     criterion: StrainCriterion = field(default_factory=StrainCriterion)
@@ -83,6 +86,14 @@ class RiskOptions:
     abductor: bool = False
     thresholds: RiskThresholds = field(default_factory=RiskThresholds)
     verdict: VerdictPolicy = field(default_factory=VerdictPolicy)
+    growth_steps_mm: list[float] = field(default_factory=list)
+    remineralisation_steps: list[float] = field(default_factory=list)
+
+    def __post_init__(self):
+        if any(not d > 0 for d in self.growth_steps_mm):
+            raise ValueError(f"growth_steps_mm must all be positive, mm (got {self.growth_steps_mm})")
+        if any(not 0 < t <= 1 for t in self.remineralisation_steps):
+            raise ValueError(f"remineralisation_steps must lie in (0, 1] (got {self.remineralisation_steps})")
 
 
 @dataclass

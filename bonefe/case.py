@@ -3,7 +3,10 @@
 A case file is YAML; relative paths are relative to the case file. Only `name`, `ct`, `labels` and
 `patient.body_mass_kg` are required; every other value has a documented default in the dataclass
 that uses it. `activities` names activities of the library (`bonefe.loads.ACTIVITIES`, all when
-omitted); `custom_activities` adds the case's own (see `bonefe.loads.activity_from_dict`). See `cases/femur-neck-lytic.yaml` for a complete example.
+omitted); `custom_activities` adds the case's own (see `bonefe.loads.activity_from_dict`);
+`exports` writes the model for other solvers: "inp" (CalculiX/Abaqus, per-element material,
+walking load) and "vtu" (mesh with E, for ParaView). See `cases/femur-neck-lytic.yaml` for a
+complete example.
 """
 
 from dataclasses import dataclass, field, replace
@@ -121,6 +124,7 @@ class Case:
     risk: RiskOptions = field(default_factory=RiskOptions)
     activities: list[str] | None = None
     custom_activities: list[dict] = field(default_factory=list)
+    exports: list[Literal["inp", "vtu"]] = field(default_factory=list)
 
     def __post_init__(self):
         if not self.name or any(c in self.name for c in '/\\:*?"<>|'):

@@ -11,16 +11,14 @@ displacement, goes to ``strain-energy.json`` in the same folder.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from bonefe.errors import BonefeError
+from bonefe.outputs import atomic_write_json
 from bonefe.solver import (UnitLoadBasis, cell_function, nodal_displacement, principal_strains,
                            write_functions)
 
@@ -43,15 +41,7 @@ def activity_functions(basis: UnitLoadBasis, name: str, forces: Mapping[str, np.
 
 def write_energy_json(path: Path, energies: Mapping[str, float]) -> None:
     """Write {activity: strain energy} (N·mm) as JSON to `path`, atomically (call on one rank)."""
-    text = json.dumps({"units": "N mm (= mJ)", "strain_energy": dict(energies)}, indent=2)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text + "\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_json(path, {"units": "N mm (= mJ)", "strain_energy": dict(energies)})
 
 
 def write_activity_fields(path, mesh, basis: UnitLoadBasis,

@@ -9,6 +9,7 @@ run never destroys earlier results. Folder contents:
   fields.xdmf/.h5        per activity at its peak load: displacement, strain tensor and principal
                          strains per cell; per-cell E, density, label and the evaluated-for-failure flag
   strain-energy.json     strain energy per activity (N mm)
+  model.inp, model.vtu   the model for CalculiX/Abaqus and ParaView, when the case asks (`exports`)
   report.json/.html/.pdf and the PNG pictures
 """
 
@@ -20,11 +21,11 @@ import numpy as np
 from mpi4py import MPI
 
 from bonefe import __version__
-from bonefe.anatomy import boundary_tags, femur_frame
-from bonefe.assessment import activity_list, assess
+from bonefe.anatomy import SUPPORT, boundary_tags, femur_frame
+from bonefe.assessment import PATCH_TAGS, activity_list, assess
 from bonefe.calibration import raw_labels_on_ct, resolve_calibration
 from bonefe.case import Case, load_case
-from bonefe.export import gather_cells, gather_mesh
+from bonefe.export import export_inp, export_mesh, gather_cells, gather_mesh
 from bonefe.imaging import read_volume
 from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION, activity_from_dict, patch_forces
 from bonefe.materials import cell_material, healthy_volume
@@ -36,6 +37,7 @@ from bonefe.risk import risk_category, weight_bearing_fraction
 from bonefe.schema import as_plain
 from bonefe.scores import axial_involvement, mirels_score
 from bonefe.fields import write_activity_fields
+from bonefe.whatif import Scenario, what_if
 
 STAGES = ["read images", "femur frame", "mesh", "material", "solve and assess", "report"]
 
@@ -89,12 +91,28 @@ def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
         peak_forces = {a.name: patch_forces(a, frame, case.patient.body_mass_kg, case.risk.abductor)
                        for a in activities}
         write_activity_fields(out / "fields.xdmf", mesh, result.basis, peak_forces, cells)
+        _export(case.exports, out, result.basis, facet_tags, material.E, case.material.poisson,
+                patch_forces(ACTIVITIES[STANCE_ACTIVITY], frame, case.patient.body_mass_kg, case.risk.abductor))
+        scenarios = what_if(Scenario(mesh, facet_tags, volume, material_options, frame, case.patient.body_mass_kg,
+                                     case.risk, case.solver.degree), result.stance.failure_load_n)
     with progress.stage("report"):
         picture = _picture_mesh(mesh, result.stance_strain, material.label)
-        results = _results(case, bone.quality, result, progress.timings, scores, material_options)
+        results = _results(case, bone.quality, result, progress.timings, scores, material_options, scenarios)
         if comm.rank == 0:
             write_report(out, results, picture)
     return results
+
+
+def _export(formats, out: Path, basis, facet_tags, E, nu, forces) -> None:
+    """Write the model for other solvers: "inp" (CalculiX/Abaqus, per-element material, the stance
+    load) and "vtu" (mesh and E). The .inp reuses the assembled P1 operator of `basis`."""
+    mesh = basis.solver.mesh
+    if "inp" in formats:
+        export_inp(out / "model.inp", mesh, E, nu, facet_tags.find(SUPPORT),
+                   {name: facet_tags.find(tag) for name, tag in PATCH_TAGS.items()}, forces,
+                   solver=basis.solver if basis.solver.V.element.basix_element.degree == 1 else None)
+    if "vtu" in formats:
+        export_mesh(out / "model.vtu", mesh, {"E": E})
 
 
 def _picture_mesh(mesh, stance_strain, labels) -> dict | None:
@@ -118,10 +136,11 @@ def _file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _results(case: Case, quality: dict, result, timings: dict, scores: dict, material) -> dict:
+def _results(case: Case, quality: dict, result, timings: dict, scores: dict, material, scenarios: dict) -> dict:
     """The report's results dict: numbers, the rules applied and provenance (no identifiers).
 
-    scores: {"mirels": MirelsScore | None, "axial_involvement": AxialInvolvement | None}."""
+    scores: {"mirels": MirelsScore | None, "axial_involvement": AxialInvolvement | None};
+    scenarios: the what-if series by kind (`bonefe.whatif.what_if`), {} when none were asked for."""
     bw = case.body_weight
     stance = result.stance
     parameters = as_plain(replace(case, ct=Path(case.ct.name), labels=Path(case.labels.name),
@@ -149,6 +168,8 @@ def _results(case: Case, quality: dict, result, timings: dict, scores: dict, mat
         "envelope": result.envelope,
         "envelope_marks": result.envelope_marks,
         **scores,
+        "whatif_growth": scenarios.get("growth"),
+        "whatif_remineralisation": scenarios.get("remineralisation"),
         "mesh": {"cells": quality["tets"], "nodes": quality["nodes"], "dofs": result.dofs},
         "material_law": case.material.law,
         "timings_s": dict(timings),

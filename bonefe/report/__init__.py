@@ -31,6 +31,7 @@ from bonefe.report.pictures import (
     render_strain,
     envelope_chart,
     safety_factor_chart,
+    whatif_chart,
 )
 from bonefe.report.results import ReportResults, build_results, results_json
 
@@ -116,6 +117,21 @@ def _envelope(r: ReportResults) -> Picture:
     )
 
 
+def _whatif(r: ReportResults) -> Picture:
+    """Failure load against lesion growth and re-mineralisation, with the high-risk boundary."""
+    image = whatif_chart(r.whatif_growth, r.whatif_remineralisation,
+                         r.risk_thresholds.high_below_bw * r.body_weight_n)
+    return Picture(
+        "whatif",
+        "What if the lesion grows or heals",
+        "Failure load under one-leg stance on the same mesh with the lesion grown by each step "
+        "(inside the bone; x-axis also gives the equivalent sphere diameter of the lesion) and with "
+        "the lesion re-mineralised towards the lesion-free twin (fraction 1 = the twin). Dashed: "
+        "high-risk boundary; ring: the first step at high risk.",
+        _checked("whatif", image, image.shape[1::-1]),
+    )
+
+
 def write_report(out_dir, results: dict, picture_mesh: dict | None = None) -> dict[str, Path]:
     """Write report.json, report.html, report.pdf and the PNG pictures into `out_dir`, atomically.
 
@@ -131,6 +147,8 @@ def write_report(out_dir, results: dict, picture_mesh: dict | None = None) -> di
         pictures.append(_chart(r))
     if r.envelope:
         pictures.append(_envelope(r))
+    if r.whatif_growth is not None or r.whatif_remineralisation is not None:
+        pictures.append(_whatif(r))
     content = build_content(r, software)
     payload = results_json(r, software)
     payload["provenance"]["generated_utc"] = generated

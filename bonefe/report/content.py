@@ -104,6 +104,7 @@ def _key_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
                      f"keeps {100 * r.failure_load_n / r.twin_failure_load_n:.0f} % of its strength",
                      r.sfr_reference))
     rows += _score_rows(r)
+    rows += _whatif_rows(r)
     rows.append(
         (
             "Walking: allowed weight bearing",
@@ -112,6 +113,29 @@ def _key_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
             "",
         )
     )
+    return rows
+
+
+def _whatif_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
+    """What-if results, when computed: the growth that first brings high risk, the healed strength."""
+    rows = []
+    threshold = f"high risk below {r.risk_thresholds.high_below_bw:g} × BW"
+    if r.whatif_growth is not None:
+        g = r.whatif_growth
+        last = g.steps[-1]
+        if g.high_risk_from is None:
+            value = (f"not high up to +{last.value:g} mm (equivalent diameter {last.equivalent_diameter_mm:.0f} mm): "
+                     f"{_newtons(last.failure_load_n, r.body_weight_n)}")
+        else:
+            step = next(s for s in g.steps if s.value == g.high_risk_from)
+            value = (f"high from +{step.value:g} mm (equivalent diameter {step.equivalent_diameter_mm:.0f} mm): "
+                     f"{_newtons(step.failure_load_n, r.body_weight_n)}")
+        rows.append(("What if the lesion grows", value, threshold, "same mesh, lesion grown inside the bone"))
+    if r.whatif_remineralisation is not None:
+        healed = r.whatif_remineralisation.steps[-1]
+        rows.append(("What if the lesion re-mineralises",
+                     f"{100 * healed.value:.0f} % re-mineralised: {_newtons(healed.failure_load_n, r.body_weight_n)}",
+                     threshold, "lesion HU and modulus moved towards the lesion-free twin"))
     return rows
 
 

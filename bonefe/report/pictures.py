@@ -227,3 +227,40 @@ def envelope_chart(envelope, marks, size=(1200, 600)) -> np.ndarray:
     figure.tight_layout(rect=(0, 0.15, 1, 1))
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+
+
+def whatif_chart(growth, remineralisation, high_below_n: float, size=(1200, 500)) -> np.ndarray:
+    """Stance failure load (kN) against lesion growth and against re-mineralisation, with the
+    high-risk boundary and the first high-risk step marked; one panel per series given (at least
+    one); (h, w, 3) uint8.
+
+    growth, remineralisation: bonefe.whatif.WhatIfSeries or None; high_below_n: boundary in N.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = [(s, label) for s, label in (
+        (growth, "Lesion growth (mm); equivalent lesion diameter below"),
+        (remineralisation, "Re-mineralised fraction of the lesion")) if s is not None]
+    dpi = 100
+    figure = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
+    canvas = FigureCanvasAgg(figure)
+    for i, (series, xlabel) in enumerate(panels):
+        axes = figure.add_subplot(1, len(panels), i + 1)
+        x = [s.value for s in series.steps]
+        loads = np.array([s.failure_load_n for s in series.steps]) / 1000.0
+        axes.plot(x, loads, "o-", color="black", label="failure load (one-leg stance)")
+        axes.axhline(high_below_n / 1000.0, color=VERDICT_COLOURS["avoid"], linestyle="--", label="high risk below")
+        if series.high_risk_from is not None:
+            first = x.index(series.high_risk_from)
+            axes.plot(x[first], loads[first], "o", ms=14, markerfacecolor="none", markeredgewidth=2,
+                      color=VERDICT_COLOURS["avoid"], label=f"first high-risk step ({x[first]:g})")
+        if series.kind == "growth":
+            axes.set_xticks(x, [f"+{v:g}\n{s.equivalent_diameter_mm:.0f} mm" for v, s in zip(x, series.steps)])
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel("Failure load (kN)")
+        axes.set_ylim(bottom=0.0)
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()

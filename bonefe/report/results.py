@@ -31,6 +31,7 @@ from bonefe.risk import (
 from bonefe.assessment import EnvelopeMark, EnvelopePlane
 from bonefe.schema import as_plain, build
 from bonefe.scores import AxialInvolvement, MirelsScore
+from bonefe.whatif import WhatIfSeries
 
 SCHEMA = "bonefe-report/1"
 
@@ -54,6 +55,8 @@ class ReportResults:
     mirels, axial_involvement: clinical scores of the worst lesion (bonefe.scores), or None.
     envelope: allowed hip-contact force per direction in the frontal and sagittal planes;
     envelope_marks: the head-contact activities placed on it (bonefe.assessment).
+    whatif_growth, whatif_remineralisation: stance failure load as the lesion grows (mm) and as it
+    re-mineralises (fraction), or None when not computed (bonefe.whatif).
     mesh: counts such as {"cells": ..., "dofs": ...}; material_law: name of the density-modulus law.
     timings_s: wall time per stage; provenance: input hashes and parameters as given.
     assumptions: sentences the reader should know (loads, supports, limitations).
@@ -86,6 +89,8 @@ class ReportResults:
     axial_involvement: AxialInvolvement | None = None
     envelope: list[EnvelopePlane] = field(default_factory=list)
     envelope_marks: list[EnvelopeMark] = field(default_factory=list)
+    whatif_growth: WhatIfSeries | None = None
+    whatif_remineralisation: WhatIfSeries | None = None
     assumptions: list[str] = field(default_factory=list)
 
     def __post_init__(self):

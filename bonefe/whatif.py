@@ -1,0 +1,162 @@
+"""What-if: how the stance failure load answers lesion growth and re-mineralisation, on one mesh.
+
+Lesions are material, not geometry (`bonefe.materials`), so each scenario is a new CT volume
+mapped onto the same mesh: a new operator and unit-load basis, no remeshing.
+
+Lesion growth by d mm: every bone voxel within d mm (exact Euclidean distance on the voxel grid,
+world spacing) of a lesion voxel becomes lesion tissue — the lesion's own (majority) label and its
+median HU — inside the bone envelope only (labels > 0), so the lesion grows at its site and never
+into soft tissue.
+
+Re-mineralisation by a fraction t in [0, 1] (healing after radiotherapy or bone-modifying agents):
+each lesion voxel's HU moves towards the lesion-free twin's (`bonefe.materials.healthy_volume`),
+HU(t) = (1 − t)·HU_lesion + t·HU_twin, and the lesion modulus factor towards that of bone,
+f(t) = (1 − t)·f_lesion + t (a re-mineralised matrix is bone, not tumour). At t = 1 the lesion
+voxels become bone: the volume is the twin's, and so is the failure load. Lesion cells are not
+evaluated for failure while t < 1 (as in `bonefe.assessment`).
+
+Each step is the stance failure load (`bonefe.assessment`, envelope off) with its risk category
+under the case thresholds (`bonefe.risk.risk_category`); the series records the first step whose
+category is "high".
+"""
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import ndimage
+
+from bonefe.anatomy import FemurFrame
+from bonefe.assessment import BoneModel, RiskOptions, unit_forces
+from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY
+from bonefe.materials import MaterialOptions, cell_material, healthy_volume
+from bonefe.risk import body_weight_n, risk_category
+from bonefe.volume import BACKGROUND, BONE, LESION_LABELS, Volume
+
+
+@dataclass(frozen=True)
+class WhatIfStep:
+    """One scenario: its parameter (growth in mm or re-mineralised fraction), the lesion's voxel
+    volume (mm³) and equivalent sphere diameter (mm), the stance failure load (N, × BW) and risk."""
+
+    value: float
+    lesion_volume_mm3: float
+    equivalent_diameter_mm: float
+    failure_load_n: float
+    failure_load_bw: float
+    risk_category: str
+
+
+@dataclass(frozen=True)
+class WhatIfSeries:
+    """Failure load against one scenario parameter; steps[0] is the bone as scanned (value 0).
+
+    kind: "growth" (value = growth in mm) or "remineralisation" (value = fraction t).
+    high_risk_from: the first value whose risk category is "high", or None.
+    """
+
+    kind: str
+    steps: list[WhatIfStep]
+    high_risk_from: float | None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What every what-if step shares: the mesh with its facet tags, the scanned volume, the
+    material and risk options, the femur frame, body mass (kg) and element degree."""
+
+    mesh: object
+    facet_tags: object
+    volume: Volume
+    material: MaterialOptions
+    frame: FemurFrame
+    body_mass_kg: float
+    risk: RiskOptions
+    degree: int = 1
+
+
+def lesion_mask(volume: Volume) -> np.ndarray:
+    """True for lesion voxels (lytic or blastic)."""
+    return np.isin(volume.labels, LESION_LABELS)
+
+
+def lesion_size(volume: Volume) -> tuple[float, float]:
+    """Lesion voxel volume (mm³) and the diameter of the sphere of that volume (mm)."""
+    volume_mm3 = float(np.count_nonzero(lesion_mask(volume))) * volume.voxel_volume
+    return volume_mm3, float(np.cbrt(6.0 * volume_mm3 / np.pi))
+
+
+def grown_volume(volume: Volume, growth_mm: float) -> Volume:
+    """The volume with its lesion grown by growth_mm inside the bone envelope (module docstring)."""
+    lesion = lesion_mask(volume)
+    distance = ndimage.distance_transform_edt(~lesion, sampling=volume.spacing)
+    grown = (distance <= growth_mm) & (volume.labels != BACKGROUND) & ~lesion
+    values, counts = np.unique(volume.labels[lesion], return_counts=True)
+    hu, labels = volume.hu.copy(), volume.labels.copy()
+    hu[grown] = np.median(volume.hu[lesion])
+    labels[grown] = values[np.argmax(counts)]
+    return Volume(hu=hu, labels=labels, affine=volume.affine)
+
+
+def remineralised(volume: Volume, twin: Volume, material: MaterialOptions, t: float) -> tuple[Volume, MaterialOptions]:
+    """The volume and material options with the lesion re-mineralised by fraction t (module docstring)."""
+    lesion = lesion_mask(volume)
+    hu, labels = volume.hu.copy(), volume.labels.copy()
+    hu[lesion] = (1.0 - t) * volume.hu[lesion] + t * twin.hu[lesion]
+    if t >= 1.0:
+        labels[lesion] = BONE
+    options = replace(material, lytic_factor=(1.0 - t) * material.lytic_factor + t,
+                      blastic_factor=(1.0 - t) * material.blastic_factor + t)
+    return Volume(hu=hu, labels=labels, affine=volume.affine), options
+
+
+def stance_failure_load(scenario: Scenario, volume: Volume, material: MaterialOptions) -> float:
+    """Stance failure load (N) of the mesh with the material of `volume` (one operator, unit-load basis)."""
+    cells = cell_material(scenario.mesh, volume, material)
+    model = BoneModel(scenario.mesh, scenario.facet_tags, cells.E, cells.label, material.poisson,
+                      scenario.risk, scenario.degree)
+    forces, _ = unit_forces(ACTIVITIES[STANCE_ACTIVITY], scenario.frame, scenario.body_mass_kg,
+                            scenario.risk.abductor)
+    return model.failure(forces).failure_load_n
+
+
+def _step(scenario: Scenario, value: float, volume: Volume, failure_load_n: float) -> WhatIfStep:
+    bw = failure_load_n / body_weight_n(scenario.body_mass_kg)
+    return WhatIfStep(float(value), *lesion_size(volume), failure_load_n, bw,
+                      risk_category(bw, scenario.risk.thresholds))
+
+
+def _series(kind: str, steps: list[WhatIfStep]) -> WhatIfSeries:
+    high = next((s.value for s in steps if s.risk_category == "high"), None)
+    return WhatIfSeries(kind, steps, high)
+
+
+def lesion_growth(scenario: Scenario, steps_mm: list[float], baseline_n: float) -> WhatIfSeries:
+    """Failure load for the lesion grown by each of steps_mm (mm); baseline_n: as scanned (N)."""
+    steps = [_step(scenario, 0.0, scenario.volume, baseline_n)]
+    for d in sorted(steps_mm):
+        grown = grown_volume(scenario.volume, d)
+        steps.append(_step(scenario, d, grown, stance_failure_load(scenario, grown, scenario.material)))
+    return _series("growth", steps)
+
+
+def remineralisation(scenario: Scenario, fractions: list[float], baseline_n: float) -> WhatIfSeries:
+    """Failure load for the lesion re-mineralised by each fraction t in (0, 1]; baseline_n: as scanned (N).
+    The lesion size reported is that of the lesion as scanned (re-mineralisation does not shrink it)."""
+    twin = healthy_volume(scenario.volume)
+    steps = [_step(scenario, 0.0, scenario.volume, baseline_n)]
+    for t in sorted(fractions):
+        volume, material = remineralised(scenario.volume, twin, scenario.material, t)
+        steps.append(_step(scenario, t, scenario.volume, stance_failure_load(scenario, volume, material)))
+    return _series("remineralisation", steps)
+
+
+def what_if(scenario: Scenario, baseline_n: float) -> dict[str, WhatIfSeries]:
+    """The series the risk options ask for ({} when the steps are empty or the bone has no lesion)."""
+    if not lesion_mask(scenario.volume).any():
+        return {}
+    series = {}
+    if scenario.risk.growth_steps_mm:
+        series["growth"] = lesion_growth(scenario, scenario.risk.growth_steps_mm, baseline_n)
+    if scenario.risk.remineralisation_steps:
+        series["remineralisation"] = remineralisation(scenario, scenario.risk.remineralisation_steps, baseline_n)
+    return series

@@ -1,0 +1,131 @@
+"""What-if scenarios on the phantom femur (2 mm voxels, 6 mm mesh) and on small voxel blocks.
+
+References: (1) a lesion grown by d mm holds exactly the lattice points within d of it (counted
+by brute force) and never leaves the bone envelope; (2) physics: removing stiffness and evaluated
+bone at the same site cannot strengthen the femur, so the stance failure load is non-increasing as
+the lesion grows (tolerance 1e-6 relative: the iterative solver's rtol 1e-10 on the residual,
+with margin); (3) full re-mineralisation is, by definition, the lesion-free twin of Sternheim et
+al. 2020, solved here independently from `healthy_volume` with all cells bone (same tolerance).
+"""
+
+import bonefe  # noqa: F401  (MPI/dolfinx import order)
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from bonefe.anatomy import boundary_tags
+from bonefe.assessment import BoneModel, RiskOptions, unit_forces
+from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
+from bonefe.materials import MaterialOptions, cell_material, healthy_volume
+from bonefe.meshing import mesh_bone
+from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.risk import RiskThresholds, body_weight_n
+from bonefe.volume import BACKGROUND, BONE, LYTIC, Volume
+from bonefe.whatif import Scenario, grown_volume, lesion_growth, remineralisation, stance_failure_load
+
+COMM = MPI.COMM_WORLD
+SOLVER_RTOL = 1e-6
+BODY_MASS_KG = 75.0
+
+
+def block(shape, spacing, lesion_index) -> Volume:
+    """A block of bone (HU 1000) with one lytic voxel (HU 40) at lesion_index."""
+    labels = np.full(shape, BONE, dtype=np.uint8)
+    hu = np.full(shape, 1000.0, dtype=np.float32)
+    labels[lesion_index], hu[lesion_index] = LYTIC, 40.0
+    return Volume(hu=hu, labels=labels, affine=np.diag([*spacing, 1.0]))
+
+
+def test_growth_takes_the_lattice_points_within_the_distance():
+    """One lytic voxel grown by 4 mm on 1 × 1 × 2 mm voxels: exactly the voxel centres within 4 mm
+    (brute-force count), all with the lesion's HU and label."""
+    volume = block((15, 15, 9), (1.0, 1.0, 2.0), (7, 7, 4))
+    grown = grown_volume(volume, 4.0)
+    i, j, k = np.indices(volume.labels.shape)
+    within = (i - 7) ** 2 + (j - 7) ** 2 + (2.0 * (k - 4)) ** 2 <= 16.0
+    assert np.array_equal(grown.labels == LYTIC, within)
+    assert np.all(grown.hu[within] == 40.0) and np.all(grown.hu[~within] == 1000.0)
+
+
+def test_growth_stays_inside_the_bone_envelope():
+    """Background voxels (half the block) stay background with their HU, however far the lesion grows."""
+    volume = block((10, 10, 10), (1.0, 1.0, 1.0), (5, 5, 5))
+    labels, hu = volume.labels.copy(), volume.hu.copy()
+    labels[:, :, :4], hu[:, :, :4] = BACKGROUND, -100.0
+    grown = grown_volume(Volume(hu=hu, labels=labels, affine=volume.affine), 20.0)
+    assert np.all(grown.labels[:, :, :4] == BACKGROUND) and np.all(grown.hu[:, :, :4] == -100.0)
+    assert np.all(grown.labels[:, :, 4:] == LYTIC)
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    volume, frame = make_phantom(PhantomSpec(voxel_mm=2.0, lesion_site="neck", lesion_diameter_mm=20.0,
+                                             cortical_involvement=0.5))
+    mesh = mesh_bone(volume, 6.0, COMM).mesh
+    tags = boundary_tags(mesh, frame, cap_axis=-(frame.basis() @ WALKING_DIRECTION))
+    return Scenario(mesh, tags, volume, MaterialOptions(), frame, BODY_MASS_KG, RiskOptions())
+
+
+@pytest.fixture(scope="module")
+def baseline(scenario):
+    return stance_failure_load(scenario, scenario.volume, scenario.material)
+
+
+def test_a_growing_lesion_never_strengthens_the_femur(scenario, baseline):
+    series = lesion_growth(scenario, [2.0, 4.0, 6.0], baseline)
+    loads = [s.failure_load_n for s in series.steps]
+    sizes = [s.lesion_volume_mm3 for s in series.steps]
+    assert [s.value for s in series.steps] == [0.0, 2.0, 4.0, 6.0]
+    assert np.all(np.diff(sizes) > 0)
+    assert all(later <= earlier * (1 + SOLVER_RTOL) for earlier, later in zip(loads, loads[1:]))
+    assert loads[-1] < loads[0]
+
+
+def test_the_first_high_risk_step_is_the_first_below_the_threshold(scenario, baseline):
+    """With the high-risk boundary set between the scanned and the most grown lesion's failure
+    loads (in × BW), the series marks the first step below it."""
+    series = lesion_growth(scenario, [3.0, 6.0], baseline)
+    bw = [s.failure_load_n / body_weight_n(BODY_MASS_KG) for s in series.steps]
+    boundary = 0.5 * (bw[0] + bw[-1])
+    marked = replace(scenario, risk=RiskOptions(thresholds=RiskThresholds(boundary, 1e3)))
+    rerun = lesion_growth(marked, [3.0, 6.0], baseline)
+    first = next(s.value for s, load in zip(series.steps, bw) if load < boundary)
+    assert rerun.high_risk_from == first
+    assert [s.risk_category for s in rerun.steps] == ["high" if b < boundary else "moderate" for b in bw]
+
+
+def test_full_remineralisation_is_the_lesion_free_twin(scenario, baseline):
+    series = remineralisation(scenario, [0.5, 1.0], baseline)
+    twin = cell_material(scenario.mesh, healthy_volume(scenario.volume), scenario.material)
+    model = BoneModel(scenario.mesh, scenario.facet_tags, twin.E, np.full_like(twin.label, BONE),
+                      scenario.material.poisson, scenario.risk)
+    forces, _ = unit_forces(ACTIVITIES[STANCE_ACTIVITY], scenario.frame, BODY_MASS_KG, False)
+    twin_load = model.failure(forces).failure_load_n
+    assert series.steps[-1].value == 1.0
+    assert series.steps[-1].failure_load_n == pytest.approx(twin_load, rel=SOLVER_RTOL)
+
+
+def test_report_shows_and_stores_the_series(scenario, baseline, tmp_path):
+    """The report of a run with both series: report.json holds every step's failure load exactly
+    (JSON keeps float64 digits) and builds back; a real what-if picture and its key rows appear."""
+    from test_report import make_results
+
+    from bonefe.report import build_results, write_report
+    from bonefe.report.pictures import image_is_real
+
+    growth = lesion_growth(scenario, [4.0], baseline)
+    healing = remineralisation(scenario, [1.0], baseline)
+    results = {**make_results(), "whatif_growth": growth, "whatif_remineralisation": healing}
+    written = write_report(tmp_path, results)
+    data = json.loads(written["json"].read_text())
+    assert [s["failure_load_n"] for s in data["whatif_growth"]["steps"]] == [s.failure_load_n for s in growth.steps]
+    assert data["whatif_remineralisation"]["steps"][-1]["value"] == 1.0
+    assert build_results(results).whatif_growth == growth
+    assert image_is_real(written["whatif"])
+    html = written["html"].read_text()
+    assert "What if the lesion grows" in html and "What if the lesion re-mineralises" in html
+    assert "whatif" not in write_report(tmp_path / "plain", make_results())
