@@ -23,7 +23,7 @@ FRAME = FemurFrame(head_centre=np.array([60.0, 0.0, 260.0]), head_radius=22.0,
 
 def tube() -> Volume:
     ijk = np.indices((41, 41, 201)).astype(float)
-    x, y, z = ijk[0] - 20.0, ijk[1] - 20.0, ijk[2]
+    x, y = ijk[0] - 20.0, ijk[1] - 20.0
     labels = np.where(x**2 + y**2 <= 15.0**2, BONE, 0).astype(np.uint8)
     depth = ndimage.distance_transform_edt(labels > 0)
     hu = np.where(labels > 0, np.where(depth <= 4.0, 1500.0, 300.0), 40.0).astype(np.float32)
