@@ -120,11 +120,11 @@ def _envelope(r: ReportResults) -> Picture:
 def _whatif(r: ReportResults) -> Picture:
     """Failure load against lesion growth and re-mineralisation, with the high-risk boundary."""
     image = whatif_chart(r.whatif_growth, r.whatif_remineralisation,
-                         r.risk_thresholds.high_below_bw * r.body_weight_n)
+                         r.risk_thresholds.high_below_bw * r.body_weight_n, r.failure_load_case)
     return Picture(
         "whatif",
         "What if the lesion grows or heals",
-        "Failure load under one-leg stance on the same mesh with the lesion grown by each step "
+        f"Failure load ({r.failure_load_case}) on the same mesh with the lesion grown by each step "
         "(inside the bone; x-axis also gives the equivalent sphere diameter of the lesion) and with "
         "the lesion re-mineralised towards the lesion-free twin (fraction 1 = the twin). Dashed: "
         "high-risk boundary; ring: the first step at high risk.",

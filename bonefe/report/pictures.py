@@ -229,12 +229,13 @@ def envelope_chart(envelope, marks, size=(1200, 600)) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
 
 
-def whatif_chart(growth, remineralisation, high_below_n: float, size=(1200, 500)) -> np.ndarray:
+def whatif_chart(growth, remineralisation, high_below_n: float, loading: str, size=(1200, 500)) -> np.ndarray:
     """Stance failure load (kN) against lesion growth and against re-mineralisation, with the
     high-risk boundary and the first high-risk step marked; one panel per series given (at least
     one); (h, w, 3) uint8.
 
-    growth, remineralisation: bonefe.whatif.WhatIfSeries or None; high_below_n: boundary in N.
+    growth, remineralisation: bonefe.whatif.WhatIfSeries or None; high_below_n: boundary in N;
+    loading: the loading the failure load refers to, for the legend.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -249,7 +250,7 @@ def whatif_chart(growth, remineralisation, high_below_n: float, size=(1200, 500)
         axes = figure.add_subplot(1, len(panels), i + 1)
         x = [s.value for s in series.steps]
         loads = np.array([s.failure_load_n for s in series.steps]) / 1000.0
-        axes.plot(x, loads, "o-", color="black", label="failure load (one-leg stance)")
+        axes.plot(x, loads, "o-", color="black", label=f"failure load ({loading})")
         axes.axhline(high_below_n / 1000.0, color=VERDICT_COLOURS["avoid"], linestyle="--", label="high risk below")
         if series.high_risk_from is not None:
             first = x.index(series.high_risk_from)

@@ -43,7 +43,7 @@ class ReportResults:
     case_name: pseudonymous case label (never a patient name or ID).
     body_mass_kg: patient's body mass; body weight BW = 9.81 N/kg x mass.
     failure_load_n / failure_load_bw: failure load under `failure_load_case` (N and x BW).
-    failure_load_case: the loading the failure load refers to, e.g. "one-leg stance".
+    failure_load_case: the loading the failure load refers to, e.g. "walking (~4 km/h) direction".
     failure_location_mm: where failure starts, world mm (LPS); failure_site: words for it.
     failure_mode: "tensile" or "compressive".
     risk_category: "high", "moderate" or "low" (must agree with risk_thresholds).
