@@ -26,6 +26,7 @@ failure load along that direction from the unit-load basis (contact force alone,
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from mpi4py import MPI
@@ -75,6 +76,8 @@ class RiskOptions:
     exclusion_mm: cells closer than this to a load or support patch are not evaluated (mm).
     abductor: add the abductor force on the greater trochanter where the activity defines one.
     thresholds, verdict: risk categories (× BW) and safety-factor verdicts.
+    calibration_file: a cohort calibration file (`bonefe.risk.thresholds_from_calibration`); when
+        given, its thresholds replace `thresholds`.
     growth_steps_mm: what-if lesion growth steps (mm, each > 0); empty: no growth series (`bonefe.whatif`).
     remineralisation_steps: what-if re-mineralised fractions of the lesion (each in (0, 1]); empty: none.
         Each step costs one operator and its unit-load solves.
@@ -88,6 +91,7 @@ class RiskOptions:
     verdict: VerdictPolicy = field(default_factory=VerdictPolicy)
     growth_steps_mm: list[float] = field(default_factory=list)
     remineralisation_steps: list[float] = field(default_factory=list)
+    calibration_file: Path | None = None
 
     def __post_init__(self):
         if any(not d > 0 for d in self.growth_steps_mm):

@@ -17,6 +17,7 @@ import yaml
 
 from bonefe.errors import BonefeError
 from bonefe.materials import MaterialOptions
+from bonefe.risk import thresholds_from_calibration
 from bonefe.assessment import RiskOptions
 from bonefe.calibration import CalibrationOptions
 from bonefe.schema import build
@@ -150,4 +151,10 @@ def load_case(path: str | Path) -> Case:
     case = build(Case, data, path.name)
     base = path.resolve().parent
     output = case.output or Path("runs") / case.name
-    return replace(case, ct=base / case.ct, labels=base / case.labels, output=(base / output).resolve())
+    risk = case.risk
+    if risk.calibration_file is not None:
+        calibration_file = base / risk.calibration_file
+        risk = replace(risk, calibration_file=calibration_file,
+                       thresholds=thresholds_from_calibration(calibration_file))
+    return replace(case, ct=base / case.ct, labels=base / case.labels, output=(base / output).resolve(),
+                   risk=risk)

@@ -143,8 +143,10 @@ def _results(case: Case, quality: dict, result, timings: dict, scores: dict, mat
     scenarios: the what-if series by kind (`bonefe.whatif.what_if`), {} when none were asked for."""
     bw = case.body_weight
     stance = result.stance
-    parameters = as_plain(replace(case, ct=Path(case.ct.name), labels=Path(case.labels.name),
-                                  output=Path(case.output.name)))
+    calibration_file = case.risk.calibration_file
+    parameters = as_plain(replace(  # file names only: folder names may identify a patient
+        case, ct=Path(case.ct.name), labels=Path(case.labels.name), output=Path(case.output.name),
+        risk=replace(case.risk, calibration_file=calibration_file and Path(calibration_file.name))))
     walking = next((a for a in result.activities if a.name == "walking"), None)
     return {
         "case_name": case.name,

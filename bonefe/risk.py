@@ -24,7 +24,10 @@ Risk categories, safety factors and the strain fold ratio are documented on thei
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -286,6 +289,36 @@ class RiskThresholds:
             raise BonefeError(
                 "risk thresholds need 0 < high_below_bw <= low_from_bw (e.g. 5 and 10 x BW)"
             )
+
+
+CALIBRATION_SCHEMA = "bonefe-calibration/1"
+
+
+def thresholds_from_calibration(path: Path) -> RiskThresholds:
+    """Risk thresholds from a calibration file (JSON, schema `bonefe-calibration/1`):
+
+        {"schema": "bonefe-calibration/1",
+         "risk_thresholds": {"high_below_bw": 4.2, "low_from_bw": 8.0},
+         "provenance": {"cohort": "...", "predictor": "failure_load_bw", "method": "Youden", ...}}
+
+    written by a cohort calibration (ROC against fracture outcomes). The thresholds' reference
+    names the file and its sha256 so a report can be traced to the calibration it used.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes())
+        values = data["risk_thresholds"]
+        if data.get("schema") != CALIBRATION_SCHEMA:
+            raise KeyError("schema")
+        high, low = float(values["high_below_bw"]), float(values["low_from_bw"])
+    except FileNotFoundError:
+        raise BonefeError(f"calibration file {path} not found: fix risk.calibration_file in the case") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise BonefeError(f"calibration file {path.name} is not a {CALIBRATION_SCHEMA} file with "
+                          f"risk_thresholds.high_below_bw and low_from_bw ({error})") from None
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return RiskThresholds(high, low, reference=f"calibrated: {path.name} (sha256 {digest}…)",
+                          note="Thresholds from a cohort calibration file")
 
 
 def risk_category(failure_load_bw: float, thresholds: RiskThresholds = RiskThresholds()) -> str:

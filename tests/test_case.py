@@ -1,5 +1,6 @@
 """Case files: valid files load with paths resolved; every mistake gives one clear line and exit 2."""
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -77,3 +78,18 @@ def test_cli_missing_case_file(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "case file" in result.stderr and "not found" in result.stderr
+
+
+def test_calibration_file_sets_the_risk_thresholds(tmp_path):
+    """A cohort calibration file replaces the default thresholds and is named in their reference."""
+    (tmp_path / "cohort.json").write_text(json.dumps({
+        "schema": "bonefe-calibration/1", "risk_thresholds": {"high_below_bw": 4.2, "low_from_bw": 8.5},
+        "provenance": {"predictor": "failure_load_bw", "method": "Youden index"}}))
+    case = load_case(write(tmp_path, MINIMAL + "risk: {calibration_file: cohort.json}\n"))
+    assert (case.risk.thresholds.high_below_bw, case.risk.thresholds.low_from_bw) == (4.2, 8.5)
+    assert "cohort.json" in case.risk.thresholds.reference
+    (tmp_path / "broken.json").write_text('{"risk_thresholds": {"high_below_bw": 4}}')
+    with pytest.raises(BonefeError, match="broken.json is not a bonefe-calibration/1 file"):
+        load_case(write(tmp_path, MINIMAL + "risk: {calibration_file: broken.json}\n"))
+    with pytest.raises(BonefeError, match="missing.json not found"):
+        load_case(write(tmp_path, MINIMAL + "risk: {calibration_file: missing.json}\n"))
