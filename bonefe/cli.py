@@ -25,11 +25,21 @@ def main(argv=None) -> int:
     try:
         return args.command(args)
     except BonefeError as error:
-        print(f"bonefe: error: {error}", file=sys.stderr)
+        print(f"bonefe: error: {error}", file=sys.stderr, flush=True)
+        _stop_other_ranks(2)
         return 2
     except KeyboardInterrupt:
         print("bonefe: interrupted", file=sys.stderr)
         return 130
+
+
+def _stop_other_ranks(code: int) -> None:
+    """Under MPI an error may be raised on some ranks only (e.g. rendering on rank 0) while the
+    others wait in a collective call: abort the whole job so it ends with `code` instead of hanging."""
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.size > 1:
+        MPI.COMM_WORLD.Abort(code)
 
 
 def _parser() -> argparse.ArgumentParser:
