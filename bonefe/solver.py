@@ -438,13 +438,3 @@ def write_functions(path, mesh, functions: Sequence[fem.Function]) -> None:
         comm.barrier()
         if comm.rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def write_fields(path, mesh, u: fem.Function, cell_fields: Mapping[str, np.ndarray]) -> None:
-    """Write displacement and per-cell fields to XDMF (+ HDF5) for ParaView, atomically.
-
-    `cell_fields` maps names to arrays over the local owned cells (e.g. E, max principal strain).
-    A P2 displacement is interpolated to P1. See :func:`write_functions`.
-    """
-    cells = [cell_function(mesh, values, name) for name, values in cell_fields.items()]
-    write_functions(path, mesh, [nodal_displacement(u), *cells])

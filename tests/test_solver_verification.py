@@ -24,7 +24,8 @@ from mpi4py import MPI
 
 from bonefe.errors import BonefeError
 from bonefe.solver import (ElasticitySolver, UnitLoadBasis, cell_strain, cell_volumes,
-                           patch_area, patch_traction, principal_strains, write_fields)
+                           cell_function, nodal_displacement, patch_area, patch_traction,
+                           principal_strains, write_functions)
 
 COMM = MPI.COMM_WORLD
 E0, NU0 = 1000.0, 0.3
@@ -358,7 +359,7 @@ def test_two_ranks_match_one_rank():
     assert np.allclose(parallel, serial, rtol=1e-8, atol=0), (parallel, serial)
 
 
-def test_write_fields_xdmf(tmp_path_factory):
+def test_write_functions_xdmf(tmp_path_factory):
     """ParaView output: an .xdmf/.h5 pair holding the displacement and each named cell field,
     written atomically (no temporary folder left behind)."""
     folder = Path(COMM.bcast(str(tmp_path_factory.mktemp("fields")) if COMM.rank == 0 else None))
@@ -366,8 +367,9 @@ def test_write_fields_xdmf(tmp_path_factory):
     solver = ElasticitySolver(mesh, np.full(n_cells(mesh), E0), NU0, clamp)
     end = boundary(mesh, lambda p: np.isclose(p[2], BAR["length"]))
     u = solver.solve([(end, [0.0, 0.0, 1.0])])
-    write_fields(folder / "result.xdmf", mesh, u,
-                 {"E": np.full(n_cells(mesh), E0), "e1": principal_strains(cell_strain(u))[:, 0]})
+    write_functions(folder / "result.xdmf", mesh, [
+        nodal_displacement(u), cell_function(mesh, np.full(n_cells(mesh), E0), "E"),
+        cell_function(mesh, principal_strains(cell_strain(u))[:, 0], "e1")])
     if COMM.rank == 0:
         assert sorted(p.name for p in folder.iterdir()) == ["result.h5", "result.xdmf"]
         text = (folder / "result.xdmf").read_text()
