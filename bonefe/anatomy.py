@@ -16,8 +16,11 @@ class FemurFrame:
     head_radius:   its radius (mm).
     shaft_axis:    unit vector along the diaphysis, from distal to proximal.
     neck_axis:     unit vector along the neck, from the shaft towards the head centre.
-    distal_centre: centre of the most distal cross-section of the model (where it is supported).
+    distal_centre: centre of the most distal cross-section of the model (where it is supported);
+                   for a whole femur (knee in the scan) the point of the shaft axis at the level of
+                   the most distal bone.
     side:          "left" or "right".
+    knee_centre:   centre of the knee (distal epiphysis), None when the scan stops above the knee.
     """
 
     head_centre: np.ndarray
@@ -26,16 +29,25 @@ class FemurFrame:
     neck_axis: np.ndarray
     distal_centre: np.ndarray
     side: str = "left"
+    knee_centre: np.ndarray | None = None
+
+    def superior(self) -> np.ndarray:
+        """The superior unit vector: the mechanical axis (knee centre → head centre) when the knee
+        centre is known (ISB femur frame, Wu et al. 2002), else the shaft axis."""
+        if self.knee_centre is None:
+            return np.asarray(self.shaft_axis, float) / np.linalg.norm(self.shaft_axis)
+        return _unit(np.asarray(self.head_centre, float) - np.asarray(self.knee_centre, float))
 
     def basis(self) -> np.ndarray:
         """Columns (medial, anterior, superior) unit vectors in world coordinates.
 
-        superior = shaft axis; medial = the neck axis projected on the plane normal to the shaft
-        (so the neck's anteversion is absorbed into the medial axis when no condyles are known);
-        anterior completes the frame: a right-handed frame for a left femur, mirrored for a right
-        one, so that load components (medial, anterior, superior) mean the same on both sides.
+        superior = `superior()` (mechanical axis with a knee, shaft axis without); medial = the neck
+        axis projected on the plane normal to it (so the neck's anteversion is absorbed into the
+        medial axis: condylar landmarks are not used); anterior completes the frame: a right-handed
+        frame for a left femur, mirrored for a right one, so that load components (medial,
+        anterior, superior) mean the same on both sides.
         """
-        superior = np.asarray(self.shaft_axis, float) / np.linalg.norm(self.shaft_axis)
+        superior = self.superior()
         medial = np.asarray(self.neck_axis, float) - np.dot(self.neck_axis, superior) * superior
         medial /= np.linalg.norm(medial)
         anterior = np.cross(superior, medial) if self.side == "left" else np.cross(medial, superior)
@@ -66,10 +78,23 @@ class FemurFrame:
 # 3. Neck axis: the line through the head centre and the centroids of neck cross-sections at
 #    distances NECK_WINDOW (× head radius) from the head centre, within one head radius of the
 #    current axis; starting from the perpendicular from the shaft axis, five rounds.
-# 4. Distal centre: centroid of the most distal slab of bone (two voxels thick), projected on
+# 4. Knee centre, when the scan includes the distal femur: the knee is taken as present when a
+#    slab within KNEE_SEARCH_MM of the most distal bone has at least KNEE_AREA_RATIO × the median
+#    diaphyseal slab area (the condylar flare: the distal epiphysis is ≈ 75–90 mm wide against a
+#    ≈ 25–30 mm shaft). Its centre is the centre of the bounding box of the bone within
+#    CONDYLE_DEPTH_MM of the most distal bone, in the (medial, anterior) directions of the frame
+#    built on the shaft axis, at CONDYLE_DEPTH_MM / 2 above the most distal bone: medio-laterally
+#    the midpoint of the condyles' medial and lateral extremes (the epicondyles), the knee centre
+#    of the ISB femur frame (midpoint of the epicondyles; Wu et al. 2002, J Biomech 35:543) as a
+#    box centre, antero-posteriorly the middle of the condyles. The mechanical axis (knee centre →
+#    head centre) is then the frame's superior axis (FemurFrame.superior); the shaft axis stays
+#    the diaphysis axis (neck–shaft angle). The mechanical axis lies ≈ 5–7° from the anatomical
+#    one in adults (Moreland et al. 1987, J Bone Joint Surg Am 69:745).
+# 5. Distal centre: centroid of the most distal slab of bone (two voxels thick), projected on
 #    the plane normal to the shaft axis through the outer faces of the most distal voxels — where
-#    the segmentation, and so the mesh, is cut and supported.
-# Condyles are not used (the frame's anterior axis comes from the neck, see FemurFrame.basis).
+#    the segmentation, and so the mesh, is cut and supported. With the knee in the scan the most
+#    distal slab is one condyle, so the distal centre is the shaft axis at that plane instead.
+# Condyles give no anterior axis here (it comes from the neck, see FemurFrame.basis).
 
 DISTAL_SKIP_MM = 5.0
 PROXIMAL_SKIP_MM = 110.0
@@ -84,7 +109,16 @@ NECK_WINDOW = (1.0, 1.5)
 """Neck cross-sections from 1.0 to 1.5 head radii from the head centre: past the head, short of
 the trochanters (neck lengths, head centre to shaft axis, are ≈ 2–2.5 head radii)."""
 
-OVERRIDES = ("head_centre", "head_radius", "shaft_axis", "neck_axis", "distal_centre")
+KNEE_SEARCH_MM = 60.0
+"""The condylar flare is looked for within this distance of the most distal bone (mm)."""
+KNEE_AREA_RATIO = 2.0
+"""A distal slab this many times the median diaphyseal slab area means the knee is in the scan
+(condyles ≈ 3× the shaft's section; a shaft cut, even oblique by 30°, stays below 1.2×)."""
+CONDYLE_DEPTH_MM = 30.0
+"""Bone within this distance of the most distal point: the condyles up to the epicondyles
+(≈ 25–30 mm above the distal condylar surface in adults)."""
+
+OVERRIDES = ("head_centre", "head_radius", "shaft_axis", "neck_axis", "distal_centre", "knee_centre")
 
 
 def _unit(v) -> np.ndarray:
@@ -152,13 +186,19 @@ def _slabs(points: np.ndarray, t: np.ndarray, step: float) -> tuple[np.ndarray, 
     return sums[full] / counts[full, None], t.min() + (full + 0.5) * step, counts[full]
 
 
+def _diaphysis_window(t: np.ndarray, centres: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Which slabs (mid-slab t, voxel counts) are diaphyseal (see the notes above)."""
+    window = (centres > t.min() + DISTAL_SKIP_MM) & (centres < t.max() - PROXIMAL_SKIP_MM)
+    if window.any():
+        window &= counts <= SLAB_AREA_RATIO * np.median(counts[window])
+    return window
+
+
 def _diaphysis_centroids(points: np.ndarray, axis: np.ndarray, step: float) -> np.ndarray:
     """Centroids (m, 3) of the diaphyseal slabs normal to `axis` (see the notes above)."""
     t = points @ axis
     centroids, centres, counts = _slabs(points, t, step)
-    window = (centres > t.min() + DISTAL_SKIP_MM) & (centres < t.max() - PROXIMAL_SKIP_MM)
-    if window.any():
-        window &= counts <= SLAB_AREA_RATIO * np.median(counts[window])
+    window = _diaphysis_window(t, centres, counts)
     if np.count_nonzero(window) < 3 or np.ptp(centres[window]) < MIN_SHAFT_MM:
         raise BonefeError("femur frame: the image holds too little femoral shaft below the lesser trochanter "
                           f"(need ≥ {PROXIMAL_SKIP_MM + MIN_SHAFT_MM:.0f} mm of bone) to find the shaft axis; "
@@ -261,21 +301,36 @@ def neck_axis(bone: _Bone, centre, radius, point, axis) -> np.ndarray:
     return neck
 
 
-def distal_centre(volume, bone: _Bone, axis: np.ndarray) -> np.ndarray:
-    """Centroid of the most distal two-voxel slab of bone, projected on the distal plane: the outer
-    faces of the most distal voxels (where the segmentation, and so the mesh, ends)."""
+def knee_centre(bone: _Bone, axis: np.ndarray, basis: np.ndarray) -> np.ndarray | None:
+    """Knee centre (world mm) when the condylar flare is in the scan, else None: see the notes above.
+
+    basis: columns (medial, anterior, superior = axis) of the frame built on the shaft axis."""
     t = bone.points @ axis
-    slab = bone.points[t <= t.min() + 2.0 * bone.step]
+    _, centres, counts = _slabs(bone.points, t, bone.step)
+    window = _diaphysis_window(t, centres, counts)
+    distal = centres < t.min() + KNEE_SEARCH_MM
+    if not window.any() or counts[distal].max() < KNEE_AREA_RATIO * np.median(counts[window]):
+        return None
+    q = bone.points[t <= t.min() + CONDYLE_DEPTH_MM] @ basis
+    box_centre = 0.5 * (q.min(axis=0) + q.max(axis=0))
+    return basis @ np.array([box_centre[0], box_centre[1], t.min() + 0.5 * CONDYLE_DEPTH_MM])
+
+
+def distal_centre(volume, bone: _Bone, point: np.ndarray, axis: np.ndarray, whole: bool = False) -> np.ndarray:
+    """The distal plane (normal to the shaft axis through the outer faces of the most distal voxels,
+    where the segmentation, and so the mesh, ends) at the centroid of the most distal two-voxel slab
+    of bone; for a whole femur (`whole`, knee in the scan) at the shaft axis (point, axis)."""
+    t = bone.points @ axis
     half_voxel = 0.5 * np.abs(axis @ volume.affine[:3, :3]).max()  # along the grid axis nearest the shaft
-    centroid = slab.mean(axis=0)
+    centroid = point if whole else bone.points[t <= t.min() + 2.0 * bone.step].mean(axis=0)
     return centroid - (centroid @ axis - (t.min() - half_voxel)) * axis
 
 
 def femur_frame(volume, side: str = "left", overrides: dict | None = None) -> FemurFrame:
     """The femur frame found from the label map (bone and lesions), landmarks overridable.
 
-    overrides: any of head_centre, head_radius, shaft_axis, neck_axis, distal_centre (world LPS mm;
-    axes are normalised). Deterministic and identical on every MPI rank.
+    overrides: any of head_centre, head_radius, shaft_axis, neck_axis, distal_centre, knee_centre
+    (world LPS mm; axes are normalised). Deterministic and identical on every MPI rank.
     """
     if side not in ("left", "right"):
         raise BonefeError(f"side must be 'left' or 'right' (got {side!r})")
@@ -288,9 +343,13 @@ def femur_frame(volume, side: str = "left", overrides: dict | None = None) -> Fe
         centre = found_centre if centre is None else centre
         radius = found_radius if radius is None else radius
     neck = given["neck_axis"] if "neck_axis" in given else neck_axis(bone, centre, radius, point, axis)
-    distal = given["distal_centre"] if "distal_centre" in given else distal_centre(volume, bone, axis)
+    anatomical = FemurFrame(head_centre=centre, head_radius=radius, shaft_axis=axis, neck_axis=neck,
+                            distal_centre=point, side=side)
+    knee = given["knee_centre"] if "knee_centre" in given else knee_centre(bone, axis, anatomical.basis())
+    distal = (given["distal_centre"] if "distal_centre" in given
+              else distal_centre(volume, bone, point, axis, whole=knee is not None))
     frame = FemurFrame(head_centre=centre, head_radius=radius, shaft_axis=axis, neck_axis=neck,
-                       distal_centre=distal, side=side)
+                       distal_centre=distal, side=side, knee_centre=knee)
     _check_side(frame)
     return frame
 
@@ -326,6 +385,14 @@ bone through the trochanteric soft tissue over a few square centimetres, not at 
 SUPPORT_TOLERANCE_MM = 2.0
 """Facets within this distance of the distal plane count as the cut: covers an estimated shaft
 axis off by ≈ 3° across a 40 mm wide cut, and is well below a mesh element."""
+POTTED_BELOW_HEAD_MM = 200.0
+"""With the knee in the model (FemurFrame.knee_centre), the femur is held like a proximal-femur test
+specimen potted distally: every exterior facet more than this distance below the head centre,
+along the shaft axis, is fixed. 200 mm is the free length of the procedural phantom (head centre
+to distal cut), so whole and proximal femurs are loaded alike. Fixing the condyles instead puts the
+whole shaft under the bending of an unbalanced hip force (no muscles or iliotibial band in the
+model): on the real femur of docs/real-femur.md the distal metaphysis then failed first, at a load
+that does not depend on the hip lesion."""
 SUPPORT_NORMAL_DEG = 60.0
 """Support facets face distally: outward normal within this angle of −shaft axis (the surface
 smoothing rounds the rim of the cut over about a voxel; the rim belongs to the support)."""
@@ -364,7 +431,10 @@ class ExteriorFacets:
 
 
 def _support(facets: ExteriorFacets, frame: FemurFrame) -> np.ndarray:
+    """The distal cut (no knee in the model), or the shaft potted below POTTED_BELOW_HEAD_MM."""
     axis = _unit(frame.shaft_axis)
+    if frame.knee_centre is not None:
+        return (facets.midpoint - frame.head_centre) @ axis <= -POTTED_BELOW_HEAD_MM
     height = (facets.midpoint - frame.distal_centre) @ axis
     return (height <= SUPPORT_TOLERANCE_MM) & (facets.normal @ axis <= -np.cos(np.radians(SUPPORT_NORMAL_DEG)))
 
@@ -390,7 +460,8 @@ def _trochanter(facets: ExteriorFacets, frame: FemurFrame, radius_mm: float, com
 
 def boundary_tags(mesh, frame: FemurFrame, cap_axis=None, cap_half_angle_deg: float = CAP_HALF_ANGLE_DEG,
                   trochanter_radius_mm: float = TROCHANTER_RADIUS_MM):
-    """Facet MeshTags (dim 2) on the local owned exterior facets: SUPPORT (distal cut), HEAD (contact
+    """Facet MeshTags (dim 2) on the local owned exterior facets: SUPPORT (distal cut, or the potted
+    shaft when the frame has a knee centre: POTTED_BELOW_HEAD_MM), HEAD (contact
     cap about cap_axis from the head centre), TROCHANTER (lateral greater trochanter).
 
     cap_axis: world direction from the head centre to the middle of the contact cap; by default

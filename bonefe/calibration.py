@@ -15,6 +15,11 @@ must keep voxels after erosion (at least 3 voxels across). ROIs need no erosion:
 the sphere inside the rod; voxels whose centre lies within the sphere are averaged. The line is
 fitted by least squares over the rods (``bonefe.materials.fit_calibration``), which needs at least
 three rods: with two, a line passes through them exactly and its error cannot be estimated.
+
+Standard errors of the fitted line (``calibration_errors``, used by `bonefe.uncertainty`): with s
+the standard error of the estimate, x the rods' mean HU, x̄ their mean and Sxx = Σ(x − x̄)², the
+ordinary least-squares covariance of (slope, intercept) is s²·[[1/Sxx, −x̄/Sxx], [−x̄/Sxx,
+1/n + x̄²/Sxx]] (e.g. Montgomery, Peck, Vining, Introduction to Linear Regression Analysis, §2.2–2.3).
 """
 
 from __future__ import annotations
@@ -90,6 +95,27 @@ class Calibration(NamedTuple):
     n_rods: int
 
 
+class LineErrors(NamedTuple):
+    """Standard errors of a fitted calibration line: slope (g/cm³ per HU), intercept (g/cm³) and
+    their covariance ((g/cm³)² per HU); the number of rods fitted."""
+
+    slope_se: float
+    intercept_se: float
+    covariance: float
+    n_rods: int
+
+
+def line_errors(hu_means, stderr: float) -> LineErrors:
+    """Standard errors of slope and intercept of a least-squares line through rods at `hu_means`
+    (HU) whose standard error of the estimate is `stderr` (g/cm³); see the module docstring."""
+    hu = np.asarray(hu_means, float)
+    mean = hu.mean()
+    sxx = float(np.sum((hu - mean) ** 2))
+    variance = stderr**2
+    return LineErrors(float(np.sqrt(variance / sxx)), float(np.sqrt(variance * (1.0 / hu.size + mean**2 / sxx))),
+                      float(-mean * variance / sxx), int(hu.size))
+
+
 def rod_mean_hu(hu: np.ndarray, raw_labels: np.ndarray, label: int) -> float:
     """Mean HU of the rod labelled ``label`` in the raw label map, after a one-voxel erosion."""
     rod = np.asarray(raw_labels) == label
@@ -138,19 +164,39 @@ def resolve_calibration(options: CalibrationOptions, hu: np.ndarray, affine: np.
     label map on the same grid (needed for rods). None when options name no calibration."""
     if options.slope is not None:
         return Calibration(options.slope, options.intercept, 0.0, 0)
-    if options.rods is not None:
-        if raw_labels is None or np.shape(raw_labels) != np.shape(hu):
-            raise BonefeError("calibration: rods need the label map on the CT's grid; "
-                              "resample it onto the CT or use calibration.rois")
-        means = [rod_mean_hu(hu, raw_labels, rod.label) for rod in options.rods]
-        densities = [rod.density for rod in options.rods]
-    elif options.rois is not None:
-        means = [roi_mean_hu(hu, affine, roi) for roi in options.rois]
-        densities = [roi.density for roi in options.rois]
-    else:
+    measured = _rod_measurements(options, hu, affine, raw_labels)
+    if measured is None:
         return None
+    means, densities = measured
     slope, intercept, stderr = fit_calibration(means, densities)
     if not slope > 0:
         raise BonefeError(f"calibration: the rods give a non-positive slope ({slope:.3g} g/cm³ per HU); "
                           "check that each rod's density matches its label or ROI")
     return Calibration(slope, intercept, stderr, len(means))
+
+
+def _rod_measurements(options: CalibrationOptions, hu: np.ndarray, affine: np.ndarray,
+                      raw_labels: np.ndarray | None) -> tuple[list[float], list[float]] | None:
+    """Mean HU and nominal density of each rod (or ROI) of ``options``; None without rods or ROIs."""
+    if options.rods is not None:
+        if raw_labels is None or np.shape(raw_labels) != np.shape(hu):
+            raise BonefeError("calibration: rods need the label map on the CT's grid; "
+                              "resample it onto the CT or use calibration.rois")
+        return ([rod_mean_hu(hu, raw_labels, rod.label) for rod in options.rods],
+                [rod.density for rod in options.rods])
+    if options.rois is not None:
+        return [roi_mean_hu(hu, affine, roi) for roi in options.rois], [roi.density for roi in options.rois]
+    return None
+
+
+def calibration_errors(options: CalibrationOptions, hu: np.ndarray, affine: np.ndarray,
+                       raw_labels: np.ndarray | None = None) -> LineErrors | None:
+    """Standard errors of the line fitted to the rods or ROIs of ``options`` (as `resolve_calibration`
+    measures them); None when the line is given or absent (no fit, so no error estimate)."""
+    if options.slope is not None:
+        return None
+    measured = _rod_measurements(options, hu, affine, raw_labels)
+    if measured is None:
+        return None
+    means, densities = measured
+    return line_errors(means, fit_calibration(means, densities)[2])

@@ -5,8 +5,9 @@ A case file is YAML; relative paths are relative to the case file. Only `name`, 
 that uses it. `activities` names activities of the library (`bonefe.loads.ACTIVITIES`, all when
 omitted); `custom_activities` adds the case's own (see `bonefe.loads.activity_from_dict`);
 `exports` writes the model for other solvers: "inp" (CalculiX/Abaqus, per-element material,
-walking load) and "vtu" (mesh with E, for ParaView). See `cases/femur-neck-lytic.yaml` for a
-complete example.
+walking load) and "vtu" (mesh with E, for ParaView); `uncertainty` (optional, off when absent)
+asks for the sensitivity study and interval of the failure load (`bonefe.uncertainty`). See
+`cases/femur-neck-lytic.yaml` for a complete example.
 """
 
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from bonefe.risk import thresholds_from_calibration
 from bonefe.assessment import RiskOptions
 from bonefe.calibration import CalibrationOptions
 from bonefe.schema import build
+from bonefe.uncertainty import UncertaintyOptions
 
 Vector = tuple[float, float, float]
 
@@ -101,6 +103,7 @@ class Landmarks:
     shaft_axis: Vector | None = None
     neck_axis: Vector | None = None
     distal_centre: Vector | None = None
+    knee_centre: Vector | None = None
 
     def overrides(self) -> dict:
         return {k: v for k, v in vars(self).items() if v is not None}
@@ -126,6 +129,8 @@ class Case:
     activities: list[str] | None = None
     custom_activities: list[dict] = field(default_factory=list)
     exports: list[Literal["inp", "vtu"]] = field(default_factory=list)
+    uncertainty: UncertaintyOptions | None = None
+    """The uncertainty study (`bonefe.uncertainty`); None (no section) turns it off."""
 
     def __post_init__(self):
         if not self.name or any(c in self.name for c in '/\\:*?"<>|'):

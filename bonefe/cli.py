@@ -1,20 +1,30 @@
 """The `bonefe` command."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from bonefe import __version__
 from bonefe.errors import BonefeError
+from bonefe.lesions import SITE_NAMES
 
 DESCRIPTION = """\
 CT-based finite-element fracture risk for bones with metastases.
 
   bonefe phantom --out DIR [--lesion-site neck --lesion-diameter 20]
       write a synthetic proximal-femur CT and label map to try things on
+  bonefe phantom --surface OUTER.stl [--inner INNER.stl] --out DIR [--voxel 1 --lesion-site ...]
+      the same from a real bone surface (STL/VTK/PLY, mm): cortex, trabecular bone, lesion
   bonefe run CASE.yaml
       mesh -> material -> solve -> risk -> report for one case
       (in parallel: mpirun -n 4 bonefe run CASE.yaml; results do not depend on the rank count)
+  bonefe batch run CASES... --out DIR [--jobs J] [--ranks R] [--slurm]
+      a cohort, one process per case (or a Slurm job array); rerun to resume; bonefe batch status DIR
+  bonefe calibrate OUTCOMES.csv --cohort DIR --out CALDIR  |  bonefe calibrate --specimens S.csv ...
+      ROC/AUC of the risk predictors against fracture outcomes -> calibration.json; or fit modulus_scale
+  bonefe validate [--quick] [--out docs/validation.md] [--femur-surface OUTER.stl [--femur-inner INNER.stl]]
+      rerun the validation suite (analytic, CalculiX, mesh convergence, experiments) and rewrite the report
 
 Units: mm, N, MPa. Reports show strain in microstrain and loads in N and times body weight."""
 
@@ -51,9 +61,8 @@ def _parser() -> argparse.ArgumentParser:
 
     phantom = commands.add_parser("phantom", help="write a synthetic proximal-femur CT + label map")
     phantom.add_argument("--out", type=Path, required=True, help="output folder")
-    phantom.add_argument("--lesion-site", "--lesion", default="neck",
-                         choices=["neck", "intertrochanteric", "subtrochanteric", "diaphysis", "none"],
-                         help="where the lesion sits (default: neck)")
+    phantom.add_argument("--lesion-site", "--lesion", default="neck", choices=[*SITE_NAMES, "none"],
+                         help="where the lesion sits (default: neck = neck_superolateral)")
     phantom.add_argument("--lesion-type", default="lytic", choices=["lytic", "blastic"])
     phantom.add_argument("--lesion-diameter", "--size", type=float, default=20.0, metavar="MM",
                          help="lesion diameter in mm (default: 20)")
@@ -64,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     phantom.add_argument("--noise", type=float, default=0.0, metavar="HU", help="CT noise std in HU (default: 0)")
     phantom.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     phantom.add_argument("--format", default="nii.gz", choices=["nii.gz", "mha", "nrrd"])
+    phantom.add_argument("--surface", type=Path, metavar="OUTER",
+                         help="real bone surface (STL/VTK/PLY, mm, closed): build the phantom from it")
+    phantom.add_argument("--inner", type=Path, metavar="INNER",
+                         help="with --surface: endosteal surface (default: a cortical thickness model)")
     phantom.set_defaults(command=_phantom)
 
     run = commands.add_parser("run", help="run one case: mesh, material, solve, risk, report")
@@ -71,7 +84,62 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", type=Path, help="output folder (default: the case's `output`)")
     run.add_argument("--mesh-size", type=float, metavar="MM", help="override mesh.size_mm")
     run.add_argument("--quiet", action="store_true", help="print only the final summary")
+    run.add_argument("--uncertainty", nargs="?", type=int, const=True, default=False, metavar="N",
+                     help="also compute the failure load's sensitivity and interval (the case's `uncertainty` "
+                          "section or its defaults; N: Monte-Carlo samples)")
     run.set_defaults(command=_run)
+
+    batch = commands.add_parser("batch", help="run a cohort of cases locally or on Slurm (see docs/hpc.md)")
+    batch_commands = batch.add_subparsers(title="batch commands", metavar="BATCH_COMMAND", required=True)
+    batch_run = batch_commands.add_parser("run", help="run (or resume) every case not yet done")
+    batch_run.add_argument("cases", type=Path, nargs="+", metavar="CASE", help="case files (YAML)")
+    batch_run.add_argument("--out", type=Path, required=True, help="batch folder (cases/, status/, summary)")
+    batch_run.add_argument("--jobs", type=int, metavar="J", help="cases at a time locally (default: cores / ranks)")
+    batch_run.add_argument("--ranks", type=int, default=1, metavar="R", help="MPI ranks per case (default: 1)")
+    batch_run.add_argument("--mesh-size", type=float, metavar="MM", help="override mesh.size_mm of every case")
+    batch_run.add_argument("--launcher", metavar="CMD",
+                           help="MPI launcher when R > 1, given `-n R` (default: the mpirun beside Python)")
+    batch_run.add_argument("--slurm", action="store_true", help="submit a Slurm job array instead of running here")
+    batch_run.add_argument("--memory", default="4G", help="Slurm: memory per case, sbatch --mem (default: 4G)")
+    batch_run.add_argument("--time", default="02:00:00", help="Slurm: time limit per case (default: 02:00:00)")
+    batch_run.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
+                           help="Slurm: extra #SBATCH option, e.g. --sbatch=--partition=short (repeatable)")
+    batch_run.add_argument("--template", type=Path, help="Slurm: job-script template (default: hpc/bonefe-array.sbatch.in)")
+    batch_run.set_defaults(command=_batch_run)
+    batch_status = batch_commands.add_parser("status", help="print the cohort table and rewrite the summary")
+    batch_status.add_argument("out", type=Path, metavar="DIR", help="batch folder")
+    batch_status.set_defaults(command=_batch_status)
+    batch_task = batch_commands.add_parser("task", help="run case INDEX of a batch folder (what a Slurm array task runs)")
+    batch_task.add_argument("out", type=Path, metavar="DIR", help="batch folder")
+    batch_task.add_argument("index", type=int, help="case index (0-based, order of batch.json)")
+    batch_task.set_defaults(command=_batch_task)
+
+    validate = commands.add_parser("validate", help="run the validation suite and rewrite docs/validation.md")
+    validate.add_argument("--quick", action="store_true", help="the reduced set that CI asserts (~2 min)")
+    validate.add_argument("--out", type=Path, default=Path("docs/validation.md"),
+                          help="report path; pictures go to images/ beside it (default: docs/validation.md)")
+    validate.add_argument("--femur-surface", type=Path, metavar="OUTER.stl",
+                          help="also run the neck-lesion models on this real femur surface (mm)")
+    validate.add_argument("--femur-inner", type=Path, metavar="INNER.stl",
+                          help="its endosteal surface (default: the phantom's cortical thickness model)")
+    validate.set_defaults(command=_validate)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="calibrate risk thresholds against fracture outcomes, or the modulus against tests",
+        formatter_class=argparse.RawDescriptionHelpFormatter, description=CALIBRATE_HELP)
+    calibrate.add_argument("outcomes", type=Path, nargs="?", metavar="OUTCOMES.csv",
+                           help="outcomes: columns case, fractured (yes/no, 1/0, true/false)[, follow_up_months]")
+    calibrate.add_argument("--cohort", type=Path, metavar="DIR_OR_CSV",
+                           help="batch folder or its cohort-summary.csv (bonefe batch)")
+    calibrate.add_argument("--out", type=Path, required=True, metavar="CALDIR", help="output folder")
+    calibrate.add_argument("--specimens", type=Path, metavar="S.csv",
+                           help="material mode: columns case, measured_failure_load_n (N)")
+    calibrate.add_argument("--target-sensitivity", type=float, default=1.0, metavar="T",
+                           help="sensitivity that 'not low risk' must reach, 0-1 (default: 1.0)")
+    calibrate.add_argument("--bootstrap", type=int, default=2000, metavar="B",
+                           help="bootstrap replicates for the AUC intervals (default: 2000)")
+    calibrate.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    calibrate.set_defaults(command=_calibrate)
     return parser
 
 
@@ -79,6 +147,8 @@ def _phantom(args) -> int:
     from bonefe.phantom import PhantomSpec, write_phantom
     from bonefe.schema import build
 
+    if args.surface is not None or args.inner is not None:
+        return _surface_phantom(args)
     spec = build(PhantomSpec, {
         "side": args.side, "voxel_mm": args.voxel, "noise_hu": args.noise, "seed": args.seed,
         "lesion_site": None if args.lesion_site == "none" else args.lesion_site,
@@ -91,12 +161,130 @@ def _phantom(args) -> int:
     return 0
 
 
+def _surface_phantom(args) -> int:
+    from bonefe.schema import build
+    from bonefe.surface_phantom import SurfaceSpec, write_surface_phantom
+
+    if args.surface is None:
+        raise BonefeError("--inner needs --surface OUTER (the periosteal surface)")
+    spec = build(SurfaceSpec, {
+        "outer": str(args.surface), "inner": args.inner and str(args.inner), "side": args.side,
+        "voxel_mm": args.voxel, "noise_hu": args.noise, "seed": args.seed,
+        "lesion_site": None if args.lesion_site == "none" else args.lesion_site,
+        "lesion_type": args.lesion_type, "lesion_diameter_mm": args.lesion_diameter,
+        "cortical_involvement": args.cortical_involvement,
+    }, "phantom")
+    paths = write_surface_phantom(spec, args.out, fmt=args.format)
+    for kind, path in paths.items():
+        print(f"{kind:>8}: {path}")
+    return 0
+
+
 def _run(args) -> int:
     from bonefe.pipeline import run_case
 
-    run_case(args.case, output=args.output, mesh_size=args.mesh_size, quiet=args.quiet)
+    run_case(args.case, output=args.output, mesh_size=args.mesh_size, quiet=args.quiet,
+             uncertainty=args.uncertainty)
     return 0
 
+
+def _batch_run(args) -> int:
+    from bonefe.batch import prepare, run_local, status_table, write_summary
+    from bonefe.slurm import SlurmOptions, submit
+
+    cohort = prepare(args.cases, args.out, args.ranks, args.mesh_size, args.launcher)
+    if args.slurm:
+        cohort, job = submit(cohort, SlurmOptions(args.memory, args.time, args.sbatch, args.template))
+        rows = write_summary(cohort)
+        if job is None:
+            return _batch_finish(cohort, rows)
+        pending = sum(r["status"] != "done" for r in rows)
+        print(f"bonefe batch: submitted Slurm job array {job} ({pending} cases); "
+              f"follow it with: bonefe batch status {cohort.folder}")
+        return 0
+    rows = run_local(cohort, args.jobs or max(1, len(os.sched_getaffinity(0)) // args.ranks))
+    print(status_table(rows))
+    return _batch_finish(cohort, rows)
+
+
+def _batch_finish(cohort, rows) -> int:
+    """Print the batch's closing line; exit status 0 when every case is done, else 1."""
+    from bonefe.batch import final_line
+
+    line, code = final_line(cohort, rows)
+    print(line)
+    return code
+
+
+def _batch_status(args) -> int:
+    from bonefe.batch import load_cohort, status_table, write_summary
+
+    print(status_table(write_summary(load_cohort(args.out))))
+    return 0
+
+
+def _batch_task(args) -> int:
+    from bonefe.slurm import run_task
+
+    return run_task(args.out, args.index, os.environ.get("SLURM_ARRAY_JOB_ID"))
+
+
+CALIBRATE_HELP = """\
+Risk mode:      bonefe calibrate OUTCOMES.csv --cohort DIR_OR_SUMMARY.csv --out CALDIR
+                [--target-sensitivity 1.0] [--bootstrap 2000] [--seed 0]
+  Joins outcomes with the cohort summary (done cases only) and, per predictor (failure_load_bw:
+  lower is riskier; strain_fold_ratio, Mirels midpoint (min+max)/2, axial_involvement_mm: higher is
+  riskier), writes ROC, AUC with a stratified bootstrap 95 % CI, Youden and target-sensitivity
+  cut-points into CALDIR: calibration.json (risk.calibration_file of a case: high_below_bw = Youden
+  cut of failure_load_bw, low_from_bw = max(Youden, target-sensitivity cut)), roc.png and
+  calibration-report.md.
+Material mode:  bonefe calibrate --specimens S.csv [--cohort DIR_OR_SUMMARY.csv] --out CALDIR
+  Fits the modulus scale s (material.modulus_scale) by least squares on log failure loads,
+  ln F_measured = ln s + ln F_predicted; predicted loads from the cohort summary (failure_load_n of
+  the case ids in S.csv), or without --cohort by running the case files S.csv names. Writes
+  material-fit.json, material-fit.png and material-fit.md (s, SE, 95 % t CI, R², RMSE)."""
+
+
+def _calibrate(args) -> int:
+    def warn(message: str) -> None:
+        print(f"bonefe calibrate: warning: {message}", file=sys.stderr, flush=True)
+
+    if (args.outcomes is None) == (args.specimens is None):
+        raise BonefeError("give either OUTCOMES.csv (risk calibration) or --specimens S.csv (material fit), "
+                          "not both or neither")
+    if args.specimens is not None:
+        from bonefe.material_fit import run_material_fit
+
+        fit, paths = run_material_fit(args.specimens, args.cohort, args.out)
+        print(f"modulus_scale {fit.scale:.4g} (95 % CI {fit.ci95[0]:.4g}-{fit.ci95[1]:.4g}, n {fit.n}, "
+              f"R² log {fit.r2_log:.3f}, RMSE {fit.rmse_n:.0f} N): {paths['fit']}")
+        return 0
+    if args.cohort is None:
+        raise BonefeError("risk calibration needs --cohort DIR (a bonefe batch folder or its cohort-summary.csv)")
+    from bonefe.cohort_calibration import run_calibration
+
+    cal, paths = run_calibration(args.outcomes, args.cohort, args.out, args.target_sensitivity,
+                                 args.bootstrap, args.seed, warn)
+    for name, result in cal.results.items():
+        low, high = result.auc_ci
+        print(f"{name:<22} AUC {result.auc:.3f} [{low:.3f}, {high:.3f}]  n {len(result.cases)}")
+    print(f"risk thresholds: high below {cal.high_below_bw:.4g} BW, low from {cal.low_from_bw:.4g} BW: "
+          f"{paths['calibration']}")
+    return 0
+
+
+
+def _validate(args) -> int:
+    from bonefe.validation import run_validation
+
+    if args.femur_inner is not None and args.femur_surface is None:
+        raise BonefeError("--femur-inner needs --femur-surface OUTER.stl (the periosteal surface)")
+    surface = None if args.femur_surface is None else (args.femur_surface, args.femur_inner)
+    sections, seconds = run_validation(args.out, quick=args.quick, surface=surface)
+    outside = [c.name for s in sections for c in s.checks if c.passed is False]
+    print(f"bonefe validate: {args.out} written in {seconds / 60:.1f} min; "
+          f"{len(outside)} check(s) outside their bound{': ' + '; '.join(outside) if outside else ''}")
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

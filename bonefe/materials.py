@@ -122,6 +122,10 @@ class MaterialOptions:
         modelling choice: vary it in a sensitivity analysis.
     sample_spacing_voxels: target distance between CT samples inside an element, in voxel sizes.
         Default 1.5: a 3 mm element on 1 mm voxels gets 27–64 samples, several per voxel it covers.
+    modulus_scale: multiplies every element's modulus, after the lesion factors and the floor, so
+        the whole field scales (MPa/MPa, > 0). Default 1. Fit it to mechanical tests with
+        `bonefe calibrate --specimens` (`bonefe.material_fit`): under linear elasticity and a strain
+        criterion the predicted failure load scales by exactly this factor.
     """
 
     law: str = "morgan2003"
@@ -132,6 +136,7 @@ class MaterialOptions:
     lytic_factor: float = 0.01
     blastic_factor: float = 0.5
     sample_spacing_voxels: float = 1.5
+    modulus_scale: float = 1.0
 
     def __post_init__(self):
         if self.law not in LAWS:
@@ -147,6 +152,8 @@ class MaterialOptions:
                 raise ValueError(f"{name} must lie in [0, 1] (got {getattr(self, name)})")
         if not 0.1 <= self.sample_spacing_voxels <= 4.0:
             raise ValueError(f"sample_spacing_voxels must lie in [0.1, 4] (got {self.sample_spacing_voxels})")
+        if not self.modulus_scale > 0:
+            raise ValueError(f"modulus_scale must be positive (got {self.modulus_scale}); 1 leaves the law as is")
 
 
 @dataclass
@@ -198,13 +205,13 @@ def fit_calibration(hu_means, densities) -> tuple[float, float, float]:
 
 
 def sample_modulus(hu: np.ndarray, labels: np.ndarray, options: MaterialOptions) -> tuple[np.ndarray, np.ndarray]:
-    """Modulus (MPa, lesion factors and floor applied) and apparent density (g/cm³) of CT samples."""
+    """Modulus (MPa, lesion factors, floor and modulus_scale applied) and apparent density (g/cm³) of CT samples."""
     rho_ash = ash_density(qct_density(hu, options.slope, options.intercept))
     rho_app = apparent_density(rho_ash)
     factor = np.ones(max(LESION_LABELS) + 1)
     factor[LYTIC], factor[BLASTIC] = options.lytic_factor, options.blastic_factor
     E = LAWS[options.law].modulus(rho_ash, rho_app) * factor[labels]
-    return np.maximum(E, options.min_modulus), rho_app
+    return np.maximum(E, options.min_modulus) * options.modulus_scale, rho_app
 
 
 @lru_cache(maxsize=None)

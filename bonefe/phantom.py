@@ -9,12 +9,13 @@ surface from the exact Euclidean distance transform — around trabecular bone (
 anterior is −y, superior is +z, shaft axis on x = y = 0, distal cut at z = 0) and then placed in the
 LPS world with the head centre at x = +90 mm; a right femur is the exact mirror image (x → −x).
 
-Lesion placement (how `cortical_involvement` c is honoured): each site names an anchor ray from
-inside the bone; where it meets the periosteal surface (point P, inward unit normal n, local cortical
-thickness t) the lesion sphere of radius r is centred at C = P + n·(t·(1 − c) + r). Its closest
-approach to the periosteal surface is therefore t·(1 − c): c = 0 touches the endosteal surface and
-leaves the cortex intact, c = 1 reaches the periosteal surface (full-thickness breach). The sphere is
-clipped to the periosteal envelope.
+Lesion placement (how `cortical_involvement` c is honoured) is `bonefe.lesions.place_lesion`, the
+same for real bone surfaces: each site names a ray in the femur frame (here the phantom's true
+frame) from inside the bone; where it meets the periosteal surface (point P, inward unit normal n,
+local cortical thickness t) the lesion sphere of radius r is centred at C = P + n·(t·(1 − c) + r).
+Its closest approach to the periosteal surface is therefore t·(1 − c): c = 0 touches the endosteal
+surface and leaves the cortex intact, c = 1 reaches the periosteal surface (full-thickness breach).
+The sphere is clipped to the periosteal envelope.
 """
 
 import dataclasses
@@ -28,10 +29,11 @@ from scipy import ndimage
 from bonefe.anatomy import FemurFrame
 from bonefe.errors import BonefeError
 from bonefe.imaging import write_image
+from bonefe.lesions import SITE_NAMES, in_ball, place_lesion
 from bonefe.outputs import atomic_write_json
-from bonefe.volume import BACKGROUND, BLASTIC, BONE, LYTIC, Volume
+from bonefe.volume import BACKGROUND, BONE, LYTIC, Volume
 
-SITES = ("neck", "intertrochanteric", "subtrochanteric", "diaphysis")
+SITES = SITE_NAMES
 FORMATS = ("nii.gz", "mha", "nrrd")
 
 CORTEX_DIAPHYSIS_MM = 5.0
@@ -60,7 +62,7 @@ class PhantomSpec:
     """What the synthetic femur looks like. Lengths in mm, angles in degrees, CT values in HU.
 
     side: "left" or "right"; voxel_mm: isotropic voxel size.
-    lesion_site: one of SITES or None; lesion_type: "lytic" (label 2) or "blastic" (label 3);
+    lesion_site: one of SITES (bonefe.lesions) or None; lesion_type: "lytic" (label 2) or "blastic" (label 3);
     lesion_diameter_mm: sphere diameter; cortical_involvement: fraction of the local cortical thickness
     eroded from inside (0 none … 1 full-thickness breach), see the module docstring;
     noise_hu: standard deviation of additive Gaussian CT noise; seed: its random seed.
@@ -70,7 +72,7 @@ class PhantomSpec:
 
     side: Literal["left", "right"] = "left"
     voxel_mm: float = 1.0
-    lesion_site: Literal["neck", "intertrochanteric", "subtrochanteric", "diaphysis"] | None = "neck"
+    lesion_site: str | None = "neck"
     lesion_type: Literal["lytic", "blastic"] = "lytic"
     lesion_diameter_mm: float = 20.0
     cortical_involvement: float = 0.5
@@ -175,7 +177,7 @@ class _Femur:
         """0 in the diaphysis (z < z_head − 100) rising smoothly to 1 above z_head − 65 (mm)."""
         return _smoothstep((z - (self.zh - 100.0)) / 35.0)
 
-    def cortical_thickness(self, z: np.ndarray) -> np.ndarray:
+    def thickness_at(self, z: np.ndarray) -> np.ndarray:
         """Cortical thickness (mm): CORTEX_DIAPHYSIS_MM distally, CORTEX_PROXIMAL_MM proximally."""
         return CORTEX_DIAPHYSIS_MM + (CORTEX_PROXIMAL_MM - CORTEX_DIAPHYSIS_MM) * self.proximal_weight(z)
 
@@ -197,19 +199,16 @@ class _Femur:
         w = _smoothstep((p[2] - (zh - 105.0)) / 35.0)
         return HU_MARROW + (trabecular - HU_MARROW) * w
 
-    def site_ray(self, site: str) -> tuple[np.ndarray, np.ndarray]:
-        """Start (inside the bone) and unit direction of the ray whose surface hit anchors a lesion."""
-        zh, n = self.zh, self.neck_axis
-        if site == "neck":  # superior mid-neck
-            up = np.array([0.0, 0.0, 1.0]) - n[2] * n
-            return self.head_centre - 23.0 * n, up / np.linalg.norm(up)
-        if site == "intertrochanteric":  # anterior, on the intertrochanteric line
-            return np.array([0.0, 2.0, zh - 45.0]), np.array([0.0, -1.0, 0.0])
-        if site == "subtrochanteric":  # medial cortex, ~2 cm below the lesser trochanter
-            return np.array([0.0, 0.0, zh - 80.0]), np.array([-1.0, 0.0, 0.0])
-        return np.array([0.0, 0.0, zh - 120.0]), np.array([1.0, 0.0, 0.0])  # diaphysis, lateral cortex
+    def frame(self) -> FemurFrame:
+        """The true frame in the canonical coordinates (shaft axis +z through the origin)."""
+        return FemurFrame(head_centre=self.head_centre, head_radius=self.head_radius,
+                          shaft_axis=np.array([0.0, 0.0, 1.0]), neck_axis=self.neck_axis, distal_centre=np.zeros(3))
 
-    def surface_point(self, start: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def cortical_thickness(self, point: np.ndarray, inward: np.ndarray) -> float:
+        """Cortical thickness (mm) at a surface point (a function of height only)."""
+        return float(self.thickness_at(point[2]))
+
+    def hit(self, start: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """First periosteal surface point along a ray (bisection to 1 µm) and the inward unit normal there."""
         steps = np.arange(0.0, 80.0, 0.25)
         points = start + steps[:, None] * direction
@@ -224,16 +223,14 @@ class _Femur:
         return point, -grad / np.linalg.norm(grad)
 
 
-def _lesion_sphere(femur: _Femur, spec: PhantomSpec) -> tuple[np.ndarray, float, float]:
-    """Centre (canonical mm), radius and local cortical thickness of the lesion sphere (module docstring)."""
-    point, inward = femur.surface_point(*femur.site_ray(spec.lesion_site))
-    thickness = float(femur.cortical_thickness(point[2]))
-    radius = spec.lesion_diameter_mm / 2.0
-    centre = point + inward * (thickness * (1.0 - spec.cortical_involvement) + radius)
-    if centre[2] - radius < spec.voxel_mm:
+def _lesion(femur: _Femur, spec: PhantomSpec):
+    """The lesion sphere (canonical mm) of the spec (`bonefe.lesions.place_lesion`)."""
+    lesion = place_lesion(spec.lesion_site, femur.frame(), femur, spec.lesion_diameter_mm,
+                          spec.cortical_involvement, spec.lesion_type)
+    if lesion.centre[2] - lesion.radius_mm < spec.voxel_mm:
         raise BonefeError(f"phantom: the {spec.lesion_site} lesion reaches below the distal cut; "
                           "increase length_mm or reduce lesion_diameter_mm")
-    return centre, radius, thickness
+    return lesion
 
 
 def _grid(femur: _Femur, h: float) -> list[np.ndarray]:
@@ -259,19 +256,19 @@ def _build(spec: PhantomSpec) -> tuple[Volume, FemurFrame, dict]:
     p = np.meshgrid(*axes, indexing="ij", sparse=True)
     envelope = femur.sdf(p) < 0
     depth = ndimage.distance_transform_edt(envelope, sampling=h) - 0.5 * h  # below the periosteal surface
-    cortex = envelope & (depth < femur.cortical_thickness(p[2]))
+    cortex = envelope & (depth < femur.thickness_at(p[2]))
     w = femur.proximal_weight(p[2])
     hu = np.where(cortex, HU_CORTEX_DIAPHYSIS + (HU_CORTEX_PROXIMAL - HU_CORTEX_DIAPHYSIS) * w, femur.interior_hu(p))
     hu = np.where(envelope, hu, HU_SOFT_TISSUE).astype(np.float32)
     labels = np.where(envelope, BONE, BACKGROUND).astype(np.uint8)
     lesion = {}
     if spec.lesion_site is not None:
-        centre, radius, thickness = _lesion_sphere(femur, spec)
-        inside = envelope & (sum((p[a] - centre[a]) ** 2 for a in range(3)) <= radius ** 2)
-        lytic = spec.lesion_type == "lytic"
-        hu[inside] = HU_LYTIC if lytic else HU_BLASTIC
-        labels[inside] = LYTIC if lytic else BLASTIC
-        lesion = {"centre": centre, "radius_mm": radius, "cortical_thickness_mm": thickness}
+        placed = _lesion(femur, spec)
+        inside = envelope & in_ball(p, placed.centre, placed.radius_mm)
+        hu[inside] = HU_LYTIC if placed.label == LYTIC else HU_BLASTIC
+        labels[inside] = placed.label
+        lesion = {"site": placed.site, "centre": placed.centre, "radius_mm": placed.radius_mm,
+                  "cortical_thickness_mm": placed.cortical_thickness_mm}
     if spec.noise_hu > 0:
         hu += np.random.default_rng(spec.seed).normal(0.0, spec.noise_hu, hu.shape).astype(np.float32)
     return _place(spec, femur, axes, hu, labels, lesion)

@@ -10,6 +10,8 @@ run never destroys earlier results. Folder contents:
                          strains per cell; per-cell E, density, label and the evaluated-for-failure flag
   strain-energy.json     strain energy per activity (N mm)
   model.inp, model.vtu   the model for CalculiX/Abaqus and ParaView, when the case asks (`exports`)
+  report.json/.html/.pdf also carry the failure load's interval when the case (section
+                         `uncertainty`) or `bonefe run --uncertainty` asks for it (`bonefe.uncertainty`)
   report.json/.html/.pdf and the PNG pictures
 """
 
@@ -21,15 +23,16 @@ import numpy as np
 from mpi4py import MPI
 
 from bonefe import __version__
-from bonefe.anatomy import SUPPORT, boundary_tags, femur_frame
+from bonefe.anatomy import SUPPORT, femur_frame
 from bonefe.assessment import PATCH_TAGS, activity_list, assess
-from bonefe.calibration import raw_labels_on_ct, resolve_calibration
+from bonefe.calibration import calibration_errors, raw_labels_on_ct, resolve_calibration
 from bonefe.case import Case, load_case
+from bonefe.errors import BonefeError
 from bonefe.export import export_inp, export_mesh, gather_cells, gather_mesh
 from bonefe.imaging import read_volume
-from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION, activity_from_dict, patch_forces
+from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, activity_from_dict, patch_forces
 from bonefe.materials import cell_material, healthy_volume
-from bonefe.meshing import cell_tags, mesh_bone, write_mesh, write_quality
+from bonefe.meshing import cell_tags, write_mesh, write_quality
 from bonefe.outputs import staged_folder
 from bonefe.progress import Progress
 from bonefe.report import write_report
@@ -37,20 +40,27 @@ from bonefe.risk import risk_category, weight_bearing_fraction
 from bonefe.schema import as_plain
 from bonefe.scores import axial_involvement, mirels_score
 from bonefe.fields import write_activity_fields
+from bonefe.uncertainty import Study, UncertaintyOptions, mesh_case, propagate
 from bonefe.whatif import Scenario, what_if
 
-STAGES = ["read images", "femur frame", "mesh", "material", "solve and assess", "report"]
+STAGES = ["read images", "femur frame", "mesh", "material", "solve and assess", "uncertainty", "report"]
 
 
 def run_case(case_path, output: Path | None = None, mesh_size: float | None = None,
-             quiet: bool = False, comm=MPI.COMM_WORLD) -> dict:
-    """Run one case file end to end; returns the report's results dict (on every rank)."""
+             quiet: bool = False, comm=MPI.COMM_WORLD, uncertainty: bool | int = False) -> dict:
+    """Run one case file end to end; returns the report's results dict (on every rank).
+
+    uncertainty: True turns the uncertainty study on (the case's section, or its defaults); a
+    number N also sets its Monte-Carlo samples to N; False leaves the case file to decide."""
     case = load_case(case_path)
     if output is not None:
         case = replace(case, output=Path(output).resolve())
     if mesh_size is not None:
         case = replace(case, mesh=replace(case.mesh, size_mm=mesh_size))
-    progress = Progress(STAGES, comm.rank, quiet)
+    if uncertainty is not False:
+        case = replace(case, uncertainty=_uncertainty_options(case.uncertainty, uncertainty))
+    stages = [s for s in STAGES if s != "uncertainty" or case.uncertainty is not None]
+    progress = Progress(stages, comm.rank, quiet)
     with staged_folder(case.output, comm) as out:
         results = _run(case, out, progress, comm)
     if comm.rank == 0:
@@ -68,11 +78,8 @@ def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
     with progress.stage("femur frame"):
         frame = femur_frame(volume, case.patient.side, case.landmarks.overrides())
     with progress.stage("mesh"):
-        bone = mesh_bone(volume, case.mesh.size_mm, comm, case.mesh.lesion_size_mm,
-                         cortex_size_mm=case.mesh.cortex_size_mm, thin_cortex_mm=case.mesh.thin_cortex_mm,
-                         cortex_hu=case.mesh.cortex_hu)
+        bone, facet_tags = mesh_case(volume, case.mesh, frame, comm)
         mesh = bone.mesh
-        facet_tags = boundary_tags(mesh, frame, cap_axis=-(frame.basis() @ WALKING_DIRECTION))
     with progress.stage("material"):
         material = cell_material(mesh, volume, material_options)
         twin_volume = healthy_volume(volume)
@@ -95,12 +102,31 @@ def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
                 patch_forces(ACTIVITIES[STANCE_ACTIVITY], frame, case.patient.body_mass_kg, case.risk.abductor))
         scenarios = what_if(Scenario(mesh, facet_tags, volume, material_options, frame, case.patient.body_mass_kg,
                                      case.risk, case.solver.degree), result.stance.failure_load_n)
+    spread = None
+    if case.uncertainty is not None:
+        with progress.stage("uncertainty"):
+            study = Study(volume, frame, material_options, case.mesh, case.risk, case.patient.body_mass_kg,
+                          case.solver.degree)
+            errors = calibration_errors(case.calibration, volume.hu, volume.affine, raw_labels)
+            spread = propagate(study, case.uncertainty, errors, (mesh, facet_tags), comm)
     with progress.stage("report"):
         picture = _picture_mesh(mesh, result.stance_strain, material.label)
         results = _results(case, bone.quality, result, progress.timings, scores, material_options, scenarios)
+        results["uncertainty"] = spread
         if comm.rank == 0:
             write_report(out, results, picture)
     return results
+
+
+def _uncertainty_options(options: UncertaintyOptions | None, samples: bool | int) -> UncertaintyOptions:
+    """The case's uncertainty options (defaults without a section), with `samples` when a number."""
+    options = options or UncertaintyOptions()
+    if samples is True:
+        return options
+    try:
+        return replace(options, samples=int(samples))
+    except ValueError as error:
+        raise BonefeError(f"--uncertainty: {error}") from None
 
 
 def _export(formats, out: Path, basis, facet_tags, E, nu, forces) -> None:
@@ -200,6 +226,10 @@ def _assumptions(case: Case) -> list[str]:
 
 
 def _summary(case: Case, results: dict) -> str:
+    spread = results.get("uncertainty")
+    interval = "" if spread is None else (
+        f" [{100 * spread.interval:g} % interval {spread.lower_n / 1000:.2f}-{spread.upper_n / 1000:.2f} kN"
+        + ("" if spread.robust else ", risk category not robust") + "]")
     return (f"{case.name}: failure load {results['failure_load_n'] / 1000:.2f} kN "
-            f"({results['failure_load_bw']:.1f} x BW), {results['risk_category']} risk; "
+            f"({results['failure_load_bw']:.1f} x BW){interval}, {results['risk_category']} risk; "
             f"report: {case.output / 'report.html'}")

@@ -107,6 +107,58 @@ def test_analytic_femur_landmarks():
     assert np.linalg.norm(frame.distal_centre - DISTAL) < 1.0
 
 
+KNEE_BOX_CENTRE = np.array([4.0, 7.0, 25.0])
+KNEE_BOX_HALF = np.array([40.0, 20.0, 15.0])
+
+
+def whole_femur_volume() -> tuple[Volume, np.ndarray]:
+    """An analytic whole femur on a 1 mm grid: shaft cylinder (radius 14 mm) on the z axis from z = 40 to
+    300 mm, the neck and head of analytic_landmarks' shape from (0, 0, 300), and the condyles as an
+    80 × 40 × 30 mm box (z 10–40 mm) centred off the shaft axis at KNEE_BOX_CENTRE; also the true head centre."""
+    tilt, version = np.radians(180.0 - NSA), np.radians(ANTEVERSION)
+    neck = np.array([-np.sin(tilt) * np.cos(version), -np.sin(tilt) * np.sin(version), np.cos(tilt)])
+    base = np.array([0.0, 0.0, 300.0])
+    head = base + NECK_LENGTH * neck
+    x, y, z = np.meshgrid(np.arange(-75.0, 61.0), np.arange(-40.0, 41.0), np.arange(0.0, 380.0),
+                          indexing="ij", sparse=True)
+    inside = (x**2 + y**2 <= 14.0**2) & (z >= 40.0) & (z <= 300.0)
+    q = [x - base[0], y - base[1], z - base[2]]
+    t = q[0] * neck[0] + q[1] * neck[1] + q[2] * neck[2]
+    radial2 = sum((q[a] - t * neck[a]) ** 2 for a in range(3))
+    inside = inside | ((t >= 0) & (t <= NECK_LENGTH) & (radial2 <= 13.0**2))
+    inside = inside | ((x - head[0]) ** 2 + (y - head[1]) ** 2 + (z - head[2]) ** 2 <= HEAD_RADIUS**2)
+    box = [np.abs(c - KNEE_BOX_CENTRE[a]) <= KNEE_BOX_HALF[a] for a, c in enumerate((x, y, z))]
+    inside = inside | (box[0] & box[1] & box[2])
+    affine = np.eye(4)
+    affine[:3, 3] = (-75.0, -40.0, 0.0)
+    return Volume(np.where(inside, 1000.0, 0.0).astype(np.float32), inside.astype(np.uint8) * BONE, affine), head
+
+
+def test_knee_centre_of_an_analytic_whole_femur():
+    """Knee centre = the centre of the condylar box (documented definition: centre of the bounding box of the
+    bone within 30 mm of its most distal point, 15 mm above it; the box is exactly that bone and is centrally
+    symmetric, so its bounding box in any rotated frame has the same centre), within 0.5 mm (half a voxel);
+    the superior axis becomes the mechanical axis knee → head; the distal centre is the shaft axis (x = y = 0)
+    at the distal plane (outer face of the last voxels, z = 9.5 mm); the neck–shaft angle still uses the shaft."""
+    volume, head = whole_femur_volume()
+    frame = femur_frame(volume, "left")
+    assert frame.knee_centre is not None
+    assert np.linalg.norm(frame.knee_centre - KNEE_BOX_CENTRE) < 0.5
+    mechanical = (head - KNEE_BOX_CENTRE) / np.linalg.norm(head - KNEE_BOX_CENTRE)
+    assert angle_deg(frame.superior(), mechanical) < 0.3
+    np.testing.assert_allclose(frame.basis()[:, 2], frame.superior())
+    assert np.linalg.norm(frame.distal_centre - [0.0, 0.0, 9.5]) < 0.5
+    assert abs(neck_shaft_angle(frame) - NSA) < 2.0
+    given = femur_frame(volume, "left", {"knee_centre": (1.0, 2.0, 3.0)})
+    np.testing.assert_array_equal(given.knee_centre, [1.0, 2.0, 3.0])
+
+
+def test_proximal_femur_has_no_knee(phantom_frame):
+    """The phantom stops at a shaft cut: no condylar flare, no knee centre, superior = shaft axis."""
+    assert phantom_frame.knee_centre is None
+    np.testing.assert_allclose(phantom_frame.superior(), phantom_frame.shaft_axis)
+
+
 def test_neck_shaft_angle_of_a_known_frame():
     """Neck 55° from the proximal shaft axis → neck–shaft angle 125° (definition)."""
     t = np.radians(55.0)
@@ -171,7 +223,7 @@ def test_overrides_are_honoured(phantom):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"knee_centre": (0, 0, 0)}, "unknown landmark"),
+    ({"greater_trochanter": (0, 0, 0)}, "unknown landmark"),
     ({"shaft_axis": (0, 0, 0)}, "non-zero"),
     ({"head_radius": -3.0}, "positive"),
 ])

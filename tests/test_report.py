@@ -234,3 +234,39 @@ def test_report_says_where_fe_and_clinical_scores_agree_or_differ(tmp_path):
     assert "Mirels score" in html and "Axial cortical involvement" in html and "lesion-free twin" in html
     report = json.loads(written["json"].read_text())
     assert report["mirels"]["total_min"] == 10 and report["twin_failure_load_n"] == 6000.0
+
+
+def with_uncertainty(lower_n: float, upper_n: float) -> dict:
+    """make_results (3 kN, high risk below 5 × BW = 3,434 N) with an uncertainty study whose
+    interval is [lower_n, upper_n]."""
+    from bonefe.uncertainty import FactorEffect, Sample, UncertaintyResult
+
+    bw = BW
+    categories = [risk.risk_category(f / bw) for f in (FAILURE_N, lower_n, upper_n)]
+    crossed = [t for t in (5.0, 10.0) if lower_n / bw < t <= upper_n / bw]
+    factors = [FactorEffect("law", "density–modulus law", "keller1994", "keyak1994", 2000.0, 5000.0, 0.4, 0.8, True),
+               FactorEffect("mesh", "element size", "× 0.75", "× 1.5", 2900.0, 3100.0, 0.2, 0.2, False)]
+    samples = [Sample("morgan2003", 0.0008, 0.0, 0.4, load) for load in (2500.0, 3000.0, 3500.0)]
+    return dict(make_results(), uncertainty=UncertaintyResult(
+        FAILURE_N, 0.9, lower_n, upper_n, lower_n / bw, upper_n / bw, 2550.0, 3450.0, 0.02, categories,
+        len(set(categories)) == 1, crossed, factors, samples, 0, "no phantom fit", 12.0))
+
+
+def test_report_shows_the_interval_and_whether_the_category_holds(tmp_path):
+    """An interval crossing the 5 × BW boundary (3,434 N for 70 kg) is called not robust, with
+    the boundary named; one inside the high-risk band is robust. The JSON keeps the numbers and
+    builds back; a real tornado picture is written; reports without a study have none."""
+    crossing = build_content(build_results(with_uncertainty(2400.0, 3900.0)), {})
+    assert "90 % interval 2,400–3,900 N (3.5–5.7 × BW)" in crossing.summary
+    assert "NOT robust" in crossing.summary and "5 × BW" in crossing.summary
+    inside = build_content(build_results(with_uncertainty(2400.0, 3300.0)), {})
+    assert "holds over the whole interval" in inside.summary
+    written = write_report(tmp_path, with_uncertainty(2400.0, 3900.0))
+    data = json.loads(written["json"].read_text())
+    assert data["uncertainty"]["lower_n"] == 2400.0 and data["uncertainty"]["robust"] is False
+    assert [s["failure_load_n"] for s in data["uncertainty"]["samples"]] == [2500.0, 3000.0, 3500.0]
+    assert build_results(with_uncertainty(2400.0, 3900.0)).uncertainty.factors[0].high_n == 5000.0
+    assert image_is_real(written["uncertainty"])
+    html = written["html"].read_text()
+    assert "Failure load: uncertainty" in html and "What moves the failure load" in html
+    assert "uncertainty" not in write_report(tmp_path / "plain", make_results())

@@ -13,59 +13,19 @@ from pathlib import Path
 
 import bonefe  # noqa: F401  (before dolfinx)
 
-import dolfinx
-import gmsh
 import h5py
 import numpy as np
 import pytest
-import ufl
-from dolfinx import fem
 from mpi4py import MPI
 
 from bonefe.errors import BonefeError
-from bonefe.solver import (ElasticitySolver, UnitLoadBasis, cell_strain, cell_volumes,
-                           cell_function, nodal_displacement, patch_area, patch_traction,
-                           principal_strains, write_functions)
-
-COMM = MPI.COMM_WORLD
-E0, NU0 = 1000.0, 0.3
-
-
-def n_cells(mesh) -> int:
-    return mesh.topology.index_map(3).size_local
-
-
-def boundary(mesh, marker) -> np.ndarray:
-    return dolfinx.mesh.locate_entities_boundary(mesh, 2, marker)
-
-
-def global_max(values) -> float:
-    return COMM.allreduce(float(np.max(values, initial=-np.inf)), op=MPI.MAX)
-
-
-def facet_integral(mesh, integrand, facets) -> float:
-    """∫ integrand ds over `facets`, summed over ranks."""
-    facets = np.unique(facets).astype(np.int32)
-    tags = dolfinx.mesh.meshtags(mesh, 2, facets, np.ones_like(facets))
-    ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags, subdomain_id=1)
-    return COMM.allreduce(fem.assemble_scalar(fem.form(integrand * ds)), op=MPI.SUM)
-
-
-def gmsh_mesh(build):
-    """Mesh a gmsh OpenCASCADE model built by `build()` on rank 0, distributed over COMM."""
-    gmsh.initialize(interruptible=False)
-    gmsh.option.setNumber("General.Terminal", 0)
-    try:
-        if COMM.rank == 0:
-            build()
-            gmsh.model.occ.synchronize()
-            gmsh.model.addPhysicalGroup(3, [e[1] for e in gmsh.model.getEntities(3)], 1)
-            gmsh.model.mesh.generate(3)
-            gmsh.model.mesh.setOrder(2)  # curved (quadratic) geometry: exact circles to O(h³)
-        model = gmsh.model if COMM.rank == 0 else None
-        return dolfinx.io.gmsh.model_to_mesh(model, COMM, 0).mesh
-    finally:
-        gmsh.finalize()
+from bonefe.solver import (ElasticitySolver, cell_function, cell_strain, cell_volumes, nodal_displacement,
+                           patch_traction, principal_strains, write_functions)
+from bonefe.validation.analytic import (bimaterial_parallel, bimaterial_series, convergence_rates,
+                                        kirsch_concentration, manufactured_l2_errors, patch_test_error,
+                                        superposition_difference, timoshenko_tip_deflection,
+                                        tube_model, tube_tip_deflection, tube_twist)
+from bonefe.validation.models import BAR, COMM, E0, NU0, bar_mesh, boundary, global_max, n_cells
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,19 +39,7 @@ def test_patch_test_uniform_strain_on_distorted_mesh():
     so every cell must reproduce it on any mesh, here one with interior nodes displaced. Tolerance
     1e-8 relative: solver tolerance (rtol 1e-10) times the conditioning of the distorted mesh.
     """
-    size = np.array([10.0, 12.0, 15.0])
-    mesh = dolfinx.mesh.create_box(COMM, [np.zeros(3), size], [4, 5, 6],
-                                   dolfinx.mesh.CellType.tetrahedron)
-    x = mesh.geometry.x
-    interior = np.all((x > 1e-9) & (x < size - 1e-9), axis=1)
-    x[interior] += 0.6 * np.sin(np.array([1.3, 2.1, 0.7]) * x[interior][:, [1, 2, 0]])
-    sigma = 2.5
-    rollers = [(boundary(mesh, lambda p, i=i: np.isclose(p[i], 0.0)), i) for i in range(3)]
-    top = boundary(mesh, lambda p: np.isclose(p[2], size[2]))
-    solver = ElasticitySolver(mesh, np.full(n_cells(mesh), E0), NU0, [], rollers=rollers)
-    eps = cell_strain(solver.solve([(top, [0.0, 0.0, sigma])]))
-    exact = np.diag([-NU0 * sigma / E0, -NU0 * sigma / E0, sigma / E0])
-    error = global_max(np.abs(eps - exact).max(axis=(1, 2))) / (sigma / E0)
+    error = patch_test_error()
     assert error < 1e-8, error
 
 
@@ -99,27 +47,11 @@ def test_patch_test_uniform_strain_on_distorted_mesh():
 # Beam theory: a circular tube in bending and torsion
 # ---------------------------------------------------------------------------------------------
 
-TUBE = {"ro": 6.0, "ri": 4.0, "length": 120.0}
-
-
 @pytest.fixture(scope="module")
 def tube_solver():
     """Cantilever tube (outer radius 6, inner 4, length 120 mm: L/D = 10), clamped at z = 0,
     curved quadratic tetrahedra of size 2 mm, P2 displacement (P1 locks in wall bending)."""
-    ro, ri, length = TUBE["ro"], TUBE["ri"], TUBE["length"]
-
-    def build():
-        occ = gmsh.model.occ
-        outer = occ.addCylinder(0, 0, 0, 0, 0, length, ro)
-        inner = occ.addCylinder(0, 0, 0, 0, 0, length, ri)
-        occ.cut([(3, outer)], [(3, inner)])
-        gmsh.option.setNumber("Mesh.MeshSizeMax", 2.0)
-        gmsh.option.setNumber("Mesh.MeshSizeMin", 2.0)
-
-    mesh = gmsh_mesh(build)
-    clamp = boundary(mesh, lambda p: np.isclose(p[2], 0.0))
-    end = boundary(mesh, lambda p: np.isclose(p[2], length))
-    return ElasticitySolver(mesh, np.full(n_cells(mesh), E0), NU0, clamp, degree=2), end
+    return tube_model()
 
 
 def test_tube_bending_tip_deflection_timoshenko(tube_solver):
@@ -130,15 +62,7 @@ def test_tube_bending_tip_deflection_timoshenko(tube_solver):
     the shear term is 1.3 % of δ here) and the discretisation.
     """
     solver, end = tube_solver
-    ro, ri, length = TUBE["ro"], TUBE["ri"], TUBE["length"]
-    P = 10.0
-    u = solver.solve([(end, patch_traction(solver.mesh, end, [0.0, P, 0.0]))])
-    tip = facet_integral(solver.mesh, u[1], end) / patch_area(solver.mesh, end)
-    inertia, area = np.pi * (ro**4 - ri**4) / 4, np.pi * (ro**2 - ri**2)
-    m, G = ri / ro, E0 / (2 * (1 + NU0))
-    kappa = 6 * (1 + NU0) * (1 + m**2) ** 2 / ((7 + 6 * NU0) * (1 + m**2) ** 2
-                                                 + (20 + 12 * NU0) * m**2)
-    reference = P * length**3 / (3 * E0 * inertia) + P * length / (kappa * G * area)
+    tip, reference = tube_tip_deflection(solver, end, P=10.0), timoshenko_tip_deflection(10.0)
     assert abs(tip / reference - 1) < 0.02, (tip, reference)
 
 
@@ -149,14 +73,7 @@ def test_tube_torsion_twist_angle(tube_solver):
 
     Tolerance 2 % (brief); measured ~1e-4, from discretisation of the curved geometry.
     """
-    solver, end = tube_solver
-    ro, ri, length = TUBE["ro"], TUBE["ri"], TUBE["length"]
-    J, G, T = np.pi * (ro**4 - ri**4) / 2, E0 / (2 * (1 + NU0)), 500.0
-    u = solver.solve([(end, lambda p: np.stack([-p[1], p[0], 0 * p[0]]) * T / J)])
-    x = ufl.SpatialCoordinate(solver.mesh)
-    rotation = (facet_integral(solver.mesh, x[0] * u[1] - x[1] * u[0], end)
-                / facet_integral(solver.mesh, x[0] ** 2 + x[1] ** 2, end))
-    reference = T * length / (G * J)
+    rotation, reference = tube_twist(*tube_solver, T=500.0)
     assert abs(rotation / reference - 1) < 0.02, (rotation, reference)
 
 
@@ -174,33 +91,7 @@ def test_kirsch_hole_stress_concentration():
     hole; stress interpolated at the cell vertices (DG1). Tolerance 2 %: finite width raises the
     factor by ~0.3 % (Heywood's formula, d/W = 0.05), plus discretisation.
     """
-    a, half, thick, fine, coarse = 1.0, 20.0, 0.1, 0.05, 2.0
-
-    def build():
-        occ = gmsh.model.occ
-        (surface,), _ = occ.cut([(2, occ.addRectangle(0, 0, 0, half, half))],
-                                [(2, occ.addDisk(0, 0, 0, a, a))])
-        occ.extrude([surface], 0, 0, thick, numElements=[1], recombine=False)
-        field = gmsh.model.mesh.field
-        size = field.add("MathEval")
-        field.setString(size, "F", f"{fine} + ({coarse} - {fine}) * "
-                                   f"Min(1, (Sqrt(x*x + y*y) - {a}) / {4 * a})")
-        field.setAsBackgroundMesh(size)
-        for option in ("MeshSizeExtendFromBoundary", "MeshSizeFromPoints", "MeshSizeFromCurvature"):
-            gmsh.option.setNumber(f"Mesh.{option}", 0)
-
-    mesh = gmsh_mesh(build)
-    rollers = [(boundary(mesh, lambda p: np.isclose(p[0], 0.0)), 0),
-               (boundary(mesh, lambda p: np.isclose(p[1], 0.0)), 1),
-               (boundary(mesh, lambda p: np.isclose(p[2], 0.0) | np.isclose(p[2], thick)), 2)]
-    solver = ElasticitySolver(mesh, np.full(n_cells(mesh), E0), NU0, [], degree=2,
-                              rollers=rollers)
-    sigma = 1.0
-    u = solver.solve([(boundary(mesh, lambda p: np.isclose(p[0], half)), [sigma, 0.0, 0.0])])
-    W = fem.functionspace(mesh, ("DG", 1))
-    sxx = fem.Function(W)
-    sxx.interpolate(fem.Expression(solver.stress(u)[0, 0], W.element.interpolation_points))
-    concentration = global_max(sxx.x.array) / sigma
+    concentration = kirsch_concentration()
     assert abs(concentration / 3.0 - 1) < 0.02, concentration
 
 
@@ -208,40 +99,11 @@ def test_kirsch_hole_stress_concentration():
 # Convergence rate on a manufactured solution
 # ---------------------------------------------------------------------------------------------
 
-def manufactured_body_force(mu, lmbda):
-    """f = −div σ(u) for u = φ (1, 1, 1), φ = sin πx sin πy sin πz (derived by hand):
-    f_i = 3 μ π² φ − (λ + μ) ∂_i(φ_x + φ_y + φ_z)."""
-
-    def f(x):
-        s, c = np.sin(np.pi * x), np.cos(np.pi * x)
-        phi = s[0] * s[1] * s[2]
-        second = np.pi**2 * np.array([
-            -phi + c[0] * c[1] * s[2] + c[0] * s[1] * c[2],
-            c[0] * c[1] * s[2] - phi + s[0] * c[1] * c[2],
-            c[0] * s[1] * c[2] + s[0] * c[1] * c[2] - phi])
-        return 3 * mu * np.pi**2 * phi - (lmbda + mu) * second
-
-    return f
-
-
 def test_p1_l2_convergence_rate_manufactured_solution():
     """Unit cube, u = 0 on the boundary, body force of the manufactured solution above: the P1
     L2 error must fall as O(h²) (Ciarlet: optimal order k+1 for elliptic problems with a smooth
     solution). Measured rate ≥ 1.9 over the last two halvings of h."""
-    mu, lmbda = E0 / (2 * (1 + NU0)), E0 * NU0 / ((1 + NU0) * (1 - 2 * NU0))
-    errors = []
-    for n in (8, 16, 32):
-        mesh = dolfinx.mesh.create_unit_cube(COMM, n, n, n)
-        walls = boundary(mesh, lambda p: np.full(p.shape[1], True))
-        solver = ElasticitySolver(mesh, np.full(n_cells(mesh), E0), NU0, walls)
-        u = solver.solve([], body_force=manufactured_body_force(mu, lmbda))
-        x = ufl.SpatialCoordinate(mesh)
-        phi = ufl.sin(ufl.pi * x[0]) * ufl.sin(ufl.pi * x[1]) * ufl.sin(ufl.pi * x[2])
-        diff = u - ufl.as_vector([phi, phi, phi])
-        dx = ufl.dx(metadata={"quadrature_degree": 6})
-        errors.append(np.sqrt(COMM.allreduce(fem.assemble_scalar(fem.form(ufl.inner(diff, diff) * dx)),
-                                             op=MPI.SUM)))
-    rates = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    rates = convergence_rates(manufactured_l2_errors((8, 16, 32)))
     assert np.all(rates >= 1.9), rates
 
 
@@ -249,35 +111,12 @@ def test_p1_l2_convergence_rate_manufactured_solution():
 # Heterogeneous material: bi-material bars
 # ---------------------------------------------------------------------------------------------
 
-BAR = {"width": 2.0, "length": 8.0, "E1": 1000.0, "E2": 15000.0}
-
-
-def bar_mesh():
-    w, length = BAR["width"], BAR["length"]
-    mesh = dolfinx.mesh.create_box(COMM, [np.zeros(3), np.array([w, w, length])], [4, 4, 8],
-                                   dolfinx.mesh.CellType.tetrahedron)
-    mid = dolfinx.mesh.compute_midpoints(mesh, 3, np.arange(n_cells(mesh), dtype=np.int32))
-    return mesh, mid, boundary(mesh, lambda p: np.isclose(p[2], 0.0))
-
-
-def mean_end_displacement(mesh, u, facets) -> float:
-    return facet_integral(mesh, u[2], facets) / patch_area(mesh, facets)
-
-
 def test_bimaterial_bar_in_series():
     """Two halves (E1 then E2 along the axis), clamped at z = 0, uniform end traction: axial
     stiffness P/δ = 1/(L1/(E1 A) + L2/(E2 A)) exactly. ν = 0 makes this exact in 3-D: no lateral
     contraction, so the clamp and the interface impose no lateral stress and the exact solution
     (piecewise-linear u_z, kink on a mesh plane) lies in the P1 space. Tolerance 1e-8: solver."""
-    mesh, mid, clamp = bar_mesh()
-    w, length, E1, E2 = BAR["width"], BAR["length"], BAR["E1"], BAR["E2"]
-    E = np.where(mid[:, 2] < length / 2, E1, E2)
-    solver = ElasticitySolver(mesh, E, 0.0, clamp)
-    end = boundary(mesh, lambda p: np.isclose(p[2], length))
-    P, A = 100.0, w * w
-    u = solver.solve([(end, patch_traction(mesh, end, [0.0, 0.0, P]))])
-    stiffness = P / mean_end_displacement(mesh, u, end)
-    reference = 1.0 / (length / 2 / (E1 * A) + length / 2 / (E2 * A))
+    stiffness, reference = bimaterial_series()
     assert abs(stiffness / reference - 1) < 1e-8, (stiffness, reference)
 
 
@@ -286,16 +125,7 @@ def test_bimaterial_bar_in_parallel():
     uniform strain ε by the end tractions E1 ε and E2 ε on the two halves (two load patches):
     axial stiffness P/δ = (E1 A1 + E2 A2)/L exactly (ν = 0: no lateral stress at the clamp or
     the material interface, and the exact uniform strain is in P1). Tolerance 1e-8: solver."""
-    mesh, mid, clamp = bar_mesh()
-    w, length, E1, E2 = BAR["width"], BAR["length"], BAR["E1"], BAR["E2"]
-    solver = ElasticitySolver(mesh, np.where(mid[:, 0] < w / 2, E1, E2), 0.0, clamp)
-    left = boundary(mesh, lambda p: np.isclose(p[2], length) & (p[0] <= w / 2 + 1e-9))
-    right = boundary(mesh, lambda p: np.isclose(p[2], length) & (p[0] >= w / 2 - 1e-9))
-    strain = 1e-3
-    u = solver.solve([(left, [0.0, 0.0, E1 * strain]), (right, [0.0, 0.0, E2 * strain])])
-    P = strain * (E1 + E2) * w * w / 2
-    stiffness = P / mean_end_displacement(mesh, u, np.concatenate([left, right]))
-    reference = (E1 + E2) * (w * w / 2) / length
+    stiffness, reference = bimaterial_parallel()
     assert abs(stiffness / reference - 1) < 1e-8, (stiffness, reference)
 
 
@@ -308,17 +138,7 @@ def test_unit_load_basis_matches_direct_solve():
     from the two unit-load bases, equals one direct solve with both loads. Heterogeneous E.
     Tolerance 1e-7 relative to the largest strain: each of the 7 solves is converged to
     rtol 1e-10 in the preconditioned norm."""
-    mesh, mid, clamp = bar_mesh()
-    E = 1000.0 + 4000.0 * (mid[:, 2] / BAR["length"]) + 500.0 * np.sin(mid[:, 0])
-    solver = ElasticitySolver(mesh, E, 0.35, clamp)
-    patches = {"top": boundary(mesh, lambda p: np.isclose(p[2], BAR["length"])),
-               "side": boundary(mesh, lambda p: np.isclose(p[0], 0.0) & (p[2] > 4.0))}
-    forces = {"top": np.array([30.0, -70.0, 110.0]), "side": np.array([45.0, 5.0, -20.0])}
-    basis = UnitLoadBasis(solver, patches)
-    direct = cell_strain(solver.solve(
-        [(patches[name], patch_traction(mesh, patches[name], forces[name])) for name in patches]))
-    scale = global_max(np.abs(direct))
-    difference = global_max(np.abs(basis.strain(forces) - direct)) / scale
+    difference = superposition_difference()
     assert difference < 1e-7, difference
 
 

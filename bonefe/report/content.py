@@ -103,6 +103,7 @@ def _key_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
                      f"same bone with the lesion replaced by the surrounding healthy bone; the lesion "
                      f"keeps {100 * r.failure_load_n / r.twin_failure_load_n:.0f} % of its strength",
                      r.sfr_reference))
+    rows += _uncertainty_rows(r)
     rows += _score_rows(r)
     rows += _whatif_rows(r)
     rows.append(
@@ -114,6 +115,41 @@ def _key_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
         )
     )
     return rows
+
+
+def interval_text(r: ReportResults) -> str:
+    """'90 % interval 2,100–3,900 N (3.1–5.7 × BW)', or '' without an uncertainty study."""
+    u = r.uncertainty
+    if u is None:
+        return ""
+    return f"{100 * u.interval:g} % interval {u.lower_n:,.0f}–{u.upper_n:,.0f} N ({u.lower_bw:.1f}–{u.upper_bw:.1f} × BW)"
+
+
+def robustness(r: ReportResults) -> str:
+    """Whether the risk category holds over the whole interval, in words."""
+    u = r.uncertainty
+    if u.robust:
+        return f"the risk category ({r.risk_category}) holds over the whole interval"
+    crossed = " and ".join(f"{t:g} × BW" for t in u.thresholds_crossed_bw)
+    return (f"NOT robust: the interval crosses the risk boundary at {crossed} "
+            f"(from {u.categories[1]} to {u.categories[2]} risk)")
+
+
+def _uncertainty_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
+    """The failure load's interval with its robustness, and the inputs that move it most."""
+    u = r.uncertainty
+    if u is None:
+        return []
+    sampled = f"{len(u.samples)} Monte-Carlo samples (seed {u.seed})" if u.samples else "no sampled factors"
+    ranked = sorted(u.factors, key=lambda e: e.share, reverse=True)
+    effects = "; ".join(f"{e.name} {e.low_n:,.0f}–{e.high_n:,.0f} N ({100 * e.share:.0f} %)" for e in ranked)
+    return [
+        ("Failure load: uncertainty", interval_text(r), robustness(r),
+         f"{sampled} of calibration, density–modulus law and Poisson ratio; segmentation and mesh size "
+         "combined in quadrature (theory manual, uncertainty)"),
+        ("What moves the failure load", effects, "one input at a time at its low and high value "
+         "(share of the variance of log load)", f"calibration SE: {u.calibration_source}"),
+    ]
 
 
 def _whatif_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
@@ -220,8 +256,9 @@ def _input_rows(r: ReportResults) -> list[tuple[str, str]]:
 
 def build_content(r: ReportResults, software: dict) -> Content:
     """All text of the report for one case."""
+    interval = f" [{interval_text(r)}; {robustness(r)}]" if r.uncertainty is not None else ""
     summary = (
-        f"Failure load {_newtons(r.failure_load_n, r.body_weight_n)} under {r.failure_load_case}; "
+        f"Failure load {_newtons(r.failure_load_n, r.body_weight_n)}{interval} under {r.failure_load_case}; "
         f"{r.failure_mode} failure starts at {_location(r)}."
     )
     provenance = {**r.provenance, "software": software}

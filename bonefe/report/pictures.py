@@ -265,3 +265,37 @@ def whatif_chart(growth, remineralisation, high_below_n: float, loading: str, si
     figure.tight_layout()
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+
+
+def tornado_chart(uncertainty, high_below_n: float, low_from_n: float, size=(1200, 500)) -> np.ndarray:
+    """Failure load (kN) of each factor's one-at-a-time low and high runs as bars around the nominal
+    load, largest effect on top, with the combined interval shaded and the risk boundaries dashed;
+    (h, w, 3) uint8. uncertainty: bonefe.uncertainty.UncertaintyResult; boundaries in N."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    dpi = 100
+    figure = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    nominal = uncertainty.nominal_n / 1000.0
+    factors = sorted(uncertainty.factors, key=lambda e: abs(np.log(e.high_n / e.low_n)))
+    axes.axvspan(uncertainty.lower_n / 1000.0, uncertainty.upper_n / 1000.0, color="#d0d8e8",
+                 label=f"{100 * uncertainty.interval:g} % interval")
+    for row, effect in enumerate(factors):
+        for load, label, colour in ((effect.low_n, effect.low_label, "#5c7fb8"),
+                                    (effect.high_n, effect.high_label, "#b8875c")):
+            axes.barh(row, load / 1000.0 - nominal, left=nominal, color=colour, height=0.6)
+            axes.annotate(label, (load / 1000.0, row), xytext=(4 if load >= uncertainty.nominal_n else -4, 0),
+                          textcoords="offset points", va="center", fontsize=8,
+                          ha="left" if load >= uncertainty.nominal_n else "right")
+    axes.axvline(nominal, color="black", label="nominal")
+    for boundary, name in ((high_below_n, "high risk below"), (low_from_n, "low risk from")):
+        axes.axvline(boundary / 1000.0, color=VERDICT_COLOURS["avoid" if "high" in name else "safe"],
+                     linestyle="--", label=name)
+    axes.set_yticks(range(len(factors)), [e.name.replace("_", " ") for e in factors])
+    axes.set_xlabel("Failure load (kN)")
+    axes.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()

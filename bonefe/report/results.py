@@ -31,6 +31,7 @@ from bonefe.risk import (
 from bonefe.assessment import EnvelopeMark, EnvelopePlane
 from bonefe.schema import as_plain, build
 from bonefe.scores import AxialInvolvement, MirelsScore
+from bonefe.uncertainty import UncertaintyResult
 from bonefe.whatif import WhatIfSeries
 
 SCHEMA = "bonefe-report/1"
@@ -57,6 +58,7 @@ class ReportResults:
     envelope_marks: the head-contact activities placed on it (bonefe.assessment).
     whatif_growth, whatif_remineralisation: stance failure load as the lesion grows (mm) and as it
     re-mineralises (fraction), or None when not computed (bonefe.whatif).
+    uncertainty: interval of the failure load and each input's effect, or None (bonefe.uncertainty).
     mesh: counts such as {"cells": ..., "dofs": ...}; material_law: name of the density-modulus law.
     timings_s: wall time per stage; provenance: input hashes and parameters as given.
     assumptions: sentences the reader should know (loads, supports, limitations).
@@ -91,6 +93,7 @@ class ReportResults:
     envelope_marks: list[EnvelopeMark] = field(default_factory=list)
     whatif_growth: WhatIfSeries | None = None
     whatif_remineralisation: WhatIfSeries | None = None
+    uncertainty: UncertaintyResult | None = None
     assumptions: list[str] = field(default_factory=list)
 
     def __post_init__(self):

@@ -1,0 +1,127 @@
+"""`bonefe batch run --slurm`: one Slurm job array per submission, one array task per case.
+
+The job script comes from the template `hpc/bonefe-array.sbatch.in` (placeholders `@NAME@`); each
+array task runs `python -m bonefe.cli batch task DIR INDEX`, which runs case INDEX of the batch
+folder exactly as the local batch does (`bonefe.batch.run_one`) and rewrites the cohort summary.
+`squeue` tells which tasks are still queued or running; `sacct`, where accounting is enabled,
+says why a task ended without a result (TIMEOUT, OUT_OF_MEMORY, ...).
+"""
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from bonefe.batch import Cohort, load_cohort, run_one, write_summary
+from bonefe.errors import BonefeError
+from bonefe.outputs import atomic_write_json, atomic_write_text
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "hpc" / "bonefe-array.sbatch.in"
+SCRIPT = "bonefe-array.sbatch"
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """memory: per array task, i.e. per case (sbatch --mem, e.g. "4G"); time: wall-time limit per case
+    (sbatch --time); sbatch: further `#SBATCH` options (e.g. "--partition=short", "--account=abc");
+    template: the job-script template (default hpc/bonefe-array.sbatch.in of the bonefe sources)."""
+
+    memory: str = "4G"
+    time: str = "02:00:00"
+    sbatch: list[str] = field(default_factory=list)
+    template: Path | None = None
+
+
+def render_script(cohort: Cohort, indices: list[int], options: SlurmOptions) -> str:
+    """The job-array script for the cases at `indices` of the cohort (absolute paths only)."""
+    template = options.template or TEMPLATE
+    if not Path(template).is_file():
+        raise BonefeError(f"Slurm template {template} not found: pass --template with the path of "
+                          "hpc/bonefe-array.sbatch.in from the bonefe sources")
+    values = {
+        "JOB_NAME": f"bonefe-{cohort.folder.name}", "ARRAY": ",".join(map(str, indices)),
+        "RANKS": str(cohort.ranks), "MEMORY": options.memory, "TIME": options.time,
+        "DIR": str(cohort.folder), "PYTHON": sys.executable,
+        "SBATCH_OPTIONS": "\n".join(f"#SBATCH {option}" for option in options.sbatch),
+    }
+    text = re.sub(r"@([A-Z_]+)@", lambda m: values.get(m.group(1), m.group(0)), Path(template).read_text())
+    unknown = sorted(set(re.findall(r"@([A-Z_]+)@", text)))
+    if unknown:
+        raise BonefeError(f"Slurm template {template} has unknown placeholders {unknown}: "
+                          f"use only {sorted(values)}")
+    return text
+
+
+def submit(cohort: Cohort, options: SlurmOptions) -> tuple[Cohort, str | None]:
+    """Submit the cases that are not done as one job array; returns the updated cohort and the job
+    id (None when every case is done)."""
+    if queued_tasks() is None:
+        raise BonefeError("squeue does not answer: run on a Slurm login node (or without --slurm)")
+    names = list(cohort.cases)
+    indices = [i for i, name in enumerate(names) if not cohort.is_done(name)]
+    if not indices:
+        return cohort, None
+    script = cohort.folder / SCRIPT
+    atomic_write_text(script, render_script(cohort, indices, options))
+    result = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True,
+                            cwd=cohort.folder)
+    if result.returncode != 0:
+        raise BonefeError(f"sbatch refused {script}: {result.stderr.strip().splitlines()[-1:]}")
+    job = result.stdout.strip().split(";")[0]
+    cohort = replace(cohort, slurm_jobs=[*cohort.slurm_jobs, job])
+    cohort.save()
+    for i in indices:
+        atomic_write_json(cohort.status_path(names[i]),
+                          {"case": names[i], "status": "pending", "slurm_job": job, "index": i})
+    return cohort, job
+
+
+def refuse_if_queued(job_ids: list[str], folder: Path) -> None:
+    """Raise while one of the batch folder's job arrays is queued or running: its tasks find their
+    case by index in batch.json, which must not change under them."""
+    busy = sorted({job for job, _ in queued_tasks() or ()} & set(job_ids))
+    if busy:
+        raise BonefeError(f"Slurm job {', '.join(busy)} of {folder} is still queued or running: "
+                          "follow it with `bonefe batch status` or scancel it before rerunning")
+
+
+def queued_tasks() -> set[tuple[str, int]] | None:
+    """(array job id, task index) of this user's array tasks still queued or running; None without squeue."""
+    try:
+        result = subprocess.run(["squeue", "--me", "-h", "-r", "-o", "%F %K"], capture_output=True,
+                                text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    tasks = set()
+    for line in result.stdout.split("\n"):
+        job, _, index = line.strip().partition(" ")
+        if index.isdigit():
+            tasks.add((job, int(index)))
+    return tasks
+
+
+def ended_state(job: str, index: int) -> str | None:
+    """Slurm's final state of one array task (e.g. TIMEOUT), or None where accounting is off."""
+    try:
+        result = subprocess.run(["sacct", "-n", "-P", "-X", "-j", f"{job}_{index}", "-o", "State"],
+                                capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    states = result.stdout.split()
+    return states[0] if result.returncode == 0 and states else None
+
+
+def run_task(folder: Path, index: int, job: str | None) -> int:
+    """Run case `index` of a batch folder inside a Slurm array task; 0 when it is done."""
+    cohort = load_cohort(folder)
+    names = list(cohort.cases)
+    if not 0 <= index < len(names):
+        raise BonefeError(f"array index {index} out of range: {folder} has {len(names)} cases")
+    name = names[index]
+    record = {"status": "done"} if cohort.is_done(name) else run_one(
+        cohort, name, {"slurm_job": job, "index": index} if job else None)
+    write_summary(cohort)
+    return 0 if record["status"] == "done" else 1

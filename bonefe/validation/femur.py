@@ -1,0 +1,66 @@
+"""The phantom femur as the pipeline models it: mesh, CT material, patches, stance failure load.
+
+Used by the CalculiX cross-check, the mesh convergence study and the neck-lesion experiments.
+Units: mm, N, MPa; body mass 75 kg for the activity loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import bonefe  # noqa: F401  (before dolfinx)
+
+import numpy as np
+from mpi4py import MPI
+
+from bonefe.anatomy import FemurFrame, boundary_tags
+from bonefe.assessment import BoneModel, RiskOptions, unit_forces
+from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
+from bonefe.materials import MaterialOptions, cell_material
+from bonefe.meshing import mesh_bone
+from bonefe.risk import FailureResult, peak_over_volume
+from bonefe.volume import Volume
+
+BODY_MASS_KG = 75.0
+COMM = MPI.COMM_WORLD
+
+
+@dataclass
+class Femur:
+    """One meshed femur: its BoneModel (P1 solver + unit-load basis), facet tags, frame, material, mesh size."""
+
+    model: BoneModel
+    tags: object
+    frame: FemurFrame
+    E: np.ndarray
+    labels: np.ndarray
+    nu: float
+    size_mm: float
+    cells: int
+
+    def stance(self) -> tuple[dict, float]:
+        """Stance patch forces scaled to 1 N of contact force, and the stance peak force (N)."""
+        return unit_forces(ACTIVITIES[STANCE_ACTIVITY], self.frame, BODY_MASS_KG, False)
+
+    def stance_failure(self) -> FailureResult:
+        """bonefe's failure load (N) along the stance direction (bonefe.risk, 8 mm³ critical volume)."""
+        return self.model.failure(self.stance()[0])
+
+    def peak_strain(self) -> float:
+        """Peak max principal strain (µε) reached by the critical volume of evaluated bone at the
+        stance peak load."""
+        forces, magnitude = self.stance()
+        e1 = self.model.principal({k: f * magnitude for k, f in forces.items()})[:, 0]
+        return 1e6 * peak_over_volume(e1, self.model.volumes, self.model.options.critical_volume_mm3, COMM,
+                                      ~self.model.evaluated)
+
+
+def femur(volume: Volume, frame: FemurFrame, size_mm: float, options: RiskOptions = RiskOptions(),
+          material: MaterialOptions = MaterialOptions()) -> Femur:
+    """Mesh `volume` at size_mm (bonefe.meshing defaults), map the CT material and build the model
+    with the pipeline's patches (head cap about the walking direction, trochanter, distal support)."""
+    bone = mesh_bone(volume, size_mm, COMM)
+    tags = boundary_tags(bone.mesh, frame, cap_axis=-(frame.basis() @ WALKING_DIRECTION))
+    cells = cell_material(bone.mesh, volume, material)
+    model = BoneModel(bone.mesh, tags, cells.E, cells.label, material.poisson, options)
+    return Femur(model, tags, frame, cells.E, cells.label, material.poisson, size_mm, int(bone.quality["tets"]))

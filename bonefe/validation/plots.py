@@ -1,0 +1,39 @@
+"""Small matplotlib figures for docs/validation.md (rank 0 only; written atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from bonefe.outputs import atomic_path  # noqa: E402
+
+
+def _save(figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+
+
+def line_plot(path: Path, x, series: dict, xlabel: str, ylabel: str, band=None,
+              points: dict | None = None, title: str | None = None) -> None:
+    """Lines `series` {label: y} over x, optional horizontal band (lo, hi) and scatter `points`
+    {label: (x, y)} (published data)."""
+    figure, axes = plt.subplots(figsize=(6.0, 3.8))
+    for label, y in series.items():
+        axes.plot(x, y, marker="o", label=label)
+    for label, (px, py) in (points or {}).items():
+        axes.scatter(px, py, marker="s", s=36, label=label, zorder=3)
+    if band is not None:
+        axes.axhspan(*band, color="0.85", zorder=0, label="±2 %" if band[1] - band[0] < 0.1 else None)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    if title:
+        axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    _save(figure, path)

@@ -1,0 +1,91 @@
+"""`bonefe batch run --slurm` on a real Slurm controller: a two-case job array, submitted, waited
+for, and both results checked (report.json present, failure load positive and finite, summary
+rows done and equal to the reports).
+
+Needs a running Slurm (`.ci/start-slurm` starts a single-node one as root). Without one the test
+skips, except when the environment variable CI is set: then it fails, so CI cannot skip it silently.
+The job runs this interpreter by absolute path and is submitted from `/` to show that nothing
+depends on the working directory.
+"""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from bonefe.phantom import PhantomSpec, write_phantom
+
+WAIT_S = 300  # two tiny cases take well under a minute; a queue that never starts fails the test
+pytestmark = pytest.mark.slow
+
+
+def slurm_answers() -> str | None:
+    """None when a Slurm controller answers, else why not."""
+    if shutil.which("sbatch") is None or shutil.which("scontrol") is None:
+        return "sbatch/scontrol not installed"
+    try:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return "scontrol ping timed out"
+    return None if "UP" in ping.stdout else f"no Slurm controller answers ({ping.stdout.strip() or ping.stderr.strip()})"
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    reason = slurm_answers()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}: CI must run the Slurm test (.ci/run starts Slurm with .ci/start-slurm)")
+        pytest.skip(f"{reason}; start one with `sudo .ci/start-slurm`")
+
+
+def bonefe(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bonefe.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=120, cwd="/")
+
+
+def test_a_two_case_job_array_runs_both_cases(slurm, tmp_path):
+    cases = []
+    for name, site in (("neck", "neck"), ("intact", None)):
+        paths = write_phantom(PhantomSpec(voxel_mm=2.0, lesion_site=site), tmp_path / f"phantom-{name}")
+        case = {"name": name, "ct": str(paths["ct"]), "labels": str(paths["labels"]),
+                "patient": {"body_mass_kg": 70}, "mesh": {"size_mm": 8.0}, "activities": ["walking"]}
+        cases.append(tmp_path / f"{name}.yaml")
+        cases[-1].write_text(yaml.safe_dump(case))
+    out = tmp_path / "cohort"
+
+    submitted = bonefe("batch", "run", *cases, "--out", out, "--slurm", "--memory", "1G", "--time", "00:10:00")
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    assert "submitted Slurm job array" in submitted.stdout
+    manifest = json.loads((out / "batch.json").read_text())
+    assert len(manifest["slurm_jobs"]) == 1
+    assert "#SBATCH --array=0,1" in (out / "bonefe-array.sbatch").read_text()
+
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        status = bonefe("batch", "status", out)
+        assert status.returncode == 0, status.stderr
+        rows = {row["case"]: row for row in json.loads((out / "cohort-summary.json").read_text())}
+        if all(row["status"] in ("done", "failed") for row in rows.values()):
+            break
+        assert time.monotonic() < deadline, f"the job array did not finish in {WAIT_S} s:\n{status.stdout}"
+        time.sleep(2)
+
+    logs = "\n".join(p.read_text() for p in (out / "logs").glob("*"))
+    for name in ("neck", "intact"):
+        row = rows[name]
+        assert row["status"] == "done", f"{name}: {row['error']}\n{logs}"
+        report = json.loads((out / "cases" / name / "report.json").read_text())
+        assert math.isfinite(report["failure_load_n"]) and report["failure_load_n"] > 0
+        assert row["failure_load_n"] == report["failure_load_n"]
+        record = json.loads((out / "status" / f"{name}.json").read_text())
+        assert record["slurm_job"] == manifest["slurm_jobs"][0]
+    # each row belongs to its own case: only the lesioned femur has a lesion-free twin and a Mirels score
+    assert rows["neck"]["strain_fold_ratio"] > 0 and rows["neck"]["mirels_min"] is not None
+    assert rows["intact"]["strain_fold_ratio"] is None and rows["intact"]["mirels_min"] is None
