@@ -175,15 +175,17 @@ class _Bone:
 
 
 def _slabs(points: np.ndarray, t: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Points binned by t into slabs `step` thick: centroids (m, 3), mid-slab t (m,) and voxel counts
-    (m,) of the non-empty slabs."""
+    """Points binned by t into slabs `step` thick centred on t.min() + k·step: centroids (m, 3),
+    mid-slab t (m,) and voxel counts (m,) of the non-empty slabs. Centring the slabs on the voxel
+    layers (rounding, not flooring) keeps one layer per slab when the axis is a grid axis: with
+    floor, t = 3·0.7 gives 2.999… and two layers fall into one slab, doubling its count."""
     if len(points) == 0:
         return np.empty((0, 3)), np.empty(0), np.empty(0, int)
-    bins = np.floor((t - t.min()) / step).astype(int)
+    bins = np.rint((t - t.min()) / step).astype(int)
     counts = np.bincount(bins)
     sums = np.stack([np.bincount(bins, weights=points[:, a]) for a in range(3)], axis=1)
     full = np.flatnonzero(counts)
-    return sums[full] / counts[full, None], t.min() + (full + 0.5) * step, counts[full]
+    return sums[full] / counts[full, None], t.min() + full * step, counts[full]
 
 
 def _diaphysis_window(t: np.ndarray, centres: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from dolfinx.mesh import compute_midpoints
 from mpi4py import MPI
 
 from bonefe.anatomy import (
+    _slabs,
     CAP_HALF_ANGLE_DEG,
     HEAD,
     SUPPORT,
@@ -306,3 +307,15 @@ def test_empty_patch_is_a_user_error(phantom_frame, meshed):
                        phantom_frame.shaft_axis, phantom_frame.neck_axis, phantom_frame.distal_centre)
     with pytest.raises(BonefeError, match="head contact patch is empty"):
         boundary_tags(mesh, frame)
+
+
+def test_slabs_keep_one_voxel_layer_each_at_any_spacing():
+    """Layers at z = k·0.7 mm (a grid axis): every slab holds exactly one layer's voxels. Binning by
+    floor put 3·0.7/0.7 = 2.999… into slab 2, doubling some slabs and faking a knee flare on the
+    0.7 mm phantom (regression)."""
+    layers, per_layer = 300, 7
+    z = np.repeat(np.arange(layers) * 0.7, per_layer)
+    points = np.column_stack([np.zeros_like(z), np.zeros_like(z), z])
+    _, centres, counts = _slabs(points, z, 0.7)
+    assert np.all(counts == per_layer) and len(counts) == layers
+    assert np.allclose(centres, np.arange(layers) * 0.7)

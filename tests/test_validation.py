@@ -79,18 +79,19 @@ def test_tube_with_a_hole_matches_published_strength_ratios(images):
 
 def test_neck_lesion_site_ordering():
     """Infero-medial neck lesion weaker than supero-lateral under the stance load (the ordering
-    reported for cadaveric femora); both lesions weaken the femur."""
+    reported for cadaveric femora), and the lesions weaken the femur (mean ratio to intact < 1)."""
     section = neck_section(True)
     assert_within_bounds(section)
     ordering = next(c for c in section.checks if c.bound is not None)
-    assert ordering.value > 0
+    mean_ratio = next(c for c in section.checks if c.bound is None)
+    assert ordering.value > 0 and 0 < mean_ratio.value < 1
 
 
 def test_report_marks_failures_and_keeps_tables_intact():
     """The markdown lists checks outside their bound and escapes | inside table cells."""
     checks = [Check("max |Δu|", 2.0, 1.0, 1.0, 0.5, "P1", "exact"), Check("ok", 1.0, 1.0, 0.0, None, "P1", "x")]
-    text = render([Section("demo", "text", checks)], "quick", 60.0, 1, "images")
+    text = render([Section("demo", "text", checks)], "bonefe validate --quick", True, 60.0, 1, "images")
     assert "outside their documented bound: max |Δu|." in text
     row = next(line for line in text.splitlines() if line.startswith("| max"))
     assert row.count("|") - row.count("\\|") == 10 and "**no**" in row
-    assert "| ok |" in text and "reported" in text
+    assert "| ok |" in text and "reported" in text and "`bonefe validate --quick` (quick set)" in text

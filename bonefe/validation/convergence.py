@@ -79,5 +79,8 @@ def _verdict(rows, quick: bool) -> str:
     need = (f"the largest tested size within 2 % of the finest is {max(within):g} mm" if within else
             f"no tested size but the finest is within 2 % of it, so the converged value itself is not yet "
             f"known to 2 %: a size at or below {rows[-2][0]:g} mm would be needed, and a finer reference mesh")
+    last_step = finest[2] / rows[-2][2] - 1
+    unconverged = ", so the finest value is itself not converged to 2 %" if abs(last_step) > DEFAULT_BOUND else ""
     return (f"**The default size {default_size:g} mm is {gap:+.1%} from the finest ({finest[0]:g} mm): outside "
-            f"the 2 % criterion;** {need}.")
+            f"the 2 % criterion;** {need}. Between the two finest sizes the failure load changes by "
+            f"{last_step:+.1%}{unconverged}.")

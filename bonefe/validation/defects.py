@@ -116,12 +116,13 @@ def defects_section(quick: bool, images) -> Section:
     name = "validation-defects.png"
     if COMM.rank == 0 and not quick:
         base = DEFAULT_CRITICAL_VOLUME_MM3
-        line_plot(images / name, list(ratios),
-                  {f"bonefe {k}": [series[r][k, base] / intact[k, base] for r in ratios]
-                   for k in ("bending", "torsion")},
-                  "hole diameter / bone diameter", "strength ratio (defect / intact)",
+        curves = {f"bonefe {k}": [series[r][k, base] / intact[k, base] for r in ratios] for k in ("bending", "torsion")}
+        bicortical_curve = [bicortical[r]["torsion", base] / intact["torsion", base] for r in BICORTICAL_RATIOS]
+        line_plot(images / name, list(ratios), curves, "hole diameter / bone diameter",
+                  "strength ratio (defect / intact)",
                   points={f"{k} (published)": ([p[0] for p in v], [0.5 * sum(p[1]) for p in v])
-                          for k, v in PUBLISHED.items()})
+                          for k, v in PUBLISHED.items()},
+                  extra_x=(list(BICORTICAL_RATIOS), {"bonefe torsion, bicortical": bicortical_curve}))
     sources = "\n".join(f"- {loading}, d/D = {p[0]:g}: {p[2]}." for loading, v in PUBLISHED.items() for p in v)
     text = (__doc__.split("\n\n", 1)[1].strip() + "\n\n" + "\n".join(table) + "\n\nPublished numbers:\n\n" + sources
             + f"\n\nAgreement bound: |predicted − published| ≤ {AGREEMENT:g} in strength ratio, about the "

@@ -1,15 +1,15 @@
 """Proximal femora with a simulated neck lesion: does the lesion site change the failure load?
 
-Set-up: the procedural phantom femur (bonefe.phantom) intact and with a lytic sphere of diameter
-LESION_MM at mid-neck (1.25 head radii from the head centre), placed by `bonefe.lesions` either
+Set-up: the procedural phantom femur (bonefe.phantom) intact and with a lytic sphere of diameter 15 mm
+(LESION_MM) at mid-neck (1.25 head radii from the head centre), placed by `bonefe.lesions` either
 supero-lateral (`neck_superolateral`) or infero-medial (`neck_inferomedial`, the calcar side), with
 full cortical involvement (c = 1: the sphere reaches the periosteal surface), as the drilled
 defects of the experiments open the cortex. Lesion tissue takes the material of
 `bonefe.materials` (its own low CT density, modulus × 0.01). With `--femur-surface` the same three
-models are also built on a real femur surface (`bonefe.surface_phantom`). Each femur is meshed on
-its own (lesion refinement as in the pipeline) and loaded along the stance direction (peak walking
-hip-contact force, `bonefe.loads.STANCE_ACTIVITY`); the predicted ratio is bonefe's stance failure
-load (bonefe.risk) with the lesion ÷ the intact bone's.
+models are also built on the proximal 200 mm of a real femur surface (`bonefe.surface_phantom`).
+Each femur is meshed on its own (lesion refinement as in the pipeline) and loaded along the stance
+direction (peak walking hip-contact force, `bonefe.loads.STANCE_ACTIVITY`); the predicted ratio is
+bonefe's stance failure load (bonefe.risk) with the lesion ÷ the intact bone's.
 """
 
 from __future__ import annotations
@@ -17,11 +17,17 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from bonefe.phantom import PhantomSpec, make_phantom
 from bonefe.validation.checks import Check, Section
 from bonefe.validation.femur import femur
+from bonefe.volume import Volume
 
 LESION_MM = 15.0
+PROXIMAL_MM = 200.0
+"""A real femur is cut this far below the head centre (mm), like the potted proximal femora of the
+experiments (a whole femur fixed at the knee fails in the shaft under the stance load)."""
 SITES = {"superior": "neck_superolateral", "inferior": "neck_inferomedial"}
 FULL = {"spec": PhantomSpec(lesion_site=None), "size": 3.0}
 QUICK = {"spec": PhantomSpec(lesion_site=None, voxel_mm=1.5), "size": 5.0}
@@ -38,8 +44,8 @@ SITE_NOTE = (
     "of the neck weaken a stance-loaded femur more than supero-lateral ones. A systematic FE study (a model, "
     "not an experiment: Rizvi et al. 2026, Int J Numer Method Biomed Eng, doi:10.1002/cnm.70157) reports "
     "medial lesions with cortical involvement costing nearly twice the stiffness of lateral ones. The check "
-    "below tests that ordering only. Alexander's defect was made to score as a high-risk impending fracture, presumably "
-    f"larger than the {LESION_MM:g} mm sphere here, so that comparison is reported, not asserted.")
+    "below tests that ordering only. Alexander's defect was made to score as a high-risk impending fracture, "
+    f"presumably larger than the {LESION_MM:g} mm sphere here, so that comparison is reported, not asserted.")
 
 
 def _lesioned(spec, site: str):
@@ -55,15 +61,30 @@ def phantom_loads(spec: PhantomSpec, size: float) -> dict:
     return loads
 
 
+def proximal_part(volume: Volume, head_centre) -> Volume:
+    """The slices of `volume` within PROXIMAL_MM below the head centre: a proximal femur with a flat
+    distal cut on the image boundary, as the experiments pot theirs. Needs an axis-aligned grid
+    whose k index runs along +z towards the hip, as `bonefe.surface_phantom` builds it."""
+    z = volume.affine[2, 3] + volume.affine[2, 2] * np.arange(volume.labels.shape[2])
+    k0 = int(np.argmax(z >= float(head_centre[2]) - PROXIMAL_MM))
+    affine = volume.affine.copy()
+    affine[:3, 3] += k0 * affine[:3, 2]
+    return replace(volume, hu=volume.hu[:, :, k0:], labels=volume.labels[:, :, k0:], affine=affine)
+
+
 def surface_loads(outer: Path, inner: Path | None, size: float) -> dict:
-    """Stance failure loads (N) of a real femur surface turned into a CT-like volume: intact and each site."""
+    """Stance failure loads (N) of the proximal part of a real femur surface turned into a CT-like
+    volume (`bonefe.surface_phantom`): intact and each site. The frame is found on the cropped intact bone."""
+    from bonefe.anatomy import femur_frame
     from bonefe.surface_phantom import SurfaceSpec, make_surface_phantom
 
     base = SurfaceSpec(outer=Path(outer), inner=None if inner is None else Path(inner))
-    loads = {}
+    loads, frame = {}, None
     for side, site in {"intact": None, **SITES}.items():
         phantom = make_surface_phantom(base if site is None else _lesioned(base, site))
-        loads[side] = femur(phantom.volume, phantom.frame, size).stance_failure().failure_load_n
+        volume = proximal_part(phantom.volume, phantom.frame.head_centre)
+        frame = frame or femur_frame(volume, base.side)
+        loads[side] = femur(volume, frame, size).stance_failure().failure_load_n
     return loads
 
 

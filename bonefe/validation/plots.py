@@ -20,20 +20,20 @@ def _save(figure, path: Path) -> None:
 
 
 def line_plot(path: Path, x, series: dict, xlabel: str, ylabel: str, band=None,
-              points: dict | None = None, title: str | None = None) -> None:
-    """Lines `series` {label: y} over x, optional horizontal band (lo, hi) and scatter `points`
-    {label: (x, y)} (published data)."""
+              points: dict | None = None, extra_x: tuple | None = None) -> None:
+    """Lines `series` {label: y} over x, optional horizontal band (lo, hi), scatter `points`
+    {label: (x, y)} (published data) and lines over other abscissae extra_x = (x2, {label: y})."""
     figure, axes = plt.subplots(figsize=(6.0, 3.8))
     for label, y in series.items():
         axes.plot(x, y, marker="o", label=label)
+    for label, y in (extra_x[1] if extra_x else {}).items():
+        axes.plot(extra_x[0], y, marker="o", linestyle="--", label=label)
     for label, (px, py) in (points or {}).items():
         axes.scatter(px, py, marker="s", s=36, label=label, zorder=3)
     if band is not None:
         axes.axhspan(*band, color="0.85", zorder=0, label="±2 %" if band[1] - band[0] < 0.1 else None)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
-    if title:
-        axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     _save(figure, path)
