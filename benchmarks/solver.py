@@ -25,7 +25,7 @@ cached as XDMF; the script then runs itself under ``mpirun -n 1`` and ``-n 2`` o
   triad. A CG+AMG iteration does one fine-level SpMV plus a V-cycle (2 pre- and 2
   post-smoothing Chebyshev steps and a residual: ~5 more fine-level SpMVs, plus the coarse levels
   whose 6×6-block matrices add about half again), so ~10–15× the single-SpMV bound is expected
-  (measured 13–18× on the femur, the SpMV itself at 1.4–1.6× its bound);
+  (measured 17–21× on the femur at 0.3–2.8M DOFs, the SpMV itself at 1.6–2.1× its bound);
 * peak memory (max resident set size per rank).
 """
 

@@ -144,37 +144,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _phantom(args) -> int:
-    from bonefe.phantom import PhantomSpec, write_phantom
+    """`bonefe phantom`: the procedural femur, or (--surface) a real bone surface made into a CT."""
     from bonefe.schema import build
 
-    if args.surface is not None or args.inner is not None:
-        return _surface_phantom(args)
-    spec = build(PhantomSpec, {
+    common = {
         "side": args.side, "voxel_mm": args.voxel, "noise_hu": args.noise, "seed": args.seed,
         "lesion_site": None if args.lesion_site == "none" else args.lesion_site,
         "lesion_type": args.lesion_type, "lesion_diameter_mm": args.lesion_diameter,
         "cortical_involvement": args.cortical_involvement,
-    }, "phantom")
-    paths = write_phantom(spec, args.out, fmt=args.format)
-    for kind, path in paths.items():
-        print(f"{kind:>8}: {path}")
-    return 0
-
-
-def _surface_phantom(args) -> int:
-    from bonefe.schema import build
-    from bonefe.surface_phantom import SurfaceSpec, write_surface_phantom
-
-    if args.surface is None:
+    }
+    if args.surface is None and args.inner is not None:
         raise BonefeError("--inner needs --surface OUTER (the periosteal surface)")
-    spec = build(SurfaceSpec, {
-        "outer": str(args.surface), "inner": args.inner and str(args.inner), "side": args.side,
-        "voxel_mm": args.voxel, "noise_hu": args.noise, "seed": args.seed,
-        "lesion_site": None if args.lesion_site == "none" else args.lesion_site,
-        "lesion_type": args.lesion_type, "lesion_diameter_mm": args.lesion_diameter,
-        "cortical_involvement": args.cortical_involvement,
-    }, "phantom")
-    paths = write_surface_phantom(spec, args.out, fmt=args.format)
+    if args.surface is None:
+        from bonefe.phantom import PhantomSpec, write_phantom
+
+        paths = write_phantom(build(PhantomSpec, common, "phantom"), args.out, fmt=args.format)
+    else:
+        from bonefe.surface_phantom import SurfaceSpec, write_surface_phantom
+
+        surfaces = {"outer": str(args.surface), "inner": args.inner and str(args.inner)}
+        paths = write_surface_phantom(build(SurfaceSpec, {**surfaces, **common}, "phantom"), args.out,
+                                      fmt=args.format)
     for kind, path in paths.items():
         print(f"{kind:>8}: {path}")
     return 0

@@ -1,6 +1,7 @@
 """`bonefe batch run --slurm`: one Slurm job array per submission, one array task per case.
 
-The job script comes from the template `hpc/bonefe-array.sbatch.in` (placeholders `@NAME@`); each
+The job script comes from the template `hpc/bonefe-array.sbatch.in` (installed with the package as
+bonefe/data/bonefe-array.sbatch.in; placeholders `@NAME@`); each
 array task runs `python -m bonefe.cli batch task DIR INDEX`, which runs case INDEX of the batch
 folder exactly as the local batch does (`bonefe.batch.run_one`) and rewrites the cohort summary.
 `squeue` tells which tasks are still queued or running; `sacct`, where accounting is enabled,
@@ -17,7 +18,7 @@ from bonefe.batch import Cohort, load_cohort, run_one, write_summary
 from bonefe.errors import BonefeError
 from bonefe.outputs import atomic_write_json, atomic_write_text
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "hpc" / "bonefe-array.sbatch.in"
+TEMPLATE = Path(__file__).resolve().parent / "data" / "bonefe-array.sbatch.in"
 SCRIPT = "bonefe-array.sbatch"
 
 
@@ -25,7 +26,7 @@ SCRIPT = "bonefe-array.sbatch"
 class SlurmOptions:
     """memory: per array task, i.e. per case (sbatch --mem, e.g. "4G"); time: wall-time limit per case
     (sbatch --time); sbatch: further `#SBATCH` options (e.g. "--partition=short", "--account=abc");
-    template: the job-script template (default hpc/bonefe-array.sbatch.in of the bonefe sources)."""
+    template: the job-script template (default: the one installed with bonefe, hpc/bonefe-array.sbatch.in)."""
 
     memory: str = "4G"
     time: str = "02:00:00"
@@ -37,8 +38,8 @@ def render_script(cohort: Cohort, indices: list[int], options: SlurmOptions) -> 
     """The job-array script for the cases at `indices` of the cohort (absolute paths only)."""
     template = options.template or TEMPLATE
     if not Path(template).is_file():
-        raise BonefeError(f"Slurm template {template} not found: pass --template with the path of "
-                          "hpc/bonefe-array.sbatch.in from the bonefe sources")
+        raise BonefeError(f"Slurm template {template} not found: fix --template (a copy of "
+                          "hpc/bonefe-array.sbatch.in)")
     values = {
         "JOB_NAME": f"bonefe-{cohort.folder.name}", "ARRAY": ",".join(map(str, indices)),
         "RANKS": str(cohort.ranks), "MEMORY": options.memory, "TIME": options.time,

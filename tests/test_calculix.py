@@ -6,7 +6,6 @@ the same linear element) with the same nodal forces (dolfinx's consistent load v
 the iterative solver's tolerance. Skips when ``ccx`` is not installed (Debian: calculix-ccx).
 """
 
-import re
 import shutil
 import subprocess
 
@@ -19,19 +18,10 @@ from mpi4py import MPI
 
 from bonefe.export import gather_cells, gather_mesh, gather_nodal, write_inp
 from bonefe.solver import ElasticitySolver, patch_traction
+from bonefe.validation.calculix import dat_block, total_energy
 
 COMM = MPI.COMM_WORLD
 SIZE = np.array([10.0, 12.0, 40.0])
-
-
-def read_dat(path):
-    """Nodal displacements (n, 3) and the total internal energy from a ccx .dat file."""
-    text = path.read_text()
-    displacement_block = text.split("displacements (vx,vy,vz)")[1].split("total internal energy")[0]
-    rows = [line.split() for line in displacement_block.splitlines()[1:] if line.strip()]
-    u = np.array([[float(v) for v in row[1:4]] for row in rows])
-    energy = float(re.search(r"total internal energy[^\n]*\n\s*\n\s*(\S+)", text).group(1))
-    return u, energy
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +60,8 @@ def test_bonefe_matches_calculix(bonefe_model, tmp_path_factory):
     run = subprocess.run([ccx, "-i", "model"], cwd=folder, capture_output=True, text=True,
                          timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0 and (folder / "model.dat").exists(), run.stdout[-2000:]
-    u_ccx, energy_ccx = read_dat(folder / "model.dat")
+    text = (folder / "model.dat").read_text()
+    u_ccx, energy_ccx = dat_block(text, "displacements")[:, 1:4], total_energy(text)
     u = bonefe_model["u"]
     assert u_ccx.shape == u.shape
     scale = np.abs(u).max()

@@ -213,3 +213,18 @@ def test_clear_errors_for_unusable_models():
             [(end, [1.0, 0.0, 0.0])])
     with pytest.raises(BonefeError, match="PETSc could not set up"):
         ElasticitySolver(mesh, E, NU0, clamp, petsc_options={"pc_type": "no_such_pc"})
+
+
+def test_principal_strains_closed_form_matches_lapack():
+    """Smith's closed form vs LAPACK (numpy eigvalsh) on random symmetric tensors (1e-12 of the largest
+    magnitude: both are exact up to rounding) and on tensors with repeated eigenvalues, where arccos near
+    ±1 loses half the digits (1e-7 of the magnitude), including the isotropic and zero tensors."""
+    rng = np.random.default_rng(3)
+    a = rng.normal(scale=1e-3, size=(2000, 3, 3))
+    a = a + a.transpose(0, 2, 1)
+    assert np.abs(principal_strains(a) - np.linalg.eigvalsh(a)[:, ::-1]).max() < 1e-12 * np.abs(a).max()
+    rotation = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    repeated = np.array([rotation @ np.diag(d) @ rotation.T for d in
+                         ([1e-3, 1e-3, 1e-3], [2e-3, 1e-3, 1e-3], [1e-3, -5e-4, -5e-4], [0.0, 0.0, 0.0])])
+    expected = np.array([[1e-3, 1e-3, 1e-3], [2e-3, 1e-3, 1e-3], [1e-3, -5e-4, -5e-4], [0.0, 0.0, 0.0]])
+    assert np.allclose(principal_strains(repeated), expected, rtol=0, atol=1e-7 * 2e-3)

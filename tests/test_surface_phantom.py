@@ -89,9 +89,9 @@ def test_missing_surface_is_a_user_error(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def from_phantom(tmp_path_factory):
+def phantom_stl(tmp_path_factory):
     """The procedural femur (1 mm voxels, no lesion): its label envelope contoured at ½ (padded so the distal
-    cut closes), written as STL, turned back into a volume at 1 mm."""
+    cut closes), written as STL; returns (path, true frame, enclosed volume mm³)."""
     volume, frame = make_phantom(PhantomSpec(lesion_site=None, voxel_mm=1.0))
     grid = pv.ImageData(dimensions=np.array(volume.labels.shape) + 2, spacing=volume.spacing,
                         origin=volume.affine[:3, 3] - volume.spacing)
@@ -99,7 +99,31 @@ def from_phantom(tmp_path_factory):
     surface = grid.contour([0.5], scalars="bone").smooth_taubin(n_iter=20, pass_band=0.1)
     path = tmp_path_factory.mktemp("surface") / "phantom-femur.stl"
     surface.save(path)
-    return make_surface_phantom(SurfaceSpec(path, voxel_mm=1.0, noise_hu=0.0)), frame, surface.volume
+    return path, frame, surface.volume
+
+
+@pytest.fixture(scope="module")
+def from_phantom(phantom_stl):
+    """The phantom femur's STL turned back into a volume at 1 mm."""
+    path, frame, stl_volume = phantom_stl
+    return make_surface_phantom(SurfaceSpec(path, voxel_mm=1.0, noise_hu=0.0)), frame, stl_volume
+
+
+def test_cli_surface_phantom_writes_ct_labels_and_lesion(phantom_stl, tmp_path, capsys):
+    """`bonefe phantom --surface` end to end at 2 mm: CT and label map on one grid, the lesion present (its
+    voxel count within the lattice error of the ball's 4/3 π r³ part inside the bone: between ¼ and 1 of it for
+    a neck lesion breaching the cortex); `--inner` without `--surface` is a one-line user error."""
+    from bonefe.cli import main
+    from bonefe.imaging import read_volume
+
+    out = tmp_path / "femur"
+    assert main(["phantom", "--surface", str(phantom_stl[0]), "--out", str(out), "--voxel", "2",
+                 "--lesion-site", "neck_inferomedial", "--lesion-diameter", "16"]) == 0
+    volume = read_volume(out / "ct.nii.gz", out / "labels.nii.gz")
+    lesion_mm3 = np.count_nonzero(volume.labels == LYTIC) * 8.0
+    assert 0.25 < lesion_mm3 / (4 / 3 * np.pi * 8.0**3) <= 1.05
+    assert main(["phantom", "--inner", str(phantom_stl[0]), "--out", str(out)]) == 2
+    assert "--inner needs --surface" in capsys.readouterr().err
 
 
 def test_surface_phantom_volume_and_landmarks(from_phantom):
