@@ -106,7 +106,7 @@ def test_bar_failure_load_scales_with_the_analytic_modulus(bar):
     """Slope × (1 ± 5 %), intercept ± 5 HU·slope and each law scale the bar's failure load by the
     analytic modulus ratio; every Monte-Carlo sample too. Reference (1)."""
     study, mesh, tags = bar
-    result = propagate(study, UncertaintyOptions(samples=6, factors=["calibration", "law"]),
+    result = propagate(study, UncertaintyOptions(samples=6, factors=["calibration", "law"], laws=list(LAWS)),
                        mesh=(mesh, tags), comm=COMM)
     nominal, base = result.nominal_n, study.material
     effects = {e.name: e for e in result.factors}
@@ -279,3 +279,10 @@ def test_cli_flag_on_two_ranks_gives_the_same_samples(tiny_case, tmp_path):
         [s.failure_load_n for s in serial.samples], rel=SOLVER_RTOL)
     assert [parallel["material_lower_n"], parallel["material_upper_n"]] == pytest.approx(
         [serial.material_lower_n, serial.material_upper_n], rel=SOLVER_RTOL)
+
+
+def test_default_laws_are_the_femoral_ones():
+    """By default only laws fitted on human femoral bone are varied (Morgan 2003 neck, Keller 1994
+    femur); a nominal law outside them is kept in the set."""
+    assert UncertaintyOptions().law_names("morgan2003") == ["morgan2003", "keller1994"]
+    assert "keyak1994" in UncertaintyOptions().law_names("keyak1994")
