@@ -32,6 +32,7 @@ from scipy import ndimage
 
 from bonefe.errors import BonefeError
 from bonefe.materials import fit_calibration
+from bonefe.volume import voxel_spacing
 
 Vector = tuple[float, float, float]
 MIN_RODS = 3
@@ -133,7 +134,7 @@ def roi_mean_hu(hu: np.ndarray, affine: np.ndarray, roi: RodROI) -> float:
     """Mean HU of the voxels whose centre lies inside the spherical ROI."""
     affine = np.asarray(affine, float)
     centre = np.linalg.solve(affine[:3, :3], np.asarray(roi.centre, float) - affine[:3, 3])
-    reach = np.ceil(roi.radius_mm / np.linalg.norm(affine[:3, :3], axis=0)).astype(int)
+    reach = np.ceil(roi.radius_mm / voxel_spacing(affine)).astype(int)
     lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
     hi = np.minimum(np.ceil(centre).astype(int) + reach + 1, hu.shape)
     if np.any(hi <= lo):

@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from bonefe.errors import BonefeError
 from bonefe.outputs import atomic_path
-from bonefe.volume import BACKGROUND, BLASTIC, BONE, LYTIC, Volume
+from bonefe.volume import BACKGROUND, BLASTIC, BONE, LYTIC, Volume, voxel_spacing
 
 IMAGE_IO = {
     ".nii.gz": "NiftiImageIO", ".nii": "NiftiImageIO",
@@ -126,7 +126,7 @@ def read_image(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 def to_sitk(array: np.ndarray, affine: np.ndarray) -> sitk.Image:
     """A SimpleITK image from an [i, j, k] array and an affine whose columns are orthogonal."""
     affine = np.asarray(affine, float)
-    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    spacing = voxel_spacing(affine)
     direction = affine[:3, :3] / spacing
     if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-6):
         raise BonefeError("image affine has sheared (non-orthogonal) axes, which image files cannot store; "

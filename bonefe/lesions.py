@@ -35,7 +35,7 @@ from scipy import ndimage
 
 from bonefe.anatomy import FemurFrame
 from bonefe.errors import BonefeError
-from bonefe.volume import BLASTIC, LYTIC
+from bonefe.volume import BLASTIC, LYTIC, voxel_spacing
 
 SITES = ("neck_superolateral", "neck_inferomedial", "intertrochanteric", "subtrochanteric", "diaphysis")
 ALIASES = {"neck": "neck_superolateral"}
@@ -149,7 +149,7 @@ class VoxelBone:
 
     @property
     def spacing(self) -> np.ndarray:
-        return np.linalg.norm(self.affine[:3, :3], axis=0)
+        return voxel_spacing(self.affine)
 
     def _index(self, xyz: np.ndarray) -> np.ndarray:
         return np.linalg.solve(self.affine[:3, :3], (np.atleast_2d(xyz) - self.affine[:3, 3]).T)

@@ -10,6 +10,11 @@ BACKGROUND, BONE, LYTIC, BLASTIC = 0, 1, 2, 3
 LESION_LABELS = (LYTIC, BLASTIC)
 
 
+def voxel_spacing(affine: np.ndarray) -> np.ndarray:
+    """Voxel size (mm) along i, j, k of a 4×4 voxel→world affine: its column norms."""
+    return np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)
+
+
 @dataclass(frozen=True)
 class Volume:
     """A CT scan and its label map on one voxel grid.
@@ -27,7 +32,7 @@ class Volume:
     @property
     def spacing(self) -> np.ndarray:
         """Voxel size along i, j, k (mm)."""
-        return np.linalg.norm(self.affine[:3, :3], axis=0)
+        return voxel_spacing(self.affine)
 
     @property
     def voxel_volume(self) -> float:
