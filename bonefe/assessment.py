@@ -3,22 +3,23 @@
 Linear elasticity makes strain proportional to load, so the bone is solved once per unit force
 component on each load patch (head contact, greater trochanter: six solves with one operator) and
 every activity is a superposition (`bonefe.solver.UnitLoadBasis`). For an activity with contact
-force F, the strain at unit magnitude along its direction gives the force F_allow at which a
-critical bone volume first exceeds the strain limit (`bonefe.risk.failure_load`); the safety
-factor is F_allow / |F|.
+force F, the strain at unit magnitude along its direction gives the force F_allow at which the
+nonlocal strain (averaged over a sphere of bone, `bonefe.nonlocal_strain`) first reaches the strain
+limit (`bonefe.risk.failure_load`); the safety factor is F_allow / |F|.
 
 Cells that are not evaluated for failure: lesion tissue itself (its strain is that of soft tissue,
 not of bone) and cells within `exclusion_mm` of a load or support patch, where the idealised
-boundary conditions create strain artefacts (Saint-Venant).
+boundary conditions create strain artefacts (Saint-Venant). A lattice point of the nonlocal strain
+is evaluated when at least half of the bone in its bin lies in evaluated cells.
 
 Lesion-free twin and strain fold ratio (Sternheim et al. 2020): when the bone has lesion cells
 and the caller gives the twin's moduli (`bonefe.materials.healthy_volume` → `cell_material`, same
 mesh), the twin is solved with its own unit-load basis. SFR = peak failure index near the lesion
 with the lesion / the same in the twin, both under the stance activity. "Near the lesion": the
-cells evaluated for failure in the lesioned bone (bone, away from the patches) whose centre lies
-within SFR_REGION_MM of a lesion cell centre; the same cells in both models. "Peak": the failure
-index max(ε1/ε_t, −ε3/ε_c) (a principal strain magnitude scaled by its limit) reached by the
-critical volume (`bonefe.risk.peak_over_volume`), so one distorted element cannot set it.
+lattice points evaluated for failure in the lesioned bone (bone, away from the patches) that lie
+within SFR_REGION_MM of a lesion cell centre; the same points in both models. "Peak": the largest
+failure index max(ε1/ε_t, −ε3/ε_c) (a principal strain magnitude scaled by its limit) of the
+nonlocal strain, so one distorted element cannot set it.
 
 Envelope: the allowed hip-contact force on the head patch along directions of the frontal
 (inferior → lateral) and sagittal (inferior → posterior) planes every `step_deg`, each the
@@ -33,12 +34,12 @@ from mpi4py import MPI
 
 from bonefe.anatomy import HEAD, SUPPORT, TROCHANTER, FemurFrame
 from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, Activity, force_world, patch_forces
+from bonefe.nonlocal_strain import DEFAULT_RADIUS_MM, SphereAverage
 from bonefe.risk import (
-    DEFAULT_CRITICAL_VOLUME_MM3,
     ActivityAssessment,
     FailureResult,
     failure_index,
-    peak_over_volume,
+    peak,
     strain_fold_ratio,
     RiskThresholds,
     StrainCriterion,
@@ -72,7 +73,7 @@ class RiskOptions:
     """How strain becomes risk (case-file section `risk`).
 
     criterion: principal strain limits (Schileo et al. 2008).
-    critical_volume_mm3: bone volume that must exceed the limit to call it failure.
+    averaging_radius_mm: radius of the sphere the strain is averaged over (`bonefe.nonlocal_strain`).
     exclusion_mm: cells closer than this to a load or support patch are not evaluated (mm).
     abductor: add the abductor force on the greater trochanter where the activity defines one.
     thresholds, verdict: risk categories (× BW) and safety-factor verdicts.
@@ -84,7 +85,7 @@ class RiskOptions:
     """
 
     criterion: StrainCriterion = field(default_factory=StrainCriterion)
-    critical_volume_mm3: float = DEFAULT_CRITICAL_VOLUME_MM3
+    averaging_radius_mm: float = DEFAULT_RADIUS_MM
     exclusion_mm: float = 10.0
     abductor: bool = False
     thresholds: RiskThresholds = field(default_factory=RiskThresholds)
@@ -94,6 +95,8 @@ class RiskOptions:
     calibration_file: Path | None = None
 
     def __post_init__(self):
+        if not self.averaging_radius_mm > 0:
+            raise ValueError(f"averaging_radius_mm must be positive, mm (got {self.averaging_radius_mm})")
         if any(not d > 0 for d in self.growth_steps_mm):
             raise ValueError(f"growth_steps_mm must all be positive, mm (got {self.growth_steps_mm})")
         if any(not 0 < t <= 1 for t in self.remineralisation_steps):
@@ -126,7 +129,8 @@ class TwinComparison:
 
     strain_fold_ratio: lesioned_peak / twin_peak (Sternheim et al. 2020; fracture above 1.48).
     lesioned_peak, twin_peak: peak failure index near the lesion at the stance peak load.
-    twin_stance: the twin's stance failure load. region_mm, region_volume_mm3: the compared region.
+    twin_stance: the twin's stance failure load. region_mm, region_volume_mm3: the compared region
+    (the bone in its lattice bins).
     """
 
     strain_fold_ratio: float
@@ -196,8 +200,21 @@ def activity_list(names: list[str] | None, custom: list[Activity]) -> list[Activ
 
 
 
+EVALUATED_FRACTION = 0.5
+"""A lattice point is evaluated for failure when at least this fraction of the bone in its bin
+lies in evaluated cells."""
+
+
+def failure_points(mesh, labels, evaluated: np.ndarray, radius_mm: float) -> tuple[SphereAverage, np.ndarray]:
+    """The sphere average over the bone (labels not lesion) and which of its lattice points are
+    evaluated for failure, given the evaluated cells."""
+    average = SphereAverage(mesh, ~np.isin(labels, LESION_LABELS), radius_mm)
+    return average, average.fraction(evaluated) >= EVALUATED_FRACTION
+
+
 class BoneModel:
-    """One bone on one mesh: solver, unit-load basis and the cells evaluated for failure."""
+    """One bone on one mesh: solver, unit-load basis, its nonlocal strain at lattice points and
+    the points evaluated for failure."""
 
     def __init__(self, mesh, facet_tags, E, labels, nu, options: RiskOptions, degree: int = 1):
         self.mesh, self.options = mesh, options
@@ -205,21 +222,23 @@ class BoneModel:
         self.basis = UnitLoadBasis(self.solver, {name: facet_tags.find(tag) for name, tag in PATCH_TAGS.items()})
         self.volumes, self.centres = cell_volumes(mesh), cell_centres(mesh)
         self.evaluated = evaluated_cells(mesh, facet_tags, labels, options.exclusion_mm)
+        self.average, self.evaluated_points = failure_points(mesh, labels, self.evaluated,
+                                                             options.averaging_radius_mm)
+        self.nonlocal_basis = self.basis.mapped(self.average)
+        self.points = self.average.points
 
     def principal(self, forces: dict) -> np.ndarray:
-        """Principal strains (n_local, 3), descending, under {patch: world force in N}."""
-        return principal_strains(self.basis.strain(forces))
+        """Nonlocal principal strains (n_points, 3), descending, under {patch: world force in N}."""
+        return principal_strains(self.nonlocal_basis.strain(forces))
 
     def failure(self, unit_forces: dict) -> FailureResult:
         """Failure load (N) along forces {patch: world force} that sum to 1 N in magnitude."""
-        return failure_under_unit_load(self.principal(unit_forces), self.volumes, self.centres,
-                                       self.mesh.comm, ~self.evaluated, self.options.critical_volume_mm3,
-                                       self.options.criterion)
+        return failure_under_unit_load(self.principal(unit_forces), self.points, self.mesh.comm,
+                                       ~self.evaluated_points, self.options.criterion)
 
     def peak_index(self, forces: dict, region: np.ndarray) -> float:
-        """Peak failure index over `region` (local cells) under forces, reached by the critical volume."""
-        index = failure_index(self.principal(forces), self.options.criterion)
-        return peak_over_volume(index, self.volumes, self.options.critical_volume_mm3, self.mesh.comm, ~region)
+        """Peak nonlocal failure index over `region` (this rank's points) under forces."""
+        return peak(failure_index(self.principal(forces), self.options.criterion), self.mesh.comm, ~region)
 
 
 def unit_forces(activity: Activity, frame: FemurFrame, body_mass_kg: float, abductor: bool) -> tuple[dict, float]:
@@ -229,22 +248,25 @@ def unit_forces(activity: Activity, frame: FemurFrame, body_mass_kg: float, abdu
     return {k: f / magnitude for k, f in forces.items()}, magnitude
 
 
-def lesion_region(mesh, labels, evaluated, region_mm: float = SFR_REGION_MM) -> np.ndarray:
-    """Evaluated local cells whose centre lies within region_mm of any lesion cell centre (any rank)."""
-    centres = cell_centres(mesh)
-    lesion = np.concatenate(mesh.comm.allgather(centres[np.isin(labels, LESION_LABELS)]), axis=0)
-    return evaluated & distance_mask(centres, lesion, region_mm)
+def lesion_region(model: BoneModel, labels, region_mm: float = SFR_REGION_MM) -> np.ndarray:
+    """Evaluated lattice points of `model` within region_mm of any lesion cell centre (any rank)."""
+    lesion = np.concatenate(model.mesh.comm.allgather(model.centres[np.isin(labels, LESION_LABELS)]), axis=0)
+    return model.evaluated_points & distance_mask(model.points, lesion, region_mm)
 
 
 def compare_twin(model: BoneModel, twin: BoneModel, region: np.ndarray, stance: dict, magnitude: float,
                  region_mm: float = SFR_REGION_MM) -> TwinComparison | None:
-    """Strain fold ratio and twin failure load; None when the region holds less than the critical
-    volume of bone (no robust peak exists). stance: unit patch forces; magnitude: its peak (N)."""
-    volume = model.mesh.comm.allreduce(float(model.volumes[region].sum()), op=MPI.SUM)
-    if volume < model.options.critical_volume_mm3:
+    """Strain fold ratio and twin failure load; None when the region holds no evaluated point.
+    region: the lesioned model's points; the twin is compared at the points with the same lattice
+    keys. stance: unit patch forces; magnitude: its peak (N)."""
+    comm = model.mesh.comm
+    keys = np.concatenate(comm.allgather(model.average.keys[region]))
+    if len(keys) == 0:
         return None
+    volume = comm.allreduce(float(model.average.bin_volume[region].sum()), op=MPI.SUM)
     forces = {k: f * magnitude for k, f in stance.items()}
-    lesioned, healthy = model.peak_index(forces, region), twin.peak_index(forces, region)
+    lesioned = model.peak_index(forces, region)
+    healthy = twin.peak_index(forces, np.isin(twin.average.keys, keys))
     return TwinComparison(strain_fold_ratio(lesioned, healthy), lesioned, healthy, twin.failure(stance),
                           region_mm, volume)
 
@@ -301,12 +323,12 @@ def assess(mesh, facet_tags, E, labels, nu, frame: FemurFrame, body_mass_kg: flo
     stance_activity = ACTIVITIES[STANCE_ACTIVITY]
     stance_forces, stance_magnitude = unit_forces(stance_activity, frame, body_mass_kg, options.abductor)
     stance = model.failure(stance_forces)
-    stance_strain = model.principal(stance_forces)[:, 0] * stance_magnitude
+    stance_strain = principal_strains(model.basis.strain(stance_forces))[:, 0] * stance_magnitude
     twin = None
     if twin_E is not None and _has_lesion(mesh, labels):
         healthy = np.full_like(np.asarray(labels), BONE)
         twin_model = BoneModel(mesh, facet_tags, twin_E, healthy, nu, options, degree)
-        region = lesion_region(mesh, labels, model.evaluated)
+        region = lesion_region(model, labels)
         twin = compare_twin(model, twin_model, region, stance_forces, stance_magnitude)
     envelope = force_envelope(model, frame, envelope_step_deg) if envelope_step_deg else []
     return Assessment(stance, rows, stance_strain, model.basis, model.evaluated, model.solver.num_dofs(),

@@ -3,7 +3,7 @@
 Model. With every element's modulus multiplied by s (`MaterialOptions.modulus_scale`), the
 stiffness matrix is s K, so under the same loads the displacements and strains are those of the
 unscaled model divided by s (linear elasticity; Poisson's ratio unchanged). The failure criterion
-is on strain (`bonefe.risk`): failure starts when a critical volume's strain reaches the limit,
+is on strain (`bonefe.risk`): failure starts when the nonlocal strain reaches the limit,
 which therefore takes s times the load:
 
     F_pred(s E) = s F_pred(E)                        exactly, for any s > 0.

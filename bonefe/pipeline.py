@@ -183,7 +183,7 @@ def _results(case: Case, quality: dict, result, timings: dict, scores: dict, mat
         "failure_location_mm": stance.location_mm,
         "failure_mode": stance.mode,
         "risk_category": risk_category(stance.failure_load_n / bw, case.risk.thresholds),
-        "critical_volume_mm3": case.risk.critical_volume_mm3,
+        "averaging_radius_mm": case.risk.averaging_radius_mm,
         "strain_criterion": case.risk.criterion,
         "risk_thresholds": case.risk.thresholds,
         "verdict_policy": case.risk.verdict,
@@ -216,15 +216,17 @@ def _results(case: Case, quality: dict, result, timings: dict, scores: dict, mat
 def _assumptions(case: Case) -> list[str]:
     return [
         "Linear elastic, isotropic material mapped from CT; failure is the onset of local failure "
-        "by the maximum principal strain criterion (Schileo et al. 2008).",
+        "by the maximum principal strain criterion (Schileo et al. 2008) on the strain averaged over "
+        f"{case.risk.averaging_radius_mm:g} mm spheres of bone.",
         "Distal end of the model fixed; hip-contact and fall forces spread uniformly over a "
         "surface patch of the femoral head or greater trochanter.",
         f"Cells within {case.risk.exclusion_mm:g} mm of a load or support patch and lesion tissue "
         "itself are not evaluated for failure.",
         "Activity forces are population peak values from instrumented hip implants, scaled by body weight.",
-        f"Element size {case.mesh.size_mm:g} mm. On the phantom femur the 3 mm default gives a failure load "
-        "13 % above that of a 1.4 mm mesh, which is itself not converged to 2 % (docs/validation.md): "
-        "a finer mesh (--mesh-size) lowers the failure load.",
+        f"Element size {case.mesh.size_mm:g} mm. On the phantom femur the failure load still falls by "
+        "about 3 % per refinement below the 3 mm default, which lies 7 % above a 1.1 mm mesh "
+        "(docs/validation.md): a finer mesh (--mesh-size) lowers the failure load, and --uncertainty "
+        "includes the mesh effect.",
     ]
 
 

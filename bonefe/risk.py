@@ -11,13 +11,11 @@ Failure criterion
 
 Failure load
     Linear elasticity makes strain proportional to load. For strains computed under a unit force
-    (1 N along a fixed direction) a cell with index r fails at F = 1/r. Schileo took the first
-    *node* reaching the limit; a single node or element is mesh-dependent, so we take the load at
-    which a critical bone volume V_c first exceeds the limit: F_fail = 1/r*, where r* is the
-    largest index such that the cells with index >= r* hold at least V_c of volume.
-    Default V_c = 8 mm³: a 2 mm cube, i.e. two or three tetrahedra of 3 mm edge (3.2 mm³ each)
-    and about sixteen clinical CT voxels (0.8 x 0.8 x 1 mm). It is a regularisation choice, not a
-    validated value: set it in the case file.
+    (1 N along a fixed direction) a point with index r fails at F = 1/r. Schileo took the first
+    *node* reaching the limit, but a peak node or element strain rises without bound as the mesh
+    resolves a stress concentration. We read the index from the nonlocal strain, the strain tensor
+    averaged over a sphere of bone of fixed radius (`bonefe.nonlocal_strain`, default radius 2 mm), at
+    lattice points: F_fail = 1 / (largest nonlocal index over the evaluated points).
 
 Risk categories, safety factors and the strain fold ratio are documented on their functions.
 """
@@ -36,9 +34,6 @@ from bonefe.errors import BonefeError
 
 GRAVITY = 9.81
 """Standard gravity (m/s²): body weight BW = body mass (kg) x 9.81 N."""
-
-DEFAULT_CRITICAL_VOLUME_MM3 = 8.0
-"""Bone volume that must exceed the strain limit before we call it failure (see module doc)."""
 
 SCHILEO_2008 = (
     "Schileo E et al. 2008, J Biomech 41:356-367 (maximum principal strain criterion, "
@@ -76,18 +71,14 @@ class StrainCriterion:
 class FailureResult:
     """Failure load under one loading direction and where failure starts.
 
-    failure_load_n: force magnitude (N) at which `critical_volume_mm3` of bone exceeds the limit.
-    threshold_index: r*, the failure index at unit load of the least loaded critical cell (1/N).
-    failed_volume_mm3: volume of the cells with index >= r* (>= critical volume; ties add volume).
-    location_mm: volume-weighted centroid of those cells in world mm (None without centres).
-    mode: "tensile" or "compressive" by majority of failed volume (None without mode flags).
+    failure_load_n: force magnitude (N) at which the nonlocal strain first reaches the limit.
+    threshold_index: the peak nonlocal failure index at unit load (1/N).
+    location_mm: the lattice point where it peaks, world mm (None without points).
+    mode: "tensile" or "compressive" at that point (None without mode flags).
     """
 
     failure_load_n: float
     threshold_index: float
-    critical_volume_mm3: float
-    failed_volume_mm3: float
-    failed_cells: int
     location_mm: tuple[float, float, float] | None
     mode: str | None
 
@@ -119,139 +110,72 @@ def distance_mask(cell_centres: np.ndarray, points: np.ndarray, distance: float)
     return nearest <= distance
 
 
-def _local_candidates(values: np.ndarray, volumes: np.ndarray, critical_volume: float) -> np.ndarray:
-    """Indices of this rank's cells that can belong to the global critical set.
+def global_peak(values: np.ndarray, comm=None, mask: np.ndarray | None = None,
+                centres: np.ndarray | None = None, flags: np.ndarray | None = None) -> np.ndarray:
+    """The row [value, x, y, z, flag] of the largest value over all ranks (mask True = excluded).
 
-    If r_p is the largest value whose local top set reaches the critical volume, every global
-    critical cell on this rank has value >= r* >= r_p, so keeping value >= r_p loses nothing.
-    """
-    order = np.argsort(-values, kind="stable")
-    reached = np.nonzero(np.cumsum(volumes[order]) >= critical_volume)[0]
-    if len(reached) == 0:
-        return order
-    return np.nonzero(values >= values[order[reached[0]]])[0]
-
-
-def _gather(comm, array: np.ndarray) -> np.ndarray:
-    """Concatenate a per-rank array over all ranks (comm None = serial)."""
-    if comm is None or comm.size == 1:
-        return array
-    return np.concatenate(comm.allgather(array), axis=0)
-
-
-def volume_threshold(
-    values: np.ndarray,
-    volumes: np.ndarray,
-    critical_volume_mm3: float,
-    comm=None,
-    mask: np.ndarray | None = None,
-    centres: np.ndarray | None = None,
-    flags: np.ndarray | None = None,
-) -> tuple[float, np.ndarray]:
-    """Largest r such that the cells with value >= r hold >= critical volume, over all ranks.
-
-    Returns r and the rows [value, volume, x, y, z, flag] of those cells, sorted so that sums over
-    them do not depend on how cells are split between ranks. `mask` True = cell excluded.
+    Ties go to the smallest (x, y, z, flag), so the answer does not depend on how the points are
+    split between ranks.
     """
     values = np.asarray(values, dtype=float).ravel()
-    volumes = np.asarray(volumes, dtype=float).ravel()
-    if values.shape != volumes.shape:
-        raise BonefeError(f"failure index has {values.size} cells but volumes have {volumes.size}")
-    if critical_volume_mm3 <= 0:
-        raise BonefeError(f"critical volume must be positive, got {critical_volume_mm3} mm³")
     keep = np.ones(values.size, bool) if mask is None else ~np.asarray(mask, bool).ravel()
-    rows = np.zeros((values.size, 6))
-    rows[:, 0], rows[:, 1] = values, volumes
+    rows = np.zeros((values.size, 5))
+    rows[:, 0] = values
     if centres is not None:
-        rows[:, 2:5] = np.asarray(centres, dtype=float).reshape(-1, 3)
+        rows[:, 1:4] = np.asarray(centres, dtype=float).reshape(-1, 3)
     if flags is not None:
-        rows[:, 5] = np.asarray(flags, dtype=float).ravel()
+        rows[:, 4] = np.asarray(flags, dtype=float).ravel()
     rows = rows[keep]
-    rows = _gather(comm, rows[_local_candidates(rows[:, 0], rows[:, 1], critical_volume_mm3)])
-    rows = rows[np.lexsort((rows[:, 5], rows[:, 4], rows[:, 3], rows[:, 2], rows[:, 1], -rows[:, 0]))]
-    reached = np.nonzero(np.cumsum(rows[:, 1]) >= critical_volume_mm3)[0]
-    if len(reached) == 0:
-        raise BonefeError(
-            f"only {rows[:, 1].sum():.3g} mm³ of bone is evaluated, less than the critical volume "
-            f"{critical_volume_mm3} mm³: lower the critical volume or the exclusion distance"
-        )
-    threshold = rows[reached[0], 0]
-    return float(threshold), rows[rows[:, 0] >= threshold]
+    local = rows[rows[:, 0] == rows[:, 0].max()] if len(rows) else rows
+    if comm is not None and comm.size > 1:
+        local = np.concatenate(comm.allgather(local), axis=0)
+    if len(local) == 0:
+        raise BonefeError("no bone is evaluated for failure: lower the exclusion distance "
+                          "(risk.exclusion_mm) or check the load and support patches")
+    best = local[local[:, 0] == local[:, 0].max()]
+    return best[np.lexsort(best[:, :0:-1].T)][0]
 
 
 def failure_load(
     index_unit: np.ndarray,
-    volumes: np.ndarray,
-    critical_volume_mm3: float = DEFAULT_CRITICAL_VOLUME_MM3,
     comm=None,
     mask: np.ndarray | None = None,
     centres: np.ndarray | None = None,
     tensile: np.ndarray | None = None,
 ) -> FailureResult:
-    """Force (N) at which `critical_volume_mm3` of bone first exceeds the strain limit.
+    """Force (N) at which the largest failure index reaches 1: F_fail = 1 / max index.
 
-    index_unit: per-cell failure index under a 1 N force along a fixed direction (1/N).
-    volumes: cell volumes (mm³). mask: True = cell excluded (lesion, near load/support patches).
-    centres: cell centres (n,3) world mm, for the failure location. tensile: per-cell bool from
-    `tensile_dominant`, for the failure mode. Linear elasticity: F_fail = 1/r*.
+    index_unit: failure index per point under a 1 N force along a fixed direction (1/N).
+    mask: True = point excluded (lesion, near load/support patches). centres: the points (n,3)
+    world mm, for the failure location. tensile: per-point bool from `tensile_dominant`, for the
+    failure mode.
     """
-    threshold, failed = volume_threshold(
-        index_unit, volumes, critical_volume_mm3, comm, mask, centres, tensile
-    )
-    if threshold <= 0:
+    peak = global_peak(index_unit, comm, mask, centres, tensile)
+    if peak[0] <= 0:
         raise BonefeError("the unit load produces no strain in the evaluated bone: check the load patch")
-    failed_volume = float(failed[:, 1].sum())
-    location = None
-    if centres is not None:
-        location = tuple(float(c) for c in failed[:, 1] @ failed[:, 2:5] / failed_volume)
-    mode = None
-    if tensile is not None:
-        tensile_volume = float(failed[:, 1] @ failed[:, 5])
-        mode = "tensile" if tensile_volume >= 0.5 * failed_volume else "compressive"
     return FailureResult(
-        failure_load_n=1.0 / threshold,
-        threshold_index=threshold,
-        critical_volume_mm3=float(critical_volume_mm3),
-        failed_volume_mm3=failed_volume,
-        failed_cells=len(failed),
-        location_mm=location,
-        mode=mode,
+        failure_load_n=1.0 / peak[0],
+        threshold_index=float(peak[0]),
+        location_mm=None if centres is None else tuple(float(c) for c in peak[1:4]),
+        mode=None if tensile is None else ("tensile" if peak[4] else "compressive"),
     )
 
 
 def failure_under_unit_load(
     principal_unit: np.ndarray,
-    volumes: np.ndarray,
     centres: np.ndarray,
     comm=None,
     mask: np.ndarray | None = None,
-    critical_volume_mm3: float = DEFAULT_CRITICAL_VOLUME_MM3,
     criterion: StrainCriterion = StrainCriterion(),
 ) -> FailureResult:
     """`failure_load` with location and mode, from principal strains (n,3) under a 1 N force."""
-    return failure_load(
-        failure_index(principal_unit, criterion),
-        volumes,
-        critical_volume_mm3,
-        comm,
-        mask,
-        centres,
-        tensile_dominant(principal_unit, criterion),
-    )
+    return failure_load(failure_index(principal_unit, criterion), comm, mask, centres,
+                        tensile_dominant(principal_unit, criterion))
 
 
-def peak_over_volume(
-    values: np.ndarray,
-    volumes: np.ndarray,
-    critical_volume_mm3: float = DEFAULT_CRITICAL_VOLUME_MM3,
-    comm=None,
-    mask: np.ndarray | None = None,
-) -> float:
-    """Robust peak of a per-cell field: the value reached by at least `critical_volume_mm3` of bone.
-
-    Use it for the strain peaks of the strain fold ratio, so one distorted element cannot set them.
-    """
-    return volume_threshold(values, volumes, critical_volume_mm3, comm, mask)[0]
+def peak(values: np.ndarray, comm=None, mask: np.ndarray | None = None) -> float:
+    """Largest value of a per-point field over all ranks (mask True = excluded)."""
+    return float(global_peak(values, comm, mask)[0])
 
 
 def body_weight_n(body_mass_kg: float) -> float:

@@ -373,39 +373,56 @@ class ElasticitySolver:
         return index_map.size_global * self.V.dofmap.index_map_bs
 
 
-class UnitLoadBasis:
-    """Strains under unit forces on load patches, combined by superposition.
+class StrainBasis:
+    """Strain tensors (points, 3, 3) under a unit force along world x, y and z on each load patch,
+    combined by superposition: the strain under any patch forces is their linear combination."""
 
-    For each patch (name -> local facet indices), three solves with 1 N along world x, y and z,
-    each spread as a uniform traction over the patch; the cell strain tensors (and the
-    displacements) are stored. By linearity the strain under any set of patch forces is the
-    same linear combination of the stored unit strains.
-    """
-
-    def __init__(self, solver: ElasticitySolver, patches: Mapping[str, np.ndarray]):
-        self.solver = solver
-        self.patches = dict(patches)
-        self._strain: dict[str, np.ndarray] = {}
-        self._displacement: dict[str, list[fem.Function]] = {}
-        for name, facets in self.patches.items():
-            units = [patch_traction(solver.mesh, facets, axis) for axis in np.eye(3)]
-            solutions = [solver.solve([(facets, traction)]) for traction in units]
-            self._displacement[name] = solutions
-            self._strain[name] = np.stack([cell_strain(u) for u in solutions])
+    def __init__(self, unit_strains: Mapping[str, np.ndarray]):
+        self._strain = dict(unit_strains)
 
     def _check(self, forces: Mapping[str, object]) -> None:
-        unknown = set(forces) - set(self.patches)
+        unknown = set(forces) - set(self._strain)
         if unknown:
             raise BonefeError(f"no unit-load basis for patch(es) {sorted(unknown)}: "
-                              f"known patches are {sorted(self.patches)}")
+                              f"known patches are {sorted(self._strain)}")
 
     def strain(self, forces: Mapping[str, object]) -> np.ndarray:
-        """Cell strain tensors (n_local, 3, 3) under `forces` {patch: world force in N}."""
+        """Strain tensors (n_points, 3, 3) under `forces` {patch: world force in N}."""
         self._check(forces)
         total = 0.0
         for name, force in forces.items():
             total = total + np.tensordot(np.asarray(force, float), self._strain[name], axes=1)
         return total
+
+    def mapped(self, operator) -> "StrainBasis":
+        """The basis with every unit strain field passed through a linear map of per-point fields
+        (points, ...) -> (new points, ...), e.g. `bonefe.nonlocal_strain.SphereAverage`."""
+        names = list(self._strain)
+        stacked = np.stack([self._strain[name] for name in names], axis=1)  # (3, patches, n, 3, 3)
+        stacked = np.moveaxis(stacked, 2, 0)
+        mapped = np.moveaxis(operator(stacked), 0, 2)
+        return StrainBasis({name: mapped[:, i] for i, name in enumerate(names)})
+
+
+class UnitLoadBasis(StrainBasis):
+    """Strains (per cell) and displacements under unit forces on load patches.
+
+    For each patch (name -> local facet indices), three solves with 1 N along world x, y and z,
+    each spread as a uniform traction over the patch; the cell strain tensors and the
+    displacements are stored and combined by superposition.
+    """
+
+    def __init__(self, solver: ElasticitySolver, patches: Mapping[str, np.ndarray]):
+        self.solver = solver
+        self.patches = dict(patches)
+        self._displacement: dict[str, list[fem.Function]] = {}
+        strains = {}
+        for name, facets in self.patches.items():
+            units = [patch_traction(solver.mesh, facets, axis) for axis in np.eye(3)]
+            solutions = [solver.solve([(facets, traction)]) for traction in units]
+            self._displacement[name] = solutions
+            strains[name] = np.stack([cell_strain(u) for u in solutions])
+        super().__init__(strains)
 
     def displacement(self, forces: Mapping[str, object]) -> fem.Function:
         """Displacement (mm) under `forces` {patch: world force in N}."""

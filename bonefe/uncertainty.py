@@ -53,14 +53,15 @@ from mpi4py import MPI
 from scipy import ndimage
 
 from bonefe.anatomy import SUPPORT, FemurFrame, boundary_tags
-from bonefe.assessment import PATCH_TAGS, RiskOptions, cell_centres, evaluated_cells, unit_forces
+from bonefe.assessment import PATCH_TAGS, RiskOptions, evaluated_cells, failure_points, unit_forces
 from bonefe.calibration import LineErrors
 from bonefe.errors import BonefeError
 from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
 from bonefe.materials import LAWS, MaterialOptions, cell_material
 from bonefe.meshing import mesh_bone
 from bonefe.risk import body_weight_n, failure_under_unit_load, risk_category
-from bonefe.solver import ElasticitySolver, cell_strain, cell_volumes, patch_traction, principal_strains
+from bonefe.nonlocal_strain import SphereAverage
+from bonefe.solver import ElasticitySolver, cell_strain, patch_traction, principal_strains
 from bonefe.volume import BACKGROUND, LESION_LABELS, Volume
 
 FACTORS = ("calibration", "law", "poisson", "segmentation", "mesh")
@@ -229,9 +230,8 @@ class MeshedBone:
 
     mesh: object
     facet_tags: object
-    evaluated: np.ndarray
-    volumes: np.ndarray
-    centres: np.ndarray
+    average: SphereAverage
+    evaluated_points: np.ndarray
 
 
 def mesh_case(volume: Volume, options, frame: FemurFrame, comm=MPI.COMM_WORLD):
@@ -244,9 +244,10 @@ def mesh_case(volume: Volume, options, frame: FemurFrame, comm=MPI.COMM_WORLD):
 
 
 def meshed_bone(mesh, facet_tags, labels: np.ndarray, risk: RiskOptions) -> MeshedBone:
-    """The per-mesh quantities: cells evaluated for failure (cell labels from the CT), volumes, centres."""
-    return MeshedBone(mesh, facet_tags, evaluated_cells(mesh, facet_tags, labels, risk.exclusion_mm),
-                      cell_volumes(mesh), cell_centres(mesh))
+    """The per-mesh quantities: the nonlocal strain's sphere average and its points evaluated for
+    failure (cell labels from the CT)."""
+    evaluated = evaluated_cells(mesh, facet_tags, labels, risk.exclusion_mm)
+    return MeshedBone(mesh, facet_tags, *failure_points(mesh, labels, evaluated, risk.averaging_radius_mm))
 
 
 def stance_failure(study: Study, bone: MeshedBone, E: np.ndarray, nu: float) -> float:
@@ -258,9 +259,9 @@ def stance_failure(study: Study, bone: MeshedBone, E: np.ndarray, nu: float) -> 
     for patch, force in forces.items():
         facets = bone.facet_tags.find(PATCH_TAGS[patch])
         loads.append((facets, patch_traction(bone.mesh, facets, force)))
-    principal = principal_strains(cell_strain(solver.solve(loads)))
-    return failure_under_unit_load(principal, bone.volumes, bone.centres, bone.mesh.comm, ~bone.evaluated,
-                                   study.risk.critical_volume_mm3, study.risk.criterion).failure_load_n
+    principal = principal_strains(bone.average(cell_strain(solver.solve(loads))))
+    return failure_under_unit_load(principal, bone.average.points, bone.mesh.comm, ~bone.evaluated_points,
+                                   study.risk.criterion).failure_load_n
 
 
 def material_failure(study: Study, bone: MeshedBone, material: MaterialOptions) -> float:

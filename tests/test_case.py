@@ -51,6 +51,8 @@ def test_demo_case_in_repository_is_valid():
         (MINIMAL.replace("name: demo\n", ""), r"missing required key 'name'"),
         (MINIMAL + "label_values: {bone: [1, x]}\n", r"label_values.bone"),
         (MINIMAL + "landmarks: {head_centre: [1, 2]}\n", r"head_centre must have 3 entries"),
+        (MINIMAL + "risk: {averaging_radius_mm: 0}\n", r"averaging_radius_mm must be positive"),
+        (MINIMAL + "risk: {critical_volume_mm3: 8}\n", r"unknown key 'critical_volume_mm3'.*averaging_radius_mm"),
         ("name: [unclosed\n", r"not valid YAML at line"),
         ("- a list\n", r"must be a mapping"),
     ],

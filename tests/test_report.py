@@ -47,7 +47,7 @@ def make_results() -> dict:
         failure_location_mm=np.array([15.0, -15.0, 140.0]),
         failure_mode="tensile",
         risk_category=risk.risk_category(FAILURE_N / BW, thresholds),
-        critical_volume_mm3=8.0,
+        averaging_radius_mm=3.0,
         strain_criterion=risk.StrainCriterion(),
         risk_thresholds=thresholds,
         verdict_policy=policy,

@@ -21,7 +21,7 @@ from bonefe.risk import (
     failure_index,
     failure_load,
     failure_under_unit_load,
-    peak_over_volume,
+    peak,
     risk_category,
     strain_fold_ratio,
     tensile_dominant,
@@ -57,89 +57,66 @@ def test_bar_failure_load_matches_beam_theory(sign, limit, mode):
     young, area, poisson = 10000.0, 100.0, 0.4
     principal = np.repeat(uniaxial_principal(sign * 1.0 / area, young, poisson), 50, axis=0)
     centres = np.column_stack([np.zeros(50), np.zeros(50), np.arange(50.0)])  # bar axis along z
-    result = failure_under_unit_load(principal, np.full(50, 1.0), centres, critical_volume_mm3=8.0)
+    result = failure_under_unit_load(principal, centres)
     assert result.failure_load_n == pytest.approx(young * area * limit, rel=1e-12)
     assert result.mode == mode
-    assert result.failed_cells == 50  # uniform strain: every cell fails at once
-    assert result.location_mm == pytest.approx((0.0, 0.0, 24.5), abs=1e-12)  # mid-bar
+    assert result.location_mm == (0.0, 0.0, 0.0)  # uniform strain: ties go to the smallest (x, y, z)
 
 
 def test_failure_load_hand_example():
-    """Four cells, index (1/N) 4e-4, 3e-4, 2e-4, 1e-4 and volumes 2, 3, 4, 5 mm³; V_c = 4 mm³.
-    The two most loaded cells first hold >= 4 mm³ (2 + 3 = 5), so r* = 3e-4, F = 1/3e-4 N and
-    the failure site is their volume-weighted centroid (2·x0 + 3·x1)/5. Exact up to rounding."""
+    """Four points, index (1/N) 4e-4, 3e-4, 2e-4, 1e-4: F = 1/4e-4 = 2500 N at the first point, in
+    its mode; masking it gives 1/3e-4 N at the second. Exact up to rounding."""
     index = np.array([4e-4, 3e-4, 2e-4, 1e-4])
-    volumes = np.array([2.0, 3.0, 4.0, 5.0])
     centres = np.array([[0.0, 0, 0], [10.0, 0, 0], [20.0, 0, 0], [30.0, 0, 0]])
     tensile = np.array([False, True, True, True])
-    result = failure_load(index, volumes, 4.0, centres=centres, tensile=tensile)
-    assert result.failure_load_n == pytest.approx(1 / 3e-4, rel=1e-12)
-    assert result.failed_volume_mm3 == 5.0
-    assert result.location_mm == pytest.approx((6.0, 0.0, 0.0), abs=1e-12)
-    assert result.mode == "tensile"  # 3 of 5 mm³ tensile
-    # V_c exactly 5 still stops at the second cell; just above it needs the third
-    assert failure_load(index, volumes, 5.0).failure_load_n == pytest.approx(1 / 3e-4, rel=1e-12)
-    assert failure_load(index, volumes, 5.001).failure_load_n == pytest.approx(1 / 2e-4, rel=1e-12)
+    result = failure_load(index, centres=centres, tensile=tensile)
+    assert result.failure_load_n == pytest.approx(2500.0, rel=1e-12)
+    assert (result.location_mm, result.mode) == ((0.0, 0.0, 0.0), "compressive")
+    masked = failure_load(index, mask=np.array([True, False, False, False]), centres=centres, tensile=tensile)
+    assert masked.failure_load_n == pytest.approx(1 / 3e-4, rel=1e-12)
+    assert (masked.location_mm, masked.mode) == ((10.0, 0.0, 0.0), "tensile")
 
 
-def test_mask_excludes_cells():
-    """Masking the most loaded cell of the hand example: the next two (3 + 4 mm³) give r* = 2e-4."""
-    index = np.array([4e-4, 3e-4, 2e-4, 1e-4])
-    volumes = np.array([2.0, 3.0, 4.0, 5.0])
-    mask = np.array([True, False, False, False])
-    assert failure_load(index, volumes, 4.0, mask=mask).failure_load_n == pytest.approx(5000.0, rel=1e-12)
-
-
-def test_too_little_volume_is_a_user_error():
-    """14 mm³ of bone cannot hold a 20 mm³ critical volume: a BonefeError, not a number."""
-    with pytest.raises(BonefeError, match="critical volume"):
-        failure_load(np.array([1e-4, 2e-4]), np.array([7.0, 7.0]), 20.0)
-
-
-def brute_force_failure_load(index, volumes, critical_volume):
-    """Definition, by exhaustion: the smallest load F = 1/index_i at which the cells with
-    index·F >= 1 hold at least the critical volume (O(n²), independent of the sorting code)."""
-    loads = sorted(1.0 / index)
-    for load in loads:
-        if volumes[index * load >= 1.0 - 1e-12].sum() >= critical_volume:
-            return load
-    raise AssertionError("critical volume never reached")
+def test_nothing_evaluated_or_unloaded_is_a_user_error():
+    """Every point masked, or a load that strains nothing: a BonefeError, not a number."""
+    with pytest.raises(BonefeError, match="no bone is evaluated"):
+        failure_load(np.array([1e-4, 2e-4]), mask=np.array([True, True]))
+    with pytest.raises(BonefeError, match="no strain"):
+        failure_load(np.zeros(3))
 
 
 def test_mpi_invariance_and_brute_force():
-    """Same 2000 random cells split over the ranks give bit-identical results to the serial run,
-    and the serial run agrees with the brute-force definition (rel 1e-12: float rounding only)."""
+    """Same 2000 random points split over the ranks give identical results to the serial run, ties
+    at the top included, and the serial run agrees with an exhaustive search over the unmasked
+    points (the smallest 1/index, the tie broken by the smallest x)."""
     comm = MPI.COMM_WORLD
     rng = np.random.default_rng(7)
     n = 2000
     index = rng.lognormal(-9.0, 0.5, n)
-    index[:3] = index[3]  # ties at the top must not depend on the split
-    volumes = rng.uniform(0.2, 1.5, n)
+    top = np.argsort(-index)[:3]
+    index[top] = index[top[0]]  # a three-way tie at the top must not depend on the split
     centres = rng.uniform(-50, 50, (n, 3))
     tensile = rng.random(n) < 0.5
     mask = distance_mask(centres, np.array([[0.0, 0.0, 40.0]]), 15.0)
-    serial = failure_load(index, volumes, 8.0, None, mask, centres, tensile)
+    serial = failure_load(index, None, mask, centres, tensile)
     part = np.array_split(np.arange(n), comm.size)[comm.rank]
-    parallel = failure_load(index[part], volumes[part], 8.0, comm, mask[part], centres[part], tensile[part])
+    parallel = failure_load(index[part], comm, mask[part], centres[part], tensile[part])
     assert parallel == serial
-    keep = ~mask
-    assert serial.failure_load_n == pytest.approx(
-        brute_force_failure_load(index[keep], volumes[keep], 8.0), rel=1e-12
-    )
+    keep = np.nonzero(~mask)[0]
+    loads = [(1.0 / index[i], centres[i, 0], i) for i in keep]
+    load, _, best = min(loads)
+    assert serial.failure_load_n == pytest.approx(load, rel=1e-15)
+    assert serial.location_mm == tuple(centres[best])
 
 
-def test_mpi_invariance_with_a_nearly_empty_rank():
-    """A rank holding less than the critical volume sends all its cells: still the serial answer."""
+def test_mpi_invariance_with_an_empty_rank():
+    """A rank with no points at all still joins the collective and gets the serial answer."""
     comm = MPI.COMM_WORLD
     index = np.linspace(1e-4, 1e-3, 40)
-    volumes = np.full(40, 1.0)
-    chunks = [np.arange(40)]
-    if comm.size > 1:
-        chunks = [np.arange(3)] + np.array_split(np.arange(3, 40), comm.size - 1)
-    part = chunks[comm.rank]
-    result = failure_load(index[part], volumes[part], 8.0, comm)
-    # the eight most loaded unit cells: r* = index[32]
-    assert result.failure_load_n == pytest.approx(1 / index[32], rel=1e-12)
+    chunks = [np.arange(40)] if comm.size == 1 else [np.arange(0)] + np.array_split(np.arange(40), comm.size - 1)
+    result = failure_load(index[chunks[comm.rank]], comm)
+    assert result.failure_load_n == pytest.approx(1e3, rel=1e-12)
+    assert peak(index[chunks[comm.rank]], comm) == pytest.approx(1e-3, rel=1e-15)
 
 
 def test_distance_mask_on_a_line():
@@ -148,14 +125,6 @@ def test_distance_mask_on_a_line():
     mask = distance_mask(centres, np.zeros((1, 3)), 2.5)
     assert list(np.nonzero(mask)[0]) == [0, 1, 2]
     assert not distance_mask(centres, np.zeros((0, 3)), 2.5).any()
-
-
-def test_peak_over_volume_ignores_a_single_hot_cell():
-    """One 0.5 mm³ cell at 9000 µε among 1 mm³ cells at 1000..: the 8 mm³ peak is the 8th largest
-    of the rest plus the hot cell (0.5 + 7·1 = 7.5 < 8, so the 8th ordinary cell sets it)."""
-    values = np.concatenate([[9000.0], np.arange(1000.0, 1020.0)])
-    volumes = np.concatenate([[0.5], np.ones(20)])
-    assert peak_over_volume(values, volumes, 8.0) == 1019.0 - 7
 
 
 def test_verdict_boundaries():

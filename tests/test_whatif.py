@@ -65,7 +65,7 @@ def test_growth_stays_inside_the_bone_envelope():
 def scenario():
     volume, frame = make_phantom(PhantomSpec(voxel_mm=2.0, lesion_site="neck", lesion_diameter_mm=20.0,
                                              cortical_involvement=0.5))
-    mesh = mesh_bone(volume, 6.0, COMM).mesh
+    mesh = mesh_bone(volume, 3.0, COMM).mesh  # 6 mm cells are larger than the 2 mm averaging spheres
     tags = boundary_tags(mesh, frame, cap_axis=-(frame.basis() @ WALKING_DIRECTION))
     return Scenario(mesh, tags, volume, MaterialOptions(), frame, BODY_MASS_KG, RiskOptions())
 

@@ -82,7 +82,7 @@ def _key_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
         ("Failure starts at", f"{_location(r)}; {r.failure_mode}", "", ""),
         (
             "Strain criterion",
-            f"{r.critical_volume_mm3:g} mm³ of bone beyond the limit",
+            f"strain averaged over {r.averaging_radius_mm:g} mm spheres of bone reaches the limit",
             f"tensile {100 * c.tensile_limit:.2f} %, compressive {100 * c.compressive_limit:.2f} %",
             c.reference,
         ),

@@ -48,7 +48,7 @@ class ReportResults:
     failure_location_mm: where failure starts, world mm (LPS); failure_site: words for it.
     failure_mode: "tensile" or "compressive".
     risk_category: "high", "moderate" or "low" (must agree with risk_thresholds).
-    critical_volume_mm3, strain_criterion, risk_thresholds, verdict_policy: the rules applied.
+    averaging_radius_mm (nonlocal strain sphere), strain_criterion, risk_thresholds, verdict_policy: the rules applied.
     walking_weight_bearing_fraction: fraction (0..1) of full weight bearing allowed for walking.
     activities: one row per activity (bonefe.risk.ActivityAssessment fields).
     strain_fold_ratio: lesion / lesion-free twin peak strain, or None when not computed.
@@ -72,7 +72,7 @@ class ReportResults:
     failure_location_mm: tuple[float, float, float]
     failure_mode: Literal["tensile", "compressive"]
     risk_category: Literal["high", "moderate", "low"]
-    critical_volume_mm3: float
+    averaging_radius_mm: float
     strain_criterion: StrainCriterion
     risk_thresholds: RiskThresholds
     verdict_policy: VerdictPolicy

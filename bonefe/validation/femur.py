@@ -18,7 +18,8 @@ from bonefe.assessment import BoneModel, RiskOptions, unit_forces
 from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
 from bonefe.materials import MaterialOptions, cell_material
 from bonefe.meshing import mesh_bone
-from bonefe.risk import FailureResult, peak_over_volume
+from bonefe.risk import FailureResult, failure_under_unit_load, peak
+from bonefe.solver import principal_strains
 from bonefe.volume import Volume
 
 BODY_MASS_KG = 75.0
@@ -43,16 +44,20 @@ class Femur:
         return unit_forces(ACTIVITIES[STANCE_ACTIVITY], self.frame, BODY_MASS_KG, False)
 
     def stance_failure(self) -> FailureResult:
-        """bonefe's failure load (N) along the stance direction (bonefe.risk, 8 mm³ critical volume)."""
+        """bonefe's failure load (N) along the stance direction (bonefe.risk, nonlocal strain)."""
         return self.model.failure(self.stance()[0])
 
+    def cell_failure(self) -> FailureResult:
+        """The failure load from the peak cell strain, without averaging: the mesh-dependent
+        quantity the nonlocal strain replaces, for comparison."""
+        principal = principal_strains(self.model.basis.strain(self.stance()[0]))
+        return failure_under_unit_load(principal, self.model.centres, COMM, ~self.model.evaluated)
+
     def peak_strain(self) -> float:
-        """Peak max principal strain (µε) reached by the critical volume of evaluated bone at the
-        stance peak load."""
+        """Peak nonlocal max principal strain (µε) over the evaluated points at the stance peak load."""
         forces, magnitude = self.stance()
         e1 = self.model.principal({k: f * magnitude for k, f in forces.items()})[:, 0]
-        return 1e6 * peak_over_volume(e1, self.model.volumes, self.model.options.critical_volume_mm3, COMM,
-                                      ~self.model.evaluated)
+        return 1e6 * peak(e1, COMM, ~self.model.evaluated_points)
 
 
 def femur(volume: Volume, frame: FemurFrame, size_mm: float, options: RiskOptions = RiskOptions(),

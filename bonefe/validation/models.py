@@ -129,6 +129,20 @@ def kirsch_plate_mesh(a: float, half: float, thick: float, fine: float, coarse: 
     return gmsh_mesh(build)
 
 
+def l_bracket_mesh(leg: float, thick: float, fine: float, coarse: float):
+    """L-shaped bracket: the square [0, 2 leg]² without its corner square [leg, 2 leg]², extruded
+    `thick` along z (mm), linear tetrahedra of size `fine` at the re-entrant edge x = y = leg,
+    growing to `coarse` over one leg length. The edge makes the elastic strain singular (∝ r^-0.46
+    for a 270° corner, Williams 1952), so its peak grows without bound under refinement."""
+
+    def build():
+        occ = gmsh.model.occ
+        occ.cut([(3, occ.addBox(0, 0, 0, 2 * leg, 2 * leg, thick))], [(3, occ.addBox(leg, leg, 0, leg, leg, thick))])
+        _size_field(fine, coarse, f"Sqrt((x - {leg})^2 + (y - {leg})^2)", leg)
+
+    return gmsh_mesh(build, order=1)
+
+
 def bar_mesh():
     """The bi-material bar's box mesh (width × width × length), its local cell midpoints and the
     clamped facets at z = 0."""
