@@ -164,7 +164,8 @@ def run_case(mesh_file: Path, target_dofs: int, petsc_options: dict) -> dict:
 
     def all_activities():
         basis = UnitLoadBasis(solver, {name: tags.find(tag) for name, tag in PATCH_TAGS.items()})
-        nonlocal_basis = basis.mapped(SphereAverage(mesh, bone))
+        average = SphereAverage(mesh)
+        nonlocal_basis = basis.mapped(lambda field: average(field, bone))
         for activity in ACTIVITIES.values():
             forces = patch_forces(activity, frame, BODY_MASS_KG)
             magnitude = np.linalg.norm(force_world(activity, frame, BODY_MASS_KG))

@@ -34,7 +34,7 @@ from mpi4py import MPI
 
 from bonefe.anatomy import HEAD, SUPPORT, TROCHANTER, FemurFrame
 from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, Activity, force_world, patch_forces
-from bonefe.nonlocal_strain import DEFAULT_RADIUS_MM, SphereAverage
+from bonefe.nonlocal_strain import DEFAULT_RADIUS_MM, SphereAverage, sphere_average
 from bonefe.risk import (
     ActivityAssessment,
     FailureResult,
@@ -205,16 +205,43 @@ EVALUATED_FRACTION = 0.5
 lies in evaluated cells."""
 
 
-def failure_points(mesh, labels, evaluated: np.ndarray, radius_mm: float) -> tuple[SphereAverage, np.ndarray]:
-    """The sphere average over the bone (labels not lesion) and which of its lattice points are
-    evaluated for failure, given the evaluated cells."""
-    average = SphereAverage(mesh, ~np.isin(labels, LESION_LABELS), radius_mm)
-    return average, average.fraction(evaluated) >= EVALUATED_FRACTION
+@dataclass
+class FailurePoints:
+    """The lattice points of one mesh evaluated for failure and the nonlocal strain there.
+
+    average: the mesh's sphere average (shared by every model on the mesh); bone: per local cell,
+    True where the cell is bone (lesion tissue is not averaged); selected: the average's points that
+    are evaluated. points, keys, volumes: their centres (world mm), lattice keys and the bone volume
+    in their bins (mm³).
+    """
+
+    average: SphereAverage
+    bone: np.ndarray
+    selected: np.ndarray
+
+    def __post_init__(self):
+        self.points = self.average.points[self.selected]
+        self.keys = self.average.keys[self.selected]
+        self.volumes = (self.average.bin_volume * self.average.fraction(self.bone))[self.selected]
+
+    def nonlocal_field(self, field: np.ndarray) -> np.ndarray:
+        """The bone's sphere average of a per-cell field (n_local, ...) at the points (m, ...)."""
+        return self.average(field, self.bone)[self.selected]
+
+
+def failure_points(mesh, labels, evaluated: np.ndarray, radius_mm: float) -> FailurePoints:
+    """The lattice points evaluated for failure, given the cell labels (lesion tissue is not bone)
+    and the evaluated cells (bone only): a point is evaluated when its bin holds bone and at least
+    EVALUATED_FRACTION of that bone lies in evaluated cells."""
+    average = sphere_average(mesh, radius_mm)
+    bone = ~np.isin(labels, LESION_LABELS)
+    in_bone = average.fraction(bone)
+    return FailurePoints(average, bone, (in_bone > 0) & (average.fraction(evaluated) >= EVALUATED_FRACTION * in_bone))
 
 
 class BoneModel:
-    """One bone on one mesh: solver, unit-load basis, its nonlocal strain at lattice points and
-    the points evaluated for failure."""
+    """One bone on one mesh: solver, unit-load basis, its nonlocal strain at the lattice points
+    evaluated for failure."""
 
     def __init__(self, mesh, facet_tags, E, labels, nu, options: RiskOptions, degree: int = 1):
         self.mesh, self.options = mesh, options
@@ -222,10 +249,8 @@ class BoneModel:
         self.basis = UnitLoadBasis(self.solver, {name: facet_tags.find(tag) for name, tag in PATCH_TAGS.items()})
         self.volumes, self.centres = cell_volumes(mesh), cell_centres(mesh)
         self.evaluated = evaluated_cells(mesh, facet_tags, labels, options.exclusion_mm)
-        self.average, self.evaluated_points = failure_points(mesh, labels, self.evaluated,
-                                                             options.averaging_radius_mm)
-        self.nonlocal_basis = self.basis.mapped(self.average)
-        self.points = self.average.points
+        self.lattice = failure_points(mesh, labels, self.evaluated, options.averaging_radius_mm)
+        self.nonlocal_basis = self.basis.mapped(self.lattice.nonlocal_field)
 
     def principal(self, forces: dict) -> np.ndarray:
         """Nonlocal principal strains (n_points, 3), descending, under {patch: world force in N}."""
@@ -233,8 +258,8 @@ class BoneModel:
 
     def failure(self, unit_forces: dict) -> FailureResult:
         """Failure load (N) along forces {patch: world force} that sum to 1 N in magnitude."""
-        return failure_under_unit_load(self.principal(unit_forces), self.points, self.mesh.comm,
-                                       ~self.evaluated_points, self.options.criterion)
+        return failure_under_unit_load(self.principal(unit_forces), self.lattice.points, self.mesh.comm,
+                                       criterion=self.options.criterion)
 
     def peak_index(self, forces: dict, region: np.ndarray) -> float:
         """Peak nonlocal failure index over `region` (this rank's points) under forces."""
@@ -249,9 +274,9 @@ def unit_forces(activity: Activity, frame: FemurFrame, body_mass_kg: float, abdu
 
 
 def lesion_region(model: BoneModel, labels, region_mm: float = SFR_REGION_MM) -> np.ndarray:
-    """Evaluated lattice points of `model` within region_mm of any lesion cell centre (any rank)."""
+    """The evaluated lattice points of `model` within region_mm of any lesion cell centre (any rank)."""
     lesion = np.concatenate(model.mesh.comm.allgather(model.centres[np.isin(labels, LESION_LABELS)]), axis=0)
-    return model.evaluated_points & distance_mask(model.points, lesion, region_mm)
+    return distance_mask(model.lattice.points, lesion, region_mm)
 
 
 def compare_twin(model: BoneModel, twin: BoneModel, region: np.ndarray, stance: dict, magnitude: float,
@@ -260,13 +285,13 @@ def compare_twin(model: BoneModel, twin: BoneModel, region: np.ndarray, stance: 
     region: the lesioned model's points; the twin is compared at the points with the same lattice
     keys. stance: unit patch forces; magnitude: its peak (N)."""
     comm = model.mesh.comm
-    keys = np.concatenate(comm.allgather(model.average.keys[region]))
+    keys = np.concatenate(comm.allgather(model.lattice.keys[region]))
     if len(keys) == 0:
         return None
-    volume = comm.allreduce(float(model.average.bin_volume[region].sum()), op=MPI.SUM)
+    volume = comm.allreduce(float(model.lattice.volumes[region].sum()), op=MPI.SUM)
     forces = {k: f * magnitude for k, f in stance.items()}
     lesioned = model.peak_index(forces, region)
-    healthy = twin.peak_index(forces, np.isin(twin.average.keys, keys))
+    healthy = twin.peak_index(forces, np.isin(twin.lattice.keys, keys))
     return TwinComparison(strain_fold_ratio(lesioned, healthy), lesioned, healthy, twin.failure(stance),
                           region_mm, volume)
 

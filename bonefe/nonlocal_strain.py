@@ -13,8 +13,10 @@ so every mesh of a bone sees the same bins. Each owned cell spreads its volume o
 hold its quadrature points (m³ Gauss-Jacobi points, m chosen so each stands for at most an eighth
 of a bin, so every bin a cell overlaps gets its share). The nonlocal strain at a bin centre is the
 volume-weighted mean strain of the bins whose centres lie within R of it: an integer stencil, so
-rounding never decides membership. Only bone is averaged (lesion tissue is not bone); the sphere
-is cut by the bone surface.
+rounding never decides membership. Only bone is averaged: the operator is built once per mesh and
+radius (`sphere_average`, shared by the bone, its lesion-free twin and every what-if on that mesh)
+and weights the cells by a bone indicator, nonlocal ε = A(bone·ε) / A(bone), so lesion tissue
+drops out; the sphere is cut by the bone surface.
 
 What it does not remove: the failure load still depends on how the mesh represents the bone
 surface, the lesion boundary (lesions are cell labels, so their boundary is jagged at the element
@@ -28,6 +30,8 @@ depend on the partition beyond rounding.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import basix
 import numpy as np
@@ -80,14 +84,12 @@ def _quadrature_points(vertices: np.ndarray, volumes: np.ndarray, bin_volume: fl
 class SphereAverage:
     """The linear map from per-cell fields to their sphere averages at this rank's lattice points.
 
-    mesh: dolfinx tetrahedral mesh (mm). bone: per local owned cell, True where the cell is bone
-    (averaged); lesion tissue is False. radius_mm: R. Collective over mesh.comm.
+    mesh: dolfinx tetrahedral mesh (mm). radius_mm: R. Collective over mesh.comm.
     Attributes: points (m, 3) world mm, the centres of the bins this rank evaluates; keys (m,) their
-    lattice keys; volume (m,) bone volume in each sphere (mm³); bin_volume (m,) bone volume in
-    each bin itself (mm³).
+    lattice keys; bin_volume (m,) the mesh volume in each bin (mm³).
     """
 
-    def __init__(self, mesh, bone: np.ndarray, radius_mm: float = DEFAULT_RADIUS_MM):
+    def __init__(self, mesh, radius_mm: float = DEFAULT_RADIUS_MM):
         from bonefe.errors import BonefeError
 
         if not radius_mm > 0:
@@ -96,24 +98,21 @@ class SphereAverage:
         spacing = self.radius_mm / LATTICE_PER_RADIUS
         n = mesh.topology.index_map(3).size_local
         vertices = mesh.geometry.x[mesh.geometry.dofmaps[0][:n, :4]]
-        edges = vertices[:, 1:] - vertices[:, :1]
-        volumes = np.abs(np.linalg.det(edges)) / 6.0 * np.asarray(bone, bool)[:n]
+        volumes = np.abs(np.linalg.det(vertices[:, 1:] - vertices[:, :1])) / 6.0
         rows, columns, shares = [], [], []
         for cells, points, share in _quadrature_points(vertices, volumes, spacing**3 / 8.0):
             rows.append(_keys(np.floor(points.reshape(-1, 3) / spacing)))
             columns.append(np.repeat(cells, points.shape[1]))
             shares.append(share.ravel())
         point_keys = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-        keep = np.concatenate(shares) > 0 if shares else np.zeros(0, bool)
-        partial_keys, partial_row = np.unique(point_keys[keep], return_inverse=True)
+        partial_keys, partial_row = np.unique(point_keys, return_inverse=True)
         self._cells_to_partials = sp.csr_matrix(
-            (np.concatenate(shares)[keep], (partial_row, np.concatenate(columns)[keep])),
+            (np.concatenate(shares) if shares else np.zeros(0),
+             (partial_row, np.concatenate(columns) if columns else np.zeros(0, int))),
             shape=(len(partial_keys), n))
         self._plan(partial_keys, _stencil(LATTICE_PER_RADIUS))
         self.points = (_ijk(self.keys) + 0.5) * spacing
-        ones = np.ones((n, 1))
-        self.bin_volume = self._bins(ones)[:, 0]
-        self.volume = self._sphere @ self._exchange(self._cells_to_partials @ ones)[:, 0]
+        self.bin_volume = self._bins(np.ones((n, 1)))[:, 0]
 
     def _plan(self, partial_keys: np.ndarray, stencil: np.ndarray) -> None:
         """Halo plan, bin summation and the stencil sum, restricted to the bins this rank owns."""
@@ -153,14 +152,30 @@ class SphereAverage:
         """Volume integrals of a per-cell field (n, k) over each owned bin's bone (mm³ x field)."""
         return self._own @ self._exchange(self._cells_to_partials @ field)
 
-    def __call__(self, field: np.ndarray) -> np.ndarray:
-        """Sphere averages (m, ...) of a per-cell field (n_local, ...) at this rank's points."""
+    def __call__(self, field: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """Weighted sphere averages (m, ...) of a per-cell field (n_local, ...) at this rank's points:
+        A(weight·field) / A(weight), weight per local cell (e.g. 1 for bone, 0 for lesion tissue);
+        0 where the sphere holds no weight."""
         field = np.asarray(field, float)
-        flat = field.reshape(field.shape[0], -1)
+        weight = np.asarray(weight, float)[:len(field)]
+        flat = np.column_stack([weight, weight[:, None] * field.reshape(field.shape[0], -1)])
         integral = self._sphere @ self._exchange(self._cells_to_partials @ flat)
-        return (integral / self.volume[:, None]).reshape((len(self.keys),) + field.shape[1:])
+        total = integral[:, :1]
+        mean = np.divide(integral[:, 1:], total, out=np.zeros_like(integral[:, 1:]), where=total > 0)
+        return mean.reshape((len(self.keys),) + field.shape[1:])
 
     def fraction(self, indicator: np.ndarray) -> np.ndarray:
-        """Volume fraction (m,) of each owned bin's bone where the per-cell `indicator` is True."""
+        """Volume fraction (m,) of each owned bin lying in cells where the per-cell `indicator` is True."""
         inside = self._bins(np.asarray(indicator, float).reshape(-1, 1))[:, 0]
         return inside / self.bin_volume
+
+
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def sphere_average(mesh, radius_mm: float = DEFAULT_RADIUS_MM) -> SphereAverage:
+    """The SphereAverage of `mesh` at radius_mm, built once and shared while the mesh lives."""
+    per_mesh = _CACHE.setdefault(mesh, {})
+    if radius_mm not in per_mesh:
+        per_mesh[radius_mm] = SphereAverage(mesh, radius_mm)
+    return per_mesh[radius_mm]

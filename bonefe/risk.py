@@ -118,15 +118,14 @@ def global_peak(values: np.ndarray, comm=None, mask: np.ndarray | None = None,
     split between ranks.
     """
     values = np.asarray(values, dtype=float).ravel()
-    keep = np.ones(values.size, bool) if mask is None else ~np.asarray(mask, bool).ravel()
-    rows = np.zeros((values.size, 5))
-    rows[:, 0] = values
+    kept = np.arange(values.size) if mask is None else np.flatnonzero(~np.asarray(mask, bool).ravel())
+    top = kept[values[kept] == values[kept].max()] if len(kept) else kept
+    local = np.zeros((len(top), 5))
+    local[:, 0] = values[top]
     if centres is not None:
-        rows[:, 1:4] = np.asarray(centres, dtype=float).reshape(-1, 3)
+        local[:, 1:4] = np.asarray(centres, dtype=float).reshape(-1, 3)[top]
     if flags is not None:
-        rows[:, 4] = np.asarray(flags, dtype=float).ravel()
-    rows = rows[keep]
-    local = rows[rows[:, 0] == rows[:, 0].max()] if len(rows) else rows
+        local[:, 4] = np.asarray(flags, dtype=float).ravel()[top]
     if comm is not None and comm.size > 1:
         local = np.concatenate(comm.allgather(local), axis=0)
     if len(local) == 0:

@@ -401,7 +401,7 @@ class StrainBasis:
         stacked = np.stack([self._strain[name] for name in names], axis=1)  # (3, patches, n, 3, 3)
         stacked = np.moveaxis(stacked, 2, 0)
         mapped = np.moveaxis(operator(stacked), 0, 2)
-        return StrainBasis({name: mapped[:, i] for i, name in enumerate(names)})
+        return StrainBasis({name: np.ascontiguousarray(mapped[:, i]) for i, name in enumerate(names)})
 
 
 class UnitLoadBasis(StrainBasis):

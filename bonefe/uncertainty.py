@@ -53,14 +53,13 @@ from mpi4py import MPI
 from scipy import ndimage
 
 from bonefe.anatomy import SUPPORT, FemurFrame, boundary_tags
-from bonefe.assessment import PATCH_TAGS, RiskOptions, evaluated_cells, failure_points, unit_forces
+from bonefe.assessment import PATCH_TAGS, FailurePoints, RiskOptions, evaluated_cells, failure_points, unit_forces
 from bonefe.calibration import LineErrors
 from bonefe.errors import BonefeError
 from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
 from bonefe.materials import LAWS, MaterialOptions, cell_material
 from bonefe.meshing import mesh_bone
 from bonefe.risk import body_weight_n, failure_under_unit_load, risk_category
-from bonefe.nonlocal_strain import SphereAverage
 from bonefe.solver import ElasticitySolver, cell_strain, patch_traction, principal_strains
 from bonefe.volume import BACKGROUND, LESION_LABELS, Volume
 
@@ -230,8 +229,7 @@ class MeshedBone:
 
     mesh: object
     facet_tags: object
-    average: SphereAverage
-    evaluated_points: np.ndarray
+    lattice: FailurePoints
 
 
 def mesh_case(volume: Volume, options, frame: FemurFrame, comm=MPI.COMM_WORLD):
@@ -247,7 +245,7 @@ def meshed_bone(mesh, facet_tags, labels: np.ndarray, risk: RiskOptions) -> Mesh
     """The per-mesh quantities: the nonlocal strain's sphere average and its points evaluated for
     failure (cell labels from the CT)."""
     evaluated = evaluated_cells(mesh, facet_tags, labels, risk.exclusion_mm)
-    return MeshedBone(mesh, facet_tags, *failure_points(mesh, labels, evaluated, risk.averaging_radius_mm))
+    return MeshedBone(mesh, facet_tags, failure_points(mesh, labels, evaluated, risk.averaging_radius_mm))
 
 
 def stance_failure(study: Study, bone: MeshedBone, E: np.ndarray, nu: float) -> float:
@@ -259,9 +257,9 @@ def stance_failure(study: Study, bone: MeshedBone, E: np.ndarray, nu: float) -> 
     for patch, force in forces.items():
         facets = bone.facet_tags.find(PATCH_TAGS[patch])
         loads.append((facets, patch_traction(bone.mesh, facets, force)))
-    principal = principal_strains(bone.average(cell_strain(solver.solve(loads))))
-    return failure_under_unit_load(principal, bone.average.points, bone.mesh.comm, ~bone.evaluated_points,
-                                   study.risk.criterion).failure_load_n
+    principal = principal_strains(bone.lattice.nonlocal_field(cell_strain(solver.solve(loads))))
+    return failure_under_unit_load(principal, bone.lattice.points, bone.mesh.comm,
+                                   criterion=study.risk.criterion).failure_load_n
 
 
 def material_failure(study: Study, bone: MeshedBone, material: MaterialOptions) -> float:

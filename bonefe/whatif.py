@@ -6,7 +6,11 @@ mapped onto the same mesh: a new operator and unit-load basis, no remeshing.
 Lesion growth by d mm: every bone voxel within d mm (exact Euclidean distance on the voxel grid,
 world spacing) of a lesion voxel becomes lesion tissue — the lesion's own (majority) label and its
 median HU — inside the bone envelope only (labels > 0), so the lesion grows at its site and never
-into soft tissue.
+into soft tissue. A growing lesion passes through every smaller size, so the failure load reported
+for growth d is the lowest of the computed states up to d (the lesion as scanned included). The
+state alone can be stronger than a smaller one: when the lesion consumes a thin shell of bone that
+was the first to reach the strain limit (onset of local failure), the shell's strain is gone
+with it; the bone does not get stronger for it.
 
 Re-mineralisation by a fraction t in [0, 1] (healing after radiotherapy or bone-modifying agents):
 each lesion voxel's HU moves towards the lesion-free twin's (`bonefe.materials.healthy_volume`),
@@ -132,10 +136,11 @@ def _series(kind: str, steps: list[WhatIfStep]) -> WhatIfSeries:
 
 def lesion_growth(scenario: Scenario, steps_mm: list[float], baseline_n: float) -> WhatIfSeries:
     """Failure load for the lesion grown by each of steps_mm (mm); baseline_n: as scanned (N)."""
-    steps = [_step(scenario, 0.0, scenario.volume, baseline_n)]
+    steps, lowest = [_step(scenario, 0.0, scenario.volume, baseline_n)], baseline_n
     for d in sorted(steps_mm):
         grown = grown_volume(scenario.volume, d)
-        steps.append(_step(scenario, d, grown, stance_failure_load(scenario, grown, scenario.material)))
+        lowest = min(lowest, stance_failure_load(scenario, grown, scenario.material))
+        steps.append(_step(scenario, d, grown, lowest))
     return _series("growth", steps)
 
 

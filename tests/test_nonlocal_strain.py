@@ -12,7 +12,7 @@ from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
 from bonefe.errors import BonefeError
-from bonefe.nonlocal_strain import SphereAverage
+from bonefe.nonlocal_strain import SphereAverage, sphere_average
 from bonefe.solver import cell_volumes
 
 COMM = MPI.COMM_WORLD
@@ -34,22 +34,26 @@ def test_bone_volume_is_conserved_and_a_constant_is_reproduced():
     one), so the owned bins of all ranks hold exactly the cube's 1728 mm³ (each bin on one rank
     only). The average of a constant tensor is that tensor (rounding only)."""
     mesh = box(COMM)
-    average = SphereAverage(mesh, np.ones(len(centres(mesh)), bool))
+    average = SphereAverage(mesh)
+    n = len(centres(mesh))
     assert COMM.allreduce(average.bin_volume.sum()) == pytest.approx(SIDE**3, rel=1e-12)
     assert COMM.allreduce(len(average.keys)) == COMM.allreduce(len(np.unique(average.keys)))
     tensor = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 5.0], [3.0, 5.0, 6.0]])
-    field = np.broadcast_to(tensor, (len(centres(mesh)), 3, 3))
-    np.testing.assert_allclose(average(field), np.broadcast_to(tensor, (len(average.keys), 3, 3)), rtol=1e-13)
+    field = np.broadcast_to(tensor, (n, 3, 3))
+    np.testing.assert_allclose(average(field, np.ones(n)), np.broadcast_to(tensor, (len(average.keys), 3, 3)),
+                               rtol=1e-13)
 
 
 def test_lesion_tissue_is_not_averaged():
-    """Cells flagged as not bone carry no volume: with the half x < 6 mm excluded and a field of 1
-    there and 0 elsewhere, every average is exactly 0 and the bins hold half the cube."""
+    """Cells of zero weight (lesion tissue) drop out: with the half x < 6 mm weighted 0 and a field
+    of 1 there and 0 elsewhere, every average is exactly 0, also at points inside the unweighted
+    half (no weight in their sphere); the bin fractions of the weighted half sum to half the cube."""
     mesh = box(COMM)
     x = centres(mesh)[:, 0]
-    average = SphereAverage(mesh, x > SIDE / 2)
-    assert COMM.allreduce(average.bin_volume.sum()) == pytest.approx(SIDE**3 / 2, rel=1e-12)
-    assert np.all(average((x < SIDE / 2).astype(float)) == 0.0)
+    average = SphereAverage(mesh)
+    assert np.all(average((x < SIDE / 2).astype(float), x > SIDE / 2) == 0.0)
+    half = COMM.allreduce(float(average.fraction(x > SIDE / 2) @ average.bin_volume))
+    assert half == pytest.approx(SIDE**3 / 2, rel=1e-12)
 
 
 def test_linear_field_is_reproduced_at_interior_points():
@@ -60,10 +64,10 @@ def test_linear_field_is_reproduced_at_interior_points():
     measured 0.025 against the bound 1.12)."""
     mesh = box(COMM, cells=20)
     gradient, h = np.array([2.0, 3.0, -1.0]), SIDE / 20
-    average = SphereAverage(mesh, np.ones(len(centres(mesh)), bool))
+    average = SphereAverage(mesh)
     radius = average.radius_mm
     inside = np.all((average.points > radius) & (average.points < SIDE - radius), axis=1)
-    error = np.abs(average(centres(mesh) @ gradient)[inside] - average.points[inside] @ gradient)
+    error = np.abs(average(centres(mesh) @ gradient, np.ones(len(centres(mesh))))[inside] - average.points[inside] @ gradient)
     worst = COMM.allreduce(error.max(initial=0.0), op=MPI.MAX)
     print(f"linear field: worst interior error {worst:.3f} (|∇f|·h/2 = {np.linalg.norm(gradient) * h / 2:.3f})")
     assert COMM.allreduce(int(inside.sum())) > 0
@@ -75,29 +79,30 @@ def test_results_do_not_depend_on_the_number_of_ranks():
     averages and the bin volumes agree to rounding, and every key is evaluated exactly once."""
     serial_mesh, mesh = box(MPI.COMM_SELF), box(COMM)
     field = lambda m: np.sin(centres(m) @ np.array([0.3, 0.2, 0.1]))  # noqa: E731
-    serial = SphereAverage(serial_mesh, np.ones(len(centres(serial_mesh)), bool))
-    parallel = SphereAverage(mesh, np.ones(len(centres(mesh)), bool))
+    weight = lambda m: 1.0 + (centres(m)[:, 0] > 4.0)  # noqa: E731  (a non-uniform weight too)
+    serial, parallel = SphereAverage(serial_mesh), SphereAverage(mesh)
     keys = np.concatenate(COMM.allgather(parallel.keys))
-    values = np.concatenate(COMM.allgather(parallel(field(mesh))))
+    values = np.concatenate(COMM.allgather(parallel(field(mesh), weight(mesh))))
     volumes = np.concatenate(COMM.allgather(parallel.bin_volume))
     order = np.argsort(keys)
     np.testing.assert_array_equal(keys[order], serial.keys)
-    np.testing.assert_allclose(values[order], serial(field(serial_mesh)), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(values[order], serial(field(serial_mesh), weight(serial_mesh)), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(volumes[order], serial.bin_volume, rtol=1e-12)
 
 
 def test_bad_radius_is_a_user_error():
     with pytest.raises(BonefeError, match="averaging radius"):
-        SphereAverage(box(COMM, cells=2), np.ones(48, bool), radius_mm=0.0)
+        SphereAverage(box(COMM, cells=2), radius_mm=0.0)
 
 
 def test_total_volume_matches_the_cells():
-    """The quadrature shares of a mesh with cells of very different sizes (a coarse cube, 1.2 mm
-    cells, up to eight points each) still sum to the cells' own volumes."""
+    """Cells much larger than a bin (4 mm cubes cut in six, 0.75 mm bins: 64 points per cell) still
+    hand out exactly their own volumes; the per-mesh cache returns one operator per radius."""
     mesh = box(COMM, cells=3)
-    average = SphereAverage(mesh, np.ones(len(centres(mesh)), bool), radius_mm=1.5)
+    average = SphereAverage(mesh, radius_mm=1.5)
     assert COMM.allreduce(average.bin_volume.sum()) == pytest.approx(
         COMM.allreduce(cell_volumes(mesh).sum()), rel=1e-12)
+    assert sphere_average(mesh, 1.5) is sphere_average(mesh, 1.5) is not sphere_average(mesh, 2.0)
 
 
 def test_nonlocal_peak_converges_where_the_cell_peak_diverges():
@@ -117,11 +122,11 @@ def test_nonlocal_peak_converges_where_the_cell_peak_diverges():
         solver = ElasticitySolver(mesh, np.full(n, 10000.0), 0.3, boundary(mesh, lambda p: np.isclose(p[0], 20.0)))
         pulled = boundary(mesh, lambda p: np.isclose(p[1], 20.0))
         strain = cell_strain(solver.solve([(pulled, patch_traction(mesh, pulled, [100.0, 0.0, 0.0]))]))
-        average = SphereAverage(mesh, np.ones(n, bool))
+        average = SphereAverage(mesh)
         near = np.linalg.norm(centres(mesh)[:, :2] - 10.0, axis=1) < 5.0
         points_near = np.linalg.norm(average.points[:, :2] - 10.0, axis=1) < 5.0
         local = principal_strains(strain)[near, 0].max(initial=0.0)
-        nonlocal_ = principal_strains(average(strain))[points_near, 0].max(initial=0.0)
+        nonlocal_ = principal_strains(average(strain, np.ones(n)))[points_near, 0].max(initial=0.0)
         peaks.append((COMM.allreduce(local, op=MPI.MAX), COMM.allreduce(nonlocal_, op=MPI.MAX)))
     cell, sphere = np.array(peaks).T
     cell_steps, sphere_steps = cell[1:] / cell[:-1], np.abs(sphere[1:] / sphere[:-1] - 1.0)

@@ -196,7 +196,7 @@ def test_segmentation_dilation_strengthens_and_erosion_weakens_an_axial_bar():
         loads.append(stance_failure(study, bone, cells.E, 0.4))
         z = mesh.geometry.x[:, 2]
         length = COMM.allreduce(z.max(), op=MPI.MAX) - COMM.allreduce(z.min(), op=MPI.MIN)
-        areas.append(COMM.allreduce(float(bone.average.bin_volume.sum()), op=MPI.SUM) / length)
+        areas.append(COMM.allreduce(float(bone.lattice.average.bin_volume.sum()), op=MPI.SUM) / length)
     assert areas[0] < areas[1] < areas[2]
     assert loads[0] < loads[1] < loads[2]
 

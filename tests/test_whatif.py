@@ -25,7 +25,7 @@ from bonefe.meshing import mesh_bone
 from bonefe.phantom import PhantomSpec, make_phantom
 from bonefe.risk import RiskThresholds, body_weight_n
 from bonefe.volume import BACKGROUND, BONE, LYTIC, Volume
-from bonefe.whatif import Scenario, grown_volume, lesion_growth, remineralisation, stance_failure_load
+from bonefe.whatif import Scenario, grown_volume, lesion_growth, lesion_size, remineralisation, stance_failure_load
 
 COMM = MPI.COMM_WORLD
 SOLVER_RTOL = 1e-6
@@ -76,13 +76,25 @@ def baseline(scenario):
 
 
 def test_a_growing_lesion_never_strengthens_the_femur(scenario, baseline):
-    series = lesion_growth(scenario, [2.0, 4.0, 6.0], baseline)
-    loads = [s.failure_load_n for s in series.steps]
-    sizes = [s.lesion_volume_mm3 for s in series.steps]
-    assert [s.value for s in series.steps] == [0.0, 2.0, 4.0, 6.0]
+    """Each grown state on its own (no running minimum): bigger lesions, lower failure loads."""
+    grown = [grown_volume(scenario.volume, d) for d in (2.0, 4.0, 6.0)]
+    sizes = [lesion_size(v)[0] for v in [scenario.volume, *grown]]
+    loads = [baseline, *[stance_failure_load(scenario, v, scenario.material) for v in grown]]
     assert np.all(np.diff(sizes) > 0)
     assert all(later <= earlier * (1 + SOLVER_RTOL) for earlier, later in zip(loads, loads[1:]))
     assert loads[-1] < loads[0]
+
+
+def test_growth_series_reports_the_lowest_state_passed_through(scenario, monkeypatch):
+    """A state stronger than a smaller one (a consumed thin shell) does not raise the series: the
+    series is the running minimum of the states, the scanned lesion included."""
+    import bonefe.whatif as whatif
+
+    states = iter([7000.0, 8000.0, 5000.0])
+    monkeypatch.setattr(whatif, "stance_failure_load", lambda *args: next(states))
+    series = lesion_growth(scenario, [2.0, 4.0, 6.0], 9000.0)
+    assert [s.value for s in series.steps] == [0.0, 2.0, 4.0, 6.0]
+    assert [s.failure_load_n for s in series.steps] == [9000.0, 7000.0, 7000.0, 5000.0]
 
 
 def test_the_first_high_risk_step_is_the_first_below_the_threshold(scenario, baseline):

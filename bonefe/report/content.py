@@ -166,7 +166,8 @@ def _whatif_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
             step = next(s for s in g.steps if s.value == g.high_risk_from)
             value = (f"high from +{step.value:g} mm (equivalent diameter {step.equivalent_diameter_mm:.0f} mm): "
                      f"{_newtons(step.failure_load_n, r.body_weight_n)}")
-        rows.append(("What if the lesion grows", value, threshold, "same mesh, lesion grown inside the bone"))
+        rows.append(("What if the lesion grows", value, threshold,
+                     "same mesh, lesion grown inside the bone; the lowest load it passes through"))
     if r.whatif_remineralisation is not None:
         healed = r.whatif_remineralisation.steps[-1]
         rows.append(("What if the lesion re-mineralises",

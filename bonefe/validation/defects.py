@@ -76,13 +76,13 @@ def tube_strengths(ratio: float, through: bool) -> dict:
     end = boundary(mesh, lambda p: np.isclose(p[2], LENGTH))
     z = mesh.geometry.x[mesh.geometry.dofmaps[0][:n, :4]].mean(axis=1)[:, 2]
     evaluated = (z > 4 * RO) & (z < LENGTH - 4 * RO)
-    average, evaluated_points = failure_points(mesh, np.full(n, BONE), evaluated, DEFAULT_RADIUS_MM)
+    lattice = failure_points(mesh, np.full(n, BONE), evaluated, DEFAULT_RADIUS_MM)
     loads = {"bending": (end, bending_traction(1.0, RO, RI)), "torsion": (end, torsion_traction(1.0, RO, RI))}
     out = {}
     for name, load in loads.items():
         strain = cell_strain(solver.solve([load]))
-        out[name, True] = failure_load(failure_index(principal_strains(average(strain))), COMM,
-                                       ~evaluated_points).failure_load_n
+        out[name, True] = failure_load(failure_index(principal_strains(lattice.nonlocal_field(strain))),
+                                       COMM).failure_load_n
         out[name, False] = failure_load(failure_index(principal_strains(strain)), COMM, ~evaluated).failure_load_n
     return out
 

@@ -57,7 +57,7 @@ class Femur:
         """Peak nonlocal max principal strain (µε) over the evaluated points at the stance peak load."""
         forces, magnitude = self.stance()
         e1 = self.model.principal({k: f * magnitude for k, f in forces.items()})[:, 0]
-        return 1e6 * peak(e1, COMM, ~self.model.evaluated_points)
+        return 1e6 * peak(e1, COMM)
 
 
 def femur(volume: Volume, frame: FemurFrame, size_mm: float, options: RiskOptions = RiskOptions(),
