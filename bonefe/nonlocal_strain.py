@@ -157,9 +157,9 @@ class SphereAverage:
         A(weight·field) / A(weight), weight per local cell (e.g. 1 for bone, 0 for lesion tissue);
         0 where the sphere holds no weight."""
         field = np.asarray(field, float)
-        weight = np.asarray(weight, float)[:len(field)]
-        flat = np.column_stack([weight, weight[:, None] * field.reshape(field.shape[0], -1)])
-        integral = self._sphere @ self._exchange(self._cells_to_partials @ flat)
+        weighted = self._cells_to_partials @ sp.diags(np.asarray(weight, float)[:len(field)])
+        partials = weighted @ field.reshape(len(field), -1)  # a view of the field: no dense copy
+        integral = self._sphere @ self._exchange(np.column_stack([weighted.sum(axis=1).A1, partials]))
         total = integral[:, :1]
         mean = np.divide(integral[:, 1:], total, out=np.zeros_like(integral[:, 1:]), where=total > 0)
         return mean.reshape((len(self.keys),) + field.shape[1:])

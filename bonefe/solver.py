@@ -397,11 +397,8 @@ class StrainBasis:
     def mapped(self, operator) -> "StrainBasis":
         """The basis with every unit strain field passed through a linear map of per-point fields
         (points, ...) -> (new points, ...), e.g. `bonefe.nonlocal_strain.SphereAverage`."""
-        names = list(self._strain)
-        stacked = np.stack([self._strain[name] for name in names], axis=1)  # (3, patches, n, 3, 3)
-        stacked = np.moveaxis(stacked, 2, 0)
-        mapped = np.moveaxis(operator(stacked), 0, 2)
-        return StrainBasis({name: np.ascontiguousarray(mapped[:, i]) for i, name in enumerate(names)})
+        return StrainBasis({name: np.stack([operator(unit) for unit in units])
+                            for name, units in self._strain.items()})
 
 
 class UnitLoadBasis(StrainBasis):
