@@ -18,10 +18,9 @@ radius (`sphere_average`, shared by the bone, its lesion-free twin and every wha
 and weights the cells by a bone indicator, nonlocal ε = A(bone·ε) / A(bone), so lesion tissue
 drops out; the sphere is cut by the bone surface.
 
-What it does not remove: the failure load still depends on how the mesh represents the bone. On
-the phantom femur it falls by about 3 % per refinement below 3 mm elements, even with one modulus
-everywhere and no lesion: the straight-sided elements facet the concave medial contour where it
-fails (docs/validation.md, mesh convergence).
+What it does not remove: on the phantom femur the failure load still falls by about 3 % per
+refinement below 3 mm elements, even with one modulus everywhere, no lesion and curved P2
+elements; the cause is not yet found (docs/validation.md, mesh convergence).
 
 The average is linear, so it is applied once to each unit-load strain and superposition holds.
 MPI: bins straddling ranks are summed through a halo of the bins inside each rank's bounding box

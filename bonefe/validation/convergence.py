@@ -22,18 +22,18 @@ QUICK = {"spec": PhantomSpec(voxel_mm=1.5), "sizes": (6.0, 4.5)}
 DEFAULT_BOUND = 0.02
 """The default size's failure load must lie within 2 % of the finest mesh's (issue #7)."""
 REMAINDER = """\
-What is left is the geometry the mesh gives the bone, not the strain peak. The peak tensile nonlocal
+What is left is not the strain peak, and its cause is not yet found. The peak tensile nonlocal
 strain agrees within 2 % on every mesh (column 5); the failure load, set by compression on the
 concave medial contour of the proximal shaft (just below the lesser trochanter), falls by about
 3 % per refinement and is not converged at 1.1 mm. Checks made while building this study (session
-3 of issue #7): the same femur without its lesion and with one modulus everywhere, so with no
-material interface at all, still falls from 13.7 kN at 3 mm to 12.9 kN at 1.1 mm (+6.7 %); P2
-displacements on the same straight-sided tetrahedra move the same way (11.1, 10.9, 10.3 kN at 6,
-4.5, 3 mm); a wider lesser-trochanter fillet (phantom blend 4 → 10 mm) leaves 3 mm +3.8 % from
-1.1 mm; the smoothed surface gmsh remeshes is the same at every size. What changes is the faceted
-surface of straight-sided elements of edge h, whose kinks on a concave surface raise the strain
-there: curved (quadratic-geometry) elements on the reparametrised surface are the next thing to
-try."""
+3 of issue #7), each leaving the trend in place: the femur without its lesion and with one
+modulus everywhere, so with no material interface at all (13.7 kN at 3 mm, 12.9 kN at 1.1 mm,
++6.7 %); P2 on straight-sided tetrahedra (11.1, 10.9, 10.3 kN at 6, 4.5, 3 mm); curved quadratic
+tetrahedra with P2 on that homogeneous femur (14.2, 13.7, 13.3 kN at 6, 3, 2.25 mm); CT voxels of
+0.7 or 1.5 mm instead of 1 mm (3 mm vs 1.4 mm: +4.6 %, +3.8 %, against +4.0 %); a wider
+lesser-trochanter fillet (blend 4 → 10 mm: 3 mm still +3.8 % from 1.1 mm); the smoothed surface
+gmsh remeshes is the same at every size. Still to check: the load and support patches (their
+facet sets change with the mesh) and a convergence study on the real femur surface."""
 
 QUICK_BOUND = 0.10
 """Quick set (two coarse sizes, 1.5 mm voxels): the two failure loads agree within 10 % — a smoke
