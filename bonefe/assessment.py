@@ -48,7 +48,7 @@ from bonefe.risk import (
     distance_mask,
     failure_under_unit_load,
 )
-from bonefe.solver import ElasticitySolver, UnitLoadBasis, cell_volumes, principal_strains
+from bonefe.solver import ElasticitySolver, UnitLoadBasis, principal_strains
 from bonefe.volume import BONE, LESION_LABELS
 
 PATCH_TAGS = {"head": HEAD, "trochanter": TROCHANTER}
@@ -210,19 +210,21 @@ class FailurePoints:
     """The lattice points of one mesh evaluated for failure and the nonlocal strain there.
 
     average: the mesh's sphere average (shared by every model on the mesh); bone: per local cell,
-    True where the cell is bone (lesion tissue is not averaged); selected: the average's points that
-    are evaluated. points, keys, volumes: their centres (world mm), lattice keys and the bone volume
-    in their bins (mm³).
+    True where the cell is bone (lesion tissue is not averaged); bone_fraction: per point of the
+    average, the fraction of its bin that is bone; selected: the average's points that are
+    evaluated. points, keys, volumes: their centres (world mm), lattice keys and the bone volume in
+    their bins (mm³).
     """
 
     average: SphereAverage
     bone: np.ndarray
+    bone_fraction: np.ndarray
     selected: np.ndarray
 
     def __post_init__(self):
         self.points = self.average.points[self.selected]
         self.keys = self.average.keys[self.selected]
-        self.volumes = (self.average.bin_volume * self.average.fraction(self.bone))[self.selected]
+        self.volumes = (self.average.bin_volume * self.bone_fraction)[self.selected]
 
     def nonlocal_field(self, field: np.ndarray) -> np.ndarray:
         """The bone's sphere average of a per-cell field (n_local, ...) at the points (m, ...)."""
@@ -236,7 +238,8 @@ def failure_points(mesh, labels, evaluated: np.ndarray, radius_mm: float) -> Fai
     average = sphere_average(mesh, radius_mm)
     bone = ~np.isin(labels, LESION_LABELS)
     in_bone = average.fraction(bone)
-    return FailurePoints(average, bone, (in_bone > 0) & (average.fraction(evaluated) >= EVALUATED_FRACTION * in_bone))
+    selected = (in_bone > 0) & (average.fraction(evaluated) >= EVALUATED_FRACTION * in_bone)
+    return FailurePoints(average, bone, in_bone, selected)
 
 
 class BoneModel:
@@ -247,7 +250,7 @@ class BoneModel:
         self.mesh, self.options = mesh, options
         self.solver = ElasticitySolver(mesh, E, nu, facet_tags.find(SUPPORT), degree=degree)
         self.basis = UnitLoadBasis(self.solver, {name: facet_tags.find(tag) for name, tag in PATCH_TAGS.items()})
-        self.volumes, self.centres = cell_volumes(mesh), cell_centres(mesh)
+        self.centres = cell_centres(mesh)
         self.evaluated = evaluated_cells(mesh, facet_tags, labels, options.exclusion_mm)
         self.lattice = failure_points(mesh, labels, self.evaluated, options.averaging_radius_mm)
         self.nonlocal_basis = self.basis.mapped(self.lattice.nonlocal_field)
