@@ -10,7 +10,7 @@ limit (`bonefe.risk.failure_load`); the safety factor is F_allow / |F|.
 Cells that are not evaluated for failure: lesion tissue itself (its strain is that of soft tissue,
 not of bone) and cells within `exclusion_mm` of a load or support patch, where the idealised
 boundary conditions create strain artefacts (Saint-Venant). A lattice point of the nonlocal strain
-is evaluated when at least half of the bone in its bin lies in evaluated cells.
+is evaluated when it lies in an evaluated cell.
 
 Lesion-free twin and strain fold ratio (Sternheim et al. 2020): when the bone has lesion cells
 and the caller gives the twin's moduli (`bonefe.materials.healthy_volume` → `cell_material`, same
@@ -198,13 +198,6 @@ def activity_list(names: list[str] | None, custom: list[Activity]) -> list[Activ
     return [ACTIVITIES[n] for n in chosen] + list(custom)
 
 
-
-
-EVALUATED_FRACTION = 0.5
-"""A lattice point is evaluated for failure when at least this fraction of the bone in its bin
-lies in evaluated cells."""
-
-
 @dataclass
 class FailurePoints:
     """The lattice points of one mesh evaluated for failure and the nonlocal strain there.
@@ -233,13 +226,12 @@ class FailurePoints:
 
 def failure_points(mesh, labels, evaluated: np.ndarray, radius_mm: float) -> FailurePoints:
     """The lattice points evaluated for failure, given the cell labels (lesion tissue is not bone)
-    and the evaluated cells (bone only): a point is evaluated when its bin holds bone and at least
-    EVALUATED_FRACTION of that bone lies in evaluated cells."""
+    and the evaluated cells (bone only): the points that lie in an evaluated cell. A bin cut by the
+    bone surface whose centre lies outside the bone is averaged over but not evaluated: which
+    such bins hold bone, and how little, changes with the mesh (see `bonefe.nonlocal_strain`)."""
     average = sphere_average(mesh, radius_mm)
     bone = ~np.isin(labels, LESION_LABELS)
-    in_bone = average.fraction(bone)
-    selected = (in_bone > 0) & (average.fraction(evaluated) >= EVALUATED_FRACTION * in_bone)
-    return FailurePoints(average, bone, in_bone, selected)
+    return FailurePoints(average, bone, average.fraction(bone), average.centred_in(evaluated))
 
 
 class BoneModel:

@@ -90,6 +90,22 @@ def test_results_do_not_depend_on_the_number_of_ranks():
     np.testing.assert_allclose(volumes[order], serial.bin_volume, rtol=1e-12)
 
 
+def test_points_are_located_in_their_cells_on_any_rank():
+    """A cube from 0.6 to 11.4 mm in 10 layers of 1.08 mm cells: the 1 mm bins along its faces hold
+    bone (40 % of the first bin) but their centres (0.5, 11.5 mm) lie outside it, so they are not
+    centred in any cell; the cells of the first five x-layers end exactly at x = 6 mm, so the points
+    centred in them are those with x < 6. Each rank looks up its points in its own cells, then on
+    the others; on any number of ranks the points centred in the cube are the 10³ bin centres from
+    1.5 to 10.5 mm."""
+    mesh = dmesh.create_box(COMM, [[0.6] * 3, [11.4] * 3], [10] * 3, dmesh.CellType.tetrahedron)
+    average = SphereAverage(mesh)
+    inside = np.all((average.points > 0.6) & (average.points < 11.4), axis=1)
+    near = centres(mesh)[:, 0] < 6.0
+    np.testing.assert_array_equal(average.centred_in(np.ones(len(near), bool)), inside)
+    np.testing.assert_array_equal(average.centred_in(near), inside & (average.points[:, 0] < 6.0))
+    assert COMM.allreduce(int(inside.sum())) == 10**3
+
+
 def test_bad_radius_is_a_user_error():
     with pytest.raises(BonefeError, match="averaging radius"):
         SphereAverage(box(COMM, cells=2), radius_mm=0.0)
