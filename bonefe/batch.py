@@ -7,7 +7,8 @@ folder DIR holds:
 
   batch.json                the cohort: case names and files, ranks, mesh size, MPI launcher, Slurm jobs
   cases/<name>/             each case's output folder (written by `bonefe run`)
-  status/<name>.json        each case's last attempt: status, runtime, exit code, one-line error
+  status/<name>.json        each case's last attempt: status, runtime, exit code, one-line error,
+                            and the summary's numbers from its report
   logs/<name>.out, .err     each case's standard output and error
   cohort-summary.csv/.json  one row per case (SUMMARY_COLUMNS), rewritten after every case
 
@@ -196,8 +197,24 @@ def run_one(cohort: Cohort, name: str, slurm: dict | None = None) -> dict:
     done = code == 0 and cohort.is_done(name)
     error = "" if done else launch_error or case_error(code, cohort.log_path(name, "err").read_text())
     record.update(status="done" if done else "failed", runtime_s=round(runtime, 3), exit_code=code, error=error)
+    if done:
+        record["report"] = report_numbers(cohort, name)
     atomic_write_json(cohort.status_path(name), record)
     return record
+
+
+def report_numbers(cohort: Cohort, name: str) -> dict:
+    """The summary's numbers from a done case's report.json, stamped with the report's mtime (ns).
+    The status file keeps them, so the summary, rewritten after every case, reads each report once
+    rather than every report at every rewrite (a report that changed since is read again)."""
+    path = cohort.output(name) / "report.json"
+    stamp = path.stat().st_mtime_ns
+    report = json.loads(path.read_text())
+    mirels, axial = report.get("mirels") or {}, report.get("axial_involvement") or {}
+    return {"mtime_ns": stamp, "failure_load_n": report["failure_load_n"], "failure_load_bw": report["failure_load_bw"],
+            "risk_category": report["risk_category"], "strain_fold_ratio": report.get("strain_fold_ratio"),
+            "mirels_min": mirels.get("total_min"), "mirels_max": mirels.get("total_max"),
+            "axial_involvement_mm": axial.get("length_mm")}
 
 
 def read_status(cohort: Cohort, name: str) -> dict | None:
@@ -245,12 +262,11 @@ def summary_row(cohort: Cohort, name: str, slurm_tasks: set | None = None) -> di
     row.update(case=name, output=str(cohort.output(name)), error="",
                runtime_s=record.get("runtime_s") if record.get("status") in ("done", "failed") else None)
     if cohort.is_done(name):
-        report = json.loads((cohort.output(name) / "report.json").read_text())
-        mirels, axial = report.get("mirels") or {}, report.get("axial_involvement") or {}
-        row.update(status="done", failure_load_n=report["failure_load_n"], failure_load_bw=report["failure_load_bw"],
-                   risk_category=report["risk_category"], strain_fold_ratio=report.get("strain_fold_ratio"),
-                   mirels_min=mirels.get("total_min"), mirels_max=mirels.get("total_max"),
-                   axial_involvement_mm=axial.get("length_mm"))
+        kept = record.get("report") or {}
+        fresh = kept.get("mtime_ns") == (cohort.output(name) / "report.json").stat().st_mtime_ns
+        numbers = dict(kept if fresh else report_numbers(cohort, name))
+        del numbers["mtime_ns"]
+        row.update(status="done", **numbers)
     elif record.get("status") in ("running", "pending") and _vanished(record, slurm_tasks):
         row.update(status="failed", error=_vanished_error(record, cohort))
     elif record.get("status") in ("failed", "running", "pending"):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bonefe.batch import SUMMARY_COLUMNS, case_error, cohort_cases, error_line
+from bonefe.batch import SUMMARY_COLUMNS, Cohort, case_error, cohort_cases, error_line, report_numbers, summary_row
 from bonefe.errors import BonefeError
 from bonefe.phantom import PhantomSpec, write_phantom
 
@@ -77,6 +77,29 @@ def test_the_error_line_is_the_bonefe_message_or_the_exit_reason():
     assert error_line("Traceback (most recent call last):\n  ...\nMemoryError\n") == "MemoryError"
     assert case_error(-9, "[3/6] mesh ...") == "killed by SIGKILL (out of memory?)"
     assert case_error(1, "") == "exited with code 1"
+
+
+def test_the_summary_keeps_each_report_s_numbers_until_the_report_changes(tmp_path):
+    """A done case's numbers are read from its report once and kept in its status file: the
+    summary row takes them from there (a marker put only in the status file shows it), and reads
+    the report again when the report has changed since (newer mtime)."""
+    cohort = Cohort(tmp_path, {"x": tmp_path / "x.yaml"})
+    report_path = cohort.output("x") / "report.json"
+    report_path.parent.mkdir(parents=True)
+    report = {"failure_load_n": 5000.0, "failure_load_bw": 6.8, "risk_category": "moderate",
+              "strain_fold_ratio": 1.2, "mirels": {"total_min": 7, "total_max": 9},
+              "axial_involvement": {"length_mm": 12.0}}
+    report_path.write_text(json.dumps(report))
+    kept = report_numbers(cohort, "x")
+    assert summary_row(cohort, "x")["failure_load_n"] == 5000.0 and kept["mirels_max"] == 9
+    cohort.status_path("x").parent.mkdir()
+    cohort.status_path("x").write_text(json.dumps({"status": "done", "runtime_s": 1.0,
+                                                   "report": {**kept, "failure_load_n": -1.0}}))
+    assert summary_row(cohort, "x")["failure_load_n"] == -1.0
+    report_path.write_text(json.dumps({**report, "failure_load_n": 4000.0}))
+    os.utime(report_path, ns=(kept["mtime_ns"] + 10**9, kept["mtime_ns"] + 10**9))
+    row = summary_row(cohort, "x")
+    assert (row["failure_load_n"], row["axial_involvement_mm"], row["runtime_s"]) == (4000.0, 12.0, 1.0)
 
 
 @pytest.mark.slow

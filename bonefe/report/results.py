@@ -34,7 +34,8 @@ from bonefe.scores import AxialInvolvement, MirelsScore
 from bonefe.uncertainty import UncertaintyResult
 from bonefe.whatif import WhatIfSeries
 
-SCHEMA = "bonefe-report/1"
+SCHEMA = "bonefe-report/2"
+"""2: failure read from the nonlocal strain (`averaging_radius_mm` replaced `critical_volume_mm3`)."""
 
 
 @dataclass(frozen=True)
