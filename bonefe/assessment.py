@@ -111,6 +111,8 @@ class Assessment:
     activities: list[ActivityAssessment]
     stance_strain: np.ndarray
     """Max principal strain per local cell under the stance activity's peak load (dimensionless)."""
+    stance_points: "NonlocalStance"
+    """The nonlocal strain where failure is read, under the stance activity's peak load."""
     basis: UnitLoadBasis
     """The unit-load solutions of the bone, for per-activity fields."""
     evaluated: np.ndarray
@@ -121,6 +123,19 @@ class Assessment:
     """Lesion-free twin and strain fold ratio; None without lesion cells or twin moduli."""
     envelope: list["EnvelopePlane"] = field(default_factory=list)
     envelope_marks: list["EnvelopeMark"] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NonlocalStance:
+    """This rank's evaluated lattice points under the stance peak load: points (m, 3) world mm,
+    keys (m,) lattice keys, principal (m, 3) nonlocal principal strains (descending, dimensionless)
+    and failure_index (m,): max(ε1/ε_t, −ε3/ε_c), 1 at the strain limit; its largest value is the
+    stance peak force over the failure load, at the failure site."""
+
+    points: np.ndarray
+    keys: np.ndarray
+    principal: np.ndarray
+    failure_index: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -344,6 +359,9 @@ def assess(mesh, facet_tags, E, labels, nu, frame: FemurFrame, body_mass_kg: flo
     stance_forces, stance_magnitude = unit_forces(stance_activity, frame, body_mass_kg, options.abductor)
     stance = model.failure(stance_forces)
     stance_strain = principal_strains(model.basis.strain(stance_forces))[:, 0] * stance_magnitude
+    principal = model.principal({k: f * stance_magnitude for k, f in stance_forces.items()})
+    stance_points = NonlocalStance(model.lattice.points, model.lattice.keys, principal,
+                                   failure_index(principal, options.criterion))
     twin = None
     if twin_E is not None and _has_lesion(mesh, labels):
         healthy = np.full_like(np.asarray(labels), BONE)
@@ -351,6 +369,6 @@ def assess(mesh, facet_tags, E, labels, nu, frame: FemurFrame, body_mass_kg: flo
         region = lesion_region(model, labels)
         twin = compare_twin(model, twin_model, region, stance_forces, stance_magnitude)
     envelope = force_envelope(model, frame, envelope_step_deg) if envelope_step_deg else []
-    return Assessment(stance, rows, stance_strain, model.basis, model.evaluated, model.solver.num_dofs(),
+    return Assessment(stance, rows, stance_strain, stance_points, model.basis, model.evaluated, model.solver.num_dofs(),
                       [h["iterations"] for h in model.solver.history], twin, envelope,
                       envelope_marks(activities, rows) if envelope else [])

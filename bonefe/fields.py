@@ -7,6 +7,10 @@ Field names are ``<activity>_displacement`` (P1 vector, mm), ``<activity>_strain
 tensor, cell average) and ``<activity>_principal_strains`` (DG0 3-vector, ε1 ≥ ε2 ≥ ε3 per cell).
 The total strain energy of each activity, W = ½ ∫ σ(u):ε(u) dx (N·mm = mJ) of the superposed
 displacement, goes to ``strain-energy.json`` in the same folder.
+
+The failure load is read from the nonlocal strain at lattice points (`bonefe.nonlocal_strain`),
+not from these cell fields: `write_failure_points` writes those points with their nonlocal
+strain and failure index under the stance load, so the failure site can be seen where it is read.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from bonefe.solver import (UnitLoadBasis, cell_function, nodal_displacement, pri
                            write_functions)
 
 ENERGY_FILE = "strain-energy.json"
+FAILURE_POINTS = "failure-points.vtp"
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -70,3 +75,22 @@ def write_activity_fields(path, mesh, basis: UnitLoadBasis,
         write_energy_json(path.parent / ENERGY_FILE, energies)
     mesh.comm.barrier()
     return energies
+
+
+def write_failure_points(path, stance, comm) -> None:
+    """The evaluated lattice points of `stance` (`bonefe.assessment.NonlocalStance`, world mm) as
+    VTK PolyData (.vtp, ParaView) with point fields stance_failure_index, and the nonlocal
+    stance_max_principal_strain and stance_min_principal_strain. Gathered on rank 0 in lattice-key
+    order, so the file is the same on any number of ranks. Collective; rank 0 writes."""
+    import pyvista as pv
+
+    parts = comm.gather((stance.keys, stance.points, stance.failure_index, stance.principal), root=0)
+    if comm.rank != 0:
+        return
+    keys, points, index, principal = (np.concatenate([part[i] for part in parts]) for i in range(4))
+    order = np.argsort(keys)
+    cloud = pv.PolyData(points[order])
+    cloud.point_data["stance_failure_index"] = index[order]
+    cloud.point_data["stance_max_principal_strain"] = principal[order, 0]
+    cloud.point_data["stance_min_principal_strain"] = principal[order, 2]
+    cloud.save(str(path))

@@ -9,6 +9,8 @@ run never destroys earlier results. Folder contents:
   fields.xdmf/.h5        per activity at its peak load: displacement, strain tensor and principal
                          strains per cell; per-cell E, density, label and the evaluated-for-failure flag
   strain-energy.json     strain energy per activity (N mm)
+  failure-points.vtp     the lattice points where failure is read, with the nonlocal strain and
+                         failure index under the stance peak load (the failure site has the largest)
   model.inp, model.vtu   the model for CalculiX/Abaqus and ParaView, when the case asks (`exports`)
   report.json/.html/.pdf also carry the failure load's interval when the case (section
                          `uncertainty`) or `bonefe run --uncertainty` asks for it (`bonefe.uncertainty`)
@@ -39,7 +41,7 @@ from bonefe.report import write_report
 from bonefe.risk import risk_category, weight_bearing_fraction
 from bonefe.schema import as_plain
 from bonefe.scores import axial_involvement, mirels_score
-from bonefe.fields import write_activity_fields
+from bonefe.fields import FAILURE_POINTS, write_activity_fields, write_failure_points
 from bonefe.uncertainty import Study, UncertaintyOptions, mesh_case, propagate
 from bonefe.whatif import Scenario, what_if
 
@@ -98,6 +100,7 @@ def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
         peak_forces = {a.name: patch_forces(a, frame, case.patient.body_mass_kg, case.risk.abductor)
                        for a in activities}
         write_activity_fields(out / "fields.xdmf", mesh, result.basis, peak_forces, cells)
+        write_failure_points(out / FAILURE_POINTS, result.stance_points, comm)
         _export(case.exports, out, result.basis, facet_tags, material.E, case.material.poisson,
                 patch_forces(ACTIVITIES[STANCE_ACTIVITY], frame, case.patient.body_mass_kg, case.risk.abductor))
         scenarios = what_if(Scenario(mesh, facet_tags, volume, material_options, frame, case.patient.body_mass_kg,

@@ -3,7 +3,8 @@
 Checks: failure loads in the range measured for real proximal femora under stance loading
 (2-20 kN; Schileo et al. 2008 report 2.0-11.4 kN experimentally, linear onset-of-failure loads
 sit at or below those), the lesioned femur weaker than the same femur without its lesion, the
-same failure load on 1 and 2 MPI ranks, and outputs that survive a failed rerun.
+same failure load and failure points on 1 and 2 MPI ranks, the failure site at the peak of the
+written failure points, and outputs that survive a failed rerun.
 """
 
 import json
@@ -12,7 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import pyvista as pv
 import yaml
 
 from bonefe.phantom import PhantomSpec, write_phantom
@@ -72,6 +75,21 @@ def test_outputs_are_complete_and_consistent(cases, results):
     assert not (out.parent / "neck.partial").exists()
 
 
+def test_the_failure_site_is_the_peak_of_the_written_failure_points(cases, results):
+    """failure-points.vtp holds the nonlocal strain where failure is read: its largest stance
+    failure index sits at the reported failure site and equals the stance (walking) peak force
+    over the failure load (the strain is linear in the load), its strains obey ε1 ≥ ε3."""
+    out = cases["neck"].parent / "runs" / "neck"
+    report = json.loads((out / "report.json").read_text())
+    walking = next(a for a in report["activities"] if a["name"] == "walking")
+    cloud = pv.read(out / "failure-points.vtp")
+    index = cloud.point_data["stance_failure_index"]
+    worst = int(np.argmax(index))
+    assert index[worst] == pytest.approx(walking["peak_force_n"] / report["failure_load_n"], rel=1e-9)
+    np.testing.assert_allclose(cloud.points[worst], report["failure_location_mm"], atol=1e-9)
+    assert np.all(cloud.point_data["stance_max_principal_strain"] >= cloud.point_data["stance_min_principal_strain"])
+
+
 def test_two_ranks_give_the_same_failure_load(cases, results, tmp_path):
     mpirun = Path(sys.executable).parent / "mpirun"
     if not mpirun.exists():
@@ -88,6 +106,11 @@ def test_two_ranks_give_the_same_failure_load(cases, results, tmp_path):
     # iterative solver tolerance (rtol 1e-10 on the residual) bounds the difference
     assert parallel["failure_load_n"] == pytest.approx(results["neck"]["failure_load_n"], rel=1e-6)
     assert parallel["provenance"]["mpi_ranks"] == 2
+    serial_points = pv.read(cases["neck"].parent / "runs" / "neck" / "failure-points.vtp")
+    parallel_points = pv.read(tmp_path / "np2" / "failure-points.vtp")
+    np.testing.assert_array_equal(parallel_points.points, serial_points.points)
+    np.testing.assert_allclose(parallel_points.point_data["stance_failure_index"],
+                               serial_points.point_data["stance_failure_index"], rtol=1e-6, atol=1e-8)
 
 
 def test_a_failed_rerun_keeps_the_earlier_results(cases, results, tmp_path):
