@@ -23,8 +23,10 @@ cut by the surface whose centre lies outside the bone still lends its bone to it
 spheres but is not itself evaluated. Such a bin's sphere reaches only the outermost bone, and
 which of them hold any bone, and how little, depends on how deep the cells' quadrature points
 reach: deeper on a coarse mesh. Evaluating them made the phantom femur's failure load fall by
-about 3 % per refinement (+6.8 % at 3 mm against 1.1 mm, set by bins holding 8–30 % bone); at the
-points in the bone it does not trend (3 mm within 0.2 % of 1.1 mm; docs/validation.md).
+about 3 % per refinement (+6.8 % at 3 mm against 1.1 mm; at 1.4 mm the failing bin held 8 %
+bone). At the points in the bone it does not trend: 3 mm lies within 0.2 % of 1.1 mm, and meshes
+from 6 to 1.1 mm scatter by up to 4.5 % as the surface moves the outermost points in or out
+(docs/validation.md).
 
 The average is linear, so it is applied once to each unit-load strain and superposition holds.
 MPI: bins straddling ranks are summed through a halo of the bins inside each rank's bounding box
