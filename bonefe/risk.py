@@ -72,13 +72,11 @@ class FailureResult:
     """Failure load under one loading direction and where failure starts.
 
     failure_load_n: force magnitude (N) at which the nonlocal strain first reaches the limit.
-    threshold_index: the peak nonlocal failure index at unit load (1/N).
     location_mm: the lattice point where it peaks, world mm (None without points).
     mode: "tensile" or "compressive" at that point (None without mode flags).
     """
 
     failure_load_n: float
-    threshold_index: float
     location_mm: tuple[float, float, float] | None
     mode: str | None
 
@@ -154,7 +152,6 @@ def failure_load(
         raise BonefeError("the unit load produces no strain in the evaluated bone: check the load patch")
     return FailureResult(
         failure_load_n=1.0 / peak[0],
-        threshold_index=float(peak[0]),
         location_mm=None if centres is None else tuple(float(c) for c in peak[1:4]),
         mode=None if tensile is None else ("tensile" if peak[4] else "compressive"),
     )

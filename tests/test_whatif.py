@@ -86,7 +86,7 @@ def stance_state(scenario, volume) -> tuple[float, float]:
     return model.solver.strain_energy(u), model.failure(forces).failure_load_n
 
 
-def test_a_growing_lesion_softens_the_femur_and_ends_weaker(scenario, baseline):
+def test_a_growing_lesion_softens_the_femur_and_ends_weaker(scenario):
     """Each grown state on its own (no running minimum). Growth only lowers moduli, so under a
     fixed load the strain energy (the compliance) cannot fall (Rayleigh's monotonicity of
     compliance in stiffness); the most grown lesion fails at a lower load. The failure load of a
@@ -98,7 +98,6 @@ def test_a_growing_lesion_softens_the_femur_and_ends_weaker(scenario, baseline):
     energies = [energy for energy, _ in states]
     assert np.all(np.diff(sizes) > 0)
     assert all(later >= earlier * (1 - SOLVER_RTOL) for earlier, later in zip(energies, energies[1:]))
-    assert states[0][1] == pytest.approx(baseline, rel=SOLVER_RTOL)
     assert states[-1][1] < states[0][1]
 
 
