@@ -41,6 +41,7 @@ from bonefe.report import write_report
 from bonefe.risk import risk_category, weight_bearing_fraction
 from bonefe.schema import as_plain
 from bonefe.scores import axial_involvement, mirels_score
+from bonefe.synthesis import synthesis_of
 from bonefe.fields import FAILURE_POINTS, write_activity_fields, write_failure_points
 from bonefe.uncertainty import Study, UncertaintyOptions, mesh_case, propagate
 from bonefe.whatif import Scenario, what_if
@@ -237,6 +238,6 @@ def _summary(case: Case, results: dict) -> str:
     interval = "" if spread is None else (
         f" [{100 * spread.interval:g} % interval {spread.lower_n / 1000:.2f}-{spread.upper_n / 1000:.2f} kN"
         + ("" if spread.robust else ", risk category not robust") + "]")
-    return (f"{case.name}: failure load {results['failure_load_n'] / 1000:.2f} kN "
-            f"({results['failure_load_bw']:.1f} x BW){interval}, {results['risk_category']} risk; "
-            f"report: {case.output / 'report.html'}")
+    return (f"{case.name}: {synthesis_of(results).headline}; failure load "
+            f"{results['failure_load_n'] / 1000:.2f} kN ({results['failure_load_bw']:.1f} x BW){interval}, "
+            f"{results['risk_category']} risk by failure load; report: {case.output / 'report.html'}")

@@ -98,7 +98,10 @@ def test_json_round_trips_the_numbers(report):
     assert data["provenance"]["inputs"] == {"ct.nii.gz": "sha256:0f1e"}
     software = data["provenance"].pop("software")
     assert software["bonefe"] == bonefe.__version__ and "numpy" in software
+    assert data["synthesis"]["level"] == "high" and data["synthesis"]["headline"] == "HIGH fracture risk"
+    assert data["exercise_guidance"] == []  # no lesion scores: no guideline rows
     del data["provenance"]["generated_utc"], data["schema"], data["body_weight_n"]
+    del data["synthesis"], data["exercise_guidance"]
     assert build_results(data) == build_results(make_results())
 
 
@@ -221,17 +224,26 @@ def with_scores(mirels_total: int, axial_mm: float) -> dict:
     )
 
 
-def test_report_says_where_fe_and_clinical_scores_agree_or_differ(tmp_path):
-    """FE high risk with Mirels 10 (≥ 9, Mirels 1989) agrees; with Mirels 5 (≤ 7) and 10 mm of
-    axial involvement (≤ 30 mm, Van der Linden 2004) it does not."""
-    agree = build_content(build_results(with_scores(10, 35.0)), {}).agreement
-    differ = build_content(build_results(with_scores(5, 10.0)), {}).agreement
-    assert agree.startswith("Agreement") and "Mirels 10" in agree and "35 mm" in agree
-    assert differ.startswith("Disagreement") and "Mirels 5" in differ
+def test_report_headline_synthesises_fe_and_clinical_scores(tmp_path):
+    """FE high risk (4.4 × BW < 5), SFR 1.62 > 1.48 with Mirels 10 (≥ 9, Mirels 1989) and 35 mm axial
+    involvement (> 30 mm, Van der Linden 2004): all high, red HIGH. With Mirels 5 (≤ 7) and 10 mm
+    the indicators disagree: amber INDETERMINATE, never a contradiction in one sentence."""
+    agree = build_content(build_results(with_scores(10, 35.0)), {})
+    differ = build_content(build_results(with_scores(5, 10.0)), {})
+    assert agree.level == "high" and agree.headline == "HIGH fracture risk"
+    assert agree.agreement == ("Failure load (4.4 × BW), strain fold ratio (1.62 vs 1.48), Mirels score (10) "
+                               "and axial cortical involvement (35 mm) point to high risk; none points "
+                               "the other way.")
+    assert differ.level == "indeterminate" and differ.headline == "INDETERMINATE: indicators disagree"
+    assert differ.agreement.startswith("Indicators disagree: failure load (4.4 × BW) and strain fold ratio "
+                                       "(1.62 vs 1.48) point to high risk, Mirels score (5) and axial "
+                                       "cortical involvement (10 mm) to low risk.")
     written = write_report(tmp_path, with_scores(10, 35.0))
     assert image_is_real(written["envelope"])
     html = written["html"].read_text()
     assert "Mirels score" in html and "Axial cortical involvement" in html and "lesion-free twin" in html
+    assert "level-high" in html and "Exercise guidance beside the FE verdict" in html
+    assert "agree for all 2 activities it covers" in html  # walking: caution vs not included; stairs: IBMEWG
     report = json.loads(written["json"].read_text())
     assert report["mirels"]["total_min"] == 10 and report["twin_failure_load_n"] == 6000.0
 

@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from bonefe.guidelines import FEMORAL_SITE, GALVAO, guideline_rows
 from bonefe.report.results import ReportResults
-
-HEADLINES = {
-    "high": "HIGH fracture risk",
-    "moderate": "MODERATE fracture risk",
-    "low": "LOW fracture risk",
-}
+from bonefe.synthesis import synthesis_of
 
 DISCLAIMER = (
     "Research software, not a certified medical device. The numbers come from a linear-elastic "
@@ -33,6 +29,8 @@ class Content:
     key_rows: list[tuple[str, str, str, str]]
     activity_rows: list[tuple[str, str, str, str, str, str]]
     activity_verdicts: list[str]
+    guideline_summary: str
+    guideline_rows: list[tuple[str, str, str, str, str]]
     input_rows: list[tuple[str, str]]
     assumptions: list[str]
     provenance_text: str
@@ -41,6 +39,7 @@ class Content:
 
 KEY_HEADER = ("Quantity", "Value", "Threshold", "Reference")
 ACTIVITY_HEADER = ("Activity", "Peak hip force", "Allowed force", "Safety factor", "Verdict", "Source")
+GUIDELINE_HEADER = ("Activity", "FE verdict", "Guideline", "FE vs guideline", "Source")
 INPUT_HEADER = ("Input", "Value")
 
 
@@ -195,35 +194,17 @@ def _score_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def _fe_high(r: ReportResults) -> bool:
-    """The FE model calls the risk high: failure load category or strain fold ratio."""
-    sfr_high = r.strain_fold_ratio is not None and r.strain_fold_ratio > r.sfr_threshold
-    return r.risk_category == "high" or sfr_high
-
-
-def agreement(r: ReportResults) -> str:
-    """One sentence on whether the FE result and the clinical scores agree ('' without scores)."""
-    if r.mirels is None and r.axial_involvement is None:
-        return ""
-    high, low = [], []
-    if r.mirels is not None:
-        m = r.mirels
-        total = f"Mirels {m.total_min}" + ("" if m.total_min == m.total_max else f"–{m.total_max}")
-        (high if m.total_min >= 9 else low if m.total_max <= 7 else []).append(total)
-    if r.axial_involvement is not None:
-        a = r.axial_involvement
-        (high if a.high_risk else low).append(f"axial cortical involvement {a.length_mm:.0f} mm")
-    fe = f"the FE model ({r.risk_category} risk by failure load" + (
-        f", strain fold ratio {r.strain_fold_ratio:.2f})" if r.strain_fold_ratio is not None else ")")
-    if high and _fe_high(r):
-        return f"Agreement: {fe} and the clinical scores ({', '.join(high)}) both point to high risk."
-    if high:
-        return (f"Disagreement: {fe} does not call the risk high, but {', '.join(high)} "
-                "does: weigh both before deciding.")
-    if _fe_high(r):
-        return (f"Disagreement: {fe} calls the risk high while the clinical scores "
-                f"({', '.join(low) or 'borderline'}) do not: weigh both before deciding.")
-    return f"Agreement: neither {fe} nor the clinical scores ({', '.join(low) or 'borderline'}) call the risk high."
+def _guidelines(r: ReportResults) -> tuple[str, list[tuple[str, str, str, str, str]]]:
+    """Published exercise guidance beside each FE verdict, for a bone with a lesion (else none)."""
+    if r.mirels is None:
+        return "", []
+    rows = guideline_rows(r.activities)
+    differing = [row.label for row in rows if row.differ]
+    where = f"for a {FEMORAL_SITE} lesion ({GALVAO}; its only femoral row)"
+    summary = (f"Exercise guidance {where} and the FE verdicts differ for {len(differing)} of {len(rows)} "
+               f"activities: {', '.join(differing)}." if differing else
+               f"Exercise guidance {where} and the FE verdicts agree for all {len(rows)} activities it covers.")
+    return summary, [(row.label, row.fe, row.guideline, row.comparison, row.source) for row in rows]
 
 
 def _activity_rows(r: ReportResults) -> list[tuple[str, str, str, str, str, str]]:
@@ -263,16 +244,20 @@ def build_content(r: ReportResults, software: dict) -> Content:
         f"{r.failure_mode} failure starts at {_location(r)}."
     )
     provenance = {**r.provenance, "software": software}
+    synthesis = synthesis_of(r)
+    guideline_summary, guideline_table = _guidelines(r)
     return Content(
         title=f"bonefe fracture-risk report: {r.case_name}",
-        level=r.risk_category,
-        headline=HEADLINES[r.risk_category],
+        level=synthesis.level,
+        headline=synthesis.headline,
         summary=summary,
         walking_advice=_walking_advice(r),
-        agreement=agreement(r),
+        agreement=synthesis.sentence,
         key_rows=_key_rows(r),
         activity_rows=_activity_rows(r),
         activity_verdicts=[a.verdict for a in r.activities],
+        guideline_summary=guideline_summary,
+        guideline_rows=guideline_table,
         input_rows=_input_rows(r),
         assumptions=list(r.assumptions),
         provenance_text=json.dumps(provenance, indent=2, sort_keys=True),

@@ -8,7 +8,7 @@ from html import escape
 from importlib.resources import files
 from string import Template
 
-from bonefe.report.content import ACTIVITY_HEADER, INPUT_HEADER, KEY_HEADER, Content
+from bonefe.report.content import ACTIVITY_HEADER, GUIDELINE_HEADER, INPUT_HEADER, KEY_HEADER, Content
 from bonefe.report.pictures import Picture
 
 
@@ -48,6 +48,10 @@ def render_html(content: Content, pictures: list[Picture], generated: str) -> st
         return "ref" if j == reference_column else ""
 
     assumptions = "".join(f"<li>{escape(a)}</li>" for a in content.assumptions)
+    guidelines = (f"<h2>Exercise guidance beside the FE verdict</h2><p id=\"guidelines\">"
+                  f"{escape(content.guideline_summary)}</p>"
+                  + _table(GUIDELINE_HEADER, content.guideline_rows, lambda i, j: "ref" if j == 4 else "")
+                  if content.guideline_rows else "")
     return template.substitute(
         title=escape(content.title),
         level=escape(content.level),
@@ -58,6 +62,7 @@ def render_html(content: Content, pictures: list[Picture], generated: str) -> st
         key_table=_table(KEY_HEADER, content.key_rows, lambda i, j: "ref" if j == 3 else ""),
         pictures="\n".join(_figure(p) for p in pictures),
         activity_table=_table(ACTIVITY_HEADER, content.activity_rows, activity_class),
+        guidelines=guidelines,
         input_table=_table(INPUT_HEADER, content.input_rows),
         assumptions=f"<ul>{assumptions}</ul>" if assumptions else "<p>None recorded.</p>",
         generated=escape(generated),

@@ -9,11 +9,12 @@ import matplotlib
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
-from bonefe.report.content import ACTIVITY_HEADER, INPUT_HEADER, KEY_HEADER, Content
+from bonefe.report.content import ACTIVITY_HEADER, GUIDELINE_HEADER, INPUT_HEADER, KEY_HEADER, Content
 from bonefe.report.pictures import Picture
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-LEVEL_COLOURS = {"high": (198, 40, 40), "moderate": (239, 143, 0), "low": (46, 125, 50)}
+LEVEL_COLOURS = {"high": (198, 40, 40), "moderate": (239, 143, 0), "indeterminate": (239, 143, 0),
+                 "low": (46, 125, 50)}
 VERDICT_FILLS = {"safe": (227, 241, 228), "caution": (255, 241, 220), "avoid": (251, 227, 227)}
 
 
@@ -92,6 +93,10 @@ def render_pdf(content: Content, pictures: list[Picture], generated: str) -> byt
     verdict_column = ACTIVITY_HEADER.index("Verdict")
     fills = {(i, verdict_column): VERDICT_FILLS[v] for i, v in enumerate(content.activity_verdicts)}
     _table(pdf, ACTIVITY_HEADER, content.activity_rows, (28, 30, 30, 17, 17, 58), fills)
+    if content.guideline_rows:
+        _heading(pdf, "Exercise guidance beside the FE verdict")
+        pdf.multi_cell(0, 4.5, content.guideline_summary, new_x="LMARGIN", new_y="NEXT")
+        _table(pdf, GUIDELINE_HEADER, content.guideline_rows, (30, 30, 42, 42, 36))
     pdf.add_page()
     _heading(pdf, "Pictures")
     _pictures(pdf, pictures)

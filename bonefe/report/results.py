@@ -29,8 +29,10 @@ from bonefe.risk import (
     risk_category,
 )
 from bonefe.assessment import EnvelopeMark, EnvelopePlane
+from bonefe.guidelines import guideline_rows
 from bonefe.schema import as_plain, build
 from bonefe.scores import AxialInvolvement, MirelsScore
+from bonefe.synthesis import synthesis_of
 from bonefe.uncertainty import UncertaintyResult
 from bonefe.whatif import WhatIfSeries
 
@@ -161,7 +163,11 @@ def build_results(results: dict) -> ReportResults:
 
 
 def results_json(results: ReportResults, software: dict) -> dict:
-    """The report.json payload: every field, body weight, and provenance extended by `software`."""
-    payload = {"schema": SCHEMA, **as_plain(results), "body_weight_n": results.body_weight_n}
+    """The report.json payload: every field, body weight, the synthesised headline
+    (`bonefe.synthesis`), the exercise guidance beside each FE verdict when the bone has a lesion
+    (`bonefe.guidelines`), and provenance extended by `software`."""
+    payload = {"schema": SCHEMA, **as_plain(results), "body_weight_n": results.body_weight_n,
+               "synthesis": as_plain(synthesis_of(results)),
+               "exercise_guidance": as_plain(guideline_rows(results.activities) if results.mirels else [])}
     payload["provenance"] = {**payload["provenance"], "software": software}
     return payload
