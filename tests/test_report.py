@@ -243,7 +243,7 @@ def test_report_headline_synthesises_fe_and_clinical_scores(tmp_path):
     html = written["html"].read_text()
     assert "Mirels score" in html and "Axial cortical involvement" in html and "lesion-free twin" in html
     assert "level-high" in html and "Exercise guidance beside the FE verdict" in html
-    assert "agree for all 2 activities it covers" in html  # walking: caution vs not included; stairs: IBMEWG
+    assert "agree for every activity it rules on (1)" in html  # walking: caution vs not included
     report = json.loads(written["json"].read_text())
     assert report["mirels"]["total_min"] == 10 and report["twin_failure_load_n"] == 6000.0
 

@@ -199,11 +199,12 @@ def _guidelines(r: ReportResults) -> tuple[str, list[tuple[str, str, str, str, s
     if r.mirels is None:
         return "", []
     rows = guideline_rows(r.activities)
-    differing = [row.label for row in rows if row.differ]
+    ruled = [row for row in rows if row.source == GALVAO]
+    differing = [row.label for row in ruled if row.differ]
     where = f"for a {FEMORAL_SITE} lesion ({GALVAO}; its only femoral row)"
-    summary = (f"Exercise guidance {where} and the FE verdicts differ for {len(differing)} of {len(rows)} "
-               f"activities: {', '.join(differing)}." if differing else
-               f"Exercise guidance {where} and the FE verdicts agree for all {len(rows)} activities it covers.")
+    summary = (f"Exercise guidance {where} and the FE verdicts differ for {len(differing)} of the {len(ruled)} "
+               f"activities it rules on: {', '.join(differing)}." if differing else
+               f"Exercise guidance {where} and the FE verdicts agree for every activity it rules on ({len(ruled)}).")
     return summary, [(row.label, row.fe, row.guideline, row.comparison, row.source) for row in rows]
 
 
