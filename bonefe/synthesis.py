@@ -2,19 +2,12 @@
 
 Each available indicator casts one vote, "high", "borderline" or "low":
 
-=========================  =====================================  ==================================
-indicator                  high                                   low (else borderline)
-=========================  =====================================  ==================================
-failure load (FE)          category "high" (below the high       category "low"; "moderate" is
-                           threshold, `bonefe.risk.RiskThresholds`) borderline
-strain fold ratio (FE)     SFR > 1.48 (Sternheim et al. 2020)     SFR ≤ 1.48
-fall (FE)                  factor of risk Φ = impact force /      Φ < 1
-                           fall strength ≥ 1 (Hayes; Bouxsein
-                           et al. 2007)
-Mirels score               ≥ 9: prophylactic fixation (Mirels     ≤ 7; 8 (or a pain-dependent range
-                           1989)                                  across 8) is borderline
-axial cortical involvement > 30 mm (Van der Linden et al. 2004)   ≤ 30 mm
-=========================  =====================================  ==================================
+* failure load (FE): its category (`bonefe.risk.RiskThresholds`), "moderate" being borderline;
+* strain fold ratio (FE): high above 1.48 (Sternheim et al. 2020), else low;
+* fall (FE): factor of risk Φ = impact force / fall strength, high from 1 (Bouxsein et al. 2007);
+* Mirels score: high from 9 (prophylactic fixation), low up to 7, borderline at 8 or when the
+  pain-dependent range spans 8 (Mirels 1989);
+* axial cortical involvement: high above 30 mm (Van der Linden et al. 2004), else low.
 
 The rule (conservative: a validated warning is never outvoted into a green LOW):
 
@@ -27,9 +20,9 @@ The fall indicator is read from ``results["fall"]`` with ``fall_strength_n`` and
 ``impact_force_n`` when the fall case was computed (absent otherwise).
 
 References: Sternheim A et al. 2020, Bone Joint J 102-B(5); Mirels H 1989, Clin Orthop Relat Res
-249:256-264; Van der Linden YM et al. 2004, J Bone Joint Surg Br 86-B:566-573; Bouxsein ML et al. 2007, J Bone Miner
-Res 22:825 (factor of risk = fall force / femoral strength); Eggermont F et al. 2018, Bone Joint
-Res 7:430 (FE failure load better than clinical assessment).
+249:256-264; Van der Linden YM et al. 2004, J Bone Joint Surg Br 86-B:566-573; Bouxsein ML et al.
+2007, J Bone Miner Res 22:825 (factor of risk = fall force / femoral strength); Eggermont F et al.
+2018, Bone Joint Res 7:430-439 (FE failure load better than clinical assessment).
 """
 
 from __future__ import annotations
