@@ -72,6 +72,10 @@ def test_outputs_are_complete_and_consistent(cases, results):
     assert report["failure_load_n"] == pytest.approx(results["neck"]["failure_load_n"], rel=1e-12)
     assert report["failure_load_bw"] == pytest.approx(report["failure_load_n"] / (75 * 9.81))
     assert {a["name"] for a in report["activities"]} >= {"walking", "stairs_up", "jogging"}
+    # one synthesised headline (bonefe.synthesis) and the guidance beside each verdict (lesioned bone)
+    assert report["synthesis"]["headline"] in ("HIGH fracture risk", "INDETERMINATE: indicators disagree",
+                                               "MODERATE fracture risk", "LOW fracture risk")
+    assert {row["label"] for row in report["exercise_guidance"]} >= {"Walking (~4 km/h)", "Body-weight squat (both legs)"}
     assert not (out.parent / "neck.partial").exists()
 
 

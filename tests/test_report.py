@@ -20,6 +20,7 @@ from bonefe import risk
 from bonefe.errors import BonefeError
 from bonefe.report import build_results, write_report
 from bonefe.report.content import build_content
+from bonefe.report.html import render_html
 from bonefe.report.pictures import PICTURE_SIZE, image_is_real
 
 MASS_KG = 70.0
@@ -235,6 +236,7 @@ def test_report_headline_synthesises_fe_and_clinical_scores(tmp_path):
                                "and axial cortical involvement (35 mm) point to high risk; none points "
                                "the other way.")
     assert differ.level == "indeterminate" and differ.headline == "INDETERMINATE: indicators disagree"
+    assert 'class="verdict level-indeterminate"' in render_html(differ, [], "now")
     assert differ.agreement.startswith("Indicators disagree: failure load (4.4 × BW) and strain fold ratio "
                                        "(1.62 vs 1.48) point to high risk, Mirels score (5) and axial "
                                        "cortical involvement (10 mm) to low risk.")
