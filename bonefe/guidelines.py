@@ -12,7 +12,7 @@ bonefe models femora, so a femoral lesion takes the programme's "proximal femur"
 femoral row; for a shaft lesion this is a departure, said in the report). Each library activity
 is put in one exercise class by `ACTIVITY_CLASSES` (bonefe's classification, not the programme's:
 water exercise counts as non-weight-bearing for its buoyancy). Activities not listed (stumbling,
-the vibration platform, custom activities) have no rule.
+the vibration platform, the dynamic physiotherapy class, custom activities) have no rule.
 """
 
 from __future__ import annotations
