@@ -56,7 +56,7 @@ FALL_TILTS_DEG = (10.0, 20.0, 30.0)
 J Bone Joint Surg Am 77:387), up to 30° in the published sweeps (Keyak et al. 2001)."""
 FALL_ROTATIONS_DEG = (10.0, 20.0, 30.0)
 """β, internal rotation of the femur (°), impact on the posterolateral trochanter: 15° in the
-standard test (Courtney 1995), 0–30° in Pinilla et al. 1996 (Calcif Tissue Int 59:1)."""
+standard test (Courtney 1995), 0–30° in Pinilla et al. 1996 (Calcif Tissue Int 58:231)."""
 SUPPORT_STIFFNESS_N_MM3 = 1000.0
 """Stiffness per area of the trochanter and pin supports (N/mm³): 0.006 mm under 4 kN on the 7 cm²
 trochanter patch, far stiffer than the femur (≈ 1–5 kN/mm), so the supports act as rigid as in
