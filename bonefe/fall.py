@@ -60,14 +60,15 @@ standard test (Courtney 1995), 0–30° in Pinilla et al. 1996 (Calcif Tissue In
 SUPPORT_STIFFNESS_N_MM3 = 1000.0
 """Stiffness per area of the trochanter and pin supports (N/mm³): 0.006 mm under 4 kN on the 7 cm²
 trochanter patch, far stiffer than the femur (≈ 1–5 kN/mm), so the supports act as rigid as in
-the FE models cited; k·h/E ≈ 0.3 at 3 mm elements in cortex, so the solver's conditioning keeps."""
+the FE models cited; k·h/E ≈ 0.2 at 3 mm elements in cortex, so the solver's conditioning keeps."""
 HINGE_BAND_MM = 5.0
 """The pinned section of a whole femur: the potted-shaft facets (`bonefe.anatomy.POTTED_BELOW_HEAD_MM`)
 within this distance of its proximal edge. On a proximal femur the distal cut is the section."""
 PIN_STRIP_MM = 3.0
 """Half-width (mm) of the strip about the pin line that holds the section along the shaft: one
-element at the default mesh size, so it is never empty yet resists rotation about the pin by
-< 1e-5 of the trochanter support."""
+element at the default mesh size, so it is never empty; its resistance to turning about the pin,
+k ∫ b² dA times the section's rotation, stays under 0.1 % of the load's moment on a femur-like
+tube (tests/test_fall.py)."""
 
 IMPACT_FACTOR = 8.25
 """Peak impact force on the trochanter in a sideways fall from standing height, in body weights at
