@@ -170,16 +170,21 @@ def pin_springs(mesh, section, centre, shaft_axis, direction,
                 stiffness: float = SUPPORT_STIFFNESS_N_MM3) -> list[tuple[np.ndarray, float, np.ndarray]]:
     """Elastic supports of a pinned section (local facets) for a load along `direction`: the pin
     axis p = d × s passes through `centre` (world mm); in-plane p and q = s × p on the whole section,
-    axial s on the strip within PIN_STRIP_MM of the pin line."""
+    axial s on the strip within PIN_STRIP_MM of the pin line (widened by doubling on meshes too
+    coarse to have a facet midpoint there)."""
     s = _unit(shaft_axis)
     p = _unit(np.cross(direction, s))
     q = np.cross(s, p)
     section = np.asarray(section, np.int32)
-    strip = section[np.abs((_midpoints(mesh, section) - centre) @ q) <= PIN_STRIP_MM]
-    if mesh.comm.allreduce(strip.size, op=MPI.SUM) == 0:
-        raise BonefeError("sideways fall: no facet of the pinned section lies on its pin line; "
-                          "check landmarks distal_centre and shaft_axis in the case file")
-    return [(section, stiffness, p), (section, stiffness, q), (strip, stiffness, s)]
+    offset = np.abs((_midpoints(mesh, section) - centre) @ q)
+    reach = mesh.comm.allreduce(float(offset.max()) if offset.size else 0.0, op=MPI.MAX)
+    half = PIN_STRIP_MM
+    while mesh.comm.allreduce(int(np.count_nonzero(offset <= half)), op=MPI.SUM) == 0:
+        if half > reach:
+            raise BonefeError("sideways fall: the pinned section has no facets; check landmarks "
+                              "distal_centre and shaft_axis in the case file")
+        half *= 2.0
+    return [(section, stiffness, p), (section, stiffness, q), (section[offset <= half], stiffness, s)]
 
 
 class FallModel:
