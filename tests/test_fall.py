@@ -128,3 +128,21 @@ def test_real_femur_fall_strength_lies_in_the_cadaver_range():
     directions = femur_fall(*real_femur(folder / "femur.stl", folder / "femur_cortex.stl"), 5.0)
     assert 633.0 <= _strength(directions) <= 9380.0
     assert _weaker_as_rotated(directions)
+
+
+@pytest.mark.parametrize("patient, message", [
+    ("{body_mass_kg: 70, height_m: 170}", "give metres"),
+    ("{body_mass_kg: 70, trochanteric_soft_tissue_mm: -5}", "trochanteric_soft_tissue_mm must be between"),
+])
+def test_case_file_fall_keys_are_checked(tmp_path, patient, message):
+    """A height in cm or a negative soft-tissue thickness is refused with one clear line; the
+    defaults are the impact formula's reference height (1.70 m) and no attenuation."""
+    from bonefe.case import load_case
+
+    text = f"name: c\nct: ct.nii.gz\nlabels: labels.nii.gz\npatient: {patient}\n"
+    (tmp_path / "case.yaml").write_text(text)
+    with pytest.raises(BonefeError, match=message):
+        load_case(tmp_path / "case.yaml")
+    (tmp_path / "case.yaml").write_text(text.replace(patient, "{body_mass_kg: 70}"))
+    default = load_case(tmp_path / "case.yaml").patient
+    assert (default.height_m, default.trochanteric_soft_tissue_mm) == (1.70, None)
