@@ -7,11 +7,15 @@ BIN    := $(VENV)/bin
 NP     ?= 2
 DEMO   := cases/femur-neck-lytic.yaml
 PHANTOM_DIR := cases/data/phantom-neck-lytic
+# The demo lesion: 20 mm lytic, inferomedial neck (the calcar side, compressed in stance), breaching
+# the cortex; it halves the femur's stance strength and failure starts at it (tests/test_demo.py).
+DEMO_LESION := --lesion-site neck_inferomedial --lesion-diameter 20 --cortical-involvement 1
 # Test files that exercise distributed dolfinx code; they run again under `mpirun -n 2`.
 MPI_TESTS := tests/test_solver_verification.py tests/test_fields.py tests/test_meshing.py \
              tests/test_materials.py tests/test_anatomy.py tests/test_risk.py tests/test_assessment.py \
              tests/test_export.py tests/test_calculix.py tests/test_whatif.py tests/test_real_ct.py \
-             tests/test_uncertainty.py tests/test_validation.py tests/test_nonlocal_strain.py
+             tests/test_uncertainty.py tests/test_validation.py tests/test_nonlocal_strain.py \
+             tests/test_fall.py tests/test_demo.py
 
 .PHONY: venv demo test benchmarks clean
 
@@ -25,7 +29,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: venv
-	$(BIN)/bonefe phantom --out $(PHANTOM_DIR) --lesion-site neck --lesion-diameter 20
+	$(BIN)/bonefe phantom --out $(PHANTOM_DIR) $(DEMO_LESION)
 	$(BIN)/mpirun -n $(NP) $(BIN)/bonefe run $(DEMO)
 
 test: venv

@@ -448,16 +448,18 @@ def _head_cap(facets: ExteriorFacets, frame: FemurFrame, cap_axis, half_angle_de
     return on_sphere & (offset @ _unit(cap_axis) >= distance * np.cos(np.radians(half_angle_deg)))
 
 
-def _trochanter(facets: ExteriorFacets, frame: FemurFrame, radius_mm: float, comm) -> np.ndarray:
-    """Facets within radius_mm of the most lateral exterior point above the trochanter level, facing laterally."""
+def _trochanter(facets: ExteriorFacets, frame: FemurFrame, radius_mm: float, comm, towards=None) -> np.ndarray:
+    """Facets within radius_mm of the exterior point above the trochanter level farthest along
+    `towards` (world unit vector; default lateral), facing that way."""
     medial, _, superior = frame.basis().T
+    towards = -medial if towards is None else _unit(np.asarray(towards, float))
     offset = facets.midpoint - frame.head_centre
     candidates = np.flatnonzero(offset @ superior >= -TROCHANTER_LEVEL * frame.head_radius)
-    lateral = -(offset[candidates] @ medial)
-    best = (lateral.max(), *facets.midpoint[candidates[np.argmax(lateral)]]) if len(candidates) else (-np.inf, 0, 0, 0)
+    reach = offset[candidates] @ towards
+    best = (reach.max(), *facets.midpoint[candidates[np.argmax(reach)]]) if len(candidates) else (-np.inf, 0, 0, 0)
     tip = np.array(max(comm.allgather(tuple(map(float, best))))[1:])
     near = np.linalg.norm(facets.midpoint - tip, axis=1) <= radius_mm
-    return near & (facets.normal @ medial < 0)
+    return near & (facets.normal @ towards > 0)
 
 
 def boundary_tags(mesh, frame: FemurFrame, cap_axis=None, cap_half_angle_deg: float = CAP_HALF_ANGLE_DEG,
@@ -493,3 +495,24 @@ def boundary_tags(mesh, frame: FemurFrame, cap_axis=None, cap_half_angle_deg: fl
     tags = meshtags(mesh, 2, facets.index[tagged].astype(np.int32), values[tagged])
     tags.name = "facet_tags"
     return tags
+
+
+def fall_patches(mesh, frame: FemurFrame, direction) -> tuple[np.ndarray, np.ndarray]:
+    """Local facet indices of the sideways-fall contacts for a force on the head along the world
+    unit vector `direction`: the head cap facing the acetabulum (CAP_HALF_ANGLE_DEG about
+    −direction) and the greater-trochanter patch (TROCHANTER_RADIUS_MM) on the side the ground is,
+    found along the part of `direction` normal to the superior axis (the trochanter stays the
+    support whatever the shaft's tilt). Raises BonefeError when either is empty (`bonefe.fall`)."""
+    from mpi4py import MPI
+
+    direction = _unit(np.asarray(direction, float))
+    superior = frame.basis()[:, 2]
+    facets = ExteriorFacets.of(mesh)
+    head = _head_cap(facets, frame, -direction, CAP_HALF_ANGLE_DEG)
+    trochanter = _trochanter(facets, frame, TROCHANTER_RADIUS_MM, mesh.comm,
+                             direction - (direction @ superior) * superior) & ~head
+    for name, chosen in (("head contact", head), ("greater trochanter support", trochanter)):
+        if mesh.comm.allreduce(float(facets.area[chosen].sum()), op=MPI.SUM) == 0:
+            raise BonefeError(f"the sideways-fall {name} patch is empty: check landmarks head_centre, "
+                              "head_radius and neck_axis in the case file")
+    return facets.index[head].astype(np.int32), facets.index[trochanter].astype(np.int32)

@@ -34,15 +34,26 @@ class Patient:
     body_mass_kg: body mass (kg); body weight BW = mass × 9.81 N scales every activity load.
     side: which femur ("left" or "right").
     pain: Mirels pain component when the clinician supplies it.
+    height_m: body height (m) for the sideways-fall impact force; default 1.70 m, the reference
+        height of the impact formula (`bonefe.fall.impact_force`, van den Kroonenberg et al. 1995).
+    trochanteric_soft_tissue_mm: soft tissue over the greater trochanter (mm, from the CT) that
+        attenuates the fall impact (Robinovitch et al. 1995); None: not attenuated (cautious).
     """
 
     body_mass_kg: float
     side: Literal["left", "right"] = "left"
     pain: Literal["mild", "moderate", "functional"] | None = None
+    height_m: float = 1.70
+    trochanteric_soft_tissue_mm: float | None = None
 
     def __post_init__(self):
         if not 20 <= self.body_mass_kg <= 300:
             raise ValueError(f"body_mass_kg must be between 20 and 300 kg (got {self.body_mass_kg})")
+        if not 1.0 <= self.height_m <= 2.3:
+            raise ValueError(f"height_m must be between 1.0 and 2.3 m (got {self.height_m}); give metres, not cm")
+        tissue = self.trochanteric_soft_tissue_mm
+        if tissue is not None and not 0 <= tissue <= 100:
+            raise ValueError(f"trochanteric_soft_tissue_mm must be between 0 and 100 mm (got {tissue})")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from bonefe.calibration import calibration_errors, raw_labels_on_ct, resolve_cal
 from bonefe.case import Case, load_case
 from bonefe.errors import BonefeError
 from bonefe.export import export_inp, export_mesh, gather_cells, gather_mesh
+from bonefe.fall import fall_risk, fall_strength
 from bonefe.imaging import read_volume
 from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, activity_from_dict, patch_forces
 from bonefe.materials import cell_material, healthy_volume
@@ -94,6 +95,10 @@ def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
         activities = activity_list(case.activities, [activity_from_dict(a) for a in case.custom_activities])
         result = assess(mesh, facet_tags, material.E, material.label, case.material.poisson, frame,
                         case.patient.body_mass_kg, activities, case.risk, case.solver.degree, twin_E)
+        patient = case.patient
+        fall = fall_risk(fall_strength(mesh, facet_tags, material.E, material.label, case.material.poisson, frame,
+                                       case.risk, case.solver.degree),
+                         patient.body_mass_kg, patient.height_m, patient.trochanteric_soft_tissue_mm)
         scores = {"mirels": mirels_score(volume, frame, case.patient.pain),
                   "axial_involvement": axial_involvement(volume, frame, twin_volume)}
         cells = {"E": material.E, "density": material.rho_app, "label": material.label,
@@ -117,6 +122,7 @@ def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
         picture = _picture_mesh(mesh, result.stance_strain, material.label)
         results = _results(case, bone.quality, result, progress.timings, scores, material_options, scenarios)
         results["uncertainty"] = spread
+        results["fall"] = as_plain(fall)  # plain keys: results["fall"]["fall_strength_n"]
         if comm.rank == 0:
             write_report(out, results, picture)
     return results
@@ -222,8 +228,10 @@ def _assumptions(case: Case) -> list[str]:
         "Linear elastic, isotropic material mapped from CT; failure is the onset of local failure "
         "by the maximum principal strain criterion (Schileo et al. 2008) on the strain averaged over "
         f"{case.risk.averaging_radius_mm:g} mm spheres of bone.",
-        "Distal end of the model fixed; hip-contact and fall forces spread uniformly over a "
-        "surface patch of the femoral head or greater trochanter.",
+        "Activities: distal end of the model fixed; hip-contact forces spread uniformly over a "
+        "surface patch of the femoral head. Sideways fall: the head loaded through the acetabulum, the "
+        "greater trochanter supported, the distal femur pinned (the cadaver test of Courtney et al. 1995), "
+        "shaft tilted 10-30 deg and internally rotated 10-30 deg.",
         f"Cells within {case.risk.exclusion_mm:g} mm of a load or support patch and lesion tissue "
         "itself are not evaluated for failure.",
         "Activity forces are population peak values from instrumented hip implants, scaled by body weight.",
@@ -240,4 +248,7 @@ def _summary(case: Case, results: dict) -> str:
         + ("" if spread.robust else ", risk category not robust") + "]")
     return (f"{case.name}: {synthesis_of(results).headline}; failure load "
             f"{results['failure_load_n'] / 1000:.2f} kN ({results['failure_load_bw']:.1f} x BW){interval}, "
-            f"{results['risk_category']} risk by failure load; report: {case.output / 'report.html'}")
+            f"{results['risk_category']} risk by failure load; "
+            f"fall strength {results['fall']['fall_strength_n'] / 1000:.2f} kN "
+            f"(factor of risk {results['fall']['factor_of_risk']:.2f}); "
+            f"report: {case.output / 'report.html'}")

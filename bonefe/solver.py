@@ -221,11 +221,15 @@ class ElasticitySolver:
     petsc_options: options overriding :data:`DEFAULT_PETSC_OPTIONS` (keys without prefix).
     rollers:       optional (facets, component) pairs where only that displacement component is 0
                    (symmetry planes of verification models).
+    springs:       optional (facets, stiffness N/mm³, unit direction) elastic supports: a traction
+                   −k (u·n) n on those facets, i.e. ∫ k (u·n)(v·n) ds added to the operator (a
+                   stiff pad or a roller in any direction, `bonefe.fall`).
     """
 
     def __init__(self, mesh, E, nu, fixed_facets, degree: int = 1,
                  petsc_options: Mapping[str, object] | None = None,
-                 rollers: Sequence[tuple[np.ndarray, int]] = ()):
+                 rollers: Sequence[tuple[np.ndarray, int]] = (),
+                 springs: Sequence[tuple[np.ndarray, float, np.ndarray]] = ()):
         self.mesh = mesh
         self.comm = mesh.comm
         self._check_material(E, nu)
@@ -233,8 +237,9 @@ class ElasticitySolver:
         self.nu = cell_function(mesh, nu, "nu")
         self.V = fem.functionspace(mesh, ("Lagrange", degree, (mesh.geometry.dim,)))
         self._u, self._v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
-        self.bcs = self._supports(fixed_facets, rollers)
-        self.a = fem.form(ufl.inner(self.stress(self._u), epsilon(self._v)) * ufl.dx)
+        self.bcs = self._supports(fixed_facets, rollers, has_springs=len(springs) > 0)
+        form = ufl.inner(self.stress(self._u), epsilon(self._v)) * ufl.dx
+        self.a = fem.form(form + self._spring_form(springs) if springs else form)
         self.A = dolfinx.fem.petsc.assemble_matrix(self.a, bcs=self.bcs)
         self.A.assemble()
         self.A.setNearNullSpace(rigid_body_modes(self.V))
@@ -242,6 +247,24 @@ class ElasticitySolver:
         self.ksp = self._make_ksp(petsc_options or {})
         self.b = dolfinx.fem.petsc.create_vector(self.V)
         self.history: list[dict] = []
+
+    def _spring_form(self, springs):
+        """Σ ∫ k (u·n)(v·n) ds over each spring's facets. One form takes one facet tagging, and
+        spring patches may overlap: a facet's tag is the bit mask of the springs holding it."""
+        fdim = self.mesh.topology.dim - 1
+        self.mesh.topology.create_connectivity(fdim, self.mesh.topology.dim)
+        every = np.unique(np.concatenate([np.asarray(f, np.int32) for f, _, _ in springs]))
+        masks = np.zeros(every.size, np.int32)
+        for bit, (facets, _, _) in enumerate(springs):
+            masks[np.searchsorted(every, np.asarray(facets, np.int32))] |= 1 << bit
+        ds = ufl.Measure("ds", domain=self.mesh,
+                         subdomain_data=dolfinx.mesh.meshtags(self.mesh, fdim, every, masks))
+        form = 0
+        for bit, (_, stiffness, direction) in enumerate(springs):
+            n = fem.Constant(self.mesh, np.asarray(direction, dtype=PETSc.ScalarType))
+            tags = tuple(m for m in range(1, 1 << len(springs)) if m >> bit & 1)
+            form += float(stiffness) * ufl.dot(self._u, n) * ufl.dot(self._v, n) * ds(tags)
+        return form
 
     def _check_material(self, E, nu) -> None:
         n_local = self.mesh.topology.index_map(self.mesh.topology.dim).size_local
@@ -264,7 +287,7 @@ class ElasticitySolver:
         eps = epsilon(u)
         return 2.0 * mu * eps + lmbda * ufl.tr(eps) * ufl.Identity(len(u))
 
-    def _supports(self, fixed_facets, rollers) -> list:
+    def _supports(self, fixed_facets, rollers, has_springs: bool = False) -> list:
         fdim = self.mesh.topology.dim - 1
         self.mesh.topology.create_connectivity(fdim, self.mesh.topology.dim)
         fixed = np.asarray(fixed_facets, dtype=np.int32)
@@ -279,7 +302,7 @@ class ElasticitySolver:
             dofs = fem.locate_dofs_topological(sub, fdim, np.asarray(facets, dtype=np.int32))
             bcs.append(fem.dirichletbc(PETSc.ScalarType(0.0), dofs, sub))
             n_constrained += dofs.size
-        if self.comm.allreduce(n_constrained, op=MPI.SUM) < 6:
+        if self.comm.allreduce(n_constrained, op=MPI.SUM) < 6 and not has_springs:
             raise BonefeError("the model has no support (no fixed facets found): it would float; "
                               "check the distal support tag of the mesh")
         return bcs

@@ -102,6 +102,7 @@ def _key_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
                      f"same bone with the lesion replaced by the surrounding healthy bone; the lesion "
                      f"keeps {100 * r.failure_load_n / r.twin_failure_load_n:.0f} % of its strength",
                      r.sfr_reference))
+    rows += _fall_rows(r)
     rows += _uncertainty_rows(r)
     rows += _score_rows(r)
     rows += _whatif_rows(r)
@@ -114,6 +115,31 @@ def _key_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
         )
     )
     return rows
+
+
+def _fall_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
+    """Sideways fall (bonefe.fall): strength, this patient's impact force, factor of risk."""
+    fall = r.fall
+    if fall is None:
+        return []
+    x, y, z = fall.location_mm
+    tissue = ("not attenuated" if fall.soft_tissue_mm is None
+              else f"{fall.soft_tissue_mm:g} mm trochanteric soft tissue")
+    fragile = ", ".join(f"≤ {force:,.0f} N ({who})" for who, force in fall.fragile_threshold_n.items())
+    return [
+        ("Fall strength (sideways fall on the hip)", _newtons(fall.fall_strength_n, r.body_weight_n),
+         f"BCT fragile bone strength {fragile}; ours is the onset of failure, so these err on the cautious side",
+         "Keaveny et al. 2020, Osteoporos Int 31:1025"),
+        ("Fall: weakest direction",
+         f"shaft {fall.direction['tilt_deg']:g}° to the ground, {fall.direction['internal_rotation_deg']:g}° internal "
+         f"rotation; {fall.mode} failure starts at ({x:.1f}, {y:.1f}, {z:.1f}) mm, LPS world", "",
+         "Courtney et al. 1995, J Bone Joint Surg Am 77:387 (set-up)"),
+        ("Expected fall impact force", f"{fall.impact_force_n:,.0f} N (height {fall.height_m:g} m, {tissue})", "",
+         "van den Kroonenberg et al. 1995, J Biomech Eng 117:309; Robinovitch et al. 1995, J Orthop Res 13:956"),
+        ("Fall: factor of risk (impact ÷ strength)", f"{fall.factor_of_risk:.2f}",
+         "above 1: a sideways fall from standing height is expected to break the bone",
+         "Bouxsein et al. 2007, J Bone Miner Res 22:825"),
+    ]
 
 
 def interval_text(r: ReportResults) -> str:

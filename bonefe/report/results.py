@@ -29,6 +29,7 @@ from bonefe.risk import (
     risk_category,
 )
 from bonefe.assessment import EnvelopeMark, EnvelopePlane
+from bonefe.fall import FallRisk
 from bonefe.guidelines import guideline_rows
 from bonefe.schema import as_plain, build
 from bonefe.scores import AxialInvolvement, MirelsScore
@@ -62,6 +63,7 @@ class ReportResults:
     whatif_growth, whatif_remineralisation: stance failure load as the lesion grows (mm) and as it
     re-mineralises (fraction), or None when not computed (bonefe.whatif).
     uncertainty: interval of the failure load and each input's effect, or None (bonefe.uncertainty).
+    fall: sideways-fall strength, impact force and factor of risk, or None (bonefe.fall).
     mesh: counts such as {"cells": ..., "dofs": ...}; material_law: name of the density-modulus law.
     timings_s: wall time per stage; provenance: input hashes and parameters as given.
     assumptions: sentences the reader should know (loads, supports, limitations).
@@ -97,6 +99,7 @@ class ReportResults:
     whatif_growth: WhatIfSeries | None = None
     whatif_remineralisation: WhatIfSeries | None = None
     uncertainty: UncertaintyResult | None = None
+    fall: FallRisk | None = None
     assumptions: list[str] = field(default_factory=list)
 
     def __post_init__(self):
