@@ -9,12 +9,17 @@ Each available indicator casts one vote, "high", "borderline" or "low":
   pain-dependent range spans 8 (Mirels 1989);
 * axial cortical involvement: high above 30 mm (Van der Linden et al. 2004), else low.
 
-The rule (conservative: a validated warning is never outvoted into a green LOW):
+Failure load and strain fold ratio are the *primary* indicators: both were validated on femora
+with metastases under daily loading and outperformed clinical judgement and Mirels there (Eggermont
+et al. 2018; Sternheim et al. 2020). The fall (a validated predictor of osteoporotic hip fracture, a
+different mechanism), Mirels and axial involvement are *supporting* indicators. The rule
+(conservative: a warning is never outvoted into a green LOW, and a supporting indicator's low vote
+never outweighs a primary warning):
 
-* some high and some low          → INDETERMINATE, indicators disagree (amber);
-* some high, none low             → HIGH (red);
-* no high, some borderline        → MODERATE (amber);
-* all low                         → LOW (green).
+* some high, and a primary indicator low   → INDETERMINATE, indicators disagree (amber);
+* some high, no primary indicator low      → HIGH (red); supporting low votes are named;
+* no high, some borderline                 → MODERATE (amber);
+* all low                                  → LOW (green).
 
 The fall indicator is read from ``results["fall"]`` with ``fall_strength_n`` and
 ``impact_force_n`` when the fall case was computed (absent otherwise).
@@ -110,21 +115,26 @@ def _verb(group: list[Indicator], singular: str, plural: str) -> str:
     return singular if len(group) == 1 else plural
 
 
+PRIMARY = ("failure load", "strain fold ratio")
+"""Indicators validated on metastatic femora under daily loading (see the module docstring)."""
+
+
 def synthesise(found: list[Indicator]) -> Synthesis:
     """Apply the rule of the module docstring to the indicators."""
     high = [i for i in found if i.vote == "high"]
     low = [i for i in found if i.vote == "low"]
     borderline = [i for i in found if i.vote == "borderline"]
     middle = (f"; {_listed(borderline)} {_verb(borderline, 'is', 'are')} borderline" if borderline else "")
-    if high and low:
+    if high and any(i.name in PRIMARY for i in low):
         level = "indeterminate"
         sentence = (f"Indicators disagree: {_listed(high)} {_verb(high, 'points', 'point')} to high risk, "
                     f"{_listed(low)} to low risk{middle}. Weigh them before deciding; no single "
                     "indicator settles it.")
     elif high:
         level = "high"
-        sentence = (f"{_listed(high)} {_verb(high, 'points', 'point')} to high risk{middle}; "
-                    "none points the other way.")
+        others = (f"; {_listed(low)} {_verb(low, 'points', 'point')} to low risk, which does not outweigh "
+                  "the warning" if low else "; none points the other way")
+        sentence = f"{_listed(high)} {_verb(high, 'points', 'point')} to high risk{middle}{others}."
     elif borderline:
         level = "moderate"
         rest = f"; {_listed(low)} {_verb(low, 'points', 'point')} to low risk" if low else ""

@@ -1,7 +1,9 @@
 """The synthesised headline against its rule, for every combination of indicators.
 
-Rule (bonefe/synthesis.py, docs/theory.md): some high and some low → indeterminate; some high and
-none low → high; no high and some borderline → moderate; all low → low. Thresholds: SFR 1.48
+Rule (bonefe/synthesis.py, docs/theory.md): some high and a primary indicator (failure load, strain
+fold ratio) low → indeterminate; some high and no primary low → high (a supporting indicator's low
+vote — fall, Mirels, axial involvement — never outweighs a warning); no high and some borderline →
+moderate; all low → low. Thresholds: SFR 1.48
 (Sternheim 2020), Mirels ≥ 9 fixation / ≤ 7 radiotherapy (Mirels 1989), axial involvement 30 mm
 (Van der Linden 2004), fall factor of risk ≥ 1 (Bouxsein 2007).
 """
@@ -44,7 +46,9 @@ COMBINATIONS = list(itertools.product(FE, SFR, FALL, MIRELS, AXIAL))
 @pytest.mark.parametrize("combination", COMBINATIONS, ids=["-".join(map(str, c)) for c in COMBINATIONS])
 def test_headline_and_sentence_follow_the_rule(combination):
     v = votes(*combination)
-    expected = ("indeterminate" if "high" in v and "low" in v else "high" if "high" in v
+    fe, sfr = combination[0], combination[1]
+    primary_low = fe == "low" or sfr == "low"
+    expected = ("indeterminate" if "high" in v and primary_low else "high" if "high" in v
                 else "moderate" if "borderline" in v else "low")
     s = synthesis_of(results(*combination))
     assert s.level == expected
@@ -81,3 +85,15 @@ def test_fall_factor_of_risk_and_absence():
     r["fall"] = {"fall_strength_n": None, "impact_force_n": 4000.0}
     assert [i.name for i in synthesis_of(r).indicators] == ["failure load"]
     assert synthesis_of(r).sentence == "The only indicator on low risk: failure load (12.0 × BW)."
+
+
+def test_supporting_low_votes_never_outweigh_a_primary_warning():
+    """Today's demo (inferomedial neck lesion): failure load 4.4 × BW and SFR 4.12 (primary), Mirels
+    10–12 high; a sideways fall (factor of risk 0.73) and axial involvement (10 mm) low. The fall is a
+    different mechanism and axial involvement a supporting score: the headline is HIGH, and the
+    sentence still names the two low votes."""
+    s = synthesis_of(results("high", "high", "low", "high", "low"))
+    assert s.level == "high" and s.headline == "HIGH fracture risk"
+    assert s.sentence == ("Failure load (4.0 × BW), strain fold ratio (1.63 vs 1.48) and Mirels score (10–12) "
+                          "point to high risk; fall (factor of risk 0.60) and axial cortical involvement (10 mm) "
+                          "point to low risk, which does not outweigh the warning.")
