@@ -236,16 +236,18 @@ def phantom_states():
 
 
 def test_dilated_bone_is_not_weaker_than_the_drawn_or_the_eroded_one(phantom_states):
-    """Reference (3). Measured (serial and 2 ranks): eroded one voxel 0.65×, half 0.88×, drawn 1,
-    dilated half 1.07×, one voxel 1.10× the drawn outline's load on the shared mesh; the solver
-    noise is < 1e-6, so the order holds exactly; the shared mesh's drawn state lies 14 % below the
-    case's own mesh at this coarse 6 mm size (a second mesh of nearly the same bone: mesh noise,
-    which `propagate` removes by using ratios) and is held within 20 %."""
+    """Reference (3). Measured: eroded one voxel 0.21×, half a voxel 0.59×, dilated half a voxel
+    1.13×, one voxel 1.16× the drawn outline's load on the shared mesh (re-meshing the one-voxel
+    eroded labels instead gives 0.19× against the case mesh: the reuse holds). On one mesh the
+    noise is the solver's (< 1e-6), so the order holds exactly. The shared mesh's drawn state lies
+    7 % below the case's own mesh at this coarse 6 mm size (3.4 % at 1 mm voxels and 3 mm): mesh
+    noise between two meshes of nearly the same bone, which `propagate` removes by using ratios;
+    held within 10 %."""
     case, bone, _ = phantom_states
     assert bone[-2.0] < bone[-1.0] < bone[0.0]
     assert bone[1.0] >= bone[0.0] * (1 - SOLVER_RTOL) and bone[2.0] >= bone[1.0] * (1 - SOLVER_RTOL)
     assert bone[2.0] > bone[-2.0]
-    assert bone[0.0] == pytest.approx(case, rel=0.2)
+    assert bone[0.0] == pytest.approx(case, rel=0.1)
 
 
 def test_a_grown_lesion_weakens_the_bone(phantom_states):

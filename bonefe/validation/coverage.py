@@ -108,7 +108,7 @@ def coverage_experiment(trials: int = TRIALS, samples: int = SAMPLES, seed: int 
         loads = [state_failure(study, shared, Draw(d.material, SegmentationState(
             bone + d.segmentation.bone_mm, lesion + d.segmentation.lesion_mm)), drawn_bone_mm=bone) for d in draws]
         lower, upper, _, expected = order_statistic_interval(loads, options.interval)
-        done.append(Trial(float(bone), float(lesion), slope, intercept, lower, upper, lower <= truth_n <= upper))
+        done.append(Trial(float(bone), float(lesion), slope, intercept, lower, upper, bool(lower <= truth_n <= upper)))
     hits = sum(t.covered for t in done)
     return Coverage(truth_n, done, hits / trials, clopper_pearson(hits, trials), expected)
 
