@@ -71,10 +71,10 @@ DEFAULT_FACTORS = ("segmentation", "lesion", "calibration", "poisson")
 FEMORAL_LAWS = ("morgan2003", "keller1994")
 """Laws drawn when `law` is asked for: those fitted on human femoral bone (Morgan et al. 2003,
 femoral neck; Keller 1994, femur). Which law suits a metastatic femur is not settled — the
-bonefe default is Morgan 2003 (DESIGN, Schileo et al. 2008 chain), while a CT-FE validation on 20
-proximal femora found Keller's equations the most reproducible (Nishiyama-type small-mesh study,
-PMC5732520, abstract) — so the choice is model-form uncertainty without a known distribution: it
-is not drawn by default (a synthetic truth cannot test it either, `bonefe.validation.coverage`)."""
+bonefe default is Morgan 2003 (DESIGN, with the Schileo et al. 2008 density chain), while a CT-FE
+validation on 20 cadaveric proximal femora found Keller's equations the most reproducible (PubMed
+Central PMC5732520, abstract). The choice is model-form uncertainty without a known distribution,
+so it is not drawn by default (nor can a synthetic truth test it, `bonefe.validation.coverage`)."""
 
 BONE_SD_MM = 0.5
 """SD (mm) of the offset of the whole periosteal outline. Nine reconstructions of one femur by

@@ -154,8 +154,9 @@ def _uncertainty_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
     return [
         ("Failure load: uncertainty", interval_text(r), robustness(r),
          f"{len(u.samples)} computed failure loads (Monte Carlo, seed {u.seed}) drawing {', '.join(names)} "
-         f"together; the interval runs from {_rank(u.order_k)}lowest to {_rank(u.order_k)}highest of them "
-         "(theory manual, uncertainty)"),
+         f"together; the interval runs from {_rank(u.order_k)}lowest to {_rank(u.order_k)}highest of them, "
+         f"each computed on one shared mesh as a ratio to its own nominal load ({u.shared_nominal_n:,.0f} N) "
+         "times the failure load (theory manual, uncertainty)"),
         ("What moves the failure load most", f"{u.dominant_words} ({100 * dominant:.0f} % of the one-at-a-time "
          "spread)", f"would narrow it: {u.narrowed_by}",
          f"one input at a time at −1/+1 SD: {effects}; calibration: {u.calibration_source}"),
