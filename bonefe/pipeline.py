@@ -235,8 +235,10 @@ def _assumptions(case: Case) -> list[str]:
 def _summary(case: Case, results: dict) -> str:
     spread = results.get("uncertainty")
     interval = "" if spread is None else (
-        f" [{100 * spread.interval:g} % interval {spread.lower_n / 1000:.2f}-{spread.upper_n / 1000:.2f} kN"
-        + ("" if spread.robust else ", risk category not robust") + "]")
+        (f" [{100 * spread.interval:g} % interval" if spread.expected_coverage + 1e-9 >= spread.interval else
+         f" [range of {len(spread.samples)} samples (expected coverage {100 * spread.expected_coverage:.0f} %)")
+        + f" {spread.lower_n / 1000:.2f}-{spread.upper_n / 1000:.2f} kN"
+        + ("" if spread.robust else ", risk category not robust") + f"; most from {spread.dominant}]")
     return (f"{case.name}: failure load {results['failure_load_n'] / 1000:.2f} kN "
             f"({results['failure_load_bw']:.1f} x BW){interval}, {results['risk_category']} risk; "
             f"report: {case.output / 'report.html'}")
