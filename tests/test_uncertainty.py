@@ -116,6 +116,15 @@ def test_signed_distance_puts_the_outline_halfway_between_voxel_centres():
     assert distance[1:9].tolist() == [3.0, 1.0, -1.0, -3.0, -3.0, -1.0, 1.0, 3.0]
 
 
+def test_clopper_pearson_at_the_extremes():
+    """With 0 of n successes the exact upper bound is 1 − (α/2)^(1/n), with n of n the lower bound
+    is (α/2)^(1/n): n = 10, α = 0.05 gives 0.3085 and 0.6915 (closed form of the beta quantile)."""
+    from bonefe.validation.coverage import clopper_pearson
+
+    assert clopper_pearson(0, 10) == (0.0, pytest.approx(0.3085, abs=1e-4))
+    assert clopper_pearson(10, 10) == (pytest.approx(0.6915, abs=1e-4), 1.0)
+
+
 def test_line_errors_match_scipy_linregress():
     """SE of slope and intercept of a 5-rod fit equal scipy.stats.linregress's; covariance equals
     −x̄·SE_slope² (OLS). Reference (4)."""

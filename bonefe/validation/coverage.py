@@ -16,7 +16,9 @@ is model-form uncertainty that a synthetic truth cannot test, and ν moves the l
 Everything lives on one shared mesh (`bonefe.perturbation`) grown by the largest observed plus
 sampled outward move (4 SD of the bone offset), so a trial costs SAMPLES solves. Coarse on purpose
 (2 mm voxels, 6 mm elements) to fit a shared 2-core machine; the statistics, not the mesh, are
-under test. Coverage is reported with its Clopper–Pearson 95 % interval (binomial).
+under test. Coverage is reported with its Clopper–Pearson 95 % interval (binomial). Measured
+(seed 2024): 57 of 60 trials covered, 95 % (86–99 %), F* above the interval in the 3 misses;
+1,141 solves, 27 min on a 2-core machine shared with other jobs (about 10 min alone).
 """
 
 from __future__ import annotations
@@ -116,7 +118,7 @@ def coverage_experiment(trials: int = TRIALS, samples: int = SAMPLES, seed: int 
 def coverage_section() -> Section:
     """The coverage experiment as a report section; the check: coverage within its binomial 95 %
     interval of the expected coverage (the nominal probability lies inside the CI)."""
-    result = coverage_experiment()
+    result = coverage_experiment(TRIALS, SAMPLES)
     n = len(result.trials)
     hits = sum(t.covered for t in result.trials)
     below = sum(result.truth_n < t.lower_n for t in result.trials)
