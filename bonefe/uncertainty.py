@@ -1,56 +1,57 @@
-"""How sure is the failure load? Sensitivity to the modelling inputs and a sampled interval.
+"""How sure is the failure load? Each uncertain input drawn from its stated error, the failure
+load computed for every draw, and the interval read from the computed loads.
 
-The stance failure load F (`bonefe.assessment`) rests on inputs that are known only roughly. This
-module moves each one and re-solves (case-file section `uncertainty`, `bonefe run --uncertainty`):
+Factors (case-file section `uncertainty`, `bonefe run --uncertainty[=N]`), each with its spread
+and source (constants below):
 
-==============  ====================================================  ===========================
-factor          one-at-a-time low / high                              Monte-Carlo distribution
-==============  ====================================================  ===========================
-calibration     slope ± 1 SE and intercept ± 1 SE (two rows)          bivariate normal, the fit's
-                                                                      covariance
-law             every density–modulus law of the list (min / max)     discrete uniform
-poisson         ν ∓ poisson_delta                                     uniform on ν ± poisson_delta
-segmentation    bone envelope eroded / dilated by one voxel, re-mesh  (geometric, see below)
-mesh            element size × mesh_factors (0.75, 1.5), re-mesh      (geometric, see below)
-==============  ====================================================  ===========================
+============  ===========================================================  =====================
+factor        error model (one draw per Monte-Carlo sample)                spread and source
+============  ===========================================================  =====================
+segmentation  bone outline moved outward by d ~ N(0, bone_sd_mm²),         BONE_SD_MM
+              truncated at ±2 SD (`bonefe.perturbation`)
+lesion        lesion outlines moved by d ~ N(0, lesion_sd_mm²), ±2 SD      LESION_SD_MM
+calibration   (slope, intercept) ~ N(line, covariance)                     the case's own fit
+                                                                           (`calibration_errors`)
+                                                                           or DEFAULT_* below
+poisson       ν ~ uniform(ν ± poisson_delta)                               POISSON_DELTA
+law           density–modulus law ~ uniform over `laws` (opt-in)           see FEMORAL_LAWS
+============  ===========================================================  =====================
 
-Calibration SE: from the rod fit (`bonefe.calibration.calibration_errors`) when the case has rods
-or ROIs. Without a fit (a line given in the case file or the default), DEFAULT_SLOPE_REL_SE and
-DEFAULT_INTERCEPT_SE_HU apply, slope and intercept uncorrelated (see their docstrings).
+Every state is material on one shared mesh (`bonefe.perturbation.SharedMesh`: the bone grown by
+the largest outward move, 2 SD, CT sampled once): a draw costs its modulus, one operator and one
+stance solve, no re-meshing. The shared mesh is a second mesh of (nearly) the same bone, so its
+nominal state F₀′ differs from the case's failure load F₀ by mesh noise (reported as
+`shared_nominal_n`); every computed load F_i is used as the ratio F_i / F₀′, applied to F₀.
 
-Material factors (calibration, law, Poisson) change the modulus only, so every Monte-Carlo sample
-reuses the one nominal mesh: its material is recomputed (`bonefe.materials.cell_material`), one
-operator assembled and the stance load solved once. Geometric factors (segmentation, mesh) need a
-new mesh each, so they are not sampled: each gets its two one-at-a-time runs (4 re-meshes in all).
+Interval (distribution-free, from order statistics, Wilks 1941, Ann Math Stat 12:91): with n
+computed loads sorted, x(1) ≤ … ≤ x(n), the interval of probability p is [x(k), x(n+1−k)] with
+k = ⌊(n + 1)(1 − p)/2⌋, whose expected coverage of a new draw is (n + 1 − 2k)/(n + 1) ≥ p. With
+fewer than 2/(1 − p) − 1 samples (19 for 90 %) k would be 0: the interval is then the sample range
+[x(1), x(n)] and its expected coverage (n − 1)/(n + 1) < p is reported (`expected_coverage`), with
+how many samples p needs. Either way both ends are computed states: the interval never reaches
+beyond what was computed, and it is as asymmetric as the loads are.
 
-Combination, on log load L = ln F. Each factor's first-order standard deviation s_f from its
-one-at-a-time runs: the root-mean-square deviation of L_low and L_high from the nominal L_0 for a
-±1 SD perturbation (calibration; segmentation and mesh, whose low/high values are taken as ±1 SD)
-— |L_high − L_low| / 2 when the response is linear, and still honest when both runs fall on one
-side —, that divided by √3 for a uniform one (Poisson: SD of a uniform = half-range / √3), and the
-standard deviation of L over the laws for the law (discrete uniform). Its share of the variance
-is s_f² / Σ s². The interval with probability p: the Monte-Carlo quantiles q_lo, q_hi
-(numpy.quantile, linear, of the sampled loads) and median m, each side widened in quadrature by the
-geometric factors, independent and normal on log load with s_geo² = Σ_geometric s_f²:
+What drives it: each factor alone at −1 SD and +1 SD (calibration: slope and intercept rows;
+Poisson: the ends of its range; law: the weakest and strongest law), on the shared mesh; a
+factor's share is its (ln F_high − ln F_low)² over their sum. The report names the largest in
+plain words and what would narrow it (`PLAIN_WORDS`, `NARROWED_BY`). Robustness: the risk
+categories at F₀ and at both ends; "not robust" only when the interval truly contains a
+category boundary.
 
-    lower = exp(ln m − √((ln m − ln q_lo)² + (z·s_geo)²)),  upper likewise with q_hi,
-
-z the standard normal quantile of (1 + p)/2. Without sampled factors, m = F and q = F.
-The samples are drawn from numpy's PCG64 generator seeded by `seed`, in a fixed order, on every
-rank alike, and each failure load is a global (MPI-reduced) number: results do not depend on the
-number of ranks beyond the solver tolerance.
+Draws: numpy PCG64 seeded by `seed`, in a fixed order, identical on every rank; each failure load
+is a global (MPI-reduced) number, so results do not depend on the number of ranks beyond the
+solver tolerance.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
 from mpi4py import MPI
-from scipy import ndimage
+from scipy import stats
 
 from bonefe.anatomy import SUPPORT, FemurFrame, boundary_tags
 from bonefe.assessment import PATCH_TAGS, FailurePoints, RiskOptions, evaluated_cells, failure_points, unit_forces
@@ -59,56 +60,90 @@ from bonefe.errors import BonefeError
 from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
 from bonefe.materials import LAWS, MaterialOptions, cell_material
 from bonefe.meshing import mesh_bone
+from bonefe.perturbation import SegmentationState, SharedMesh, grown_volume
 from bonefe.risk import body_weight_n, failure_under_unit_load, risk_category
 from bonefe.solver import ElasticitySolver, cell_strain, patch_traction, principal_strains
-from bonefe.volume import BACKGROUND, LESION_LABELS, Volume
+from bonefe.volume import Volume
 
-FACTORS = ("calibration", "law", "poisson", "segmentation", "mesh")
+FACTORS = ("segmentation", "lesion", "calibration", "poisson", "law")
+DEFAULT_FACTORS = ("segmentation", "lesion", "calibration", "poisson")
+"""Drawn by default: the inputs with a measured error. The law is opt-in (see FEMORAL_LAWS)."""
 FEMORAL_LAWS = ("morgan2003", "keller1994")
-"""Laws varied by default: those fitted on human femoral bone (Morgan 2003 neck, Keller 1994 femur)."""
-MATERIAL_FACTORS = ("calibration", "law", "poisson")
+"""Laws drawn when `law` is asked for: those fitted on human femoral bone (Morgan et al. 2003,
+femoral neck; Keller 1994, femur). Which law suits a metastatic femur is not settled — the
+bonefe default is Morgan 2003 (DESIGN, with the Schileo et al. 2008 density chain), while a CT-FE
+validation on 20 cadaveric proximal femora found Keller's equations the most reproducible (PubMed
+Central PMC5732520, abstract). The choice is model-form uncertainty without a known distribution,
+so it is not drawn by default (nor can a synthetic truth test it, `bonefe.validation.coverage`)."""
+
+BONE_SD_MM = 0.5
+"""SD (mm) of the offset of the whole periosteal outline. Nine reconstructions of one femur by
+seven expert groups deviated from an optical surface scan by an RMS 0.84 mm in the neck and
+trochanter (Soodmand et al. 2018, BioMed Eng OnLine 17:29); two raters' manual proximal-femur
+outlines differed by 0.21 mm average surface distance ("Bone and joint enhancement filtering:
+application to proximal femur segmentation from uncalibrated CT datasets", 2021, abstract). A
+systematic offset of 0.5 mm SD lies between the two (local scatter averages out over the 2 mm
+strain sphere); ±2 SD is one voxel of a 1 mm scan."""
+LESION_SD_MM = 1.5
+"""SD (mm) of the offset of the lesion outlines. Two operators segmenting 54 metastatic femora
+agreed with Dice 0.54 ± 0.28, larger lesions mostly above 0.7 (Ataei et al. 2021, Int J CARS,
+doi:10.1007/s11548-021-02450-w). Concentric spheres of radius r and r + Δ have Dice
+2r³/(r³ + (r + Δ)³): Dice 0.7 on a 20 mm lesion is Δ = 2.3 mm between two operators, 2.3/√2 ≈
+1.6 mm per operator. Three times the bone's: lesion size is the larger segmentation error."""
+POISSON_DELTA = 0.05
+"""Half-range of ν: reported values for bone span about 0.3–0.4 (DESIGN: 0.4 default, 0.3 option)."""
+TRUNCATE_SD = 2.0
+"""Outline offsets are drawn from a normal truncated at ±2 SD (95 % of its mass): the shared mesh
+must hold the largest outward move, and larger moves are gross errors, not measurement error."""
 
 DEFAULT_SLOPE_REL_SE = 0.05
-"""Relative standard error of the calibration slope when no phantom fit is available. Ataei et al.
-2022 (PLoS One 17:e0265524) found a change of tube voltage alone shifted phantom-calibrated BMD by
-about 10 % against the standard protocol, and Eggermont et al. 2019 (PLoS One 14:e0220564) found an
-average (non-patient-specific) calibration changed FE failure loads of metastatic femora
-significantly; a 10 % deviation is taken as 2 SE."""
-
+"""Relative SE of the calibration slope without a phantom or internal fit. A tube-voltage change
+alone shifted phantom-calibrated BMD by about 10 % (Ataei et al. 2022, PLoS One 17:e0265524) and a
+non-patient-specific calibration changed metastatic-femur FE failure loads significantly
+(Eggermont et al. 2019, PLoS One 14:e0220564); a 10 % deviation is taken as 2 SE."""
 DEFAULT_INTERCEPT_SE_HU = 5.0
-"""Standard error of the calibration intercept without a phantom fit, in HU (times the slope gives
-g/cm³): HU are defined so that water reads 0, and CT acceptance testing holds water within about
-±5–7 HU of 0 (e.g. the ACR CT accreditation phantom criterion of ±7 HU)."""
+"""SE of the intercept without a fit, in HU (times the slope gives g/cm³): water reads 0 HU and CT
+acceptance holds it within about ±5–7 HU (ACR CT accreditation phantom: ±7 HU)."""
+
+PLAIN_WORDS = {
+    "segmentation": "where the outer surface of the bone was drawn on the CT",
+    "lesion": "where the edge of the lesion was drawn",
+    "calibration": "the conversion of CT numbers into bone density",
+    "poisson": "the Poisson ratio of bone",
+    "law": "the choice of the density–stiffness law",
+}
+NARROWED_BY = {
+    "segmentation": "a finer scan (smaller voxels) or a second, checked segmentation of the bone",
+    "lesion": "a lesion outline confirmed by a second reader or on MRI",
+    "calibration": "a calibration phantom in the scan or an internal (phantomless) calibration",
+    "poisson": "nothing practical: it moves the load little",
+    "law": "mechanical tests of metastatic femora that single out one law",
+}
 
 
 @dataclass(frozen=True)
 class UncertaintyOptions:
     """The uncertainty study (case-file section `uncertainty`; off when the section is absent).
 
-    samples: Monte-Carlo samples of the material factors (each: material, one operator, one solve).
-    seed: seed of the sample draws (same seed, same samples). interval: probability p of the interval.
-    factors: which of FACTORS to vary (all by default).
-    slope_rel_se, intercept_se_hu: calibration SEs used when the case has no rod fit (relative,
-        and HU times the slope); see DEFAULT_SLOPE_REL_SE and DEFAULT_INTERCEPT_SE_HU.
-    poisson_delta: half-range of the Poisson ratio around the case's value.
-    laws: density–modulus laws to choose from (default FEMORAL_LAWS, the two fitted on femoral
-        bone; keyak1994, fitted on tibia, gives about 2.3x the default law's load on the demo femur
-        and would dominate the interval with a law that does not apply to the site).
-    mesh_factors: element-size multipliers of the two re-meshed runs.
-    segmentation_voxels: voxels by which the bone envelope is eroded and dilated.
+    samples: Monte-Carlo draws (each: modulus, one operator, one solve on the shared mesh); 19 or
+        more give a true 90 % interval (module docstring). seed: seed of the draws.
+    interval: probability p of the interval. factors: which of FACTORS to draw.
+    bone_sd_mm, lesion_sd_mm: SD of the outline offsets (BONE_SD_MM, LESION_SD_MM).
+    slope_rel_se, intercept_se_hu: calibration SEs used when the case has no fit.
+    poisson_delta: half-range of ν. laws: the laws drawn when `law` is among the factors.
     """
 
-    samples: int = 16
+    samples: int = 19
     seed: int = 0
     interval: float = 0.9
-    factors: list[Literal["calibration", "law", "poisson", "segmentation", "mesh"]] = field(
-        default_factory=lambda: list(FACTORS))
+    factors: list[Literal["segmentation", "lesion", "calibration", "poisson", "law"]] = field(
+        default_factory=lambda: list(DEFAULT_FACTORS))
+    bone_sd_mm: float = BONE_SD_MM
+    lesion_sd_mm: float = LESION_SD_MM
     slope_rel_se: float = DEFAULT_SLOPE_REL_SE
     intercept_se_hu: float = DEFAULT_INTERCEPT_SE_HU
-    poisson_delta: float = 0.05
+    poisson_delta: float = POISSON_DELTA
     laws: list[str] = field(default_factory=lambda: list(FEMORAL_LAWS))
-    mesh_factors: tuple[float, float] = (0.75, 1.5)
-    segmentation_voxels: int = 1
 
     def __post_init__(self):
         if not 2 <= self.samples <= 10000:
@@ -117,6 +152,8 @@ class UncertaintyOptions:
             raise ValueError(f"interval must lie in [0.5, 1), e.g. 0.9 (got {self.interval})")
         if not self.factors or len(set(self.factors)) != len(self.factors):
             raise ValueError(f"factors must name each of {', '.join(FACTORS)} at most once (got {self.factors})")
+        if not (0.0 <= self.bone_sd_mm <= 2.0 and 0.0 <= self.lesion_sd_mm <= 5.0):
+            raise ValueError("bone_sd_mm must lie in [0, 2] and lesion_sd_mm in [0, 5] (mm)")
         if not 0.0 <= self.slope_rel_se < 0.5 or not self.intercept_se_hu >= 0.0:
             raise ValueError("slope_rel_se must lie in [0, 0.5) and intercept_se_hu be >= 0")
         if not 0.0 < self.poisson_delta <= 0.2:
@@ -124,15 +161,16 @@ class UncertaintyOptions:
         unknown = [law for law in self.laws if law not in LAWS]
         if unknown or not self.laws:
             raise ValueError(f"laws must be a non-empty list of {', '.join(LAWS)} (got {self.laws})")
-        if not 0.2 <= min(self.mesh_factors) <= max(self.mesh_factors) <= 3.0:
-            raise ValueError(f"mesh_factors must lie in [0.2, 3] (got {self.mesh_factors})")
-        if not 1 <= self.segmentation_voxels <= 3:
-            raise ValueError(f"segmentation_voxels must be 1, 2 or 3 (got {self.segmentation_voxels})")
 
     def law_names(self, nominal: str) -> list[str]:
-        """The laws varied over, the nominal one included, in registry order."""
+        """The laws drawn from, the nominal one included, in registry order."""
         chosen = set(self.laws) | {nominal}
         return [name for name in LAWS if name in chosen]
+
+    @property
+    def reach_mm(self) -> float:
+        """The largest outward move of the bone outline: the shared mesh's growth (mm)."""
+        return TRUNCATE_SD * self.bone_sd_mm if "segmentation" in self.factors else 0.0
 
 
 @dataclass(frozen=True)
@@ -153,9 +191,8 @@ class CalibrationSpread:
 
 @dataclass(frozen=True)
 class FactorEffect:
-    """One factor's one-at-a-time runs: failure loads (N) at its low and high values, their labels,
-    its first-order standard deviation of ln F and share of the summed variance; sampled: part of
-    the Monte-Carlo draws (else combined in quadrature)."""
+    """One factor alone at its low and high value (labels), failure loads (N, scaled to the case
+    mesh) and its share of the summed squared log ranges."""
 
     name: str
     description: str
@@ -163,19 +200,19 @@ class FactorEffect:
     high_label: str
     low_n: float
     high_n: float
-    sd_log: float
     share: float
-    sampled: bool
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One Monte-Carlo draw of the material inputs and its stance failure load (N)."""
+    """One Monte-Carlo draw of the inputs and its stance failure load (N, scaled to the case mesh)."""
 
     law: str
     slope: float
     intercept: float
     poisson: float
+    bone_mm: float
+    lesion_mm: float
     failure_load_n: float
 
 
@@ -183,22 +220,23 @@ class Sample:
 class UncertaintyResult:
     """The interval of the stance failure load and what drives it (see the module docstring).
 
-    nominal_n: failure load with every input at its case value (this module's own solve);
-    lower_n/upper_n (and × BW): the combined interval of probability `interval`;
-    material_lower_n/upper_n: numpy.quantile of the sampled loads (None without sampled factors);
-    geometric_sd_log: s_geo; categories: risk category at the nominal load, the lower and the
-    upper end; robust: all three equal; thresholds_crossed_bw: risk boundaries inside the interval.
+    nominal_n: the case's failure load F₀; shared_nominal_n: F₀′, the same inputs on the shared
+    mesh (their difference is mesh noise); lower_n/upper_n (and × BW): the interval, the order
+    statistics order_k and n + 1 − order_k of the samples; expected_coverage: its expected coverage
+    (≥ interval unless too few samples); categories: risk category at F₀, lower and upper end;
+    robust: all three equal; thresholds_crossed_bw: boundaries inside the interval; dominant: the
+    factor with the largest share, in words, and what would narrow it.
     """
 
     nominal_n: float
+    shared_nominal_n: float
     interval: float
     lower_n: float
     upper_n: float
     lower_bw: float
     upper_bw: float
-    material_lower_n: float | None
-    material_upper_n: float | None
-    geometric_sd_log: float
+    order_k: int
+    expected_coverage: float
     categories: list[str]
     robust: bool
     thresholds_crossed_bw: list[float]
@@ -206,13 +244,16 @@ class UncertaintyResult:
     samples: list[Sample]
     seed: int
     calibration_source: str
+    dominant: str
+    dominant_words: str
+    narrowed_by: str
     runtime_s: float
 
 
 @dataclass(frozen=True)
 class Study:
-    """What every run of the study shares: the scanned volume, femur frame, case options (material,
-    mesh: a `bonefe.case.MeshOptions`, risk, element degree) and body mass (kg)."""
+    """What every state of the study shares: the scanned volume, femur frame, case options
+    (material, mesh: a `bonefe.case.MeshOptions`, risk, element degree) and body mass (kg)."""
 
     volume: Volume
     frame: FemurFrame
@@ -225,11 +266,19 @@ class Study:
 
 @dataclass
 class MeshedBone:
-    """A mesh with its facet tags, cell labels and the quantities every solve on it reuses."""
+    """A mesh with its facet tags and the lattice where failure is read."""
 
     mesh: object
     facet_tags: object
     lattice: FailurePoints
+
+
+@dataclass(frozen=True)
+class Draw:
+    """The inputs of one state: material options (law, line, ν) and the outline offsets."""
+
+    material: MaterialOptions
+    segmentation: SegmentationState
 
 
 def mesh_case(volume: Volume, options, frame: FemurFrame, comm=MPI.COMM_WORLD):
@@ -239,13 +288,6 @@ def mesh_case(volume: Volume, options, frame: FemurFrame, comm=MPI.COMM_WORLD):
                      cortex_size_mm=options.cortex_size_mm, thin_cortex_mm=options.thin_cortex_mm,
                      cortex_hu=options.cortex_hu)
     return bone, boundary_tags(bone.mesh, frame, cap_axis=-(frame.basis() @ WALKING_DIRECTION))
-
-
-def meshed_bone(mesh, facet_tags, labels: np.ndarray, risk: RiskOptions) -> MeshedBone:
-    """The per-mesh quantities: the nonlocal strain's sphere average and its points evaluated for
-    failure (cell labels from the CT)."""
-    evaluated = evaluated_cells(mesh, facet_tags, labels, risk.exclusion_mm)
-    return MeshedBone(mesh, facet_tags, failure_points(mesh, labels, evaluated, risk.averaging_radius_mm))
 
 
 def stance_failure(study: Study, bone: MeshedBone, E: np.ndarray, nu: float) -> float:
@@ -262,204 +304,193 @@ def stance_failure(study: Study, bone: MeshedBone, E: np.ndarray, nu: float) -> 
                                    criterion=study.risk.criterion).failure_load_n
 
 
-def material_failure(study: Study, bone: MeshedBone, material: MaterialOptions) -> float:
-    """Stance failure load (N) with `material` mapped from the scanned CT onto the mesh."""
-    return stance_failure(study, bone, cell_material(bone.mesh, study.volume, material).E, material.poisson)
+def case_failure(study: Study, comm=MPI.COMM_WORLD) -> float:
+    """The case's stance failure load F₀ (N) as the pipeline computes it: the case mesh, the CT
+    material of `bonefe.materials.cell_material`, read in its bone cells."""
+    bone, tags = mesh_case(study.volume, study.mesh, study.frame, comm)
+    cells = cell_material(bone.mesh, study.volume, study.material)
+    evaluated = evaluated_cells(bone.mesh, tags, cells.label, study.risk.exclusion_mm)
+    lattice = failure_points(bone.mesh, cells.label, evaluated, study.risk.averaging_radius_mm)
+    return stance_failure(study, MeshedBone(bone.mesh, tags, lattice), cells.E, study.material.poisson)
 
 
-def shifted_envelope(volume: Volume, voxels: int) -> Volume:
-    """The volume with the bone envelope (labels > 0) dilated (voxels > 0) or eroded (< 0) by
-    |voxels| 6-connected steps. The CT is unchanged; lesion voxels are never removed; a new envelope
-    voxel takes the label of a neighbour in the envelope, lesion first (the highest label). The
-    image border does not erode, so a distal cut at the border stays in place."""
-    labels = volume.labels.copy()
-    structure = ndimage.generate_binary_structure(3, 1)
-    for _ in range(abs(voxels)):
-        envelope = labels != BACKGROUND
-        if voxels > 0:
-            grown = ndimage.binary_dilation(envelope, structure) & ~envelope
-            labels[grown] = ndimage.grey_dilation(labels, footprint=structure)[grown]
-        else:
-            keep = ndimage.binary_erosion(envelope, structure, border_value=1) | np.isin(labels, LESION_LABELS)
-            labels[~keep] = BACKGROUND
-    return Volume(hu=volume.hu, labels=labels, affine=volume.affine)
+def shared_mesh(study: Study, reach_mm: float, comm=MPI.COMM_WORLD) -> SharedMesh:
+    """The shared mesh of the study: the bone grown by reach_mm, meshed at the case's options."""
+    bone, tags = mesh_case(grown_volume(study.volume, reach_mm), study.mesh, study.frame, comm)
+    return SharedMesh(bone.mesh, tags, study.volume, reach_mm, study.material, study.risk.exclusion_mm,
+                      study.risk.averaging_radius_mm)
+
+
+def state_failure(study: Study, shared: SharedMesh, draw: Draw, drawn_bone_mm: float = 0.0) -> float:
+    """Stance failure load (N) of one state on the shared mesh (read where the outline drawn at
+    offset drawn_bone_mm holds bone, `bonefe.perturbation`)."""
+    lattice = shared.failure_points(draw.segmentation, drawn_bone_mm)
+    return stance_failure(study, MeshedBone(shared.mesh, shared.facet_tags, lattice),
+                          shared.modulus(draw.segmentation, draw.material), draw.material.poisson)
 
 
 def calibration_spread(material: MaterialOptions, errors: LineErrors | None,
                        options: UncertaintyOptions) -> CalibrationSpread:
-    """The calibration line of `material` with the rod fit's errors, or the documented defaults."""
+    """The calibration line of `material` with the case's own fit errors, or the documented defaults."""
     if errors is not None:
         return CalibrationSpread(material.slope, material.intercept, errors.slope_se, errors.intercept_se,
-                                 errors.covariance, f"least-squares fit to {errors.n_rods} phantom rods")
+                                 errors.covariance, f"the case's own calibration fit ({errors.n_rods} points)")
     return CalibrationSpread(material.slope, material.intercept, options.slope_rel_se * material.slope,
                              options.intercept_se_hu * material.slope, 0.0,
-                             f"no phantom fit: default SEs, {100 * options.slope_rel_se:g} % of the slope "
-                             f"and {options.intercept_se_hu:g} HU × slope for the intercept")
-
-
-def _effect(name, description, labels, loads, sd_log, sampled) -> FactorEffect:
-    return FactorEffect(name, description, labels[0], labels[1], float(loads[0]), float(loads[1]),
-                        float(sd_log), 0.0, sampled)
-
-
-def _rms_log(nominal_n: float, loads) -> float:
-    """Root-mean-square deviation of ln F at the low and high runs from ln F at the nominal inputs."""
-    return float(np.sqrt(np.mean((np.log(loads) - np.log(nominal_n)) ** 2)))
-
-
-def _material_effects(study: Study, bone: MeshedBone, nominal_E, nominal_n: float, calibration: CalibrationSpread,
-                      options: UncertaintyOptions) -> list[FactorEffect]:
-    """One-at-a-time runs of the material factors on the nominal mesh (nominal E and load given)."""
-    material, effects = study.material, []
-    if "calibration" in options.factors:
-        for key, se, unit in (("slope", calibration.slope_se, "g/cm³ per HU"),
-                              ("intercept", calibration.intercept_se, "g/cm³")):
-            value = getattr(material, key)
-            loads = [material_failure(study, bone, replace(material, **{key: value + sign * se})) for sign in (-1, 1)]
-            effects.append(_effect(f"calibration_{key}", f"{key} {value:.4g} ± {se:.2g} {unit} (1 SE; "
-                                   f"{calibration.source})", ("−1 SE", "+1 SE"), loads,
-                                   _rms_log(nominal_n, loads), True))
-    if "law" in options.factors:
-        names = options.law_names(material.law)
-        loads = {name: material_failure(study, bone, replace(material, law=name)) if name != material.law
-                 else nominal_n for name in names}
-        low, high = min(loads, key=loads.get), max(loads, key=loads.get)
-        effects.append(_effect("law", "density–modulus law: " + ", ".join(
-            f"{name} {load:,.0f} N" for name, load in loads.items()), (low, high), (loads[low], loads[high]),
-            np.std(np.log(list(loads.values()))), True))
-    if "poisson" in options.factors:
-        nus = [material.poisson - options.poisson_delta, min(material.poisson + options.poisson_delta, 0.499)]
-        loads = [stance_failure(study, bone, nominal_E, nu) for nu in nus]
-        effects.append(_effect("poisson", f"Poisson ratio {material.poisson:g} ± {options.poisson_delta:g} "
-                               "(uniform)", tuple(f"ν = {nu:g}" for nu in nus), loads,
-                               _rms_log(nominal_n, loads) / np.sqrt(3.0), True))
-    return effects
-
-
-def _remeshed_failure(study: Study, volume: Volume, mesh_options, comm) -> float:
-    """Stance failure load (N) of `volume` meshed anew at `mesh_options`, nominal material."""
-    bone, tags = mesh_case(volume, mesh_options, study.frame, comm)
-    cells = cell_material(bone.mesh, volume, study.material)
-    return stance_failure(study, meshed_bone(bone.mesh, tags, cells.label, study.risk), cells.E,
-                          study.material.poisson)
-
-
-def _scaled_mesh(options, factor: float):
-    """Mesh options with every element size multiplied by factor."""
-    scale = (lambda size: None if size is None else size * factor)
-    try:
-        return replace(options, size_mm=options.size_mm * factor, lesion_size_mm=scale(options.lesion_size_mm),
-                       cortex_size_mm=scale(options.cortex_size_mm))
-    except ValueError as error:
-        raise BonefeError(f"uncertainty.mesh_factors: {error}; choose factors that keep the mesh size valid") from None
-
-
-def _geometric_effects(study: Study, nominal_n: float, options: UncertaintyOptions, comm) -> list[FactorEffect]:
-    """One-at-a-time re-meshed runs: segmentation eroded/dilated, element size scaled."""
-    effects = []
-    if "segmentation" in options.factors:
-        n = options.segmentation_voxels
-        loads = [_remeshed_failure(study, shifted_envelope(study.volume, sign * n), study.mesh, comm)
-                 for sign in (-1, 1)]
-        effects.append(_effect("segmentation", f"bone envelope eroded / dilated by {n} voxel(s), lesions kept",
-                               (f"−{n} voxel", f"+{n} voxel"), loads, _rms_log(nominal_n, loads), False))
-    if "mesh" in options.factors:
-        factors = sorted(options.mesh_factors)
-        loads = [_remeshed_failure(study, study.volume, _scaled_mesh(study.mesh, f), comm) for f in factors]
-        effects.append(_effect("mesh", f"element size {study.mesh.size_mm:g} mm × {factors[0]:g} and × {factors[1]:g}",
-                               tuple(f"× {f:g}" for f in factors), loads, _rms_log(nominal_n, loads), False))
-    return effects
+                             f"no calibration fit: {100 * options.slope_rel_se:g} % of the slope and "
+                             f"{options.intercept_se_hu:g} HU for the intercept (literature defaults)")
 
 
 def draw_samples(options: UncertaintyOptions, material: MaterialOptions,
-                 calibration: CalibrationSpread) -> list[MaterialOptions]:
-    """The Monte-Carlo material inputs: options.samples draws, in a fixed order from PCG64(seed);
-    factors not asked for stay at their case values."""
+                 calibration: CalibrationSpread) -> list[Draw]:
+    """The Monte-Carlo inputs: options.samples draws in a fixed order from PCG64(seed); factors
+    not asked for stay at their case values."""
     rng = np.random.default_rng(options.seed)
     n = options.samples
     lines = np.tile([calibration.slope, calibration.intercept], (n, 1))
     laws = [material.law] * n
     nus = np.full(n, material.poisson)
+    bone, lesion = np.zeros(n), np.zeros(n)
+    if "segmentation" in options.factors:
+        bone = options.bone_sd_mm * stats.truncnorm.rvs(-TRUNCATE_SD, TRUNCATE_SD, size=n, random_state=rng)
+    if "lesion" in options.factors:
+        lesion = options.lesion_sd_mm * stats.truncnorm.rvs(-TRUNCATE_SD, TRUNCATE_SD, size=n, random_state=rng)
     if "calibration" in options.factors:
         lines = rng.multivariate_normal(lines[0], calibration.covariance_matrix(), size=n, method="cholesky")
         if np.any(lines[:, 0] <= 0.0):
             raise BonefeError("uncertainty: a sampled calibration slope is not positive; the slope's "
                               "standard error is too large for a linear calibration")
+    if "poisson" in options.factors:
+        nus = rng.uniform(*_poisson_range(material, options), size=n)
     if "law" in options.factors:
         names = options.law_names(material.law)
         laws = [names[i] for i in rng.integers(len(names), size=n)]
+    return [Draw(replace(material, slope=float(s), intercept=float(b), law=law, poisson=float(nu)),
+                 SegmentationState(float(d), float(e)))
+            for (s, b), law, nu, d, e in zip(lines, laws, nus, bone, lesion)]
+
+
+def _poisson_range(material: MaterialOptions, options: UncertaintyOptions) -> tuple[float, float]:
+    return material.poisson - options.poisson_delta, min(material.poisson + options.poisson_delta, 0.499)
+
+
+def order_statistic_interval(loads, probability: float) -> tuple[float, float, int, float]:
+    """(lower, upper, k, expected coverage) of the order-statistic interval [x(k), x(n+1−k)],
+    k = ⌊(n + 1)(1 − p)/2⌋ (at least 1), expected coverage (n + 1 − 2k)/(n + 1)."""
+    x = np.sort(np.asarray(loads, float))
+    n = x.size
+    k = max(1, int(np.floor((n + 1) * (1.0 - probability) / 2.0 + 1e-9)))
+    return float(x[k - 1]), float(x[n - k]), k, (n + 1 - 2 * k) / (n + 1)
+
+
+def one_at_a_time(options: UncertaintyOptions, material: MaterialOptions,
+                  calibration: CalibrationSpread) -> list[tuple[str, str, list[tuple[str, Draw]]]]:
+    """Each factor's (name, description, [(label, draw) low and high]) at ±1 SD (module docstring)."""
+    nominal = SegmentationState()
+    rows = []
+
+    def at(label, segmentation=nominal, **changes):
+        return label, Draw(replace(material, **changes), segmentation)
+
+    if "segmentation" in options.factors:
+        sd = options.bone_sd_mm
+        rows.append(("segmentation", f"bone outline moved {sd:g} mm in / out (1 SD)",
+                     [at(f"−{sd:g} mm", SegmentationState(-sd, 0.0)), at(f"+{sd:g} mm", SegmentationState(sd, 0.0))]))
+    if "lesion" in options.factors:
+        sd = options.lesion_sd_mm
+        rows.append(("lesion", f"lesion outline moved {sd:g} mm in / out (1 SD)",
+                     [at(f"−{sd:g} mm", SegmentationState(0.0, -sd)), at(f"+{sd:g} mm", SegmentationState(0.0, sd))]))
+    if "calibration" in options.factors:
+        for key, se, unit in (("slope", calibration.slope_se, "g/cm³ per HU"),
+                              ("intercept", calibration.intercept_se, "g/cm³")):
+            value = getattr(material, key)
+            rows.append((f"calibration_{key}", f"{key} {value:.4g} ± {se:.2g} {unit} (1 SE; {calibration.source})",
+                         [at("−1 SE", **{key: value - se}), at("+1 SE", **{key: value + se})]))
     if "poisson" in options.factors:
-        nus = rng.uniform(material.poisson - options.poisson_delta,
-                          min(material.poisson + options.poisson_delta, 0.499), size=n)
-    return [replace(material, slope=float(s), intercept=float(b), law=law, poisson=float(nu))
-            for (s, b), law, nu in zip(lines, laws, nus)]
+        low, high = _poisson_range(material, options)
+        rows.append(("poisson", f"Poisson ratio {material.poisson:g} ± {options.poisson_delta:g} (uniform)",
+                     [at(f"ν = {low:g}", poisson=low), at(f"ν = {high:g}", poisson=high)]))
+    if "law" in options.factors:
+        rows.append(("law", "density–modulus law", [at(name, law=name) for name in options.law_names(material.law)]))
+    return rows
 
 
-def combined_interval(nominal_n: float, sampled_n: list[float], geometric_sd_log: float,
-                      probability: float) -> tuple[float, float, float | None, float | None]:
-    """(lower, upper) of the combined interval and the Monte-Carlo quantiles (None without samples),
-    N; the rule of the module docstring."""
-    z = NormalDist().inv_cdf(0.5 + probability / 2.0)
-    if sampled_n:
-        q_lo, q_hi = (float(q) for q in np.quantile(sampled_n, [0.5 - probability / 2.0, 0.5 + probability / 2.0]))
-        centre = float(np.log(np.median(sampled_n)))
-    else:
-        q_lo = q_hi = None
-        centre = float(np.log(nominal_n))
-    low_side = 0.0 if q_lo is None else centre - np.log(q_lo)
-    high_side = 0.0 if q_hi is None else np.log(q_hi) - centre
-    spread = z * geometric_sd_log
-    return (float(np.exp(centre - np.hypot(low_side, spread))), float(np.exp(centre + np.hypot(high_side, spread))),
-            q_lo, q_hi)
+def _effects(rows, loads: dict) -> list[FactorEffect]:
+    """FactorEffects from the one-at-a-time rows and their computed loads (label → N per row)."""
+    effects = []
+    for name, description, states in rows:
+        computed = {label: loads[name, label] for label, _ in states}
+        low, high = min(computed, key=computed.get), max(computed, key=computed.get)
+        if name != "law":
+            low, high = states[0][0], states[-1][0]
+        effects.append(FactorEffect(name, description, low, high, computed[low], computed[high], 0.0))
+    spreads = [np.log(e.high_n / e.low_n) ** 2 for e in effects]
+    total = sum(spreads)
+    return [replace(e, share=float(s / total) if total > 0 else 0.0) for e, s in zip(effects, spreads)]
 
 
-def _with_shares(effects: list[FactorEffect]) -> list[FactorEffect]:
-    total = sum(e.sd_log**2 for e in effects)
-    return [replace(e, share=e.sd_log**2 / total if total > 0 else 0.0) for e in effects]
+def factor_group(name: str) -> str:
+    """The factor a one-at-a-time row belongs to (calibration_slope → calibration)."""
+    return name.split("_")[0]
+
+
+def dominant_factor(effects: list[FactorEffect]) -> tuple[str, float]:
+    """The factor (calibration rows summed) with the largest share, and that share."""
+    shares = {}
+    for e in effects:
+        shares[factor_group(e.name)] = shares.get(factor_group(e.name), 0.0) + e.share
+    name = max(shares, key=shares.get)
+    return name, shares[name]
 
 
 def propagate(study: Study, options: UncertaintyOptions, calibration_errors: LineErrors | None = None,
-              mesh=None, comm=MPI.COMM_WORLD) -> UncertaintyResult:
-    """The uncertainty study of one bone: one-at-a-time effects, Monte-Carlo samples of the
-    material factors and the combined interval (module docstring). `mesh`: the nominal
-    (dolfinx mesh, facet tags) when already built (else meshed here); every rank calls it."""
+              nominal_n: float | None = None, comm=MPI.COMM_WORLD, shared: SharedMesh | None = None
+              ) -> UncertaintyResult:
+    """The uncertainty study of one bone (module docstring); every rank calls it. nominal_n: the
+    case's failure load F₀ on its own mesh (meshed and solved here when None); shared: the shared
+    mesh when already built (else `shared_mesh` at options.reach_mm)."""
     start = time.perf_counter()
-    if mesh is None:
-        bone_mesh, tags = mesh_case(study.volume, study.mesh, study.frame, comm)
-        mesh = (bone_mesh.mesh, tags)
-    cells = cell_material(mesh[0], study.volume, study.material)
-    bone = meshed_bone(*mesh, cells.label, study.risk)
+    if nominal_n is None:
+        nominal_n = case_failure(study, comm)
+    shared = shared or shared_mesh(study, options.reach_mm, comm)
+    shared_nominal = state_failure(study, shared, Draw(study.material, SegmentationState()))
+    scale = nominal_n / shared_nominal
     calibration = calibration_spread(study.material, calibration_errors, options)
-    nominal = stance_failure(study, bone, cells.E, study.material.poisson)
-    effects = _material_effects(study, bone, cells.E, nominal, calibration, options)
-    sampled = []
-    if any(f in MATERIAL_FACTORS for f in options.factors):
-        sampled = [Sample(m.law, m.slope, m.intercept, m.poisson, material_failure(study, bone, m))
-                   for m in draw_samples(options, study.material, calibration)]
-    geometric = _geometric_effects(study, nominal, options, comm)
-    effects = _with_shares(effects + geometric)
-    geometric_sd = float(np.sqrt(sum(e.sd_log**2 for e in geometric)))
-    lower, upper, q_lo, q_hi = combined_interval(nominal, [s.failure_load_n for s in sampled], geometric_sd,
-                                                 options.interval)
+    rows = one_at_a_time(options, study.material, calibration)
+    loads = {(name, label): scale * state_failure(study, shared, draw) for name, _, states in rows
+             for label, draw in states}
+    effects = _effects(rows, loads)
+    samples = [Sample(d.material.law, d.material.slope, d.material.intercept, d.material.poisson,
+                      d.segmentation.bone_mm, d.segmentation.lesion_mm, scale * state_failure(study, shared, d))
+               for d in draw_samples(options, study.material, calibration)]
+    lower, upper, k, coverage = order_statistic_interval([s.failure_load_n for s in samples], options.interval)
     bw = body_weight_n(study.body_mass_kg)
     thresholds = study.risk.thresholds
-    categories = [risk_category(f / bw, thresholds) for f in (nominal, lower, upper)]
+    categories = [risk_category(f / bw, thresholds) for f in (nominal_n, lower, upper)]
     crossed = [t for t in (thresholds.high_below_bw, thresholds.low_from_bw) if lower / bw < t <= upper / bw]
+    dominant, _ = dominant_factor(effects)
     return UncertaintyResult(
-        nominal, options.interval, lower, upper, lower / bw, upper / bw, q_lo, q_hi, geometric_sd, categories,
-        len(set(categories)) == 1, crossed, effects, sampled, options.seed, calibration.source,
+        nominal_n, shared_nominal, options.interval, lower, upper, lower / bw, upper / bw, k, coverage,
+        categories, len(set(categories)) == 1, crossed, effects, samples, options.seed, calibration.source,
+        dominant, PLAIN_WORDS[dominant], NARROWED_BY[dominant],
         comm.allreduce(time.perf_counter() - start, op=MPI.MAX))
+
+
+def samples_needed(probability: float) -> int:
+    """The fewest samples whose order-statistic interval has expected coverage ≥ probability."""
+    return int(np.ceil(2.0 / (1.0 - probability) - 1.0 - 1e-9))
 
 
 def markdown_table(result: UncertaintyResult) -> str:
     """The one-at-a-time effects and the interval as a Markdown table (e.g. for docs/validation.md)."""
-    rows = ["| factor | low | high | failure load low / high (N) | SD of ln F | share of variance |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| factor | low | high | failure load low / high (N) | share |", "|---|---|---|---|---|"]
     for e in result.factors:
-        rows.append(f"| {e.name}{'' if e.sampled else ' (re-meshed)'} | {e.low_label} | {e.high_label} | "
-                    f"{e.low_n:,.0f} / {e.high_n:,.0f} | {e.sd_log:.3f} | {100 * e.share:.0f} % |")
-    rows.append(f"\nNominal {result.nominal_n:,.0f} N; {100 * result.interval:g} % interval "
-                f"{result.lower_n:,.0f}–{result.upper_n:,.0f} N ({result.lower_bw:.1f}–{result.upper_bw:.1f} × BW) "
-                f"from {len(result.samples)} samples (seed {result.seed}); risk categories at nominal, lower, "
-                f"upper: {', '.join(result.categories)}.")
+        rows.append(f"| {e.name} | {e.low_label} | {e.high_label} | {e.low_n:,.0f} / {e.high_n:,.0f} | "
+                    f"{100 * e.share:.0f} % |")
+    rows.append(f"\nNominal {result.nominal_n:,.0f} N (shared mesh {result.shared_nominal_n:,.0f} N); "
+                f"{100 * result.interval:g} % interval {result.lower_n:,.0f}–{result.upper_n:,.0f} N "
+                f"({result.lower_bw:.1f}–{result.upper_bw:.1f} × BW) from {len(result.samples)} samples "
+                f"(seed {result.seed}; order statistics k = {result.order_k}, expected coverage "
+                f"{100 * result.expected_coverage:.0f} %); risk categories at nominal, lower, upper: "
+                f"{', '.join(result.categories)}; dominant: {result.dominant_words}.")
     return "\n".join(rows)

@@ -258,12 +258,13 @@ def with_uncertainty(lower_n: float, upper_n: float) -> dict:
     bw = BW
     categories = [risk.risk_category(f / bw) for f in (FAILURE_N, lower_n, upper_n)]
     crossed = [t for t in (5.0, 10.0) if lower_n / bw < t <= upper_n / bw]
-    factors = [FactorEffect("law", "density–modulus law", "keller1994", "keyak1994", 2000.0, 5000.0, 0.4, 0.8, True),
-               FactorEffect("mesh", "element size", "× 0.75", "× 1.5", 2900.0, 3100.0, 0.2, 0.2, False)]
-    samples = [Sample("morgan2003", 0.0008, 0.0, 0.4, load) for load in (2500.0, 3000.0, 3500.0)]
+    factors = [FactorEffect("segmentation", "bone outline ± 0.5 mm", "−0.5 mm", "+0.5 mm", 2000.0, 3200.0, 0.8),
+               FactorEffect("poisson", "Poisson ratio", "ν = 0.35", "ν = 0.45", 2900.0, 3100.0, 0.2)]
+    samples = [Sample("morgan2003", 0.0008, 0.0, 0.4, 0.0, 0.0, load) for load in [lower_n] + [3000.0] * 17 + [upper_n]]
     return dict(make_results(), uncertainty=UncertaintyResult(
-        FAILURE_N, 0.9, lower_n, upper_n, lower_n / bw, upper_n / bw, 2550.0, 3450.0, 0.02, categories,
-        len(set(categories)) == 1, crossed, factors, samples, 0, "no phantom fit", 12.0))
+        FAILURE_N, 2950.0, 0.9, lower_n, upper_n, lower_n / bw, upper_n / bw, 1, 0.9, categories,
+        len(set(categories)) == 1, crossed, factors, samples, 0, "no calibration fit", "segmentation",
+        "where the outer surface of the bone was drawn on the CT", "a finer scan", 12.0))
 
 
 def test_report_shows_the_interval_and_whether_the_category_holds(tmp_path):
@@ -278,9 +279,10 @@ def test_report_shows_the_interval_and_whether_the_category_holds(tmp_path):
     written = write_report(tmp_path, with_uncertainty(2400.0, 3900.0))
     data = json.loads(written["json"].read_text())
     assert data["uncertainty"]["lower_n"] == 2400.0 and data["uncertainty"]["robust"] is False
-    assert [s["failure_load_n"] for s in data["uncertainty"]["samples"]] == [2500.0, 3000.0, 3500.0]
-    assert build_results(with_uncertainty(2400.0, 3900.0)).uncertainty.factors[0].high_n == 5000.0
+    assert [s["failure_load_n"] for s in data["uncertainty"]["samples"]][:2] == [2400.0, 3000.0]
+    assert build_results(with_uncertainty(2400.0, 3900.0)).uncertainty.factors[0].high_n == 3200.0
     assert image_is_real(written["uncertainty"])
     html = written["html"].read_text()
     assert "Failure load: uncertainty" in html and "What moves the failure load" in html
+    assert "where the outer surface of the bone was drawn" in html and "would narrow it: a finer scan" in html
     assert "uncertainty" not in write_report(tmp_path / "plain", make_results())

@@ -1,16 +1,15 @@
-"""Uncertainty of the failure load (`bonefe.uncertainty`), checked against independent references.
+"""Uncertainty of the failure load (`bonefe.uncertainty`, `bonefe.perturbation`), checked against
+independent references.
 
-References: (1) a homogeneous bar: linear elasticity makes every strain ∝ 1/E, so the failure load
-is ∝ E and any change of the material inputs scales it by the analytic modulus ratio of
-Schileo's density chain and the law (ρ_QCT = a·HU + b, ρ_ash = 0.877 ρ_QCT + 0.079,
-ρ_app = ρ_ash/0.6, E = c·ρ^p); tolerance 1e-6 relative: the iterative solver's rtol 1e-10 with
-margin. (2) Saint-Venant: away from its ends a bar under an axial force F has ε = −F/(E·A), so
-its compressive failure load is ε_c·E·A: it must grow as its segmentation is dilated and shrink
-as it is eroded (monotone only: on 3 mm elements the load ratios differ from the area ratios by
-up to 9 %, which the peak-over-critical-volume near the tagged end faces may explain; not held).
-(3) The OLS standard errors of a line (scipy.stats.linregress).
-(4) Statistics: the reported Monte-Carlo quantiles are numpy.quantile of the reported samples,
-the same seed draws the same samples, and 1 and 2 MPI ranks give the same interval.
+References: (1) order statistics: [x(k), x(n+1−k)] of n draws holds a new draw with expected
+probability (n + 1 − 2k)/(n + 1) (Wilks 1941), worked by hand below. (2) A homogeneous bar:
+linear elasticity makes every strain ∝ 1/E, so the failure load is ∝ E and a calibration change
+scales it by the analytic modulus ratio of Schileo's chain (ρ_QCT = a·HU + b, ρ_ash = 0.877 ρ_QCT
++ 0.079, ρ_app = ρ_ash/0.6, E = c·ρ^p); tolerance 1e-6 relative: the iterative solver's rtol 1e-10
+with margin. (3) The phantom femur: a bone outline moved outward (more bone, the partial-volume
+layer with the CT's own values) is not weaker than the one drawn, and one moved inward is weaker;
+on one shared mesh the comparison carries no mesh noise, only the solver's (< 1e-6). (4) The OLS
+standard errors of a line (scipy.stats.linregress). (5) 1 and 2 MPI ranks give the same draws and loads.
 """
 
 import bonefe  # noqa: F401  (MPI/dolfinx import order)
@@ -28,19 +27,21 @@ import yaml
 from mpi4py import MPI
 from scipy import stats
 
+import bonefe.uncertainty as uncertainty
 from bonefe.anatomy import HEAD, SUPPORT, FemurFrame
 from bonefe.assessment import RiskOptions
 from bonefe.calibration import line_errors
+from bonefe.case import MeshOptions
 from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY
-from bonefe.materials import LAWS, MaterialOptions, apparent_density, ash_density, cell_material, qct_density
-from bonefe.meshing import mesh_bone
-from bonefe.phantom import PhantomSpec, write_phantom
+from bonefe.materials import LAWS, MaterialOptions, apparent_density, ash_density, qct_density
+from bonefe.perturbation import SegmentationState, SharedMesh, signed_distance
+from bonefe.phantom import PhantomSpec, make_phantom, write_phantom
 from bonefe.pipeline import run_case
 from bonefe.uncertainty import (
-    Study, UncertaintyOptions, draw_samples, calibration_spread, meshed_bone, propagate, shifted_envelope,
-    stance_failure,
+    Draw, FactorEffect, Study, UncertaintyOptions, calibration_spread, case_failure, dominant_factor, draw_samples,
+    order_statistic_interval, propagate, samples_needed, shared_mesh, state_failure,
 )
-from bonefe.volume import BACKGROUND, BONE, Volume
+from bonefe.volume import BONE, Volume
 
 COMM = MPI.COMM_WORLD
 SOLVER_RTOL = 1e-6
@@ -48,10 +49,119 @@ BAR_HU = 1000.0
 BAR = (20.0, 20.0, 120.0)  # mm: a 20 × 20 mm bar, 120 mm long, along world z
 
 
+def test_order_statistic_interval_by_hand():
+    """19 loads 100…1900 N: k = ⌊20 · 0.05⌋ = 1, interval [x(1), x(19)] = [100, 1900] N, expected
+    coverage 18/20 = 0.9. 39 loads 10…390 N: k = ⌊40 · 0.05⌋ = 2, [x(2), x(38)] = [20, 380] N, 36/40.
+    8 loads: k would be ⌊9 · 0.05⌋ = 0, so the range [x(1), x(8)], coverage 7/9 = 0.778 < 0.9, and
+    19 samples are needed (n + 1 ≥ 2/(1 − p) = 20)."""
+    shuffled = np.random.default_rng(1).permutation(np.arange(1, 20) * 100.0)
+    assert order_statistic_interval(shuffled, 0.9) == (100.0, 1900.0, 1, pytest.approx(0.9))
+    assert order_statistic_interval(np.arange(39, 0, -1) * 10.0, 0.9) == (20.0, 380.0, 2, pytest.approx(0.9))
+    assert order_statistic_interval([5.0, 3.0, 8.0, 1.0, 9.0, 2.0, 7.0, 4.0], 0.9) == (
+        1.0, 9.0, 1, pytest.approx(7 / 9))
+    assert samples_needed(0.9) == 19 and samples_needed(0.8) == 9
+
+
+def test_propagation_by_hand(monkeypatch):
+    """propagate on a stand-in solver whose load is literal per state, worked by hand:
+    shared-mesh nominal 1000 N, case load 2000 N (scale 2); one-at-a-time: bone −/+0.5 mm 600 /
+    1050 N, lesion −/+1.5 mm 1000 / 700 N, so log ranges² ln(1050/600)² = 0.3132 and
+    ln(1000/700)² = 0.1272: segmentation 71 %, lesion 29 %. 19 draws with loads 1000 + 400·d_bone −
+    100·d_lesion (d from the list below) give 19 loads whose lowest and highest, times 2, are the
+    interval: 2 × (1000 − 400 − 100·1.0) = 1,000 N and 2 × (1000 + 400 + 100·1.0) = 3,000 N.
+    75 kg (735.75 N BW): nominal 2.72 × BW; the interval 1.36–4.08 × BW lies inside the high-risk
+    band (< 5 × BW): robust."""
+    one_at_a_time = {(-0.5, 0.0): 600.0, (0.5, 0.0): 1050.0, (0.0, -1.5): 1000.0, (0.0, 1.5): 700.0,
+                     (0.0, 0.0): 1000.0}
+    bone = np.linspace(-1.0, 1.0, 19)
+    lesion = -np.linspace(-1.0, 1.0, 19)
+    draws = [Draw(MaterialOptions(), SegmentationState(float(b), float(e))) for b, e in zip(bone, lesion)]
+
+    def load(study, shared, draw, drawn_bone_mm=0.0):
+        key = (draw.segmentation.bone_mm, draw.segmentation.lesion_mm)
+        if key in one_at_a_time and not any(d is draw for d in draws):
+            return one_at_a_time[key]
+        return 1000.0 + 400.0 * key[0] - 100.0 * key[1]
+
+    monkeypatch.setattr(uncertainty, "state_failure", load)
+    monkeypatch.setattr(uncertainty, "draw_samples", lambda *args: draws)
+    study = Study(None, None, MaterialOptions(), None, RiskOptions(), 75.0)
+    options = UncertaintyOptions(factors=["segmentation", "lesion"])
+    result = propagate(study, options, nominal_n=2000.0, shared=object())
+    effects = {e.name: e for e in result.factors}
+    assert (effects["segmentation"].low_n, effects["segmentation"].high_n) == (1200.0, 2100.0)
+    assert (effects["lesion"].low_n, effects["lesion"].high_n) == (2000.0, 1400.0)
+    assert effects["segmentation"].share == pytest.approx(0.3132 / (0.3132 + 0.1272), abs=1e-3)
+    assert (result.lower_n, result.upper_n) == pytest.approx((1000.0, 3000.0), rel=1e-12)
+    assert result.shared_nominal_n == 1000.0 and result.order_k == 1 and result.expected_coverage == pytest.approx(0.9)
+    assert (result.lower_bw, result.upper_bw) == pytest.approx((1.3592, 4.0775), abs=1e-4)
+    assert result.robust and result.categories == ["high", "high", "high"]
+    assert result.dominant == "segmentation" and "outer surface of the bone" in result.dominant_words
+    assert "finer scan" in result.narrowed_by
+
+
+def test_dominant_factor_sums_the_calibration_rows():
+    """Shares 0.3 (slope) + 0.25 (intercept) = 0.55 for calibration beat 0.45 for segmentation."""
+    effects = [FactorEffect("segmentation", "", "", "", 1.0, 2.0, 0.45),
+               FactorEffect("calibration_slope", "", "", "", 1.0, 2.0, 0.3),
+               FactorEffect("calibration_intercept", "", "", "", 1.0, 2.0, 0.25)]
+    assert dominant_factor(effects) == ("calibration", pytest.approx(0.55))
+
+
+def test_signed_distance_puts_the_outline_halfway_between_voxel_centres():
+    """A 1-D slab of 4 inside voxels (2 mm): centres −1, −3 mm inside its outline, +1, +3 mm outside."""
+    mask = np.zeros((1, 1, 10), bool)
+    mask[0, 0, 3:7] = True
+    distance = signed_distance(mask, np.array([2.0, 2.0, 2.0]))[0, 0]
+    assert distance[1:9].tolist() == [3.0, 1.0, -1.0, -3.0, -3.0, -1.0, 1.0, 3.0]
+
+
+def test_clopper_pearson_at_the_extremes():
+    """With 0 of n successes the exact upper bound is 1 − (α/2)^(1/n), with n of n the lower bound
+    is (α/2)^(1/n): n = 10, α = 0.05 gives 0.3085 and 0.6915 (closed form of the beta quantile)."""
+    from bonefe.validation.coverage import clopper_pearson
+
+    assert clopper_pearson(0, 10) == (0.0, pytest.approx(0.3085, abs=1e-4))
+    assert clopper_pearson(10, 10) == (pytest.approx(0.6915, abs=1e-4), 1.0)
+
+
+def test_line_errors_match_scipy_linregress():
+    """SE of slope and intercept of a 5-rod fit equal scipy.stats.linregress's; covariance equals
+    −x̄·SE_slope² (OLS). Reference (4)."""
+    hu = np.array([-10.0, 95.0, 210.0, 405.0, 790.0])
+    rho = 0.0008 * hu + 0.002 + np.array([0.003, -0.002, 0.001, -0.004, 0.002])
+    fit = stats.linregress(hu, rho)
+    residual = rho - (fit.slope * hu + fit.intercept)
+    errors = line_errors(hu, float(np.sqrt(residual @ residual / (hu.size - 2))))
+    assert errors.slope_se == pytest.approx(fit.stderr, rel=1e-10)
+    assert errors.intercept_se == pytest.approx(fit.intercept_stderr, rel=1e-10)
+    assert errors.covariance == pytest.approx(-hu.mean() * fit.stderr**2, rel=1e-10)
+
+
+def test_draws_follow_the_stated_error_model():
+    """Same seed, same draws; outline offsets within ±2 SD with the truncated normal's SD
+    (0.8796·SD; 4000 draws: sampling error ~1.1 %, 5 % allowed); with a fit the calibration draws
+    follow its covariance (4000 draws within 10 %: ~2 % sampling error per entry)."""
+    options = UncertaintyOptions(samples=8, seed=3)
+    spread = calibration_spread(MaterialOptions(), None, options)
+    assert draw_samples(options, MaterialOptions(), spread) == draw_samples(options, MaterialOptions(), spread)
+    assert draw_samples(options, MaterialOptions(), spread) != draw_samples(replace(options, seed=4),
+                                                                              MaterialOptions(), spread)
+    errors = line_errors(np.array([0.0, 100.0, 200.0, 400.0, 800.0]), 0.004)
+    spread = calibration_spread(MaterialOptions(), errors, options)
+    many = draw_samples(replace(options, samples=4000), MaterialOptions(), spread)
+    lines = np.array([[d.material.slope, d.material.intercept] for d in many])
+    assert np.cov(lines.T) == pytest.approx(spread.covariance_matrix(), rel=0.1)
+    bone = np.array([d.segmentation.bone_mm for d in many])
+    lesion = np.array([d.segmentation.lesion_mm for d in many])
+    assert np.abs(bone).max() <= 1.0 and np.abs(lesion).max() <= 3.0
+    assert bone.std() == pytest.approx(0.8796 * 0.5, rel=0.05) and lesion.std() == pytest.approx(0.8796 * 1.5, rel=0.05)
+    assert {d.material.law for d in many} == {"morgan2003"}
+
+
 def axial_frame() -> FemurFrame:
     """A femur frame turned so that the stance hip-contact force points along world −z (pure
-    axial compression of a bar standing on z = 0): its basis is the rotation taking the stance
-    direction (medial, anterior, superior) onto −z."""
+    axial compression of a bar standing on z = 0)."""
     d = np.asarray(ACTIVITIES[STANCE_ACTIVITY].force, float)
     d /= np.linalg.norm(d)
     target = np.array([0.0, 0.0, -1.0])
@@ -75,26 +185,8 @@ def bar_tags(mesh):
     return meshtags(mesh, 2, facets[order], values[order])
 
 
-def bar_study(volume: Volume) -> Study:
-    # exclusion 25 mm > bar width: the end zones of Saint-Venant are not evaluated
-    return Study(volume, axial_frame(), MaterialOptions(), None, RiskOptions(exclusion_mm=25.0), 75.0)
-
-
-@pytest.fixture(scope="module")
-def bar():
-    """A structured tetrahedral bar inside a uniform 1000 HU bone volume (2 mm voxels)."""
-    from dolfinx.mesh import CellType, create_box
-
-    shape = (14, 14, 64)
-    volume = Volume(hu=np.full(shape, BAR_HU, np.float32), labels=np.full(shape, BONE, np.uint8),
-                    affine=np.diag([2.0, 2.0, 2.0, 1.0]))
-    mesh = create_box(COMM, [[3.0, 3.0, 3.0], [3.0 + BAR[0], 3.0 + BAR[1], 3.0 + BAR[2]]], [4, 4, 24],
-                      CellType.tetrahedron)
-    return bar_study(volume), mesh, bar_tags(mesh)
-
-
 def modulus(material: MaterialOptions, hu: float = BAR_HU) -> float:
-    """E (MPa) of one HU by the chain of the module docstring, written out independently."""
+    """E (MPa) of one HU by the chain of reference (2), written out independently."""
     rho_qct = material.slope * hu + material.intercept
     rho_ash = 0.877 * rho_qct + 0.079
     law = LAWS[material.law]
@@ -102,117 +194,77 @@ def modulus(material: MaterialOptions, hu: float = BAR_HU) -> float:
     return law.coefficient * rho**law.exponent
 
 
-def test_bar_failure_load_scales_with_the_analytic_modulus(bar):
-    """Slope × (1 ± 5 %), intercept ± 5 HU·slope and each law scale the bar's failure load by the
-    analytic modulus ratio; every Monte-Carlo sample too. Reference (1)."""
-    study, mesh, tags = bar
-    result = propagate(study, UncertaintyOptions(samples=6, factors=["calibration", "law"], laws=list(LAWS)),
-                       mesh=(mesh, tags), comm=COMM)
-    nominal, base = result.nominal_n, study.material
-    effects = {e.name: e for e in result.factors}
-    se_slope, se_intercept = 0.05 * base.slope, 5.0 * base.slope
-    for name, key, se in (("calibration_slope", "slope", se_slope), ("calibration_intercept", "intercept", se_intercept)):
-        expected = [nominal * modulus(replace(base, **{key: getattr(base, key) + s * se})) / modulus(base)
-                    for s in (-1, 1)]
-        assert [effects[name].low_n, effects[name].high_n] == pytest.approx(expected, rel=SOLVER_RTOL)
-    by_law = {law: nominal * modulus(replace(base, law=law)) / modulus(base) for law in LAWS}
-    assert effects["law"].low_n == pytest.approx(min(by_law.values()), rel=SOLVER_RTOL)
-    assert effects["law"].high_n == pytest.approx(max(by_law.values()), rel=SOLVER_RTOL)
-    assert effects["law"].sd_log == pytest.approx(np.std(np.log(list(by_law.values()))), rel=1e-5)
-    for s in result.samples:
-        sample = replace(base, slope=s.slope, intercept=s.intercept, law=s.law)
-        assert s.failure_load_n == pytest.approx(nominal * modulus(sample) / modulus(base), rel=SOLVER_RTOL)
-
-
-def test_bar_failure_load_hardly_depends_on_poisson(bar):
-    """Axial compression: ε_zz = −F/(E·A) whatever ν away from the ends, so the Poisson factor's
-    runs stay within 2 % of the nominal load (the end zones' tails reach the evaluated cells)."""
-    study, mesh, tags = bar
-    result = propagate(study, UncertaintyOptions(samples=2, factors=["poisson"]), mesh=(mesh, tags), comm=COMM)
-    (effect,) = result.factors
-    assert [effect.low_n, effect.high_n] == pytest.approx([result.nominal_n] * 2, rel=0.02)
-    assert {s.law for s in result.samples} == {"morgan2003"} and 0.35 <= min(s.poisson for s in result.samples)
-
-
 def test_independent_modulus_chain_matches_the_library():
-    """The test's own chain agrees with bonefe.materials (guards the reference above)."""
+    """The test's own chain agrees with bonefe.materials (guards reference (2))."""
     for law in LAWS:
         material = MaterialOptions(law=law)
         rho_ash = ash_density(qct_density(np.array([BAR_HU]), material.slope, material.intercept))
         assert LAWS[law].modulus(rho_ash, apparent_density(rho_ash))[0] == pytest.approx(modulus(material), rel=1e-12)
 
 
-def test_line_errors_match_scipy_linregress():
-    """SE of slope and intercept of a 5-rod fit equal scipy.stats.linregress's; covariance equals
-    −x̄·SE_slope² (OLS). Reference (3)."""
-    hu = np.array([-10.0, 95.0, 210.0, 405.0, 790.0])
-    rho = 0.0008 * hu + 0.002 + np.array([0.003, -0.002, 0.001, -0.004, 0.002])
-    fit = stats.linregress(hu, rho)
-    residual = rho - (fit.slope * hu + fit.intercept)
-    errors = line_errors(hu, float(np.sqrt(residual @ residual / (hu.size - 2))))
-    assert errors.slope_se == pytest.approx(fit.stderr, rel=1e-10)
-    assert errors.intercept_se == pytest.approx(fit.intercept_stderr, rel=1e-10)
-    assert errors.covariance == pytest.approx(-hu.mean() * fit.stderr**2, rel=1e-10)
+def test_bar_samples_scale_with_the_analytic_modulus_and_the_interval_is_two_of_them():
+    """A uniform 1000 HU bar (2 mm voxels, structured tetrahedra), calibration and law drawn: every
+    sample's load is the nominal load times the analytic modulus ratio (reference 2), and the 90 %
+    interval of 19 samples is their lowest and highest (reference 1)."""
+    from dolfinx.mesh import CellType, create_box
+
+    shape = (14, 14, 64)
+    volume = Volume(hu=np.full(shape, BAR_HU, np.float32), labels=np.full(shape, BONE, np.uint8),
+                    affine=np.diag([2.0, 2.0, 2.0, 1.0]))
+    mesh = create_box(COMM, [[3.0, 3.0, 3.0], [3.0 + BAR[0], 3.0 + BAR[1], 3.0 + BAR[2]]], [4, 4, 24],
+                      CellType.tetrahedron)
+    risk = RiskOptions(exclusion_mm=25.0)  # > bar width: Saint-Venant end zones not read
+    study = Study(volume, axial_frame(), MaterialOptions(), None, risk, 75.0)
+    shared = SharedMesh(mesh, bar_tags(mesh), volume, 0.0, study.material, risk.exclusion_mm, risk.averaging_radius_mm)
+    nominal = state_failure(study, shared, Draw(study.material, SegmentationState()))
+    result = propagate(study, UncertaintyOptions(samples=19, factors=["calibration", "law"], laws=list(LAWS)),
+                       nominal_n=nominal, comm=COMM, shared=shared)
+    base = study.material
+    for s in result.samples:
+        sample = replace(base, slope=s.slope, intercept=s.intercept, law=s.law)
+        assert s.failure_load_n == pytest.approx(nominal * modulus(sample) / modulus(base), rel=SOLVER_RTOL)
+    loads = [s.failure_load_n for s in result.samples]
+    assert (result.lower_n, result.upper_n) == (min(loads), max(loads))
+    slope = {e.name: e for e in result.factors}["calibration_slope"]
+    expected = [nominal * modulus(replace(base, slope=base.slope * f)) / modulus(base) for f in (0.95, 1.05)]
+    assert [slope.low_n, slope.high_n] == pytest.approx(expected, rel=SOLVER_RTOL)
 
 
-def test_same_seed_same_samples_and_the_rod_covariance_is_used():
-    """Draws depend on the seed alone; with a rod fit the calibration draws follow its covariance
-    (sample covariance of 4000 draws within 10 %: sampling error ~ √(2/4000) ≈ 2 % per entry)."""
-    options = UncertaintyOptions(samples=8, seed=3)
-    spread = calibration_spread(MaterialOptions(), None, options)
-    assert draw_samples(options, MaterialOptions(), spread) == draw_samples(options, MaterialOptions(), spread)
-    assert draw_samples(options, MaterialOptions(), spread) != draw_samples(replace(options, seed=4),
-                                                                              MaterialOptions(), spread)
-    hu = np.array([0.0, 100.0, 200.0, 400.0, 800.0])
-    errors = line_errors(hu, 0.004)
-    spread = calibration_spread(MaterialOptions(), errors, options)
-    many = draw_samples(replace(options, samples=4000, factors=["calibration"]), MaterialOptions(), spread)
-    lines = np.array([[m.slope, m.intercept] for m in many])
-    assert np.cov(lines.T) == pytest.approx(spread.covariance_matrix(), rel=0.1)
+@pytest.fixture(scope="module")
+def phantom_states():
+    """The coarse phantom femur (2 mm voxels, 20 mm lytic neck lesion, 6 mm mesh): the case's load
+    on its own mesh and, on one shared mesh grown by one voxel, the loads of the bone outline moved
+    by −1, −½, 0, +½, +1 voxel and of the lesion outline by ±1.5 mm (N)."""
+    volume, frame = make_phantom(PhantomSpec(voxel_mm=2.0))
+    study = Study(volume, frame, MaterialOptions(), MeshOptions(size_mm=6.0), RiskOptions(), 75.0)
+    shared = shared_mesh(study, 2.0, COMM)
+    bone = {d: state_failure(study, shared, Draw(study.material, SegmentationState(d, 0.0)))
+            for d in (-2.0, -1.0, 0.0, 1.0, 2.0)}
+    lesion = {d: state_failure(study, shared, Draw(study.material, SegmentationState(0.0, d))) for d in (-1.5, 1.5)}
+    return case_failure(study, COMM), bone, lesion
 
 
-def cylinder_volume() -> Volume:
-    """A bone cylinder of radius 9 mm (2 mm voxels) along z, in a CT that is bone (1000 HU)
-    everywhere: the segmentation, not the CT, decides the bar's cross-section."""
-    shape = (16, 16, 40)
-    i, j, _ = np.indices(shape)
-    inside = (i - 7.5) ** 2 + (j - 7.5) ** 2 <= 4.5**2
-    labels = np.where(inside, BONE, BACKGROUND).astype(np.uint8)
-    return Volume(hu=np.full(shape, BAR_HU, np.float32), labels=labels, affine=np.diag([2.0, 2.0, 2.0, 1.0]))
+def test_dilated_bone_is_not_weaker_than_the_drawn_or_the_eroded_one(phantom_states):
+    """Reference (3). Measured: eroded one voxel 0.21×, half a voxel 0.59×, dilated half a voxel
+    1.13×, one voxel 1.16× the drawn outline's load on the shared mesh (re-meshing the one-voxel
+    eroded labels instead gives 0.19× against the case mesh: the reuse holds). On one mesh the
+    noise is the solver's (< 1e-6), so the order holds exactly. The shared mesh's drawn state lies
+    7 % below the case's own mesh at this coarse 6 mm size (3.4 % at 1 mm voxels and 3 mm): mesh
+    noise between two meshes of nearly the same bone, which `propagate` removes by using ratios;
+    held within 10 %."""
+    case, bone, _ = phantom_states
+    assert bone[-2.0] < bone[-1.0] < bone[0.0]
+    assert bone[1.0] >= bone[0.0] * (1 - SOLVER_RTOL) and bone[2.0] >= bone[1.0] * (1 - SOLVER_RTOL)
+    assert bone[2.0] > bone[-2.0]
+    assert bone[0.0] == pytest.approx(case, rel=0.1)
 
 
-def test_segmentation_dilation_strengthens_and_erosion_weakens_an_axial_bar():
-    """The eroded, as segmented and dilated cylinder: cross-section area (mesh volume / length)
-    and failure load both grow, in that order. Reference (2): F = ε_c·E·A grows with A."""
-    volume = cylinder_volume()
-    study = bar_study(volume)
-    loads, areas = [], []  # failure load (N), meshed cross-section area (mm²)
-    for voxels in (-1, 0, 1):
-        shifted = shifted_envelope(volume, voxels)
-        mesh = mesh_bone(shifted, 3.0, COMM).mesh
-        tags = bar_tags(mesh)
-        cells = cell_material(mesh, shifted, study.material)
-        bone = meshed_bone(mesh, tags, cells.label, study.risk)
-        loads.append(stance_failure(study, bone, cells.E, 0.4))
-        z = mesh.geometry.x[:, 2]
-        length = COMM.allreduce(z.max(), op=MPI.MAX) - COMM.allreduce(z.min(), op=MPI.MIN)
-        areas.append(COMM.allreduce(float(bone.lattice.average.bin_volume.sum()), op=MPI.SUM) / length)
-    assert areas[0] < areas[1] < areas[2]
-    assert loads[0] < loads[1] < loads[2]
-
-
-def test_erosion_keeps_lesions_and_the_image_border():
-    """Erosion removes the outer bone voxels but never a lesion voxel nor the slice at the image
-    border (the distal cut); dilation labels new voxels from their neighbours, lesion first."""
-    labels = np.zeros((9, 9, 6), np.uint8)
-    labels[2:7, 2:7, :] = BONE
-    labels[2, 4, 3] = 2  # a lytic voxel on the surface
-    volume = Volume(hu=np.zeros(labels.shape, np.float32), labels=labels, affine=np.eye(4))
-    eroded = shifted_envelope(volume, -1).labels
-    assert eroded[2, 4, 3] == 2 and eroded[2, 3, 3] == BACKGROUND and eroded[3, 3, 0] == BONE
-    assert np.count_nonzero(eroded == BONE) == 3 * 3 * 6 - 0
-    dilated = shifted_envelope(volume, 1).labels
-    assert dilated[1, 4, 3] == 2 and dilated[1, 3, 3] == BONE and dilated[1, 1, 3] == BACKGROUND
+def test_a_grown_lesion_weakens_the_bone(phantom_states):
+    """The lesion outline moved out by 1.5 mm (more bone becomes lytic: E × 0.01) lowers the load;
+    moved in, the load does not fall (the lesion's own low CT values stay)."""
+    _, bone, lesion = phantom_states
+    assert lesion[1.5] < 0.9 * bone[0.0]
+    assert lesion[-1.5] >= bone[0.0] * (1 - 1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -231,58 +283,55 @@ def tiny_case(tmp_path_factory):
     return folder, results
 
 
-def test_interval_is_reported_and_contains_the_nominal_load(tiny_case):
-    """report.json carries the entry; its Monte-Carlo quantiles are numpy.quantile of its samples;
-    the combined interval holds the nominal load and the material interval; the summary says it."""
+def test_interval_is_reported_from_computed_loads(tiny_case):
+    """report.json carries the entry; with 5 samples the interval is their range (expected coverage
+    4/6), which the report says instead of claiming 90 %; both ends are computed loads; the
+    summary names the dominant input and what would narrow it."""
     folder, results = tiny_case
     report = json.loads((folder / "runs" / "tiny" / "report.json").read_text())
     u = report["uncertainty"]
     loads = [s["failure_load_n"] for s in u["samples"]]
     assert len(loads) == 5 and u["seed"] == 7 and u["interval"] == 0.9
-    assert [u["material_lower_n"], u["material_upper_n"]] == list(np.quantile(loads, [0.05, 0.95]))
-    assert u["lower_n"] <= min(u["material_lower_n"], report["failure_load_n"])
-    assert u["upper_n"] >= max(u["material_upper_n"], report["failure_load_n"])
-    assert u["nominal_n"] == pytest.approx(report["failure_load_n"], rel=SOLVER_RTOL)
+    assert [u["lower_n"], u["upper_n"]] == [min(loads), max(loads)]
+    assert u["expected_coverage"] == pytest.approx(4 / 6) and u["order_k"] == 1
+    assert u["nominal_n"] == pytest.approx(report["failure_load_n"], rel=1e-12)
     assert u["lower_bw"] == pytest.approx(u["lower_n"] / (75 * 9.81), rel=1e-12)
-    assert {f["name"] for f in u["factors"]} == {"calibration_slope", "calibration_intercept", "law", "poisson",
-                                                "segmentation", "mesh"}
+    assert {f["name"] for f in u["factors"]} == {"segmentation", "lesion", "calibration_slope",
+                                                "calibration_intercept", "poisson"}
     assert sum(f["share"] for f in u["factors"]) == pytest.approx(1.0, rel=1e-12)
+    assert u["robust"] == (len(set(u["categories"])) == 1)
     html = (folder / "runs" / "tiny" / "report.html").read_text()
-    assert "90 % interval" in html and "How sure is the failure load" in html
+    assert "range of 5 samples" in html and "19 samples give a 90 % interval" in html
+    assert "would narrow it" in html and u["dominant_words"] in html
     assert (folder / "runs" / "tiny" / "uncertainty.png").stat().st_size > 0
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(COMM.size > 1, reason="launches its own 2-rank run")
 def test_cli_flag_on_two_ranks_gives_the_same_samples(tiny_case, tmp_path):
-    """`mpirun -n 2 bonefe run CASE --uncertainty=5`, material factors only (no re-meshing, to keep
-    it short): the same draws and, within the solver tolerance, the same sampled failure loads and
-    Monte-Carlo interval as the serial run (seeded draws identical on every rank)."""
+    """`mpirun -n 2 bonefe run CASE --uncertainty=5`: the same draws and, within the solver
+    tolerance, the same sampled failure loads and interval as the serial run. Reference (5)."""
     folder, results = tiny_case
     mpirun = Path(sys.executable).parent / "mpirun"
     mpirun = str(mpirun) if mpirun.exists() else shutil.which("mpirun")
     if mpirun is None:
         pytest.skip("no mpirun next to the interpreter or on PATH")
-    case = yaml.safe_load((folder / "tiny.yaml").read_text())
-    case["uncertainty"]["factors"] = ["calibration", "law", "poisson"]
-    (folder / "material.yaml").write_text(yaml.safe_dump(case))
     completed = subprocess.run([mpirun, "-n", "2", sys.executable, "-m", "bonefe.cli", "run",
-                                str(folder / "material.yaml"), "--output", str(tmp_path / "np2"), "--quiet",
-                                "--uncertainty=5"], capture_output=True, text=True, timeout=600)
+                                str(folder / "tiny.yaml"), "--output", str(tmp_path / "np2"), "--quiet",
+                                "--uncertainty=5"], capture_output=True, text=True, timeout=900)
     assert completed.returncode == 0, completed.stderr[-2000:]
-    assert "90 % interval" in completed.stdout
     parallel = json.loads((tmp_path / "np2" / "report.json").read_text())["uncertainty"]
     serial = results["uncertainty"]
-    assert [(s["law"], s["slope"], s["poisson"]) for s in parallel["samples"]] == [
-        (s.law, s.slope, s.poisson) for s in serial.samples]
+    assert [(s["bone_mm"], s["lesion_mm"], s["slope"]) for s in parallel["samples"]] == [
+        (s.bone_mm, s.lesion_mm, s.slope) for s in serial.samples]
     assert [s["failure_load_n"] for s in parallel["samples"]] == pytest.approx(
         [s.failure_load_n for s in serial.samples], rel=SOLVER_RTOL)
-    assert [parallel["material_lower_n"], parallel["material_upper_n"]] == pytest.approx(
-        [serial.material_lower_n, serial.material_upper_n], rel=SOLVER_RTOL)
+    assert [parallel["lower_n"], parallel["upper_n"]] == pytest.approx([serial.lower_n, serial.upper_n], rel=SOLVER_RTOL)
 
 
-def test_default_laws_are_the_femoral_ones():
-    """By default only laws fitted on human femoral bone are varied (Morgan 2003 neck, Keller 1994
-    femur); a nominal law outside them is kept in the set."""
+def test_default_factors_and_laws():
+    """By default the inputs with a measured error are drawn, not the law; when the law is asked
+    for, only those fitted on human femoral bone (Morgan 2003 neck, Keller 1994 femur)."""
+    assert UncertaintyOptions().factors == ["segmentation", "lesion", "calibration", "poisson"]
     assert UncertaintyOptions().law_names("morgan2003") == ["morgan2003", "keller1994"]
-    assert "keyak1994" in UncertaintyOptions().law_names("keyak1994")
+    assert UncertaintyOptions().reach_mm == 1.0 and UncertaintyOptions(factors=["lesion"]).reach_mm == 0.0

@@ -142,10 +142,9 @@ def _tornado(r: ReportResults) -> Picture:
         "uncertainty",
         "How sure is the failure load",
         f"Failure load ({r.failure_load_case}) with one input at a time at its low and high value "
-        f"({', '.join(e.name.replace('_', ' ') for e in u.factors)}; segmentation and mesh re-meshed), "
-        "around the nominal value (black line). Shaded: the "
-        f"{100 * u.interval:g} % interval from {len(u.samples)} Monte-Carlo samples of the material "
-        "inputs with the re-meshed factors added in quadrature. Dashed: risk boundaries.",
+        f"({', '.join(e.name.replace('_', ' ') for e in u.factors)}; −1/+1 SD), around the nominal "
+        f"value (black line). Shaded: the interval read from {len(u.samples)} computed failure loads "
+        "with every input drawn together. Dashed: risk boundaries.",
         _checked("uncertainty", image, image.shape[1::-1]),
     )
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bonefe.guidelines import FEMORAL_SITE, GALVAO, guideline_rows
 from bonefe.report.results import ReportResults
 from bonefe.synthesis import synthesis_of
+from bonefe.uncertainty import dominant_factor, factor_group, samples_needed
 
 DISCLAIMER = (
     "Research software, not a certified medical device. The numbers come from a linear-elastic "
@@ -143,11 +144,16 @@ def _fall_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
 
 
 def interval_text(r: ReportResults) -> str:
-    """'90 % interval 2,100–3,900 N (3.1–5.7 × BW)', or '' without an uncertainty study."""
+    """'90 % interval 2,100–3,900 N (3.1–5.7 × BW)', or '' without an uncertainty study; with too
+    few samples for the asked probability, the sample range and its expected coverage."""
     u = r.uncertainty
     if u is None:
         return ""
-    return f"{100 * u.interval:g} % interval {u.lower_n:,.0f}–{u.upper_n:,.0f} N ({u.lower_bw:.1f}–{u.upper_bw:.1f} × BW)"
+    loads = f"{u.lower_n:,.0f}–{u.upper_n:,.0f} N ({u.lower_bw:.1f}–{u.upper_bw:.1f} × BW)"
+    if u.expected_coverage + 1e-9 >= u.interval:
+        return f"{100 * u.interval:g} % interval {loads}"
+    return (f"range of {len(u.samples)} samples {loads}, expected to hold {100 * u.expected_coverage:.0f} % "
+            f"of outcomes ({samples_needed(u.interval)} samples give a {100 * u.interval:g} % interval)")
 
 
 def robustness(r: ReportResults) -> str:
@@ -161,20 +167,30 @@ def robustness(r: ReportResults) -> str:
 
 
 def _uncertainty_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
-    """The failure load's interval with its robustness, and the inputs that move it most."""
+    """The failure load's interval with its robustness, what moves it most and what would narrow it."""
     u = r.uncertainty
     if u is None:
         return []
-    sampled = f"{len(u.samples)} Monte-Carlo samples (seed {u.seed})" if u.samples else "no sampled factors"
+    names = sorted({factor_group(e.name) for e in u.factors})
     ranked = sorted(u.factors, key=lambda e: e.share, reverse=True)
-    effects = "; ".join(f"{e.name} {e.low_n:,.0f}–{e.high_n:,.0f} N ({100 * e.share:.0f} %)" for e in ranked)
+    effects = "; ".join(f"{e.name.replace('_', ' ')} {e.low_n:,.0f}–{e.high_n:,.0f} N ({100 * e.share:.0f} %)"
+                        for e in ranked)
+    _, dominant = dominant_factor(u.factors)
     return [
         ("Failure load: uncertainty", interval_text(r), robustness(r),
-         f"{sampled} of calibration, density–modulus law and Poisson ratio; segmentation and mesh size "
-         "combined in quadrature (theory manual, uncertainty)"),
-        ("What moves the failure load", effects, "one input at a time at its low and high value "
-         "(share of the variance of log load)", f"calibration SE: {u.calibration_source}"),
+         f"{len(u.samples)} computed failure loads (Monte Carlo, seed {u.seed}) drawing {', '.join(names)} "
+         f"together; the interval runs from {_rank(u.order_k)}lowest to {_rank(u.order_k)}highest of them, "
+         f"each computed on one shared mesh as a ratio to its own nominal load ({u.shared_nominal_n:,.0f} N) "
+         "times the failure load (theory manual, uncertainty)"),
+        ("What moves the failure load most", f"{u.dominant_words} ({100 * dominant:.0f} % of the one-at-a-time "
+         "spread)", f"would narrow it: {u.narrowed_by}",
+         f"one input at a time at −1/+1 SD: {effects}; calibration: {u.calibration_source}"),
     ]
+
+
+def _rank(k: int) -> str:
+    """'the ' for k = 1, else 'the 2nd ', 'the 3rd ', 'the 4th ' …"""
+    return "the " + {1: "", 2: "2nd ", 3: "3rd "}.get(k, f"{k}th ")
 
 
 def _whatif_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:

@@ -12,7 +12,7 @@ from bonefe.uncertainty import Study, UncertaintyOptions, markdown_table, propag
 from bonefe.validation.checks import Section
 from bonefe.validation.femur import BODY_MASS_KG
 
-SAMPLES = 16
+SAMPLES = 19
 
 
 def uncertainty_section() -> Section:
