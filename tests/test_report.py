@@ -228,18 +228,19 @@ def with_scores(mirels_total: int, axial_mm: float) -> dict:
 def test_report_headline_synthesises_fe_and_clinical_scores(tmp_path):
     """FE high risk (4.4 × BW < 5), SFR 1.62 > 1.48 with Mirels 10 (≥ 9, Mirels 1989) and 35 mm axial
     involvement (> 30 mm, Van der Linden 2004): all high, red HIGH. With Mirels 5 (≤ 7) and 10 mm
-    the indicators disagree: amber INDETERMINATE, never a contradiction in one sentence."""
+    the supporting scores disagree with the primary FE indicators: still red HIGH (a supporting low
+    vote never outweighs a primary warning), and the sentence names both sides without contradiction."""
     agree = build_content(build_results(with_scores(10, 35.0)), {})
     differ = build_content(build_results(with_scores(5, 10.0)), {})
     assert agree.level == "high" and agree.headline == "HIGH fracture risk"
     assert agree.agreement == ("Failure load (4.4 × BW), strain fold ratio (1.62 vs 1.48), Mirels score (10) "
                                "and axial cortical involvement (35 mm) point to high risk; none points "
                                "the other way.")
-    assert differ.level == "indeterminate" and differ.headline == "INDETERMINATE: indicators disagree"
-    assert 'class="verdict level-indeterminate"' in render_html(differ, [], "now")
-    assert differ.agreement.startswith("Indicators disagree: failure load (4.4 × BW) and strain fold ratio "
-                                       "(1.62 vs 1.48) point to high risk, Mirels score (5) and axial "
-                                       "cortical involvement (10 mm) to low risk.")
+    assert differ.level == "high" and differ.headline == "HIGH fracture risk"
+    assert 'class="verdict level-high"' in render_html(differ, [], "now")
+    assert differ.agreement == ("Failure load (4.4 × BW) and strain fold ratio (1.62 vs 1.48) point to high "
+                                "risk; Mirels score (5) and axial cortical involvement (10 mm) point to low "
+                                "risk, which does not outweigh the warning.")
     written = write_report(tmp_path, with_scores(10, 35.0))
     assert image_is_real(written["envelope"])
     html = written["html"].read_text()
