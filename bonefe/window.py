@@ -70,8 +70,6 @@ CARRIED, BAND = "carried weight", "band resistance"
 SCALABLE = {"walking": CARRIED, "knee_bend": CARRIED, "squat_bodyweight": CARRIED, "step_up": CARRIED,
             "hip_band_exercises": BAND}
 """Library activities whose load a patient can set, and how (module docstring)."""
-CURVE_SCALES = tuple(float(s) for s in np.geomspace(0.25, 4.0, 17))
-"""Load multiples at which a dose's safety factor and stimulus are tabulated for the chart."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +79,8 @@ class Dose:
     kind: CARRIED or BAND; safe_scale: the largest s keeping the safety factor ≥ the safe factor;
     stimulus_scale / stimulus_scale_low: the smallest s at which the region reaches MES_HIGH /
     MES_LOW over TARGET_FRACTION of its volume (None: never); window: stimulus_scale ≤ safe_scale;
-    text: the dose range (or "no window") in the patient's units; curve: (s, safety factor,
-    region fraction above MES_HIGH) at CURVE_SCALES.
+    text: the dose range (or "no window") in the patient's units. Along the dose, safety factor ×
+    stimulus ratio (s / stimulus_scale) is constant: a line of slope −1 on log-log axes.
     """
 
     kind: str
@@ -91,7 +89,6 @@ class Dose:
     stimulus_scale_low: float | None
     window: bool
     text: str
-    curve: list[tuple[float, float, float]]
 
 
 @dataclass(frozen=True)
@@ -134,12 +131,11 @@ def _dose_words(kind: str, scale: float, body_mass_kg: float) -> str:
     return f"{extra:.0f} kg carried" if extra >= 0 else f"{-extra:.0f} kg unloaded"
 
 
-def dose(field: StrainField, row: ActivityAssessment, kind: str, body_mass_kg: float, policy: VerdictPolicy,
-         target_fraction: float, comm=None) -> Dose:
-    """The dose range of a scalable activity (module docstring)."""
+def dose(stimulus: Stimulus, row: ActivityAssessment, kind: str, body_mass_kg: float,
+         policy: VerdictPolicy) -> Dose:
+    """The dose range of a scalable activity from its stimulus and safety factor at its peak."""
     safe = row.safety_factor / policy.safe_factor
-    at_peak = measure(field, row.peak_force_n, 1.0, target_fraction, comm)
-    stimulating = at_peak.scale_high
+    stimulating = stimulus.scale_high
     window = stimulating is not None and stimulating <= safe
     if stimulating is None:
         text = "no window: the bone around the lesion does not reach the threshold under this load"
@@ -149,9 +145,7 @@ def dose(field: StrainField, row: ActivityAssessment, kind: str, body_mass_kg: f
     else:
         text = (f"no window: the stimulus needs {_dose_words(kind, stimulating, body_mass_kg)}, safety allows "
                 f"at most {_dose_words(kind, safe, body_mass_kg)}")
-    curve = [(s, row.safety_factor / s, measure(field, s * row.peak_force_n, 1.0, target_fraction,
-                                                comm).region_above_high) for s in CURVE_SCALES]
-    return Dose(kind, safe, stimulating, at_peak.scale_low, window, text, curve)
+    return Dose(kind, safe, stimulating, stimulus.scale_low, window, text)
 
 
 def window_row(field: StrainField, row: ActivityAssessment, body_mass_kg: float, policy: VerdictPolicy,
@@ -160,7 +154,7 @@ def window_row(field: StrainField, row: ActivityAssessment, body_mass_kg: float,
     stimulus = measure(field, row.peak_force_n, cycles_per_day(row.name), target_fraction, comm)
     in_window = row.verdict == "safe" and stimulus.region_above_high >= target_fraction
     kind = SCALABLE.get(row.name)
-    found = dose(field, row, kind, body_mass_kg, policy, target_fraction, comm) if kind else None
+    found = dose(stimulus, row, kind, body_mass_kg, policy) if kind else None
     return WindowRow(row.name, row.label, row.peak_force_n, row.safety_factor, row.verdict, stimulus,
                      in_window, found)
 

@@ -35,6 +35,7 @@ from bonefe.scores import AxialInvolvement, MirelsScore
 from bonefe.synthesis import synthesis_of
 from bonefe.uncertainty import UncertaintyResult
 from bonefe.whatif import WhatIfSeries
+from bonefe.window import ExerciseWindow
 
 SCHEMA = "bonefe-report/2"
 """2: failure read from the nonlocal strain (`averaging_radius_mm` replaced `critical_volume_mm3`)."""
@@ -62,6 +63,7 @@ class ReportResults:
     whatif_growth, whatif_remineralisation: stance failure load as the lesion grows (mm) and as it
     re-mineralises (fraction), or None when not computed (bonefe.whatif).
     uncertainty: interval of the failure load and each input's effect, or None (bonefe.uncertainty).
+    exercise_window: safety factor and osteogenic stimulus per activity, doses, or None (bonefe.window).
     mesh: counts such as {"cells": ..., "dofs": ...}; material_law: name of the density-modulus law.
     timings_s: wall time per stage; provenance: input hashes and parameters as given.
     assumptions: sentences the reader should know (loads, supports, limitations).
@@ -97,6 +99,7 @@ class ReportResults:
     whatif_growth: WhatIfSeries | None = None
     whatif_remineralisation: WhatIfSeries | None = None
     uncertainty: UncertaintyResult | None = None
+    exercise_window: ExerciseWindow | None = None
     assumptions: list[str] = field(default_factory=list)
 
     def __post_init__(self):
