@@ -4,7 +4,8 @@ enough that it may build bone.
 Per activity, at its peak load, side by side: the safety factor with its verdict
 (`bonefe.risk.VerdictPolicy`, unchanged) and the osteogenic stimulus (`bonefe.stimulus`) in the
 region of interest: the bone within REGION_MM of a lesion cell centre, lesion tissue excluded (the
-whole evaluated bone when there is no lesion). An activity is **in the window** when its verdict is
+whole evaluated bone when there is no lesion). Accidents (INVOLUNTARY: stumbling) are left out.
+An activity is **in the window** when its verdict is
 "safe" and at least TARGET_FRACTION of the region's bone volume reaches the upper modelling
 threshold MES_HIGH (1500 µε). The window never overrides a verdict: an activity that is not safe is
 never in it.
@@ -65,6 +66,9 @@ SET_CYCLES = 20.0
 CAMPBELL_2019 = ("Campbell KL et al. 2019, Med Sci Sports Exerc 51:2375-2390 (30 min aerobic; 2 sets of "
                  "8-15 repetitions)")
 RUBIN_LANYON = "Rubin CT, Lanyon LE 1984, J Bone Joint Surg Am 66:397-402 (36 cycles/day suffice)"
+
+INVOLUNTARY = ("stumbling",)
+"""Library activities that are accidents, not exercise: kept in the safety table, left out of the window."""
 
 CARRIED, BAND = "carried weight", "band resistance"
 SCALABLE = {"walking": CARRIED, "knee_bend": CARRIED, "squat_bodyweight": CARRIED, "step_up": CARRIED,
@@ -173,6 +177,8 @@ def exercise_window(model, E, labels, activities, rows: list[ActivityAssessment]
     options, policy = model.options, model.options.verdict
     result = []
     for activity, row in zip(activities, rows):
+        if activity.name in INVOLUNTARY:
+            continue
         forces, _ = unit_forces(activity, frame, body_mass_kg, options.abductor)
         field = StrainField(model.principal(forces), lattice.volumes, modulus, nu, region)
         result.append(window_row(field, row, body_mass_kg, policy, TARGET_FRACTION, comm))

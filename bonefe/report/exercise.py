@@ -28,7 +28,10 @@ def _window_cell(w: ExerciseWindow, row: WindowRow) -> str:
 
 
 def _guidance(name: str, with_lesion: bool) -> str:
-    found = advice(name, FEMORAL_SITE) if with_lesion else None
+    """The programme's advice for a femoral lesion (`bonefe.guidelines`)."""
+    if not with_lesion:
+        return "no lesion: no site rule"
+    found = advice(name, FEMORAL_SITE)
     return found[0] if found else "no programme rule"
 
 
