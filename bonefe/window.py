@@ -35,11 +35,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from mpi4py import MPI
 
 from bonefe.assessment import lesion_region, unit_forces
 from bonefe.guidelines import ACTIVITY_CLASSES, NWB_AEROBIC, WB_AEROBIC
 from bonefe.risk import ActivityAssessment, VerdictPolicy
-from bonefe.volume import LESION_LABELS
 from bonefe.stimulus import (
     CARTER_BEAUPRE,
     FROST_2003,
@@ -50,6 +50,7 @@ from bonefe.stimulus import (
     measure,
     total_volume,
 )
+from bonefe.volume import LESION_LABELS
 
 REGION_MM = 10.0
 """Bone points within this distance (mm) of a lesion cell centre form the region of interest: about
@@ -169,7 +170,7 @@ def exercise_window(model, E, labels, activities, rows: list[ActivityAssessment]
     cell labels and Poisson ratio nu, for `activities` and their assessed `rows`."""
     comm = model.mesh.comm
     lattice = model.lattice
-    has_lesion = comm.allreduce(bool(np.isin(labels, LESION_LABELS).any()))
+    has_lesion = comm.allreduce(bool(np.isin(labels, LESION_LABELS).any()), op=MPI.LOR)
     region = lesion_region(model, labels, region_mm) if has_lesion else np.ones(len(lattice.points), bool)
     where = (f"bone within {region_mm:g} mm of the lesion, lesion tissue excluded" if has_lesion
              else "all bone evaluated for failure (no lesion)")
