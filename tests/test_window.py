@@ -150,8 +150,9 @@ def test_report_shows_the_window_beside_the_guidance(tmp_path):
     written = write_report(tmp_path, results)
     html = written["html"].read_text()
     assert "Exercise that may build bone" in html and 'id="picture-exercise-window"' in html
-    assert "In the window (safe (safety factor ≥ 2) and at least 10 % of the bone within 10 mm" in html
-    assert "no: avoid by the safety factor" in html and "no: caution by the safety factor" in html
+    assert "In the window at their library load: Stairs up. The window: safe (safety factor ≥ 2) and at " \
+           "least 10 % of the bone within 10 mm" in html
+    assert "no: avoid by its safety factor" in html and "no: caution by its safety factor" in html
     payload = json.loads(written["json"].read_text())
     window = payload["exercise_window"]
     assert [r["in_window"] for r in window["rows"]] == [False, True, False]

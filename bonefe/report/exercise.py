@@ -8,23 +8,25 @@ that is not safe is reported out of the window whatever its stimulus.
 from __future__ import annotations
 
 from bonefe.guidelines import FEMORAL_SITE, advice
+from bonefe.stimulus import MES_HIGH, MES_LOW
 from bonefe.window import ExerciseWindow, WindowRow
 
-WINDOW_HEADER = ("Activity", "Safety factor", "Bone around the lesion strained enough", "Daily stimulus ψ",
-                 "In the window", "Dose (scalable exercises)", "Published guidance")
+WINDOW_HEADER = ("Activity", "Safety factor",
+                 f"Bone around the lesion at ≥ {1e6 * MES_HIGH:.0f} µε (≥ {1e6 * MES_LOW:.0f} µε)",
+                 "Daily stimulus ψ", "In the window", "Dose (scalable exercises)", "Published guidance")
 
 
 def _percent(fraction: float) -> str:
     return f"{100 * fraction:.1f} %"
 
 
-def _window_cell(w: ExerciseWindow, row: WindowRow) -> str:
+def _window_cell(row: WindowRow) -> str:
     """Yes, or why not: the verdict first (it is never overridden), then the stimulus."""
     if row.in_window:
         return "yes"
     if row.verdict != "safe":
-        return f"no: {row.verdict} by the safety factor"
-    return f"no: less than {100 * w.target_fraction:g} % of the region reaches {1e6 * w.mes_high:.0f} µε"
+        return f"no: {row.verdict} by its safety factor"
+    return "no: stimulus below the threshold"
 
 
 def _guidance(name: str, with_lesion: bool) -> str:
@@ -40,10 +42,9 @@ def window_rows(w: ExerciseWindow, with_lesion: bool) -> list[tuple[str, ...]]:
     return [(
         row.label,
         f"{row.safety_factor:.2f} ({row.verdict})",
-        f"{_percent(row.stimulus.region_above_high)} ≥ {1e6 * w.mes_high:.0f} µε "
-        f"({_percent(row.stimulus.region_above_low)} ≥ {1e6 * w.mes_low:.0f} µε)",
+        f"{_percent(row.stimulus.region_above_high)} ({_percent(row.stimulus.region_above_low)})",
         f"{row.stimulus.region_psi_mpa:.1f} MPa/day ({row.stimulus.cycles:.0f} cycles)",
-        _window_cell(w, row),
+        _window_cell(row),
         row.dose.text if row.dose else "",
         _guidance(row.name, with_lesion),
     ) for row in w.rows]
@@ -56,12 +57,13 @@ def window_summary(w: ExerciseWindow) -> str:
     weak = len(w.rows) - len(inside) - len(unsafe)
     rule = (f"safe (safety factor ≥ {w.safe_factor:g}) and at least {100 * w.target_fraction:g} % of the "
             f"{w.region} ({w.region_volume_mm3 / 1000:.1f} cm³) strained to {1e6 * w.mes_high:.0f} µε or more")
-    head = (f"In the window ({rule}) at their library load: {', '.join(inside)}." if inside else
-            f"No activity is in the window ({rule}) at its library load.")
+    head = (f"In the window at their library load: {', '.join(inside)}." if inside else
+            "No activity is in the window at its library load.")
     doses = [f"{row.label}: {row.dose.text}" for row in w.rows if row.dose]
-    return (f"{head} {weak} safe activities do not strain that bone enough; {len(unsafe)} are not safe and "
-            "stay out of the window whatever their stimulus."
-            + (f" Dose range where the load can be set: {'; '.join(doses)}." if doses else ""))
+    return (f"{head} The window: {rule}. {weak} safe activities do not strain that bone enough; {len(unsafe)} "
+            "are not safe and stay out of the window whatever their stimulus."
+            + (f" Where the load can be set, the model's dose range (an extrapolation from the library load, "
+               f"not a prescription): {'; '.join(doses)}." if doses else ""))
 
 
 def window_notes(w: ExerciseWindow) -> list[str]:
