@@ -46,6 +46,7 @@ from bonefe.synthesis import synthesis_of
 from bonefe.fields import FAILURE_POINTS, write_activity_fields, write_failure_points
 from bonefe.uncertainty import Study, UncertaintyOptions, mesh_case, propagate
 from bonefe.whatif import Scenario, what_if
+from bonefe.window import exercise_window
 
 STAGES = ["read images", "femur frame", "mesh", "material", "solve and assess", "uncertainty", "report"]
 
@@ -109,6 +110,8 @@ def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
         write_failure_points(out / FAILURE_POINTS, result.stance_points, comm)
         _export(case.exports, out, result.basis, facet_tags, material.E, case.material.poisson,
                 patch_forces(ACTIVITIES[STANCE_ACTIVITY], frame, case.patient.body_mass_kg, case.risk.abductor))
+        window = exercise_window(result.model, material.E, material.label, activities, result.activities, frame,
+                                 case.patient.body_mass_kg, case.material.poisson)
         scenarios = what_if(Scenario(mesh, facet_tags, volume, material_options, frame, case.patient.body_mass_kg,
                                      case.risk, case.solver.degree), result.stance.failure_load_n)
     spread = None
@@ -123,6 +126,7 @@ def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
         results = _results(case, bone.quality, result, progress.timings, scores, material_options, scenarios)
         results["uncertainty"] = spread
         results["fall"] = as_plain(fall)  # plain keys: results["fall"]["fall_strength_n"]
+        results["exercise_window"] = window
         if comm.rank == 0:
             write_report(out, results, picture)
     return results
