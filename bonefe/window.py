@@ -75,6 +75,11 @@ CARRIED, BAND = "carried weight", "band resistance"
 SCALABLE = {"walking": CARRIED, "knee_bend": CARRIED, "squat_bodyweight": CARRIED, "step_up": CARRIED,
             "hip_band_exercises": BAND}
 """Library activities whose load a patient can set, and how (module docstring)."""
+DOSE_LIMIT = {CARRIED: 1.5, BAND: 2.0}
+"""Largest scale s considered (bonefe's choice): carried weight up to half the body mass, a band up to
+twice the source's resistance. Beyond it the proportionality of hip force to dose is unsupported and
+the loads leave what programmes for bone metastases prescribe (moderate loads; no 6-8 RM lifting,
+Galvão et al. 2018, Trials 19:702): a stimulus that needs more is reported as out of reach."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,8 @@ class Dose:
 
     kind: CARRIED or BAND; safe_scale: the largest s keeping the safety factor ≥ the safe factor;
     stimulus_scale / stimulus_scale_low: the smallest s at which the region reaches MES_HIGH /
-    MES_LOW over TARGET_FRACTION of its volume (None: never); window: stimulus_scale ≤ safe_scale;
-    text: the dose range (or "no window") in the patient's units. Along the dose, safety factor ×
+    MES_LOW over TARGET_FRACTION of its volume (None: never); window: stimulus_scale ≤ min(safe_scale, DOSE_LIMIT);
+    text: the dose range (or "no window") in the patient's units, within DOSE_LIMIT. Along the dose, safety factor ×
     stimulus ratio (s / stimulus_scale) is constant: a line of slope −1 on log-log axes.
     """
 
@@ -140,16 +145,22 @@ def dose(stimulus: Stimulus, row: ActivityAssessment, kind: str, body_mass_kg: f
          policy: VerdictPolicy) -> Dose:
     """The dose range of a scalable activity from its stimulus and safety factor at its peak."""
     safe = row.safety_factor / policy.safe_factor
+    limit = DOSE_LIMIT[kind]
     stimulating = stimulus.scale_high
-    window = stimulating is not None and stimulating <= safe
+    window = stimulating is not None and stimulating <= min(safe, limit)
     if stimulating is None:
         text = "no window: the bone around the lesion does not reach the threshold under this load"
     elif window:
         text = (f"window: from {_dose_words(kind, stimulating, body_mass_kg)} to "
-                f"{_dose_words(kind, safe, body_mass_kg)}")
-    else:
+                f"{_dose_words(kind, min(safe, limit), body_mass_kg)}"
+                + (" (the largest dose considered)" if limit < safe else ""))
+    elif stimulating > safe:
         text = (f"no window: the stimulus needs {_dose_words(kind, stimulating, body_mass_kg)}, safety allows "
                 f"at most {_dose_words(kind, safe, body_mass_kg)}")
+    else:
+        text = (f"no window within the doses considered: the stimulus needs "
+                f"{_dose_words(kind, stimulating, body_mass_kg)}, more than "
+                f"{_dose_words(kind, limit, body_mass_kg)}")
     return Dose(kind, safe, stimulating, stimulus.scale_low, window, text)
 
 

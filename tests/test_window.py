@@ -76,7 +76,8 @@ def by_name(window: ExerciseWindow) -> dict[str, WindowRow]:
 
 def test_walking_and_squat_on_the_phantom(scanned):
     """Both safe, neither strains 10 % of the bone around the lesion to 1500 µε at its library load:
-    walking would need 2.161 × its peak (87 kg carried; safe up to 144 kg), the squat 4.555 × (267 kg),
+    walking would need 2.161 × its peak (87 kg carried, safe up to 144 kg — beyond the 37.5 kg, half the
+    body mass, that bonefe considers: no window within the doses considered), the squat 4.555 × (267 kg),
     beyond its safe 4.310 × (248 kg): no window."""
     rows = by_name(scanned)
     walking, squat = rows["walking"], rows["squat_bodyweight"]
@@ -88,7 +89,8 @@ def test_walking_and_squat_on_the_phantom(scanned):
     assert walking.stimulus.region_above_high == 0.0
     assert walking.stimulus.scale_high == pytest.approx(2.16123, rel=RTOL)
     assert squat.stimulus.scale_high == pytest.approx(4.55525, rel=RTOL)
-    assert walking.dose.text == "window: from 87 kg carried to 144 kg carried"
+    assert walking.dose.text == ("no window within the doses considered: the stimulus needs 87 kg carried, "
+                                 "more than 38 kg carried") and not walking.dose.window
     assert squat.dose.text == "no window: the stimulus needs 267 kg carried, safety allows at most 248 kg carried"
     assert walking.stimulus.region_psi_mpa == pytest.approx(15.701, rel=1e-3)
 
@@ -104,7 +106,8 @@ def test_dose_ends_are_divisions(scanned):
 def test_the_window_follows_the_lesion(scanned, grown):
     """Lesion grown by 6 mm: walking falls to SF 1.411 (caution) and leaves the window (its largest
     safe multiple 2.92 → 0.706); the squat keeps SF 6.760 and, with the bone around the larger lesion
-    more strained, now has a window (stimulus 3.153 ≤ safe 3.380 ×: 161-178 kg carried)."""
+    more strained, needs less (stimulus 3.153 ≤ safe 3.380 ×: 161-178 kg carried, still beyond the
+    1.5 × considered)."""
     before, after = by_name(scanned), by_name(grown)
     for name in NAMES:
         assert after[name].dose.safe_scale < before[name].dose.safe_scale
@@ -113,7 +116,19 @@ def test_the_window_follows_the_lesion(scanned, grown):
     assert after["walking"].verdict == "caution" and not after["walking"].dose.window
     assert after["squat_bodyweight"].safety_factor == pytest.approx(6.7604, rel=RTOL)
     assert after["squat_bodyweight"].dose.stimulus_scale == pytest.approx(3.15283, rel=RTOL)
-    assert after["squat_bodyweight"].dose.text == "window: from 161 kg carried to 178 kg carried"
+    assert after["squat_bodyweight"].dose.safe_scale == pytest.approx(6.7604 / 2, rel=RTOL)
+    assert after["squat_bodyweight"].dose.text == ("no window within the doses considered: the stimulus needs "
+                                                   "161 kg carried, more than 38 kg carried")
+
+
+def test_a_dose_window_within_the_limit_and_capped_at_it():
+    """Hand-made: safety factor 6 (safe up to 3 × the load), stimulus from 1.2 ×: a window from 15 kg
+    carried (0.2 × 75 kg) to the limit 1.5 × (37.5 kg ≈ 38 kg), which is smaller than the safe 3 ×."""
+    row = assess_activity("walking", "Walking", 1000.0, 6000.0, "ref")
+    stimulus = Stimulus(0.0, 0.0, 0.0, 12.0, 15.0, 20.0, 0.1, 1.2 * 1000 / 1500, 1.2)
+    found = dose(stimulus, row, "carried weight", 75.0, VerdictPolicy())
+    assert found.window and found.safe_scale == pytest.approx(3.0)
+    assert found.text == "window: from 15 kg carried to 38 kg carried (the largest dose considered)"
 
 
 def test_nothing_contradicts_the_verdict(scanned, grown):
