@@ -21,6 +21,7 @@ from bonefe.materials import MaterialOptions
 from bonefe.risk import thresholds_from_calibration
 from bonefe.assessment import RiskOptions
 from bonefe.calibration import CalibrationOptions
+from bonefe.plausibility import InputChecks
 from bonefe.schema import build
 from bonefe.uncertainty import UncertaintyOptions
 
@@ -62,6 +63,11 @@ class LabelValues:
         """The named classes as lists of values; None (the default convention) when none is named."""
         named = {k: v if isinstance(v, list) else [v] for k, v in vars(self).items() if v is not None}
         return named or None
+
+    @property
+    def lesion_named(self) -> bool:
+        """Whether the case names a lesion class (then the label map must hold lesion voxels)."""
+        return self.lytic is not None or self.blastic is not None
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,8 @@ class Case:
     exports: list[Literal["inp", "vtu"]] = field(default_factory=list)
     uncertainty: UncertaintyOptions | None = None
     """The uncertainty study (`bonefe.uncertainty`); None (no section) turns it off."""
+    checks: InputChecks = field(default_factory=InputChecks)
+    """Input plausibility checks (`bonefe.plausibility`), all on by default; turning one off is reported."""
 
     def __post_init__(self):
         if not self.name or any(c in self.name for c in '/\\:*?"<>|'):

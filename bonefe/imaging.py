@@ -14,6 +14,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from bonefe.errors import BonefeError
+from bonefe.integrity import check_image_file
 from bonefe.outputs import atomic_path
 from bonefe.volume import BACKGROUND, BLASTIC, BONE, LYTIC, Volume, voxel_spacing
 
@@ -81,6 +82,7 @@ def _read_file(path: Path) -> sitk.Image:
     suffix = _suffix(path)
     if suffix not in IMAGE_IO:
         raise BonefeError(f"{path}: unsupported image format '{suffix or path.name}'; give {SUPPORTED}")
+    check_image_file(path, suffix)
     reader = sitk.ImageFileReader()
     reader.SetImageIO(IMAGE_IO[suffix])
     reader.SetFileName(str(path))
@@ -189,6 +191,17 @@ def _canonical_labels(values: np.ndarray, lookup: dict[int, int], where: Path) -
     return labels
 
 
+def _check_known_values(values: np.ndarray, lookup: dict[int, int], where: Path) -> None:
+    """Under the bonefe convention (bone 1, lytic 2, blastic 3) refuse any other nonzero value: it is
+    a damaged or foreign label map. Named label_values of another convention leave others as background."""
+    if lookup != _label_lookup(None):
+        return
+    unknown = np.setdiff1d(np.unique(values), [0, *lookup])
+    if unknown.size:
+        raise BonefeError(f"{where}: label value(s) {_present_values(unknown)} are not bone (1), lytic (2) or "
+                          "blastic (3); fix the label map, or name the values in label_values")
+
+
 def _present_values(values: np.ndarray, limit: int = 20) -> str:
     """The nonzero values present in a label array, as short text."""
     present = np.unique(values)
@@ -221,8 +234,9 @@ def read_volume(ct_path: str | Path, labels_path: str | Path,
     """Read a CT (HU) and its label map into one Volume on the CT's grid.
 
     label_values maps "bone", "lytic", "blastic" to the label map's values (an int or a list); None means
-    bone=1, lytic=2, blastic=3. Classes not named are absent and unmapped values are background, so a
-    multi-label map (e.g. TotalSegmentator) works by naming its bone's value. With resample_labels the
+    bone=1, lytic=2, blastic=3, and any other nonzero value is refused. Under another mapping, classes
+    not named are absent and unmapped values are background, so a multi-label map (e.g.
+    TotalSegmentator) works by naming its bone's value. With resample_labels the
     label map is resampled onto the CT grid by nearest neighbour; otherwise the grids must match.
     """
     lookup = _label_lookup(label_values)
@@ -238,6 +252,7 @@ def read_volume(ct_path: str | Path, labels_path: str | Path,
         raise BonefeError(f"{ct_path}: the CT holds {np.count_nonzero(~np.isfinite(hu))} NaN or infinite values; "
                           "give a CT in finite Hounsfield units")
     values = sitk_array(label_image)
+    _check_known_values(values, lookup, Path(labels_path))
     labels = _canonical_labels(values, lookup, Path(labels_path))
     if not (labels == BONE).any():
         bone = sorted(v for v, c in lookup.items() if c == BONE)
