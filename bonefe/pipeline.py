@@ -15,6 +15,8 @@ run never destroys earlier results. Folder contents:
   report.json/.html/.pdf also carry the failure load's interval when the case (section
                          `uncertainty`) or `bonefe run --uncertainty` asks for it (`bonefe.uncertainty`)
   report.json/.html/.pdf and the PNG pictures
+  run-info.json          when the report was made and the wall time per stage, kept out of
+                         report.json so that the same case gives a byte-identical report.json
 """
 
 import hashlib
