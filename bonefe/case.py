@@ -124,6 +124,9 @@ class Case:
     labels: Path
     patient: Patient
     output: Path | None = None
+    ct_series: str | int | None = None
+    """Which series of a DICOM folder `ct` is the CT, by SeriesNumber or SeriesInstanceUID
+    (`bonefe.dicom_series`); needed only when the folder holds several."""
     label_values: LabelValues = field(default_factory=LabelValues)
     resample_labels: bool = False
     mesh: MeshOptions = field(default_factory=MeshOptions)

@@ -13,6 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from bonefe.dicom_series import series_files
 from bonefe.errors import BonefeError
 from bonefe.integrity import check_image_file
 from bonefe.outputs import atomic_path
@@ -43,16 +44,11 @@ def _suffix(path: Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
-def _read_dicom_series(folder: Path) -> sitk.Image:
-    """Read the single DICOM series in `folder` (GDCM decodes compressed transfer syntaxes and rescales to HU)."""
+def _read_dicom_series(folder: Path, series: str | int | None = None) -> sitk.Image:
+    """Read the CT series of `folder` chosen and vetted by `bonefe.dicom_series.series_files` (GDCM
+    decodes compressed transfer syntaxes and rescales to HU)."""
     reader = sitk.ImageSeriesReader()
-    series = reader.GetGDCMSeriesIDs(str(folder))
-    if not series:
-        raise BonefeError(f"{folder}: no DICOM series found in this folder; "
-                          "give a folder of DICOM slice files or an image file")
-    if len(series) > 1:
-        raise BonefeError(f"{folder}: the folder holds {len(series)} DICOM series; put each series in its own folder")
-    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
+    reader.SetFileNames(series_files(folder, series))
     reader.MetaDataDictionaryArrayUpdateOn()  # slice positions only; no other header value is read out
     try:
         image = reader.Execute()
@@ -93,12 +89,13 @@ def _read_file(path: Path) -> sitk.Image:
                           "(damaged or not that format); check the file") from None
 
 
-def read_sitk(path: str | Path) -> sitk.Image:
-    """Read a 3-D scalar image (file or DICOM series folder) as a SimpleITK image."""
+def read_sitk(path: str | Path, series: str | int | None = None) -> sitk.Image:
+    """Read a 3-D scalar image (file or DICOM series folder) as a SimpleITK image; `series` chooses
+    the series of a folder that holds several (SeriesNumber or SeriesInstanceUID)."""
     path = Path(path)
     if not path.exists():
         raise BonefeError(f"{path}: no such file or folder; check the path")
-    image = _read_dicom_series(path) if path.is_dir() else _read_file(path)
+    image = _read_dicom_series(path, series) if path.is_dir() else _read_file(path)
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise BonefeError(f"{path}: expected a 3-D single-channel image, found {image.GetDimension()}-D with "
                           f"{image.GetNumberOfComponentsPerPixel()} channel(s); give a 3-D CT or label map")
@@ -119,9 +116,10 @@ def sitk_array(image: sitk.Image) -> np.ndarray:
     return np.ascontiguousarray(sitk.GetArrayFromImage(image).transpose(2, 1, 0))
 
 
-def read_image(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read an image: (array [i, j, k] in its stored type, rescaled to HU for DICOM; 4×4 affine to LPS mm)."""
-    image = read_sitk(path)
+def read_image(path: str | Path, series: str | int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read an image: (array [i, j, k] in its stored type, rescaled to HU for DICOM; 4×4 affine to LPS mm);
+    `series` as in read_sitk."""
+    image = read_sitk(path, series)
     return sitk_array(image), sitk_affine(image)
 
 
@@ -230,7 +228,7 @@ def _check_lesions_touch_bone(labels: np.ndarray, affine: np.ndarray, where: Pat
 
 def read_volume(ct_path: str | Path, labels_path: str | Path,
                 label_values: Mapping[str, int | list[int]] | None = None,
-                resample_labels: bool = False) -> Volume:
+                resample_labels: bool = False, series: str | int | None = None) -> Volume:
     """Read a CT (HU) and its label map into one Volume on the CT's grid.
 
     label_values maps "bone", "lytic", "blastic" to the label map's values (an int or a list); None means
@@ -238,9 +236,10 @@ def read_volume(ct_path: str | Path, labels_path: str | Path,
     not named are absent and unmapped values are background, so a multi-label map (e.g.
     TotalSegmentator) works by naming its bone's value. With resample_labels the
     label map is resampled onto the CT grid by nearest neighbour; otherwise the grids must match.
+    series: which series of a DICOM folder is the CT (`bonefe.dicom_series.series_files`).
     """
     lookup = _label_lookup(label_values)
-    ct_image, label_image = read_sitk(ct_path), read_sitk(labels_path)
+    ct_image, label_image = read_sitk(ct_path, series), read_sitk(labels_path)
     difference = _grid_difference(label_image, ct_image)
     if difference and not resample_labels:
         raise BonefeError(f"{labels_path}: the label map is not on the CT's voxel grid ({difference} differ); "

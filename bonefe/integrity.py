@@ -184,16 +184,21 @@ def check_image_file(path: Path, suffix: str) -> None:
     CHECKS[suffix](Path(path))
 
 
-def check_dicom_pixel_length(path: Path, dataset) -> None:
-    """Refuse a DICOM slice whose uncompressed pixel data is shorter than its header declares.
+def check_dicom_pixel_length(folder: Path, index: int, file: Path) -> None:
+    """Refuse a DICOM slice (number `index` of the series in `folder`) whose uncompressed pixel data
+    is shorter than Rows × Columns × BitsAllocated/8 × SamplesPerPixel × NumberOfFrames; compressed
+    (encapsulated) pixel data is left to its decoder, which fails on damage. The message names the
+    folder and slice number only: DICOM file names are often UIDs."""
+    import pydicom
 
-    dataset: the slice read by pydicom (pixel data included); compressed (encapsulated) pixel data
-    is left to its decoder, which fails on damage."""
-    if "PixelData" not in dataset or dataset.file_meta.TransferSyntaxUID.is_compressed:
-        return
-    frames = int(getattr(dataset, "NumberOfFrames", 1) or 1)
-    declared = (int(dataset.Rows) * int(dataset.Columns) * int(dataset.BitsAllocated) // 8
-                * int(getattr(dataset, "SamplesPerPixel", 1)) * frames)
-    present = len(dataset.PixelData)
+    try:
+        dataset = pydicom.dcmread(file)
+        if "PixelData" not in dataset or dataset.file_meta.TransferSyntaxUID.is_compressed:
+            return
+        declared = (int(dataset.Rows) * int(dataset.Columns) * int(dataset.BitsAllocated) // 8
+                    * int(dataset.get("SamplesPerPixel", 1)) * int(dataset.get("NumberOfFrames", 1) or 1))
+        present = len(dataset.PixelData)
+    except (EOFError, OSError, ValueError, AttributeError):
+        raise _damaged(folder, f"slice {index + 1} cannot be read to its end") from None
     if present < declared:
-        raise _damaged(path, f"the slice holds {present} bytes of pixel data, its header declares {declared}")
+        raise _damaged(folder, f"slice {index + 1} holds {present} bytes of pixel data, its header declares {declared}")

@@ -75,7 +75,8 @@ def run_case(case_path, output: Path | None = None, mesh_size: float | None = No
 
 def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
     with progress.stage("read images"):
-        volume = read_volume(case.ct, case.labels, case.label_values.as_dict(), case.resample_labels)
+        volume = read_volume(case.ct, case.labels, case.label_values.as_dict(), case.resample_labels,
+                             case.ct_series)
         volume = check_volume(volume, case.checks, case.label_values.lesion_named, case.ct.name, comm.rank == 0)
         raw_labels = raw_labels_on_ct(case.ct, case.labels) if case.calibration.rods else None
         calibration = resolve_calibration(case.calibration, volume.hu, volume.affine, raw_labels)
