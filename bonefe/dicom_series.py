@@ -91,7 +91,7 @@ def _choose(folder: Path, series: dict[str, list], choice: str | int | None) -> 
 
 
 def _listing(series: dict[str, list]) -> str:
-    return "; ".join(f"number {items[0][1].get('SeriesNumber', '?')}: {items[0][1].get('Modality', '?')} "
+    return "; ".join(f"number {items[0][1].get('SeriesNumber') or '?'}: {items[0][1].get('Modality') or '?'} "
                      f"'{_description(items[0][1])}', {len(items)} slice(s)" for items in series.values())
 
 

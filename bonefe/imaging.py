@@ -251,8 +251,8 @@ def read_volume(ct_path: str | Path, labels_path: str | Path,
         raise BonefeError(f"{ct_path}: the CT holds {np.count_nonzero(~np.isfinite(hu))} NaN or infinite values; "
                           "give a CT in finite Hounsfield units")
     values = sitk_array(label_image)
-    _check_known_values(values, lookup, Path(labels_path))
     labels = _canonical_labels(values, lookup, Path(labels_path))
+    _check_known_values(values, lookup, Path(labels_path))
     if not (labels == BONE).any():
         bone = sorted(v for v, c in lookup.items() if c == BONE)
         raise BonefeError(f"{labels_path}: no bone voxels for bone label value(s) {bone or 'none given'}; "

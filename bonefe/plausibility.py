@@ -14,8 +14,11 @@ simple statistics, each with its window (docs/real-data.md gives the measured va
   the image's air — lies in AIR_HU when it is below AIR_PRESENT_HU; air is −1000 HU by definition
   of the scale (Hounsfield 1980). Measured −1024 and −1013 HU on two real scans.
 - **Bone brighter than soft tissue**: the 95th percentile of bone-label HU exceeds the soft-tissue
-  median by BONE_CONTRAST_HU; measured 435–674 HU on four real bones at 0.7–3 mm voxels (cortex
-  blurred by 2.5 mm slices), 1660 HU on the phantom. A label map on the wrong voxels fails this.
+  median by BONE_CONTRAST_HU (measured 435–674 HU on four real bones at 0.7–3 mm voxels, cortex
+  blurred by 2.5 mm slices; 1660 HU on the phantom), and the median of the label's surface layer
+  (labelled voxels with an unlabelled face neighbour: the cortex) exceeds it by SURFACE_CONTRAST_HU
+  (measured 120–242 HU on the four real bones, 1460 HU on the phantom; the same label maps mirrored
+  or flipped along an axis give −42…84 HU). A label map on the wrong voxels fails this.
 
 Label maps: the bone and its lesions must form one face-connected piece (the mesher would otherwise
 drop all but the largest); with `keep_largest_bone` the other pieces are removed and the run says so.
@@ -50,6 +53,9 @@ AIR_HU = (-1100.0, -850.0)
 
 BONE_CONTRAST_HU = 250.0
 """Least difference (HU) between the bone label's 95th percentile and the soft-tissue median."""
+
+SURFACE_CONTRAST_HU = 100.0
+"""Least difference (HU) between the median of the label's surface layer (cortex) and the soft-tissue median."""
 
 MIN_SHELL_VOXELS = 100
 """Fewer soft-tissue voxels than this (bone touching the image border all round): that check is skipped."""
@@ -112,11 +118,14 @@ def check_hu(volume: Volume, checks: InputChecks, where: str) -> None:
                           f"({AIR_HU[0]:.0f}…{AIR_HU[1]:.0f}); " + _fix("air"))
     if checks.bone_contrast and soft_median is not None:
         bone = float(np.percentile(volume.hu[volume.labels == BONE], 95))
-        if bone - soft_median < BONE_CONTRAST_HU:
+        labelled = volume.labels > 0
+        surface = float(np.median(volume.hu[labelled & ~ndimage.binary_erosion(labelled)]))
+        if bone - soft_median < BONE_CONTRAST_HU or surface - soft_median < SURFACE_CONTRAST_HU:
             raise BonefeError(f"{where}: the bone label is barely brighter than the soft tissue around it "
-                              f"(95th percentile {bone:.0f} HU vs {soft_median:.0f} HU, need "
-                              f"+{BONE_CONTRAST_HU:.0f}): is the label map on this CT, with the right axes? "
-                              "(checks.bone_contrast: false skips this)")
+                              f"(95th percentile {bone:.0f} HU, surface median {surface:.0f} HU, soft tissue "
+                              f"{soft_median:.0f} HU; need +{BONE_CONTRAST_HU:.0f} and +{SURFACE_CONTRAST_HU:.0f}): "
+                              "is the label map on this CT, with the right axes? (checks.bone_contrast: false "
+                              "skips this)")
 
 
 def check_labels(volume: Volume, checks: InputChecks, lesion_named: bool, where: str) -> Volume:

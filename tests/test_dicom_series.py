@@ -10,7 +10,7 @@ import pytest
 
 from bonefe.errors import BonefeError
 from bonefe.imaging import read_image
-from dicom_factory import IDENTIFIERS, read_identifiers, write_series, write_slice
+from bonefe.validation.synthetic_dicom import IDENTIFIERS, read_identifiers, write_series, write_slice
 
 SHAPE = (6, 5, 4)
 

@@ -1,4 +1,5 @@
-"""Write small synthetic CT series with pydicom, one file per slice, with any header fault wanted.
+"""Small synthetic CT series written with pydicom, one file per slice, with any header fault wanted
+(for tests and the robustness corpus, `bonefe.validation.robustness`).
 
 Reference for the tags: DICOM PS3.3 C.7.6.2 (ImagePositionPatient, ImageOrientationPatient,
 PixelSpacing), C.11.1.1.2 (stored · RescaleSlope + RescaleIntercept = HU), C.8.2.1 (CT image).
