@@ -13,7 +13,8 @@ from the headers read by pydicom (DICOM PS3.3 sections named):
   1.2.840.10008.5.1.4.1.1.2.1 or NumberOfFrames > 1, C.8.15: not supported, refused);
 - one voxel grid: the same Rows, Columns, PixelSpacing and ImageOrientationPatient on every slice,
   slice positions along the slice normal (no gantry tilt, C.8.2.1 GantryDetectorTilt, and no
-  shear: the grid would not be orthogonal, refused rather than resampled), the same SliceThickness
+  shear: the grid would not be orthogonal, refused rather than resampled), evenly spaced slices
+  (a gap means missing slices), the same SliceThickness
   (varying thickness means mixed reconstructions);
 - every uncompressed slice's pixel data as long as its header declares (`bonefe.integrity`).
 
@@ -41,6 +42,10 @@ GEOMETRY_ATOL = 1e-3
 
 TILT_TOL = 1e-3
 """Largest sine of the angle between the slice stacking direction and the slice normal."""
+
+SLICE_SPACING_RTOL = 0.01
+"""Largest deviation between slice gaps, relative to their median, accepted as one evenly spaced series
+(ITK would otherwise assume one spacing and stretch the volume)."""
 
 THICKNESS_RTOL = 0.01
 """Largest relative difference between slice thicknesses of one series."""
@@ -127,6 +132,10 @@ def _vet(folder: Path, items: list) -> list[Path]:
             angle = np.degrees(np.arcsin(min(sine, 1.0))) if sine > TILT_TOL else abs(tilt)
             raise BonefeError(f"{folder}: the slices are sheared (gantry tilt {angle:.1f}°), so the voxel grid is "
                               "not orthogonal; reconstruct without tilt or resample to an orthogonal grid first")
+    gaps = np.diff(np.sort(positions @ normal))
+    if len(gaps) > 1 and np.ptp(gaps) > SLICE_SPACING_RTOL * abs(np.median(gaps)):
+        raise BonefeError(f"{folder}: DICOM slices are unevenly spaced (gaps {gaps.min():.3g}–{gaps.max():.3g} mm: "
+                          "missing slices?); export the complete series")
     thickness = [float(h.get("SliceThickness", 0) or 0) for _, h in items]
     if max(thickness) - min(thickness) > THICKNESS_RTOL * max(thickness):
         raise BonefeError(f"{folder}: slice thickness varies within the series ({min(thickness):g}–"

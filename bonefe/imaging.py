@@ -34,9 +34,6 @@ SUPPORTED = "a DICOM series folder, NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr) o
 CANONICAL = {"bone": BONE, "lytic": LYTIC, "blastic": BLASTIC}
 DEFAULT_LABEL_VALUES = {"bone": 1, "lytic": 2, "blastic": 3}
 
-SLICE_SPACING_RTOL = 0.01
-"""Largest relative deviation between DICOM slice gaps accepted as one evenly spaced series."""
-
 
 def _suffix(path: Path) -> str:
     """The recognised file ending of `path` (".nii.gz" counts as one), lower case."""
@@ -49,28 +46,12 @@ def _read_dicom_series(folder: Path, series: str | int | None = None) -> sitk.Im
     decodes compressed transfer syntaxes and rescales to HU)."""
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(series_files(folder, series))
-    reader.MetaDataDictionaryArrayUpdateOn()  # slice positions only; no other header value is read out
     try:
         image = reader.Execute()
     except RuntimeError:
         raise BonefeError(f"{folder}: cannot decode this DICOM series (unsupported compression or damaged files); "
                           "export it uncompressed") from None
-    _check_slice_spacing(folder, reader, image)
     return image
-
-
-def _check_slice_spacing(folder: Path, reader: sitk.ImageSeriesReader, image: sitk.Image) -> None:
-    """Refuse a series whose slices are unevenly spaced (missing slices): ITK would assume one spacing."""
-    count = image.GetSize()[2]
-    if count < 3 or not reader.HasMetaDataKey(0, "0020|0032"):
-        return
-    normal = np.array(image.GetDirection()).reshape(3, 3)[:, 2]
-    positions = [np.dot([float(v) for v in reader.GetMetaData(n, "0020|0032").split("\\")], normal)
-                 for n in range(count)]
-    gaps = np.diff(np.sort(positions))
-    if np.ptp(gaps) > SLICE_SPACING_RTOL * abs(np.median(gaps)):
-        raise BonefeError(f"{folder}: DICOM slices are unevenly spaced (gaps {gaps.min():.3g}–{gaps.max():.3g} mm: "
-                          "missing slices?); export the complete series")
 
 
 def _read_file(path: Path) -> sitk.Image:

@@ -27,7 +27,7 @@ def cases(tmp_path_factory):
 
 def test_corpus_is_large_and_covers_every_kind(cases):
     names = " ".join(name for name, _ in cases)
-    assert len(cases) >= 48
+    assert len(cases) >= 51
     for kind in ("truncated", "byte flip", "HU + 1024", "HU x 10", "swapped", "spacing", "origin",
                  "label value", "lesion outside", "two pieces", "two series", "gantry tilt", "MR series"):
         assert kind in names, kind
