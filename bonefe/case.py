@@ -6,7 +6,9 @@ that uses it. `activities` names activities of the library (`bonefe.loads.ACTIVI
 omitted); `custom_activities` adds the case's own (see `bonefe.loads.activity_from_dict`);
 `exports` writes the model for other solvers: "inp" (CalculiX/Abaqus, per-element material,
 walking load) and "vtu" (mesh with E, for ParaView); `uncertainty` (optional, off when absent)
-asks for the sensitivity study and interval of the failure load (`bonefe.uncertainty`). See
+asks for the sensitivity study and interval of the failure load (`bonefe.uncertainty`);
+`ct_series` picks one series of a DICOM folder (`bonefe.dicom_series`); `checks` may turn an input
+plausibility check off, which the run then reports (`bonefe.plausibility`). See
 `cases/femur-neck-lytic.yaml` for a complete example.
 """
 
