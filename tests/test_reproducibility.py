@@ -6,7 +6,6 @@ node and cell counts of the readers against the run's own mesh-quality.json.
 """
 
 import json
-from pathlib import Path
 
 import meshio
 import numpy as np

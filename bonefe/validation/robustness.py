@@ -20,7 +20,7 @@ import pydicom
 import SimpleITK as sitk
 import yaml
 
-from bonefe.imaging import read_image, to_sitk, write_image
+from bonefe.imaging import read_image, to_sitk
 from bonefe.phantom import PhantomSpec, write_phantom
 from bonefe.validation.checks import Check, Section
 from bonefe.validation.synthetic_dicom import write_series
