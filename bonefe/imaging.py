@@ -76,6 +76,8 @@ def read_sitk(path: str | Path, series: str | int | None = None) -> sitk.Image:
     path = Path(path)
     if not path.exists():
         raise BonefeError(f"{path}: no such file or folder; check the path")
+    if series is not None and not path.is_dir():
+        raise BonefeError(f"{path}: ct_series names a DICOM series, but this is a file; remove ct_series")
     image = _read_dicom_series(path, series) if path.is_dir() else _read_file(path)
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise BonefeError(f"{path}: expected a 3-D single-channel image, found {image.GetDimension()}-D with "

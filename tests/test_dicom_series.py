@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bonefe.errors import BonefeError
-from bonefe.imaging import read_image
+from bonefe.imaging import read_image, write_image
 from bonefe.validation.synthetic_dicom import IDENTIFIERS, read_identifiers, write_series, write_slice
 
 SHAPE = (6, 5, 4)
@@ -86,3 +86,8 @@ def test_truncated_slice_is_refused(tmp_path):
     victim = sorted((tmp_path / "f").iterdir())[2]
     victim.write_bytes(victim.read_bytes()[:-30])
     refused(r"damaged or incomplete file \(slice 3 (holds|cannot be read)", tmp_path / "f")
+
+
+def test_a_series_choice_for_an_image_file_is_refused(tmp_path):
+    write_image(tmp_path / "ct.nii.gz", hu(), np.eye(4))
+    refused(r"ct_series names a DICOM series, but this is a file", tmp_path / "ct.nii.gz", 3)
