@@ -6,7 +6,9 @@ that uses it. `activities` names activities of the library (`bonefe.loads.ACTIVI
 omitted); `custom_activities` adds the case's own (see `bonefe.loads.activity_from_dict`);
 `exports` writes the model for other solvers: "inp" (CalculiX/Abaqus, per-element material,
 walking load) and "vtu" (mesh with E, for ParaView); `uncertainty` (optional, off when absent)
-asks for the sensitivity study and interval of the failure load (`bonefe.uncertainty`). See
+asks for the sensitivity study and interval of the failure load (`bonefe.uncertainty`);
+`ct_series` picks one series of a DICOM folder (`bonefe.dicom_series`); `checks` may turn an input
+plausibility check off, which the run then reports (`bonefe.plausibility`). See
 `cases/femur-neck-lytic.yaml` for a complete example.
 """
 
@@ -21,6 +23,7 @@ from bonefe.materials import MaterialOptions
 from bonefe.risk import thresholds_from_calibration
 from bonefe.assessment import RiskOptions
 from bonefe.calibration import CalibrationOptions
+from bonefe.plausibility import InputChecks
 from bonefe.schema import build
 from bonefe.uncertainty import UncertaintyOptions
 
@@ -73,6 +76,11 @@ class LabelValues:
         """The named classes as lists of values; None (the default convention) when none is named."""
         named = {k: v if isinstance(v, list) else [v] for k, v in vars(self).items() if v is not None}
         return named or None
+
+    @property
+    def lesion_named(self) -> bool:
+        """Whether the case names a lesion class (then the label map must hold lesion voxels)."""
+        return self.lytic is not None or self.blastic is not None
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,9 @@ class Case:
     labels: Path
     patient: Patient
     output: Path | None = None
+    ct_series: str | int | None = None
+    """Which series of a DICOM folder `ct` is the CT, by SeriesNumber or SeriesInstanceUID
+    (`bonefe.dicom_series`); needed only when the folder holds several."""
     label_values: LabelValues = field(default_factory=LabelValues)
     resample_labels: bool = False
     mesh: MeshOptions = field(default_factory=MeshOptions)
@@ -142,6 +153,8 @@ class Case:
     exports: list[Literal["inp", "vtu"]] = field(default_factory=list)
     uncertainty: UncertaintyOptions | None = None
     """The uncertainty study (`bonefe.uncertainty`); None (no section) turns it off."""
+    checks: InputChecks = field(default_factory=InputChecks)
+    """Input plausibility checks (`bonefe.plausibility`), all on by default; turning one off is reported."""
 
     def __post_init__(self):
         if not self.name or any(c in self.name for c in '/\\:*?"<>|'):

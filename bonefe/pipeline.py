@@ -15,6 +15,8 @@ run never destroys earlier results. Folder contents:
   report.json/.html/.pdf also carry the failure load's interval when the case (section
                          `uncertainty`) or `bonefe run --uncertainty` asks for it (`bonefe.uncertainty`)
   report.json/.html/.pdf and the PNG pictures
+  run-info.json          when the report was made and the wall time per stage, kept out of
+                         report.json so that the same case gives a byte-identical report.json
 """
 
 import hashlib
@@ -37,6 +39,7 @@ from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, activity_from_dict, patch_
 from bonefe.materials import cell_material, healthy_volume
 from bonefe.meshing import cell_tags, write_mesh, write_quality
 from bonefe.outputs import staged_folder
+from bonefe.plausibility import check_volume
 from bonefe.progress import Progress
 from bonefe.report import write_report
 from bonefe.risk import risk_category, weight_bearing_fraction
@@ -75,7 +78,9 @@ def run_case(case_path, output: Path | None = None, mesh_size: float | None = No
 
 def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
     with progress.stage("read images"):
-        volume = read_volume(case.ct, case.labels, case.label_values.as_dict(), case.resample_labels)
+        volume = read_volume(case.ct, case.labels, case.label_values.as_dict(), case.resample_labels,
+                             case.ct_series)
+        volume = check_volume(volume, case.checks, case.label_values.lesion_named, case.ct.name, comm.rank == 0)
         raw_labels = raw_labels_on_ct(case.ct, case.labels) if case.calibration.rods else None
         calibration = resolve_calibration(case.calibration, volume.hu, volume.affine, raw_labels)
         material_options = case.material if calibration is None else replace(
@@ -228,7 +233,7 @@ def _results(case: Case, quality: dict, result, timings: dict, scores: dict, mat
 
 
 def _assumptions(case: Case) -> list[str]:
-    return [
+    return case.checks.overrides() + [
         "Linear elastic, isotropic material mapped from CT; failure is the onset of local failure "
         "by the maximum principal strain criterion (Schileo et al. 2008) on the strain averaged over "
         f"{case.risk.averaging_radius_mm:g} mm spheres of bone.",

@@ -188,13 +188,15 @@ def write_report(out_dir, results: dict, picture_mesh: dict | None = None) -> di
         pictures.append(_window(r))
     content = build_content(r, software)
     payload = results_json(r, software)
-    payload["provenance"]["generated_utc"] = generated
+    run_info = {"generated_utc": generated, "timings_s": payload.pop("timings_s")}  # report.json: reproducible
     written = {}
     for picture in pictures:
         written[picture.name] = out / f"{picture.name}.png"
         atomic_write_bytes(written[picture.name], picture.png)
     written["json"] = out / "report.json"
     atomic_write_json(written["json"], payload)
+    written["run_info"] = out / "run-info.json"
+    atomic_write_json(written["run_info"], run_info)
     written["html"] = out / "report.html"
     atomic_write_text(written["html"], render_html(content, pictures, generated))
     written["pdf"] = out / "report.pdf"
