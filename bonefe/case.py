@@ -22,6 +22,7 @@ from bonefe.risk import thresholds_from_calibration
 from bonefe.assessment import RiskOptions
 from bonefe.calibration import CalibrationOptions
 from bonefe.schema import build
+from bonefe.suitability import SuitabilityOptions
 from bonefe.uncertainty import UncertaintyOptions
 
 Vector = tuple[float, float, float]
@@ -122,6 +123,8 @@ class Case:
     resample_labels: bool = False
     mesh: MeshOptions = field(default_factory=MeshOptions)
     calibration: CalibrationOptions = field(default_factory=CalibrationOptions)
+    suitability: SuitabilityOptions = field(default_factory=SuitabilityOptions)
+    """Scan checks before meshing and their overrides (`bonefe.suitability`)."""
     material: MaterialOptions = field(default_factory=MaterialOptions)
     landmarks: Landmarks = field(default_factory=Landmarks)
     solver: SolverOptions = field(default_factory=SolverOptions)
@@ -153,6 +156,8 @@ def load_case(path: str | Path) -> Case:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise BonefeError(f"{path.name}: not valid YAML{where}: {getattr(error, 'problem', error)}") from None
+    if isinstance(data, dict) and data.get("calibration") == "internal":
+        data["calibration"] = {"internal": {}}  # the short form of calibration.internal with its defaults
     case = build(Case, data, path.name)
     base = path.resolve().parent
     output = case.output or Path("runs") / case.name

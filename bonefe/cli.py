@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     phantom.add_argument("--noise", type=float, default=0.0, metavar="HU", help="CT noise std in HU (default: 0)")
     phantom.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     phantom.add_argument("--format", default="nii.gz", choices=["nii.gz", "mha", "nrrd"])
+    phantom.add_argument("--body", choices=["tissues", "tissues+rods"],
+                         help="put the femur in a body (air, fat, muscle, a vessel) seen by a non-ideal "
+                              "scanner, with a rod phantom for tissues+rods; --noise then sets the "
+                              "scanner noise (default 15 HU)")
     phantom.add_argument("--surface", type=Path, metavar="OUTER",
                          help="real bone surface (STL/VTK/PLY, mm, closed): build the phantom from it")
     phantom.add_argument("--inner", type=Path, metavar="INNER",
@@ -157,8 +161,13 @@ def _phantom(args) -> int:
         raise BonefeError("--inner needs --surface OUTER (the periosteal surface)")
     if args.surface is None:
         from bonefe.phantom import PhantomSpec, write_phantom
+        from bonefe.phantom_body import BodySpec
 
-        paths = write_phantom(build(PhantomSpec, common, "phantom"), args.out, fmt=args.format)
+        body = None
+        if args.body:
+            body = BodySpec(rods=args.body == "tissues+rods", noise_hu=args.noise or 15.0, seed=args.seed)
+            common = {**common, "noise_hu": 0.0}
+        paths = write_phantom(build(PhantomSpec, common, "phantom"), args.out, fmt=args.format, body=body)
     else:
         from bonefe.surface_phantom import SurfaceSpec, write_surface_phantom
 
