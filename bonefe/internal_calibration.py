@@ -106,22 +106,29 @@ class InternalFit:
 
 def sample_tissues(options: InternalCalibration, hu: np.ndarray, affine: np.ndarray,
                    raw_labels: np.ndarray | None, bone: np.ndarray) -> list[TissueSample]:
-    """Measure every selected tissue; one-line BonefeError when one is missing or implausible."""
+    """Measure every selected tissue; one-line BonefeError when one is missing or implausible.
+    Voxels labelled for one tissue are left out of the others' automatic regions."""
     tissues = options.selected()
-    automatic = [t for t in tissues if t not in options.labels]
-    regions = automatic_regions(hu, bone, affine, automatic) if automatic else {}
-    samples = []
-    for name in tissues:
-        if name in options.labels:
-            if raw_labels is None:
-                raise BonefeError("calibration.internal.labels needs the label map on the CT's grid")
-            values = options.labels[name]
-            mask = np.isin(raw_labels, values if isinstance(values, list) else [values])
-            region = f"label {values}"
-        else:
-            mask, region = regions[name], "automatic"
-        samples.append(_measure(name, region, hu[mask], options.min_voxels))
-    return samples
+    labelled = {name: _label_mask(raw_labels, options.labels[name]) for name in tissues if name in options.labels}
+    samples = [_measure(name, f"label {options.labels[name]}", hu[mask], options.min_voxels)
+               for name, mask in labelled.items()]  # labelled tissues first: a wrong one fails fast
+    automatic = [t for t in tissues if t not in labelled]
+    if automatic:
+        claimed = np.zeros(hu.shape, bool)
+        for mask in labelled.values():
+            claimed |= mask
+        regions = automatic_regions(hu, bone, affine, automatic)
+        samples += [_measure(name, "automatic", hu[regions[name] & ~claimed], options.min_voxels)
+                    for name in automatic]
+    order = {name: n for n, name in enumerate(tissues)}
+    return sorted(samples, key=lambda s: order[s.name])
+
+
+def _label_mask(raw_labels: np.ndarray | None, values: int | list[int]) -> np.ndarray:
+    """Voxels of the given label values (a region labelled for one tissue is no other's)."""
+    if raw_labels is None:
+        raise BonefeError("calibration.internal.labels needs the label map on the CT's grid")
+    return np.isin(raw_labels, values if isinstance(values, list) else [values])
 
 
 def _measure(name: str, region: str, values: np.ndarray, min_voxels: int) -> TissueSample:
