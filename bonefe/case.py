@@ -123,8 +123,6 @@ class Case:
     resample_labels: bool = False
     mesh: MeshOptions = field(default_factory=MeshOptions)
     calibration: CalibrationOptions = field(default_factory=CalibrationOptions)
-    suitability: SuitabilityOptions = field(default_factory=SuitabilityOptions)
-    """Scan checks before meshing and their overrides (`bonefe.suitability`)."""
     material: MaterialOptions = field(default_factory=MaterialOptions)
     landmarks: Landmarks = field(default_factory=Landmarks)
     solver: SolverOptions = field(default_factory=SolverOptions)
@@ -134,6 +132,8 @@ class Case:
     exports: list[Literal["inp", "vtu"]] = field(default_factory=list)
     uncertainty: UncertaintyOptions | None = None
     """The uncertainty study (`bonefe.uncertainty`); None (no section) turns it off."""
+    suitability: SuitabilityOptions = field(default_factory=SuitabilityOptions)
+    """Scan checks before meshing and their overrides (`bonefe.suitability`)."""
 
     def __post_init__(self):
         if not self.name or any(c in self.name for c in '/\\:*?"<>|'):
