@@ -125,7 +125,7 @@ def automatic_regions(hu: np.ndarray, bone: np.ndarray, affine: np.ndarray,
         far = ndimage.distance_transform_edt(hu <= BODY_HU, sampling=spacing) >= AIR_MARGIN_MM
         regions["air"] = far & ~body & (hu >= FOV_HU)
     if {"adipose", "muscle"} & set(tissues):
-        from_bone = ndimage.distance_transform_edt(~bone, sampling=spacing)
+        from_bone = _distance_from(bone, spacing, MUSCLE_FAR_MM)
     if "adipose" in tissues:
         fat = ndimage.binary_erosion(body & _window(hu, ADIPOSE_WINDOW))
         regions["adipose"] = fat & (from_bone >= MARGIN_MM)
@@ -134,6 +134,19 @@ def automatic_regions(hu: np.ndarray, bone: np.ndarray, affine: np.ndarray,
         soft = ndimage.binary_erosion(body & _window(hu, MUSCLE_WINDOW))
         regions["muscle"] = soft & inside & (from_bone >= MUSCLE_NEAR_MM) & (from_bone <= MUSCLE_FAR_MM)
     return regions
+
+
+def _distance_from(mask: np.ndarray, spacing: np.ndarray, reach_mm: float) -> np.ndarray:
+    """Distance (mm) to the nearest voxel of `mask`, exact up to `reach_mm` and +inf beyond the
+    mask's bounding box grown by `reach_mm` (the transform runs on that box only)."""
+    distance = np.full(mask.shape, np.inf)
+    if not mask.any():
+        return distance
+    grow = np.ceil(reach_mm / spacing).astype(int) + 1
+    where = np.nonzero(mask)
+    box = tuple(slice(max(int(w.min()) - g, 0), int(w.max()) + g + 1) for w, g in zip(where, grow))
+    distance[box] = ndimage.distance_transform_edt(~mask[box], sampling=spacing)
+    return distance
 
 
 def _window(hu: np.ndarray, window: tuple[float, float]) -> np.ndarray:
