@@ -6,7 +6,9 @@ that uses it. `activities` names activities of the library (`bonefe.loads.ACTIVI
 omitted); `custom_activities` adds the case's own (see `bonefe.loads.activity_from_dict`);
 `exports` writes the model for other solvers: "inp" (CalculiX/Abaqus, per-element material,
 walking load) and "vtu" (mesh with E, for ParaView); `uncertainty` (optional, off when absent)
-asks for the sensitivity study and interval of the failure load (`bonefe.uncertainty`). See
+asks for the sensitivity study and interval of the failure load (`bonefe.uncertainty`);
+`calibration: internal` calibrates HU on the patient's own tissues (`bonefe.internal_calibration`);
+`suitability` holds the limits and overrides of the scan checks (`bonefe.suitability`). See
 `cases/femur-neck-lytic.yaml` for a complete example.
 """
 

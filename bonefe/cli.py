@@ -16,6 +16,7 @@ CT-based finite-element fracture risk for bones with metastases.
       write a synthetic proximal-femur CT and label map to try things on
   bonefe phantom --surface OUTER.stl [--inner INNER.stl] --out DIR [--voxel 1 --lesion-site ...]
       the same from a real bone surface (STL/VTK/PLY, mm): cortex, trabecular bone, lesion
+      (--body tissues[+rods]: inside a body with air, fat, muscle, a vessel [and a rod phantom])
   bonefe run CASE.yaml
       mesh -> material -> solve -> risk -> report for one case
       (in parallel: mpirun -n 4 bonefe run CASE.yaml; results do not depend on the rank count)

@@ -18,7 +18,8 @@ case's `suitability` section overrides it; an overridden failure is recorded in 
   within `metal_distance_mm` (20 mm) of the bone: streaks and beam hardening around an implant
   corrupt the bone's HU. Override: `allow_metal`.
 - field of view (femur): the bone must not touch the image's superior face or any in-plane face
-  (head or side cut off; only the distal cut of the shaft is expected), and must span at least
+  (head or side cut off; only the distal cut of the shaft is expected) nor a voxel outside the
+  reconstruction circle (below −1100 HU, `bonefe.tissues.FOV_HU`), and must span at least
   `min_length_mm` superior–inferior (120 mm: head (≈ 45 mm), neck and trochanters (≈ 60 mm) and
   the subtrochanteric shaft below them, so the distal support sits away from the neck). Override:
   `allow_cut_bone`.
@@ -36,6 +37,7 @@ import numpy as np
 from scipy import ndimage
 
 from bonefe.errors import BonefeError
+from bonefe.tissues import FOV_HU
 from bonefe.volume import Volume, voxel_spacing
 
 SHARP_WORDS = ("BONE", "LUNG", "SHARP", "EDGE", "DETAIL", "HIGH", "ULTRA")
@@ -165,6 +167,8 @@ def check_field_of_view(volume: Volume, options: SuitabilityOptions) -> Verdict:
             inferior = axis == superior and (end == 0) == (up > 0)
             if touches and not inferior:
                 cut.append("superior (head)" if axis == superior else "in-plane")
+    if (ndimage.binary_dilation(volume.hu < FOV_HU) & bone).any():
+        cut.append("reconstruction-circle")
     length = float(np.ptp(np.nonzero(bone.any(axis=tuple(a for a in range(3) if a != superior)))[0])
                    + 1) * float(np.linalg.norm(axes[:, superior]))
     short = length < options.min_length_mm

@@ -51,6 +51,11 @@ def test_a_cut_femoral_head_and_a_short_femur_are_refused(femur):
     headless = Volume(hu=femur.hu[:, :, :top - 5], labels=femur.labels[:, :, :top - 5], affine=femur.affine)
     verdict = check_field_of_view(headless, DEFAULTS)
     assert not verdict.passed and "superior (head)" in verdict.finding
+    circle = femur.hu.copy()
+    bone_rows = np.nonzero(femur.labels.any(axis=(0, 2)))[0]
+    circle[:, : bone_rows.min() + 1, :] = -3024.0   # padding outside the reconstruction circle, up to the bone
+    clipped = check_field_of_view(Volume(hu=circle, labels=femur.labels, affine=femur.affine), DEFAULTS)
+    assert not clipped.passed and "reconstruction-circle" in clipped.finding
     short = check_field_of_view(femur, SuitabilityOptions(min_length_mm=400.0))
     assert not short.passed and "long (at least 400 mm)" in short.finding
 
