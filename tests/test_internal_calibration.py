@@ -154,3 +154,22 @@ def test_phantom_labels_hold_rods_and_vessel(tmp_path):
     paths = write_phantom(PhantomSpec(voxel_mm=2.0, lesion_site=None), tmp_path, body=BodySpec(noise_hu=0.0))
     raw = raw_labels_on_ct(paths["ct"], paths["labels"])
     assert set(np.unique(raw)) == {0, 1, 11, 12, 13, 14, 20}
+
+
+def test_run_without_tissues_exits_2_in_one_line_and_writes_nothing(tmp_path):
+    """A bare femur phantom (no body: no fat, no muscle) with `calibration: internal` is refused by
+    `bonefe run` before meshing: exit 2, one line naming the tissue, no output folder."""
+    import subprocess
+    import sys
+
+    from bonefe.phantom import PhantomSpec, write_phantom
+    write_phantom(PhantomSpec(voxel_mm=2.0, lesion_site=None), tmp_path / "ct")
+    case = {"name": "bare", "ct": "ct/ct.nii.gz", "labels": "ct/labels.nii.gz", "output": "out",
+            "patient": {"body_mass_kg": 70}, "calibration": "internal"}
+    (tmp_path / "bare.yaml").write_text(yaml.safe_dump(case))
+    result = subprocess.run([sys.executable, "-m", "bonefe.cli", "run", str(tmp_path / "bare.yaml"), "--quiet"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "calibration.internal: air (automatic region) holds 0 voxels" in lines[0], lines
+    assert not (tmp_path / "out").exists()
