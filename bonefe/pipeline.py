@@ -120,7 +120,7 @@ def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
         results = _results(case, bone.quality, result, progress.timings, scores, material_options, scenarios)
         results["uncertainty"] = spread
         record, sentence = calibration_record(calibration, material_options.slope, material_options.intercept)
-        results["provenance"]["density_calibration"] = record
+        results["provenance"]["density_calibration"].update(record)
         results["provenance"]["scan_suitability"] = verdict_summary(suitability)
         results["assumptions"].append(sentence)
         if comm.rank == 0:
