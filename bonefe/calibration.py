@@ -35,7 +35,7 @@ from scipy import ndimage
 from bonefe.errors import BonefeError
 from bonefe.internal_calibration import InternalCalibration, InternalFit, internal_fit
 from bonefe.materials import fit_calibration
-from bonefe.volume import voxel_spacing
+from bonefe.tissues import sphere_voxels
 
 Vector = tuple[float, float, float]
 MIN_RODS = 3
@@ -150,20 +150,8 @@ def rod_mean_hu(hu: np.ndarray, raw_labels: np.ndarray, label: int) -> float:
 
 def roi_mean_hu(hu: np.ndarray, affine: np.ndarray, roi: RodROI) -> float:
     """Mean HU of the voxels whose centre lies inside the spherical ROI."""
-    affine = np.asarray(affine, float)
-    centre = np.linalg.solve(affine[:3, :3], np.asarray(roi.centre, float) - affine[:3, 3])
-    reach = np.ceil(roi.radius_mm / voxel_spacing(affine)).astype(int)
-    lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
-    hi = np.minimum(np.ceil(centre).astype(int) + reach + 1, hu.shape)
-    if np.any(hi <= lo):
-        raise BonefeError(f"calibration: ROI at {tuple(roi.centre)} mm lies outside the CT; "
-                          "give its centre in world (LPS) millimetres")
-    ijk = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij"), axis=-1)
-    inside = np.linalg.norm((ijk - centre) @ affine[:3, :3].T, axis=-1) <= roi.radius_mm
-    if not inside.any():
-        raise BonefeError(f"calibration: ROI at {tuple(roi.centre)} mm holds no voxel centre; "
-                          "use a radius of at least one voxel")
-    return float(np.mean(hu[tuple(ijk[inside].T)], dtype=np.float64))
+    return float(np.mean(hu[sphere_voxels(hu.shape, affine, roi.centre, roi.radius_mm, "calibration: ROI")],
+                         dtype=np.float64))
 
 
 def raw_labels_on_ct(ct_path, labels_path) -> np.ndarray:

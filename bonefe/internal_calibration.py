@@ -29,7 +29,9 @@ from typing import Literal
 import numpy as np
 
 from bonefe.errors import BonefeError
-from bonefe.tissues import AUTOMATIC, NOMINAL_SLOPE, REFERENCE_TISSUES, automatic_regions
+from bonefe.tissues import AUTOMATIC, NOMINAL_SLOPE, REFERENCE_TISSUES, automatic_regions, sphere_voxels
+
+Vector = tuple[float, float, float]
 
 TissueName = Literal["air", "adipose", "muscle", "blood", "cortical_bone"]
 HUBER_K = 1.345
@@ -40,26 +42,44 @@ MIN_TISSUES = 2
 
 
 @dataclass(frozen=True)
+class TissueROI:
+    """A sphere placed in a tissue: centre (world LPS mm) and radius (mm)."""
+
+    centre: Vector
+    radius_mm: float
+
+    def __post_init__(self):
+        if not self.radius_mm > 0:
+            raise ValueError(f"radius_mm must be positive (got {self.radius_mm})")
+
+
+@dataclass(frozen=True)
 class InternalCalibration:
     """Case-file `calibration: internal` (or `calibration: {internal: {...}}`).
 
     tissues: the reference tissues to fit (default: air, adipose, muscle, and blood or cortical
-        bone when `labels` names them); labels: label-map values of a tissue's region (e.g.
-        `blood: 52` for TotalSegmentator's aorta), replacing its automatic region; min_voxels:
-        fewest voxels a tissue region may hold.
+        bone when `labels` or `rois` name them); labels: label-map values of a tissue's region
+        (e.g. `blood: 52` for TotalSegmentator's aorta); rois: spheres placed in a tissue (their
+        union is its region); either replaces the tissue's automatic region; min_voxels: fewest
+        voxels a tissue region may hold.
     """
 
     tissues: list[TissueName] | None = None
     labels: dict[str, int | list[int]] = field(default_factory=dict)
+    rois: dict[str, list[TissueROI]] = field(default_factory=dict)
     min_voxels: int = 200
 
     def __post_init__(self):
-        unknown = sorted(set(self.labels) - set(REFERENCE_TISSUES))
-        if unknown:
-            raise ValueError(f"labels: unknown tissue '{unknown[0]}' (allowed: {', '.join(REFERENCE_TISSUES)})")
-        missing = [t for t in self.selected() if t not in AUTOMATIC and t not in self.labels]
+        for key in ("labels", "rois"):
+            unknown = sorted(set(getattr(self, key)) - set(REFERENCE_TISSUES))
+            if unknown:
+                raise ValueError(f"{key}: unknown tissue '{unknown[0]}' (allowed: {', '.join(REFERENCE_TISSUES)})")
+        both = sorted(set(self.labels) & set(self.rois))
+        if both:
+            raise ValueError(f"{both[0]}: give labels or rois, not both")
+        missing = [t for t in self.selected() if t not in AUTOMATIC and t not in self.given()]
         if missing:
-            raise ValueError(f"{missing[0]} has no automatic region: give its label value under labels")
+            raise ValueError(f"{missing[0]} has no automatic region: give its label value under labels or a sphere under rois")
         if len(set(self.selected())) < MIN_TISSUES:
             raise ValueError(f"give at least {MIN_TISSUES} tissues (got {len(set(self.selected()))})")
         if self.min_voxels < 10:
@@ -69,7 +89,11 @@ class InternalCalibration:
         """The tissues fitted: `tissues`, or the automatic ones plus those named in `labels`."""
         if self.tissues is not None:
             return list(dict.fromkeys(self.tissues))
-        return list(AUTOMATIC) + [t for t in self.labels if t not in AUTOMATIC]
+        return list(AUTOMATIC) + [t for t in self.given() if t not in AUTOMATIC]
+
+    def given(self) -> list[str]:
+        """Tissues whose region the case gives (labels or rois)."""
+        return [*self.labels, *self.rois]
 
 
 @dataclass(frozen=True)
@@ -107,15 +131,17 @@ class InternalFit:
 def sample_tissues(options: InternalCalibration, hu: np.ndarray, affine: np.ndarray,
                    raw_labels: np.ndarray | None, bone: np.ndarray) -> list[TissueSample]:
     """Measure every selected tissue; one-line BonefeError when one is missing or implausible.
-    Voxels labelled for one tissue are left out of the others' automatic regions."""
+    Voxels of a region given for one tissue are left out of the others' automatic regions."""
     tissues = options.selected()
-    labelled = {name: _label_mask(raw_labels, options.labels[name]) for name in tissues if name in options.labels}
-    samples = [_measure(name, f"label {options.labels[name]}", hu[mask], options.min_voxels)
-               for name, mask in labelled.items()]  # labelled tissues first: a wrong one fails fast
-    automatic = [t for t in tissues if t not in labelled]
+    given = {name: _given_mask(options, name, hu.shape, affine, raw_labels)
+             for name in tissues if name in options.given()}
+    samples = [_measure(name, f"label {options.labels[name]}" if name in options.labels else "rois",
+                        hu[mask], options.min_voxels)
+               for name, mask in given.items()]  # given regions first: a wrong one fails fast
+    automatic = [t for t in tissues if t not in given]
     if automatic:
         claimed = np.zeros(hu.shape, bool)
-        for mask in labelled.values():
+        for mask in given.values():
             claimed |= mask
         regions = automatic_regions(hu, bone, affine, automatic)
         samples += [_measure(name, "automatic", hu[regions[name] & ~claimed], options.min_voxels)
@@ -124,10 +150,18 @@ def sample_tissues(options: InternalCalibration, hu: np.ndarray, affine: np.ndar
     return sorted(samples, key=lambda s: order[s.name])
 
 
-def _label_mask(raw_labels: np.ndarray | None, values: int | list[int]) -> np.ndarray:
-    """Voxels of the given label values (a region labelled for one tissue is no other's)."""
+def _given_mask(options: InternalCalibration, name: str, shape, affine: np.ndarray,
+                raw_labels: np.ndarray | None) -> np.ndarray:
+    """The region the case gives for a tissue: its label values or the union of its spheres. A
+    region given for one tissue is left out of the others' automatic regions."""
+    if name in options.rois:
+        mask = np.zeros(shape, bool)
+        for roi in options.rois[name]:
+            mask[sphere_voxels(shape, affine, roi.centre, roi.radius_mm, f"calibration.internal: {name} ROI")] = True
+        return mask
     if raw_labels is None:
         raise BonefeError("calibration.internal.labels needs the label map on the CT's grid")
+    values = options.labels[name]
     return np.isin(raw_labels, values if isinstance(values, list) else [values])
 
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from bonefe.errors import BonefeError
 from bonefe.volume import voxel_spacing
 
 
@@ -151,3 +152,20 @@ def _distance_from(mask: np.ndarray, spacing: np.ndarray, reach_mm: float) -> np
 
 def _window(hu: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     return (hu >= window[0]) & (hu <= window[1])
+
+
+def sphere_voxels(shape, affine: np.ndarray, centre, radius_mm: float, what: str) -> tuple[np.ndarray, ...]:
+    """Indices of the voxels whose centre lies within a sphere (world LPS mm); BonefeError naming
+    `what` when the sphere misses the CT or holds no voxel centre."""
+    affine = np.asarray(affine, float)
+    local = np.linalg.solve(affine[:3, :3], np.asarray(centre, float) - affine[:3, 3])
+    reach = np.ceil(radius_mm / voxel_spacing(affine)).astype(int)
+    lo = np.maximum(np.floor(local).astype(int) - reach, 0)
+    hi = np.minimum(np.ceil(local).astype(int) + reach + 1, shape)
+    if np.any(hi <= lo):
+        raise BonefeError(f"{what} at {tuple(centre)} mm lies outside the CT; give its centre in world (LPS) millimetres")
+    ijk = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij"), axis=-1)
+    inside = np.linalg.norm((ijk - local) @ affine[:3, :3].T, axis=-1) <= radius_mm
+    if not inside.any():
+        raise BonefeError(f"{what} at {tuple(centre)} mm holds no voxel centre; use a radius of at least one voxel")
+    return tuple(ijk[inside].T)

@@ -15,7 +15,7 @@ from bonefe.calibration import (CalibrationOptions, Rod, calibration_errors, cal
                                 raw_labels_on_ct, resolve_calibration)
 from bonefe.case import load_case
 from bonefe.errors import BonefeError
-from bonefe.internal_calibration import InternalCalibration, TissueSample, fit_internal, internal_fit
+from bonefe.internal_calibration import InternalCalibration, TissueROI, TissueSample, fit_internal, internal_fit
 from bonefe.phantom_body import BodySpec, add_body
 from bonefe.schema import build
 from bonefe.volume import Volume
@@ -84,6 +84,23 @@ def test_standard_errors_match_a_monte_carlo_of_the_tissue_spreads():
     assert intercepts.std() == pytest.approx(nominal.intercept_se, rel=0.10)
 
 
+def test_spheres_in_the_vessel_sample_blood_like_its_label():
+    """Blood from three 3 mm spheres on the vessel's axis (world mm from the phantom's definition:
+    12 mm anterior of the bone's box, at the box's x centre) reads the vessel's HU exactly (no
+    noise): 1.04·56.1 + 12 = 70.3 HU."""
+    volume, raw = body(BodySpec(cupping_hu=0.0, noise_hu=0.0))
+    vessel = np.argwhere(raw == 20)
+    centre = vessel.mean(axis=0) @ volume.affine[:3, :3].T + volume.affine[:3, 3]
+    rois = [TissueROI((centre[0], centre[1], z), 3.0) for z in (10.0, 20.0, 30.0)]
+    fit = internal_fit(InternalCalibration(rois={"blood": rois}, min_voxels=20), volume.hu, volume.affine, None,
+                       volume.labels > 0)
+    blood = fit.samples[3]
+    assert blood.region == "rois" and blood.mean_hu == pytest.approx(1.04 * 56.1 + 12.0, abs=0.05)
+    with pytest.raises(BonefeError, match="blood ROI at .* lies outside the CT"):
+        internal_fit(InternalCalibration(rois={"blood": [TissueROI((900.0, 0.0, 0.0), 3.0)]}), volume.hu,
+                     volume.affine, None, volume.labels > 0)
+
+
 def test_an_atypical_tissue_is_down_weighted():
     """Fat 60 HU too dense (an unusual fat): Huber's weight on it drops below 1 and the line at
     bone HU moves less than an unweighted least-squares line through the same points would."""
@@ -143,6 +160,8 @@ def test_case_file_short_and_long_forms(tmp_path):
     for data, message in [({"internal": {"tissues": ["blood", "air"]}}, "blood has no automatic region"),
                           ({"internal": {"labels": {"bone": 1}}}, "unknown tissue 'bone'"),
                           ({"internal": {"tissues": ["air"]}}, "at least 2 tissues"),
+                          ({"internal": {"labels": {"blood": 52}, "rois": {"blood": [
+                              {"centre": [0, 0, 0], "radius_mm": 5}]}}}, "labels or rois, not both"),
                           ({"internal": {}, "slope": 0.001, "intercept": 0.0}, "only one of")]:
         with pytest.raises(BonefeError, match=message):
             build(CalibrationOptions, data, "case.yaml: calibration")
