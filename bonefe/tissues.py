@@ -34,8 +34,10 @@ Automatic regions (HU windows on the scan, distances by exact Euclidean distance
   85:115, 1998), between MUSCLE_NEAR_MM and MUSCLE_FAR_MM from the bone (the muscles that wrap a
   long bone; organs lie farther) and at least SKIN_MARGIN_MM inside the skin, eroded by one voxel;
 - blood and cortical bone: only by label values of the case's label map (an aorta or femoral
-  vessel label; a cortex label), which no HU window can tell from other soft tissue or bone.
-Labels given in the case replace the automatic region of that tissue.
+  vessel label; a cortex label) or spheres placed in them, as no HU window can tell them from
+  other soft tissue or bone.
+Labels or spheres given in the case replace the automatic region of that tissue
+(`bonefe.internal_calibration`); `sphere_voxels` selects a sphere's voxels (also for rod ROIs).
 """
 
 from __future__ import annotations
