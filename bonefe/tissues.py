@@ -27,7 +27,8 @@ Automatic regions (HU windows on the scan, distances by exact Euclidean distance
 - body: HU > BODY_HU, its largest 6-connected component, holes filled slice by slice (lungs and
   bowel gas count as body);
 - air: outside the body, at least AIR_MARGIN_MM from any voxel above BODY_HU (skin, table,
-  phantom), HU ≥ FOV_HU (voxels outside the reconstructed field of view hold −1024 to −3024);
+  phantom), HU ≥ FOV_HU (voxels outside the reconstructed field of view hold −1024 to −3024),
+  on a grid of about AIR_GRID_MM;
 - adipose: body voxels in Yoshizumi et al.'s window −190…−30 HU (Radiology 211:283, 1999), at
   least MARGIN_MM from bone; the window mask is eroded by one voxel (partial volume at its edges);
 - muscle: body voxels in Mitsiopoulos et al.'s skeletal-muscle window −29…150 HU (J Appl Physiol
@@ -89,6 +90,10 @@ FOV_HU = -1100.0
 """Below this HU a voxel lies outside the reconstructed field of view (padding value), not in air."""
 AIR_MARGIN_MM = 10.0
 """Air is sampled this far from the body, the table and any phantom (edge blur and streaks)."""
+AIR_GRID_MM = 2.0
+"""Air is sampled on every n-th voxel along each axis, n = floor(AIR_GRID_MM / spacing) ≥ 1: a
+~2 mm grid holds ample air voxels and makes its distance transform up to 8× cheaper; distances on
+it err by under one grid step, well inside AIR_MARGIN_MM."""
 ADIPOSE_WINDOW = (-190.0, -30.0)
 """Adipose tissue HU window (Yoshizumi et al. 1999, Radiology 211:283)."""
 MUSCLE_WINDOW = (-29.0, 150.0)
@@ -125,15 +130,22 @@ def automatic_regions(hu: np.ndarray, bone: np.ndarray, affine: np.ndarray,
     body = body_mask(hu)
     regions = {}
     if "air" in tissues:
-        far = ndimage.distance_transform_edt(hu <= BODY_HU, sampling=spacing) >= AIR_MARGIN_MM
-        regions["air"] = far & ~body & (hu >= FOV_HU)
+        step = np.maximum(np.floor(AIR_GRID_MM / spacing), 1).astype(int)
+        grid = tuple(slice(None, None, k) for k in step)
+        far = ndimage.distance_transform_edt(hu[grid] <= BODY_HU, sampling=spacing * step) >= AIR_MARGIN_MM
+        regions["air"] = np.zeros(hu.shape, bool)
+        regions["air"][grid] = far & ~body[grid] & (hu[grid] >= FOV_HU)
     if {"adipose", "muscle"} & set(tissues):
         from_bone = _distance_from(bone, spacing, MUSCLE_FAR_MM)
     if "adipose" in tissues:
         fat = ndimage.binary_erosion(body & _window(hu, ADIPOSE_WINDOW))
         regions["adipose"] = fat & (from_bone >= MARGIN_MM)
     if "muscle" in tissues:
-        inside = ndimage.distance_transform_edt(body, sampling=spacing) >= SKIN_MARGIN_MM
+        inside = np.zeros(hu.shape, bool)  # ≥ SKIN_MARGIN_MM inside the skin, where muscle may lie
+        box = _grown_box(bone, spacing, MUSCLE_FAR_MM + SKIN_MARGIN_MM)
+        if box is not None:
+            inside[box] = body[box] if body[box].all() else \
+                ndimage.distance_transform_edt(body[box], sampling=spacing) >= SKIN_MARGIN_MM
         soft = ndimage.binary_erosion(body & _window(hu, MUSCLE_WINDOW))
         regions["muscle"] = soft & inside & (from_bone >= MUSCLE_NEAR_MM) & (from_bone <= MUSCLE_FAR_MM)
     return regions
@@ -143,13 +155,18 @@ def _distance_from(mask: np.ndarray, spacing: np.ndarray, reach_mm: float) -> np
     """Distance (mm) to the nearest voxel of `mask`, exact up to `reach_mm` and +inf beyond the
     mask's bounding box grown by `reach_mm` (the transform runs on that box only)."""
     distance = np.full(mask.shape, np.inf)
-    if not mask.any():
-        return distance
-    grow = np.ceil(reach_mm / spacing).astype(int) + 1
-    where = np.nonzero(mask)
-    box = tuple(slice(max(int(w.min()) - g, 0), int(w.max()) + g + 1) for w, g in zip(where, grow))
-    distance[box] = ndimage.distance_transform_edt(~mask[box], sampling=spacing)
+    box = _grown_box(mask, spacing, reach_mm)
+    if box is not None:
+        distance[box] = ndimage.distance_transform_edt(~mask[box], sampling=spacing)
     return distance
+
+
+def _grown_box(mask: np.ndarray, spacing: np.ndarray, reach_mm: float) -> tuple[slice, ...] | None:
+    """The bounding box of `mask` grown by `reach_mm` on every side (clipped); None for an empty mask."""
+    if not mask.any():
+        return None
+    grow = np.ceil(reach_mm / spacing).astype(int) + 1
+    return tuple(slice(max(int(w.min()) - g, 0), int(w.max()) + g + 1) for w, g in zip(np.nonzero(mask), grow))
 
 
 def _window(hu: np.ndarray, window: tuple[float, float]) -> np.ndarray:
