@@ -8,7 +8,9 @@ omitted); `custom_activities` adds the case's own (see `bonefe.loads.activity_fr
 walking load) and "vtu" (mesh with E, for ParaView); `uncertainty` (optional, off when absent)
 asks for the sensitivity study and interval of the failure load (`bonefe.uncertainty`);
 `ct_series` picks one series of a DICOM folder (`bonefe.dicom_series`); `checks` may turn an input
-plausibility check off, which the run then reports (`bonefe.plausibility`). See
+plausibility check off, which the run then reports (`bonefe.plausibility`).
+`calibration: internal` calibrates HU on the patient's own tissues (`bonefe.internal_calibration`);
+`suitability` holds the limits and overrides of the scan checks (`bonefe.suitability`). See
 `cases/femur-neck-lytic.yaml` for a complete example.
 """
 
@@ -25,6 +27,7 @@ from bonefe.assessment import RiskOptions
 from bonefe.calibration import CalibrationOptions
 from bonefe.plausibility import InputChecks
 from bonefe.schema import build
+from bonefe.suitability import SuitabilityOptions
 from bonefe.uncertainty import UncertaintyOptions
 
 Vector = tuple[float, float, float]
@@ -155,6 +158,8 @@ class Case:
     """The uncertainty study (`bonefe.uncertainty`); None (no section) turns it off."""
     checks: InputChecks = field(default_factory=InputChecks)
     """Input plausibility checks (`bonefe.plausibility`), all on by default; turning one off is reported."""
+    suitability: SuitabilityOptions = field(default_factory=SuitabilityOptions)
+    """Scan checks before meshing and their overrides (`bonefe.suitability`)."""
 
     def __post_init__(self):
         if not self.name or any(c in self.name for c in '/\\:*?"<>|'):
@@ -177,6 +182,8 @@ def load_case(path: str | Path) -> Case:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise BonefeError(f"{path.name}: not valid YAML{where}: {getattr(error, 'problem', error)}") from None
+    if isinstance(data, dict) and data.get("calibration") == "internal":
+        data["calibration"] = {"internal": {}}  # the short form of calibration.internal with its defaults
     case = build(Case, data, path.name)
     base = path.resolve().parent
     output = case.output or Path("runs") / case.name

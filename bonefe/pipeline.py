@@ -29,7 +29,7 @@ from mpi4py import MPI
 from bonefe import __version__
 from bonefe.anatomy import SUPPORT, femur_frame
 from bonefe.assessment import PATCH_TAGS, activity_list, assess
-from bonefe.calibration import calibration_errors, raw_labels_on_ct, resolve_calibration
+from bonefe.calibration import calibration_errors, calibration_record, raw_labels_on_ct, resolve_calibration
 from bonefe.case import Case, load_case
 from bonefe.errors import BonefeError
 from bonefe.export import export_inp, export_mesh, gather_cells, gather_mesh
@@ -45,6 +45,7 @@ from bonefe.report import write_report
 from bonefe.risk import risk_category, weight_bearing_fraction
 from bonefe.schema import as_plain
 from bonefe.scores import axial_involvement, mirels_score
+from bonefe.suitability import check_scan, verdict_summary
 from bonefe.synthesis import synthesis_of
 from bonefe.fields import FAILURE_POINTS, write_activity_fields, write_failure_points
 from bonefe.uncertainty import Study, UncertaintyOptions, mesh_case, propagate
@@ -81,8 +82,10 @@ def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
         volume = read_volume(case.ct, case.labels, case.label_values.as_dict(), case.resample_labels,
                              case.ct_series)
         volume = check_volume(volume, case.checks, case.label_values.lesion_named, case.ct.name, comm.rank == 0)
-        raw_labels = raw_labels_on_ct(case.ct, case.labels) if case.calibration.rods else None
-        calibration = resolve_calibration(case.calibration, volume.hu, volume.affine, raw_labels)
+        suitability = check_scan(volume, case.ct, case.suitability)
+        needs_raw = case.calibration.rods or case.calibration.internal
+        raw_labels = raw_labels_on_ct(case.ct, case.labels) if needs_raw else None
+        calibration = resolve_calibration(case.calibration, volume.hu, volume.affine, raw_labels, volume.labels > 0)
         material_options = case.material if calibration is None else replace(
             case.material, slope=calibration.slope, intercept=calibration.intercept)
     with progress.stage("femur frame"):
@@ -124,7 +127,7 @@ def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
         with progress.stage("uncertainty"):
             study = Study(volume, frame, material_options, case.mesh, case.risk, case.patient.body_mass_kg,
                           case.solver.degree)
-            errors = calibration_errors(case.calibration, volume.hu, volume.affine, raw_labels)
+            errors = calibration_errors(case.calibration, volume.hu, volume.affine, raw_labels, volume.labels > 0)
             spread = propagate(study, case.uncertainty, errors, result.stance.failure_load_n, comm)
     with progress.stage("report"):
         picture = _picture_mesh(mesh, result.stance_strain, material.label)
@@ -132,6 +135,10 @@ def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
         results["uncertainty"] = spread
         results["fall"] = as_plain(fall)  # plain keys: results["fall"]["fall_strength_n"]
         results["exercise_window"] = window
+        record, sentence = calibration_record(calibration, material_options.slope, material_options.intercept)
+        results["provenance"]["density_calibration"].update(record)
+        results["provenance"]["scan_suitability"] = verdict_summary(suitability)
+        results["assumptions"].append(sentence)
         if comm.rank == 0:
             write_report(out, results, picture)
     return results

@@ -6,7 +6,8 @@ analytic (analytic.py), CalculiX (calculix.py), mesh convergence (convergence.py
 with holes (defects.py), neck lesions on the phantom femur (neck.py), the sideways fall
 against cadaver tests (fall.py), damaged or implausible inputs that must be refused
 (robustness.py) and, in the full set only, the failure load's uncertainty by `bonefe.uncertainty`
-(propagation.py) with the coverage of its interval on a synthetic truth (coverage.py). `models.py` holds the model
+(propagation.py) with the coverage of its interval on a synthetic truth (coverage.py) and the
+internal calibration against phantom rods (internal_calibration.py). `models.py` holds the model
 builders shared with tests/test_solver_verification.py. The quick set (`quick=True`) is what CI
 asserts (tests/test_validation.py).
 """
@@ -35,6 +36,7 @@ def sections(quick: bool, images: Path, surface: tuple[Path, Path | None] | None
     from bonefe.validation.defects import defects_section
     from bonefe.validation.discussion import discussion_section
     from bonefe.validation.fall import fall_section
+    from bonefe.validation.internal_calibration import internal_calibration_section
     from bonefe.validation.neck import neck_section
     from bonefe.validation.propagation import uncertainty_section
     from bonefe.validation.robustness import robustness_section
@@ -42,8 +44,8 @@ def sections(quick: bool, images: Path, surface: tuple[Path, Path | None] | None
     builders = [analytic_section, calculix_section, lambda: convergence_section(quick, images),
                 lambda: defects_section(quick, images), lambda: neck_section(quick, surface),
                 lambda: fall_section(quick, surface)]
-    return (builders + ([] if quick else [uncertainty_section, coverage_section])
-            + [robustness_section, discussion_section])
+    full = [uncertainty_section, coverage_section, internal_calibration_section]
+    return builders + ([] if quick else full) + [robustness_section, discussion_section]
 
 
 def run_validation(out: Path, quick: bool = False, surface: tuple[Path, Path | None] | None = None,
