@@ -22,10 +22,18 @@ head patch follow it) or the walking magnitude (only the safety factor and verdi
 reports, but far below a 2× error; the failure site within 3 mm (a lattice spacing, 1 mm, plus
 mesh noise).
 
-Mirror: the same voxels with x → −x (LPS: a right femur), frame found as a right femur. A
-mirrored bone has the same strength, so failure load, twin, SFR and verdict agree within the
-mesher's asymmetry (gmsh does not mesh a mirrored surface as the mirror of the mesh: measured
-below 1 %; tolerance 3 %), and the failure site is the mirror of the left one.
+Mirror: the same voxels with x → −x (LPS: a right femur), its frame found as a right femur.
+(a) On the mirror image of the left mesh, every stage after meshing (frame, patches, loads, CT
+material, nonlocal strain, failure, twin, verdict) must give the same numbers to solver tolerance
+and the mirrored failure site exactly: a side error anywhere in the chain shows here. (b) Remeshed
+by the pipeline (gmsh does not mesh a mirror image as the mirror of the mesh), the intact twin,
+verdict and risk category agree (twin within 3 %; measured 0.7 %), but the lesioned failure load
+does not: measured 2026-12-01, left / mirrored right 3406 / 2982 N at 5 mm, 4022 / 2594 N at
+4.5 mm, 3424 / 2257 N at 3 mm (the default), with the mirrored mesh (a) identical. The failure
+load of this full-thickness neck lesion depends on the mesh by 10–50 % (the failure point sits
+at the lesion's faceted surface, whose elements are lesion_size = size / 2), while the intact
+bone scatters by 1–2 %: a known problem, kept as a strict xfail so it turns into a failure when
+fixed.
 
 Boundary artefacts: the reported failure site lies outside the excluded zone (`exclusion_mm` = 10
 mm from a load or support patch, RiskOptions default) of every patch.
@@ -37,15 +45,18 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import basix.ufl
+import dolfinx
 from dolfinx.mesh import compute_midpoints
 from mpi4py import MPI
 
-from bonefe.anatomy import HEAD, SUPPORT, TROCHANTER, femur_frame
+from bonefe.anatomy import HEAD, SUPPORT, TROCHANTER, boundary_tags, femur_frame
 from bonefe.assessment import RiskOptions, activity_list, assess
 from bonefe.case import MeshOptions
 from bonefe.materials import MaterialOptions, cell_material, healthy_volume
 from bonefe.phantom import PhantomSpec, make_phantom
 from bonefe.risk import risk_category
+from bonefe.loads import WALKING_DIRECTION
 from bonefe.uncertainty import mesh_case
 
 COMM = MPI.COMM_WORLD
@@ -75,15 +86,39 @@ def patch_midpoints(mesh, tags, tag) -> np.ndarray:
     return np.concatenate(COMM.allgather(local.reshape(-1, 3)), axis=0)
 
 
-def run(volume, side: str) -> dict:
+def mirrored_mesh(mesh):
+    """The mirror image x → −x of a distributed P1 tetrahedral mesh: gathered on rank 0 in its input
+    node numbering, mirrored, two vertices of each cell swapped to keep positive orientation, and
+    distributed again by dolfinx."""
+    n = mesh.topology.index_map(3).size_local
+    nodes = mesh.geometry.input_global_indices
+    cells = nodes[mesh.geometry.dofmaps[0][:n]]
+    gathered = COMM.gather((cells, nodes, mesh.geometry.x), root=0)
+    if COMM.rank == 0:
+        count = max(int(g[1].max()) for g in gathered) + 1
+        x = np.zeros((count, 3))
+        for _, index, coords in gathered:
+            x[index] = coords
+        x[:, 0] *= -1.0
+        cells = np.concatenate([g[0] for g in gathered])[:, [1, 0, 2, 3]]
+    else:
+        x, cells = np.zeros((0, 3)), np.zeros((0, 4), np.int64)
+    element = basix.ufl.element("Lagrange", "tetrahedron", 1, shape=(3,))
+    return dolfinx.mesh.create_mesh(COMM, cells.astype(np.int64), element, x)
+
+
+def run(volume, side: str, mesh=None) -> dict:
+    """The pipeline's stages after reading: frame, mesh (or the given mesh), material, assessment."""
     frame = femur_frame(volume, side)
-    bone, tags = mesh_case(volume, MeshOptions(size_mm=MESH_MM), frame, COMM)
-    material = cell_material(bone.mesh, volume, MaterialOptions())
-    twin_E = cell_material(bone.mesh, healthy_volume(volume), MaterialOptions()).E
-    result = assess(bone.mesh, tags, material.E, material.label, 0.4, frame, BODY_MASS_KG,
+    if mesh is None:
+        mesh = mesh_case(volume, MeshOptions(size_mm=MESH_MM), frame, COMM)[0].mesh
+    tags = boundary_tags(mesh, frame, cap_axis=-(frame.basis() @ WALKING_DIRECTION))
+    material = cell_material(mesh, volume, MaterialOptions())
+    twin_E = cell_material(mesh, healthy_volume(volume), MaterialOptions()).E
+    result = assess(mesh, tags, material.E, material.label, 0.4, frame, BODY_MASS_KG,
                     activity_list(["walking"], []), RiskOptions(), twin_E=twin_E, envelope_step_deg=None)
     site = np.asarray(result.stance.location_mm)
-    distance = {name: float(np.linalg.norm(patch_midpoints(bone.mesh, tags, tag) - site, axis=1).min())
+    distance = {name: float(np.linalg.norm(patch_midpoints(mesh, tags, tag) - site, axis=1).min())
                 for name, tag in (("head", HEAD), ("trochanter", TROCHANTER), ("support", SUPPORT))}
     walking = result.activities[0]
     out = {"load": result.stance.failure_load_n, "site": site, "mode": result.stance.mode,
@@ -95,6 +130,7 @@ def run(volume, side: str) -> dict:
         print(f"{side}: failure load {out['load']:.1f} N at {site} ({out['mode']}), twin {out['twin']:.1f} N, "
               f"SFR {out['sfr']:.4f}, walking SF {out['factor']:.4f} ({out['verdict']}), {out['category']}, "
               f"distance to patches {distance}")
+    out["mesh"] = mesh
     return out
 
 
@@ -110,7 +146,14 @@ def assessed(left):
 
 
 @pytest.fixture(scope="module")
-def mirror(left):
+def mirror(left, assessed):
+    """The mirrored volume on the mirror image of the left mesh."""
+    return run(mirrored(left), "right", mirrored_mesh(assessed["mesh"]))
+
+
+@pytest.fixture(scope="module")
+def remeshed(left):
+    """The mirrored volume through the pipeline's own meshing."""
     return run(mirrored(left), "right")
 
 
@@ -140,21 +183,40 @@ def test_walking_verdict_is_pinned(assessed):
     assert assessed["verdict"] == "caution"
 
 
-def test_failure_site_lies_outside_every_excluded_zone(assessed, mirror):
+def test_failure_site_lies_outside_every_excluded_zone(assessed, remeshed):
     """No boundary artefact: the failure site is at least exclusion_mm (10 mm) from every facet
     midpoint of the head, trochanter and support patches, left and mirrored."""
-    for result in (assessed, mirror):
+    for result in (assessed, remeshed):
         assert min(result["distance"].values()) >= EXCLUSION_MM, result["distance"]
 
 
 def test_mirrored_right_femur_gives_the_same_numbers_and_the_mirrored_site(assessed, mirror):
-    """Right femur = the left phantom mirrored x → −x: same failure load, twin, SFR and walking safety
-    factor within 3 % (meshing asymmetry), same mode, verdict and risk category; the failure site is the
-    mirror image of the left one within 3 mm; the frame is the mirror of the left frame."""
-    for key in ("load", "twin", "sfr", "factor"):
-        assert mirror[key] == pytest.approx(assessed[key], rel=0.03), key
+    """(a) Right femur = the left phantom mirrored x → −x, on the mirrored mesh: failure load, twin, SFR and
+    walking safety factor equal to 1e-6 (CG rtol 1e-10; the SFR to 1e-4: the peak next to the soft lesion
+    carries more of the iterative error, measured 4e-5), same mode, verdict and category, the failure
+    site the mirror image of the left one (lattice anchored at the world origin: exact), the frame mirrored."""
+    for key, rel in (("load", 1e-6), ("twin", 1e-6), ("sfr", 1e-4), ("factor", 1e-6)):
+        assert mirror[key] == pytest.approx(assessed[key], rel=rel), key
     for key in ("mode", "verdict", "category"):
         assert mirror[key] == assessed[key], key
     flip = np.array([-1.0, 1.0, 1.0])
-    assert np.linalg.norm(mirror["site"] - flip * assessed["site"]) <= 3.0
+    np.testing.assert_allclose(mirror["site"], flip * assessed["site"], atol=1e-9)
     np.testing.assert_allclose(mirror["frame"].head_centre, flip * assessed["frame"].head_centre, atol=0.5)
+
+
+def test_remeshed_mirror_keeps_the_intact_strength_and_the_verdicts(assessed, remeshed):
+    """(b) Through the pipeline's own meshing: the lesion-free twin within 3 % (measured 0.7 %), the
+    same failure mode, walking verdict and risk category, the failure site mirrored within 3 mm."""
+    assert remeshed["twin"] == pytest.approx(assessed["twin"], rel=0.03)
+    for key in ("mode", "verdict", "category"):
+        assert remeshed[key] == assessed[key], key
+    flip = np.array([-1.0, 1.0, 1.0])
+    assert np.linalg.norm(remeshed["site"] - flip * assessed["site"]) <= 3.0
+
+
+@pytest.mark.xfail(strict=True, reason="lesioned failure load depends on the mesh by 10-50 % (module docstring): "
+                                       "left 3406 N, remeshed mirror 2982 N at 5 mm")
+def test_remeshed_mirror_gives_the_same_lesioned_failure_load(assessed, remeshed):
+    """(b) The lesioned failure load and SFR of the remeshed mirror within 3 %: fails today (−12 % at 5 mm)."""
+    assert remeshed["load"] == pytest.approx(assessed["load"], rel=0.03)
+    assert remeshed["sfr"] == pytest.approx(assessed["sfr"], rel=0.03)
