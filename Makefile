@@ -11,7 +11,8 @@ PHANTOM_DIR := cases/data/phantom-neck-lytic
 MPI_TESTS := tests/test_solver_verification.py tests/test_fields.py tests/test_meshing.py \
              tests/test_materials.py tests/test_anatomy.py tests/test_risk.py tests/test_assessment.py \
              tests/test_export.py tests/test_calculix.py tests/test_whatif.py tests/test_real_ct.py \
-             tests/test_uncertainty.py tests/test_validation.py tests/test_nonlocal_strain.py
+             tests/test_uncertainty.py tests/test_validation.py tests/test_nonlocal_strain.py \
+             tests/test_clinical_numbers.py
 
 .PHONY: venv demo test benchmarks clean
 

@@ -133,8 +133,11 @@ class Case:
     """The uncertainty study (`bonefe.uncertainty`); None (no section) turns it off."""
 
     def __post_init__(self):
-        if not self.name or any(c in self.name for c in '/\\:*?"<>|'):
-            raise ValueError(f"name must be a non-empty folder-safe text (got {self.name!r})")
+        # "." and ".." would make the output folder (runs/<name>) the runs folder or the case's own
+        # folder, which a finished run replaces and deletes
+        if (not self.name or self.name in (".", "..") or not self.name.isprintable()
+                or any(c in self.name for c in '/\\:*?"<>|')):
+            raise ValueError(f"name must be a non-empty folder-safe text, not '.' or '..' (got {self.name!r})")
 
     @property
     def body_weight(self) -> float:

@@ -181,8 +181,9 @@ def test_envelope_lateral_direction_matches_beam_bending(uniform_bar):
     distance from the neutral plane (Euler–Bernoulli; the transverse shear strain vanishes at the
     extreme fibres, where failure starts). The beam-theory strain (uniaxial, lateral −ν ε_z) goes
     through the model's own sphere average and evaluated points, so the comparison isolates the FE
-    strains from the averaging rule. P2 elements represent the linear bending strain across each cell exactly; the 3 %
-    tolerance covers the clamp's Saint-Venant disturbance 25 mm away (~e^(−π·25/20) ≈ 2 %)."""
+    strains from the averaging rule. P2 elements represent the linear bending strain across each cell exactly; the
+    clamp's Saint-Venant disturbance 25 mm away is at most ~e^(−π·25/20) ≈ 2 %, and measured 0.14 % (1467.0 against
+    1465.0 N): tolerance 0.5 %, over 3× the measured error."""
     from bonefe.risk import failure_under_unit_load
     from bonefe.solver import principal_strains
 
@@ -200,4 +201,4 @@ def test_envelope_lateral_direction_matches_beam_bending(uniform_bar):
     beam = failure_under_unit_load(principal_strains(model.lattice.nonlocal_field(strain)), model.lattice.points,
                                    COMM)
     print(f"lateral allowed force: FE {allowed:.1f} N, beam theory {beam.failure_load_n:.1f} N")
-    assert allowed == pytest.approx(beam.failure_load_n, rel=0.03)
+    assert allowed == pytest.approx(beam.failure_load_n, rel=0.005)

@@ -79,6 +79,9 @@ def test_tube_with_a_hole_matches_published_strength_ratios(images):
     always weakens the tube."""
     section = defects_section(True, images)
     published = {"bending, d/D = 0.2": 0.5 * (0.60 + 0.69), "torsion, d/D = 0.2": 0.5 * (0.55 + 0.70)}
+    # bonefe's predictions, measured 2026-12-01 (quick set): pinned within 0.02 (they do not depend on E;
+    # they move with the tube mesh, the nonlocal radius or the strain limits' ratio)
+    predicted = {"bending, d/D = 0.2": 0.739, "torsion, d/D = 0.2": 0.768}
     checks = {c.name.split(":")[0]: c for c in section.checks}
     assert set(checks) == set(published)
     for name, reference in published.items():
@@ -87,6 +90,7 @@ def test_tube_with_a_hole_matches_published_strength_ratios(images):
         assert check.reference == pytest.approx(reference, abs=1e-12)
         assert 0 < check.value < 1
         assert abs(check.value - reference) <= 0.2
+        assert check.value == pytest.approx(predicted[name], abs=0.02)
     assert_within(section, {"bending": 0.2, "torsion": 0.2})
 
 
@@ -94,8 +98,11 @@ def test_neck_lesion_site_ordering_and_alexander_ratio():
     """Infero-medial neck lesion weaker than supero-lateral under the stance load (the ordering
     reported for cadaveric femora); Alexander et al. 2013 (8 pairs of human femora, a neck defect
     scoring as a high-risk impending fracture): failure-load ratio 5.56 / 10.69 kN = 0.52, which
-    must lie between the two sites' ratios (a defect of unreported site and size), and within 0.2 of
-    their mean (quick set, measured 2026-12: see the printed numbers; full set 0.53)."""
+    must lie between the two sites' ratios (a defect of unreported site and size), and within 0.1 of
+    their mean (quick set, measured 2026-12-01: 0.440 and 0.589, mean 0.515; full set 0.36, 0.71, mean
+    0.53). The site ratios are pinned too (±0.03): they move with the phantom, the lesion placement, the
+    mesher (a lesion-adjacent failure load is mesh-sensitive, see tests/test_clinical_numbers.py), the
+    material law's shape or the walking direction, not with a uniform modulus scale."""
     section = neck_section(True)
     ordering = next(c for c in section.checks if "weaker" in c.name)
     pooled = next(c for c in section.checks if "mean failure-load ratio" in c.name)
@@ -105,7 +112,8 @@ def test_neck_lesion_site_ordering_and_alexander_ratio():
     inferior = pooled.value - 0.5 * ordering.value
     print(f"neck ratios: infero-medial {inferior:.3f}, supero-lateral {superior:.3f}, mean {pooled.value:.3f}")
     assert 0 < inferior < 0.52 < superior < 1
-    assert abs(pooled.value - 0.52) <= 0.2
+    assert abs(pooled.value - 0.52) <= 0.1
+    assert inferior == pytest.approx(0.440, abs=0.03) and superior == pytest.approx(0.589, abs=0.03)
 
 
 def test_report_marks_failures_and_keeps_tables_intact():
