@@ -164,5 +164,9 @@ def load_case(path: str | Path) -> Case:
         calibration_file = base / risk.calibration_file
         risk = replace(risk, calibration_file=calibration_file,
                        thresholds=thresholds_from_calibration(calibration_file))
-    return replace(case, ct=base / case.ct, labels=base / case.labels, output=(base / output).resolve(),
-                   risk=risk)
+    output = (base / output).resolve()
+    inside = [f for f in (path.resolve(), base / case.ct, base / case.labels) if f.resolve().is_relative_to(output)]
+    if inside:
+        raise BonefeError(f"{path.name}: output folder {output} holds {inside[0].name}, but a finished run replaces "
+                          "that whole folder: choose an output folder of its own (e.g. runs/<name>)")
+    return replace(case, ct=base / case.ct, labels=base / case.labels, output=output, risk=risk)

@@ -3,7 +3,7 @@ the problem (BonefeError; exit 2 and no traceback from the CLI), never a report.
 
 Covered: body mass outside 20–300 kg, case names that are not a folder name (including '.' and
 '..', which made the output folder the runs folder or the case's own folder: a finished run
-replaces and deletes that folder), negative custom forces, 4-D images, anatomy that cannot be
+replaces and deletes that folder), an output folder that holds the case's inputs, negative custom forces, 4-D images, anatomy that cannot be
 found (too little shaft, no head), `batch --jobs 0` / `--ranks 0`, a second batch run in the
 same folder, and the Slurm job script (rendered without a live Slurm).
 """
@@ -75,6 +75,16 @@ def test_unsafe_case_name_from_the_cli_is_one_line_and_touches_nothing(tmp_path)
     assert result.stderr.strip().splitlines() == [
         "bonefe: error: case.yaml: name must be a non-empty folder-safe text, not '.' or '..' (got '..')"]
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("output", [".", "..", "data"])
+def test_an_output_folder_holding_the_inputs_is_refused(tmp_path, output):
+    """A finished run replaces its output folder (bonefe.outputs.staged_folder): `output: .` would delete
+    the case file, CT and labels with it."""
+    path = case_file(tmp_path)
+    path.write_text(path.read_text() + f"output: {output}\n")
+    with pytest.raises(BonefeError, match=r"output folder .* holds (case.yaml|ct.nii.gz).*choose an output folder"):
+        load_case(path)
 
 
 @pytest.mark.parametrize("activity, message", [
