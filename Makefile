@@ -15,7 +15,8 @@ MPI_TESTS := tests/test_solver_verification.py tests/test_fields.py tests/test_m
              tests/test_materials.py tests/test_anatomy.py tests/test_risk.py tests/test_assessment.py \
              tests/test_export.py tests/test_calculix.py tests/test_whatif.py tests/test_real_ct.py \
              tests/test_uncertainty.py tests/test_validation.py tests/test_nonlocal_strain.py \
-             tests/test_fall.py tests/test_demo.py tests/test_calibration_run.py
+             tests/test_fall.py tests/test_demo.py tests/test_calibration_run.py \
+             tests/test_clinical_numbers.py tests/test_window.py tests/test_stimulus.py
 
 .PHONY: venv demo test benchmarks clean
 

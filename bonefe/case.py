@@ -162,8 +162,11 @@ class Case:
     """Scan checks before meshing and their overrides (`bonefe.suitability`)."""
 
     def __post_init__(self):
-        if not self.name or any(c in self.name for c in '/\\:*?"<>|'):
-            raise ValueError(f"name must be a non-empty folder-safe text (got {self.name!r})")
+        # "." and ".." would make the output folder (runs/<name>) the runs folder or the case's own
+        # folder, which a finished run replaces and deletes
+        if (not self.name or self.name in (".", "..") or not self.name.isprintable()
+                or any(c in self.name for c in '/\\:*?"<>|')):
+            raise ValueError(f"name must be a non-empty folder-safe text, not '.' or '..' (got {self.name!r})")
 
     @property
     def body_weight(self) -> float:
@@ -192,5 +195,9 @@ def load_case(path: str | Path) -> Case:
         calibration_file = base / risk.calibration_file
         risk = replace(risk, calibration_file=calibration_file,
                        thresholds=thresholds_from_calibration(calibration_file))
-    return replace(case, ct=base / case.ct, labels=base / case.labels, output=(base / output).resolve(),
-                   risk=risk)
+    output = (base / output).resolve()
+    inside = [f for f in (path.resolve(), base / case.ct, base / case.labels) if f.resolve().is_relative_to(output)]
+    if inside:
+        raise BonefeError(f"{path.name}: output folder {output} holds {inside[0].name}, but a finished run replaces "
+                          "that whole folder: choose an output folder of its own (e.g. runs/<name>)")
+    return replace(case, ct=base / case.ct, labels=base / case.labels, output=output, risk=risk)

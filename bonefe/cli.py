@@ -202,7 +202,8 @@ def _batch_run(args) -> int:
         print(f"bonefe batch: submitted Slurm job array {job} ({pending} cases); "
               f"follow it with: bonefe batch status {cohort.folder}")
         return 0
-    rows = run_local(cohort, args.jobs or max(1, len(os.sched_getaffinity(0)) // args.ranks))
+    jobs = args.jobs if args.jobs is not None else max(1, len(os.sched_getaffinity(0)) // args.ranks)
+    rows = run_local(cohort, jobs)
     print(status_table(rows))
     return _batch_finish(cohort, rows)
 
