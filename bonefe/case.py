@@ -180,7 +180,7 @@ def load_case(path: str | Path) -> Case:
     if not path.is_file():
         raise BonefeError(f"case file {path} not found: give the path to a .yaml case file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

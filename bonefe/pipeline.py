@@ -84,7 +84,7 @@ def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
         volume = check_volume(volume, case.checks, case.label_values.lesion_named, case.ct.name, comm.rank == 0)
         suitability = check_scan(volume, case.ct, case.suitability)
         needs_raw = case.calibration.rods or case.calibration.internal
-        raw_labels = raw_labels_on_ct(case.ct, case.labels) if needs_raw else None
+        raw_labels = raw_labels_on_ct(case.ct, case.labels, case.ct_series) if needs_raw else None
         calibration = resolve_calibration(case.calibration, volume.hu, volume.affine, raw_labels, volume.labels > 0)
         material_options = case.material if calibration is None else replace(
             case.material, slope=calibration.slope, intercept=calibration.intercept)
