@@ -82,6 +82,8 @@ def run(request: RiskRequest) -> None:
     """Run a claimed request to its end: done, failed (with the run's one-line message) or lost."""
     folder = request_dir(request)
     attempt = folder / f"attempt-{request.lease}"
+    for stale in [*folder.glob("attempt-*"), *folder.glob("old-*")]:
+        shutil.rmtree(stale, ignore_errors=True)  # left by a claim that lapsed: its worker is gone
     case = write_case(request)
     launcher = ["mpirun", "-n", str(settings.RANKS)] if settings.RANKS > 1 else []
     command = [*launcher, *settings.RUN_COMMAND, str(case), "--output", str(attempt / "report")]
