@@ -72,7 +72,7 @@ def _held(request: RiskRequest):
     return RiskRequest.objects.filter(pk=request.pk, lease=request.lease, status__in=RUNNING)
 
 
-def _die_with_parent():
+def die_with_parent():
     """Child process setup: killed when its worker dies (Linux PR_SET_PDEATHSIG), in its own group."""
     os.setsid()
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
@@ -90,7 +90,7 @@ def run(request: RiskRequest) -> None:
     attempt.mkdir()
     with open(attempt / "run.log", "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
-                                   preexec_fn=_die_with_parent)
+                                   preexec_fn=die_with_parent)
         stop = threading.Event()
         lost = threading.Event()
         beat = threading.Thread(target=_heartbeat, args=(request, process, attempt / "run.log", stop, lost))

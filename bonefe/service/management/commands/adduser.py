@@ -4,6 +4,7 @@ import sys
 from django.contrib.auth.models import Group, User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from bonefe.service.access import ENGINEERS
@@ -23,6 +24,7 @@ class Command(BaseCommand):
             validate_password(password)
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
+        call_command("migrate", interactive=False, verbosity=0)  # a fresh installation's first user
         if User.objects.filter(username=username).exists():
             raise CommandError(f"user {username!r} exists already")
         admin = role == "admin"

@@ -1,3 +1,4 @@
+import signal
 import subprocess
 import sys
 import threading
@@ -6,6 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from waitress import serve
 
+from bonefe.service.worker import die_with_parent
 from bonefe.service.wsgi import application
 
 
@@ -19,6 +21,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, port=8000, host="127.0.0.1", workers=1, **options):
         call_command("migrate", interactive=False, verbosity=0)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the workers too (below)
         stop = threading.Event()
         processes = [_Supervised(stop) for _ in range(workers)]
         self.stdout.write(f"bonefe service on http://{host}:{port}/ with {workers} worker(s)")
@@ -40,7 +43,8 @@ class _Supervised(threading.Thread):
 
     def run(self):
         while not self.stop.is_set():
-            self.process = subprocess.Popen([sys.executable, "-m", "bonefe.service", "worker"])
+            self.process = subprocess.Popen([sys.executable, "-m", "bonefe.service", "worker"],
+                                            preexec_fn=die_with_parent)
             self.process.wait()
 
     def end(self):
