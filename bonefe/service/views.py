@@ -28,16 +28,17 @@ def request_list(request):
 
 @login_required
 def request_new(request):
-    form = RequestForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and int(request.META.get("CONTENT_LENGTH") or 0) > settings.MAX_UPLOAD_BYTES:
-        form.add_error(None, f"the upload is larger than {settings.MAX_UPLOAD_BYTES // 2**20} MB: refused")
-    elif request.method == "POST" and form.is_valid():
+    if request.method != "POST":
+        return render(request, "service/new.html", {"form": RequestForm()})
+    if int(request.META.get("CONTENT_LENGTH") or 0) > settings.MAX_UPLOAD_BYTES:  # before reading the body
+        error = f"the upload is larger than {settings.MAX_UPLOAD_BYTES / 2**20:.3g} MB: refused. Nothing was saved."
+        return render(request, "service/new.html", {"form": RequestForm(), "error": error})
+    form = RequestForm(request.POST, request.FILES)
+    if form.is_valid():
         try:
-            risk_request = _create(request.user, form)
+            return redirect("request-detail", pk=_create(request.user, form).pk)
         except UploadError as error:
             form.add_error(None, f"{error}. Nothing was saved.")
-        else:
-            return redirect("request-detail", pk=risk_request.pk)
     return render(request, "service/new.html", {"form": form})
 
 

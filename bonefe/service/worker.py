@@ -148,8 +148,8 @@ def _finish(request: RiskRequest, code: int, attempt: Path) -> None:
         if not won:
             shutil.rmtree(final, ignore_errors=True)
     else:
-        _held(request).update(status=Status.FAILED, error=failure_message(code, log), finished=timezone.now(),
-                              lease_until=None)
+        error = failure_message(code, log).replace(f"{folder}/", "")  # the clinician needs no server paths
+        _held(request).update(status=Status.FAILED, error=error, finished=timezone.now(), lease_until=None)
     shutil.rmtree(attempt, ignore_errors=True)
 
 

@@ -71,6 +71,13 @@ def make_user(django_db):
     return make
 
 
+def leave_queued_only(user) -> None:
+    """Cancel other tests' queued requests, so that an in-process worker runs only this user's."""
+    from bonefe.service.models import RiskRequest
+
+    RiskRequest.objects.filter(status="queued").exclude(owner=user).update(status="cancelled")
+
+
 def nifti_bytes(pixels: np.ndarray, affine=None) -> bytes:
     """A .nii.gz file's bytes."""
     image = nib.Nifti1Image(pixels, np.diag([-1.0, -1.0, 1.0, 1.0]) if affine is None else affine)

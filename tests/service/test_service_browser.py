@@ -2,7 +2,7 @@
 signs in, uploads the phantom CT and label map, watches the status, opens the report and downloads
 the PDF; an engineer sees the queue and the audit log. The run is real (`bonefe run`, coarse mesh).
 
-Screenshots go to BONEFE_SERVICE_SCREENSHOTS (docs/service/ when regenerating the docs) or a
+Screenshots go to BONEFE_SERVICE_SCREENSHOTS (docs/images/ when regenerating the docs) or a
 temporary folder."""
 
 import json
@@ -58,7 +58,7 @@ def test_clinician_gets_a_report_in_the_browser(django_db, make_user, phantom, t
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1100, "height": 800}, accept_downloads=True)
             page.goto(f"{base}/")
-            page.screenshot(path=shots / "sign-in.png")
+            page.screenshot(path=shots / "service-sign-in.png")
             sign_in(page, base, clinician.username)
             page.click("text=New request")
             page.select_option("#id_side", "left")
@@ -67,35 +67,37 @@ def test_clinician_gets_a_report_in_the_browser(django_db, make_user, phantom, t
             page.select_option("#id_lesion_type", "lytic")
             page.set_input_files("#id_ct", phantom / "ct.nii.gz")
             page.set_input_files("#id_labels", phantom / "labels.nii.gz")
-            page.screenshot(path=shots / "new-request.png", full_page=True)
+            page.screenshot(path=shots / "service-new-request.png", full_page=True)
             page.click("button[type=submit]")
             expect(page.locator("#status")).to_have_text(re.compile("queued|meshing|solving"))
             expect(page.locator("#progress")).to_be_visible()
             expect(page.locator("#status")).to_have_text(re.compile("meshing|solving"), timeout=60_000)
-            page.screenshot(path=shots / "progress.png")
+            page.screenshot(path=shots / "service-progress.png")
             expect(page.locator("#download-pdf")).to_be_visible(timeout=300_000)
             report = page.frame_locator("#report")
             expect(report.locator("h1").first).to_be_visible()
-            page.screenshot(path=shots / "report.png")
+            page.screenshot(path=shots / "service-report.png")
             with page.expect_download() as download:
                 page.click("#download-pdf")
             pdf = tmp_path / "report.pdf"
             download.value.save_as(pdf)
             assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 10_000
 
-            request = RiskRequest.objects.get(owner=clinician)
-            results = json.loads((HOME / "requests" / str(request.pk) / "report" / "report.json").read_text())
-            assert request.status == "done" and request.attempts == 1
-            assert request.failure_load_bw == pytest.approx(results["failure_load_bw"])
+            pk = re.search(r"/requests/([0-9a-f-]{36})/", page.url).group(1)
+            results = json.loads((HOME / "requests" / pk / "report" / "report.json").read_text())
             assert f"{results['failure_load_bw']:.1f} × body weight" in page.inner_text("main")
 
             engineer_page = browser.new_page(viewport={"width": 1100, "height": 700})
             sign_in(engineer_page, base, engineer.username)
             expect(engineer_page.locator("h1")).to_have_text("All requests (queue)")
-            engineer_page.screenshot(path=shots / "queue.png")
-            engineer_page.goto(f"{base}/requests/{request.pk}/log/")
+            engineer_page.screenshot(path=shots / "service-queue.png")
+            engineer_page.goto(f"{base}/requests/{pk}/log/")
             assert "read images ..." in engineer_page.inner_text("body")
             browser.close()
+        # Django's ORM refuses to run inside Playwright's event loop: the database checks come after.
+        request = RiskRequest.objects.get(pk=pk)
+        assert request.owner == clinician and request.status == "done" and request.attempts == 1
+        assert request.failure_load_bw == pytest.approx(results["failure_load_bw"])
         actions = sorted(AuditEvent.objects.filter(request=request).values_list("user__username", "action"))
         assert actions == sorted([(clinician.username, "create"), (clinician.username, "view"),
                                   (clinician.username, "download"), (engineer.username, "log")])

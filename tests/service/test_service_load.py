@@ -2,7 +2,6 @@
 killed mid-run, the whole service killed mid-queue and restarted; every request is done, each run
 by the TEST ONLY fake runner completes exactly once, nothing is left half-written."""
 
-import os
 import re
 import signal
 import time

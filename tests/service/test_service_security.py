@@ -2,9 +2,6 @@
 identifiers that must never reach the database, the files or the logs."""
 
 import io
-import json
-import subprocess
-import sys
 import uuid
 import zipfile
 
@@ -14,7 +11,7 @@ import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from conftest import HOME, PASSWORD, REPO, SERVICE_ENV, nifti_bytes
+from conftest import HOME, PASSWORD, leave_queued_only, nifti_bytes
 
 PLANTED = ["DOE^JANE^PLANTED", "PLANTED-ID-4711", "19420317", "St Planted Hospital", "ACC-PLANTED-99",
            "Dr^Planted^Referrer", "PLANTED-PRIVATE-TAG"]
@@ -158,12 +155,14 @@ def test_dicom_upload_is_deidentified_and_converted_exactly(django_db, make_user
     labels = np.zeros(hu.shape, np.uint8)
     labels[2:8, 2:7, :] = 1
     affine = np.array([[-0.8, 0, 0, 40.0], [0, -0.7, 0, 30.0], [0, 0, 1.5, 100.0], [0, 0, 0, 1]])
-    response = upload(client(make_user()), ("ct.zip", dicom_zip(hu)), ("labels.nii.gz", nifti_bytes(labels, affine)))
+    user = make_user()
+    response = upload(client(user), ("ct.zip", dicom_zip(hu)), ("labels.nii.gz", nifti_bytes(labels, affine)))
     assert response.status_code == 302, response.content.decode()[-800:]
     request = RiskRequest.objects.get(pk=response["Location"].split("/")[2])
     ct = nib.load(request_dir(request) / "ct.nii.gz")
     np.testing.assert_allclose(ct.affine, affine, atol=1e-6)
     np.testing.assert_array_equal(np.asarray(ct.dataobj), hu)
+    leave_queued_only(user)
     serve_forever(once=True)  # the (fake) run writes its log and report files too
 
     dump = io.StringIO()
@@ -216,3 +215,15 @@ def _zip(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def test_upload_over_the_size_limit_is_refused_before_reading(django_db, make_user, small_images):
+    from django.test import override_settings
+
+    from bonefe.service.models import RiskRequest
+
+    before = RiskRequest.objects.count()
+    with override_settings(MAX_UPLOAD_BYTES=4096):
+        response = upload(client(make_user()), ("ct.nii", bytes(8192)), ("labels.nii.gz", small_images[1]))
+    assert "larger than 0.00391 MB: refused. Nothing was saved." in response.content.decode()
+    assert RiskRequest.objects.count() == before
