@@ -114,7 +114,8 @@ def rerun(request, pk):
     require_engineer(request.user)
     risk_request = get_request(request.user, pk, "rerun")
     RiskRequest.objects.filter(pk=pk, status__in=FINISHED).update(
-        status=Status.QUEUED, lease=None, lease_until=None, progress=0.0, stage="", error="", finished=None)
+        status=Status.QUEUED, lease=None, lease_until=None, progress=0.0, stage="", error="", finished=None,
+        attempts=0)
     return redirect("request-detail", pk=risk_request.pk)
 
 

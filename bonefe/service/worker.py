@@ -34,6 +34,7 @@ STAGE_STATUS = {"read images": Status.MESHING, "femur frame": Status.MESHING, "m
 """Which service status each stage of `bonefe run` (bonefe.pipeline.STAGES) belongs to."""
 STAGE_LINE = re.compile(r"\[(\d+)/(\d+)\] ([a-z ]+?) \.\.\.")
 ERROR_PREFIX = "bonefe: error: "  # how `bonefe run` prints a user mistake (bonefe.cli.main)
+MAX_ATTEMPTS = 3  # claims of one request whose workers all died before it is marked failed
 
 
 def request_dir(request: RiskRequest) -> Path:
@@ -56,6 +57,9 @@ def write_case(request: RiskRequest) -> Path:
 def claim(worker: str) -> RiskRequest | None:
     """Take the oldest queued request, or a running one whose lease lapsed; None when there is none."""
     now = timezone.now()
+    RiskRequest.objects.filter(status__in=RUNNING, lease_until__lt=now, attempts__gte=MAX_ATTEMPTS).update(
+        status=Status.FAILED, lease=None, lease_until=None, finished=now,
+        error=f"the run stopped {MAX_ATTEMPTS} times without finishing; an engineer can read its log and rerun it")
     waiting = RiskRequest.objects.filter(Q(status=Status.QUEUED) | Q(status__in=RUNNING, lease_until__lt=now))
     for candidate in waiting.order_by("created")[:20]:
         token = uuid.uuid4()
@@ -89,8 +93,13 @@ def run(request: RiskRequest) -> None:
     command = [*launcher, *settings.RUN_COMMAND, str(case), "--output", str(attempt / "report")]
     attempt.mkdir()
     with open(attempt / "run.log", "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
-                                   preexec_fn=die_with_parent)
+        try:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
+                                       preexec_fn=die_with_parent)
+        except OSError as error:  # e.g. mpirun missing: a set-up problem, not the request's
+            log.write(f"cannot start {command[0]}: {error.strerror}\n".encode())
+            log.close()
+            return _finish(request, 127, attempt)
         stop = threading.Event()
         lost = threading.Event()
         beat = threading.Thread(target=_heartbeat, args=(request, process, attempt / "run.log", stop, lost))
