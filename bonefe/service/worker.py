@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from bonefe.service.models import RUNNING, RiskRequest, Status
+from bonefe.service.models import FINISHED, RUNNING, RiskRequest, Status
 
 STAGE_STATUS = {"read images": Status.MESHING, "femur frame": Status.MESHING, "mesh": Status.MESHING,
                 "material": Status.SOLVING, "solve and assess": Status.SOLVING,
@@ -86,8 +86,13 @@ def run(request: RiskRequest) -> None:
     """Run a claimed request to its end: done, failed (with the run's one-line message) or lost."""
     folder = request_dir(request)
     attempt = folder / f"attempt-{request.lease}"
-    for stale in [*folder.glob("attempt-*"), *folder.glob("old-*")]:
-        shutil.rmtree(stale, ignore_errors=True)  # left by a claim that lapsed: its worker is gone
+    stale = [*folder.glob("attempt-*"), *folder.glob("old-*")]  # left by claims that lapsed: their workers died
+    finished = next((a for a in stale if (a / "report" / "report.json").is_file()), None)
+    for leftover in stale:
+        if leftover != finished:
+            shutil.rmtree(leftover, ignore_errors=True)
+    if finished is not None:  # the run had finished (bonefe run publishes its folder only on success)
+        return _finish(request, 0, finished)
     case = write_case(request)
     launcher = ["mpirun", "-n", str(settings.RANKS)] if settings.RANKS > 1 else []
     command = [*launcher, *settings.RUN_COMMAND, str(case), "--output", str(attempt / "report")]
@@ -177,11 +182,20 @@ def failure_message(code: int, log: str) -> str:
     return f"the run stopped unexpectedly (exit code {code}); an engineer can read its log"
 
 
+def sweep() -> None:
+    """Remove the attempt folders of finished requests (a worker killed after recording its result
+    but before cleaning up leaves one behind); those of running requests are for `run` to judge."""
+    for attempt in [*settings.REQUESTS_DIR.glob("*/attempt-*"), *settings.REQUESTS_DIR.glob("*/old-*")]:
+        if RiskRequest.objects.filter(pk=attempt.parent.name, status__in=FINISHED).exists():
+            shutil.rmtree(attempt, ignore_errors=True)
+
+
 def serve_forever(poll_s: float = 1.0, once: bool = False) -> None:
     """Claim and run requests one after another; with once, stop when the queue is empty."""
     from django.db import close_old_connections
 
     name = f"{socket.gethostname()}:{os.getpid()}"
+    sweep()
     while True:
         close_old_connections()
         request = claim(name)

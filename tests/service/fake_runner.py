@@ -26,8 +26,10 @@ stages = ["read images", "femur frame", "mesh", "material", "solve and assess", 
 for number, stage in enumerate(stages, 1):
     print(f"[{number}/{len(stages)}] {stage} ...", file=sys.stderr, flush=True)
     time.sleep(float(os.environ.get("FAKE_RUN_S", "0.6")) / len(stages))
-output.mkdir(parents=True)
-(output / "report.json").write_text(json.dumps({"failure_load_bw": 9.5, "risk_category": "moderate"}))
-(output / "report.html").write_text("<html><body><h1>fake report</h1></body></html>")
-(output / "report.pdf").write_bytes(b"%PDF-1.4\n% fake\n")
+partial = output.with_name(output.name + ".partial")  # published in one rename, as `bonefe run` does
+partial.mkdir(parents=True)
+(partial / "report.json").write_text(json.dumps({"failure_load_bw": 9.5, "risk_category": "moderate"}))
+(partial / "report.html").write_text("<html><body><h1>fake report</h1></body></html>")
+(partial / "report.pdf").write_bytes(b"%PDF-1.4\n% fake\n")
+partial.rename(output)
 note("end")

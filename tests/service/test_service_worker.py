@@ -59,3 +59,33 @@ def test_cancel_kills_a_running_request(django_db, make_user, small_images, monk
     assert request.status == "cancelled"
     folder = HOME / "requests" / pk
     assert not (folder / "report").exists() and not list(folder.glob("attempt-*"))
+
+
+def test_a_run_that_finished_before_its_worker_died_is_not_run_again(django_db, make_user):
+    """The worker was killed after `bonefe run` published its report but before it recorded it: the
+    next claim records that report instead of running again (the run command here would fail)."""
+    import json
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from bonefe.service.models import RiskRequest
+    from bonefe.service.worker import request_dir, serve_forever
+
+    user = make_user()
+    lease = uuid.uuid4()
+    request = RiskRequest.objects.create(owner=user, side="left", body_mass_kg=70, ct_format="nifti",
+                                         status="solving", lease=lease, attempts=1,
+                                         lease_until=timezone.now() - timedelta(seconds=1))
+    report = request_dir(request) / f"attempt-{lease}" / "report"
+    report.mkdir(parents=True)
+    (report / "report.json").write_text(json.dumps({"failure_load_bw": 4.2, "risk_category": "high"}))
+    (report.parent / "run.log").write_text("[6/6] report ... 1.0 s\n")
+    leave_queued_only(user)
+    with override_settings(RUN_COMMAND=["false"]):
+        serve_forever(once=True)
+    request.refresh_from_db()
+    assert (request.status, request.attempts, request.failure_load_bw, request.risk_category) == ("done", 2, 4.2, "high")
+    assert (request_dir(request) / "report" / "report.json").is_file()
+    assert list(request_dir(request).glob("attempt-*")) == []
