@@ -68,17 +68,25 @@ class LabelValues:
 
     Without this section the bonefe convention applies (bone 1, lytic 2, blastic 3). With it, only
     the classes named count, so a multi-label map (e.g. TotalSegmentator, femur_left = 75) does
-    not turn other organs' labels into lesions.
+    not turn other organs' labels into lesions. Under the bonefe values (1, 2, 3) any other value is
+    refused as a damaged map unless the case names it: under `other` (structures read as background,
+    e.g. a phantom's tissue regions) or in the calibration section (rods, tissue labels).
     """
 
     bone: int | list[int] | None = None
     lytic: int | list[int] | None = None
     blastic: int | list[int] | None = None
+    other: int | list[int] | None = None
 
     def as_dict(self) -> dict[str, list[int]] | None:
         """The named classes as lists of values; None (the default convention) when none is named."""
-        named = {k: v if isinstance(v, list) else [v] for k, v in vars(self).items() if v is not None}
+        named = {k: v if isinstance(v, list) else [v] for k, v in vars(self).items()
+                 if v is not None and k != "other"}
         return named or None
+
+    def other_values(self) -> list[int]:
+        """Values named under `other`: known structures, read as background."""
+        return [] if self.other is None else self.other if isinstance(self.other, list) else [self.other]
 
     @property
     def lesion_named(self) -> bool:

@@ -80,7 +80,7 @@ def run_case(case_path, output: Path | None = None, mesh_size: float | None = No
 def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
     with progress.stage("read images"):
         volume = read_volume(case.ct, case.labels, case.label_values.as_dict(), case.resample_labels,
-                             case.ct_series)
+                             case.ct_series, case.label_values.other_values() + case.calibration.label_values())
         volume = check_volume(volume, case.checks, case.label_values.lesion_named, case.ct.name, comm.rank == 0)
         suitability = check_scan(volume, case.ct, case.suitability)
         needs_raw = case.calibration.rods or case.calibration.internal

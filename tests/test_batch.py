@@ -43,7 +43,7 @@ def phantom(tmp_path_factory):
 
 def batch(*args, **popen) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bonefe.cli", "batch", *map(str, args)], capture_output=True,
-                          text=True, timeout=TIMEOUT_S, **popen)
+                          encoding="utf-8", timeout=TIMEOUT_S, **popen)
 
 
 def summary(out: Path) -> dict[str, dict]:

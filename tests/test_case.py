@@ -65,7 +65,7 @@ def test_bad_case_files_name_the_problem(tmp_path, text, message):
 def test_cli_reports_bad_input_in_one_line_without_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "bonefe.cli", "run", str(write(tmp_path, MINIMAL + "colour: red\n"))],
-        capture_output=True, text=True,
+        capture_output=True, encoding="utf-8",
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
@@ -77,7 +77,7 @@ def test_cli_reports_bad_input_in_one_line_without_traceback(tmp_path):
 
 def test_cli_missing_case_file(tmp_path):
     result = subprocess.run([sys.executable, "-m", "bonefe.cli", "run", str(tmp_path / "nope.yaml")],
-                            capture_output=True, text=True)
+                            capture_output=True, encoding="utf-8")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "case file" in result.stderr and "not found" in result.stderr
 

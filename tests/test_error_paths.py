@@ -43,7 +43,7 @@ def case_file(folder: Path, name: str = "demo", mass: float = 70, file: str = "c
 
 
 def cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bonefe.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "bonefe.cli", *map(str, args)], capture_output=True, encoding="utf-8",
                           timeout=120)
 
 

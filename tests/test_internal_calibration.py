@@ -191,7 +191,7 @@ def test_run_without_tissues_exits_2_in_one_line_and_writes_nothing(tmp_path):
             "patient": {"body_mass_kg": 70}, "calibration": "internal"}
     (tmp_path / "bare.yaml").write_text(yaml.safe_dump(case))
     result = subprocess.run([sys.executable, "-m", "bonefe.cli", "run", str(tmp_path / "bare.yaml"), "--quiet"],
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, encoding="utf-8", timeout=300)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "calibration.internal: air (automatic region) holds 0 voxels" in lines[0], lines

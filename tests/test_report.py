@@ -172,7 +172,7 @@ CHROMIUM_FLAGS = [
 def chromium(tmp_path, *args) -> str:
     """Run headless Chromium on its own profile; return stdout."""
     command = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+    return subprocess.run(command, capture_output=True, encoding="utf-8", timeout=120, check=True).stdout
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian package 'chromium')")

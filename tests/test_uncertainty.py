@@ -318,7 +318,7 @@ def test_cli_flag_on_two_ranks_gives_the_same_samples(tiny_case, tmp_path):
         pytest.skip("no mpirun next to the interpreter or on PATH")
     completed = subprocess.run([mpirun, "-n", "2", sys.executable, "-m", "bonefe.cli", "run",
                                 str(folder / "tiny.yaml"), "--output", str(tmp_path / "np2"), "--quiet",
-                                "--uncertainty=5"], capture_output=True, text=True, timeout=900)
+                                "--uncertainty=5"], capture_output=True, encoding="utf-8", timeout=900)
     assert completed.returncode == 0, completed.stderr[-2000:]
     parallel = json.loads((tmp_path / "np2" / "report.json").read_text())["uncertainty"]
     serial = results["uncertainty"]
