@@ -22,6 +22,9 @@ from bonefe.risk import thresholds_from_calibration
 from bonefe.assessment import RiskOptions
 from bonefe.calibration import CalibrationOptions
 from bonefe.schema import build
+from bonefe.sites import SITES
+from bonefe.sites.vertebra.levels import LEVELS
+from bonefe.sites.vertebra.options import SpineOptions
 from bonefe.uncertainty import UncertaintyOptions
 
 Vector = tuple[float, float, float]
@@ -142,10 +145,20 @@ class Case:
     exports: list[Literal["inp", "vtu"]] = field(default_factory=list)
     uncertainty: UncertaintyOptions | None = None
     """The uncertainty study (`bonefe.uncertainty`); None (no section) turns it off."""
+    site: str = "femur"
+    """The bone (`bonefe.sites.SITES`); femur by default, so older case files keep working."""
+    level: str | None = None
+    """The vertebra's level (C1–L5) when site is vertebra."""
+    spine: SpineOptions = field(default_factory=SpineOptions)
 
     def __post_init__(self):
         if not self.name or any(c in self.name for c in '/\\:*?"<>|'):
             raise ValueError(f"name must be a non-empty folder-safe text (got {self.name!r})")
+        if self.site not in SITES:
+            raise ValueError(f"site must be one of {', '.join(SITES)} (got {self.site!r})")
+        if self.site == "vertebra" and self.level not in LEVELS:
+            raise ValueError(f"a vertebra case needs level: one of {LEVELS[0]}…{LEVELS[-1]}, e.g. L1 "
+                             f"(got {self.level!r})")
 
     @property
     def body_weight(self) -> float:
