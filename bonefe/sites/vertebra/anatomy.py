@@ -13,7 +13,8 @@ that first solid run ends (the first gap ≥ 2 mm). When no canal shows (a fille
 the body is the anterior BODY_DEPTH_FRACTION of the vertebra's antero-posterior extent. The wall
 may be overridden by a point on it (`landmarks.posterior_wall_point`).
 
-Endplates: the cranial and caudal 0.5 % quantiles of the body's voxels along `cranial`; heights
+Endplates: the cranial and caudal 0.5 % quantiles of the body's voxels along `cranial` (their centres:
+the centroid of the 2 mm slab there, on that level); heights
 (anterior, middle, posterior thirds of the body's depth) are the 2–98 % quantile ranges there
 (the Genant-style heights SINS collapse compares against the neighbours').
 """
@@ -162,10 +163,16 @@ def vertebra_frame(volume: Volume, neighbour_centroids: tuple | None = None,
                           "vertebrae; give one vertebra per label value")
     return VertebraFrame(
         origin=origin, cranial=cranial, anterior=anterior, posterior_wall=wall,
-        superior_centre=body[z >= top - 2.0].mean(axis=0), inferior_centre=body[z <= bottom + 2.0].mean(axis=0),
+        superior_centre=_on_plane(body[z >= top - 2.0].mean(axis=0), frame, top),
+        inferior_centre=_on_plane(body[z <= bottom + 2.0].mean(axis=0), frame, bottom),
         heights_mm=heights,
         width_mm=float(np.quantile(b[:, 1], 0.99) - np.quantile(b[:, 1], 0.01)),
         depth_mm=float(b[:, 0].max() - wall))
+
+
+def _on_plane(point: np.ndarray, frame: VertebraFrame, height: float) -> np.ndarray:
+    """`point` moved along the frame's cranial axis to `height` (mm from the origin)."""
+    return point + (height - frame.local(point[None])[0, 2]) * frame.cranial
 
 
 def label_centroid(values: np.ndarray, affine: np.ndarray, value: int | None) -> np.ndarray | None:

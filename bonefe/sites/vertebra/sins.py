@@ -79,9 +79,11 @@ def _collapse(frame: VertebraFrame, reference_heights, involvement: float) -> tu
     return ((involved, involved), loss)
 
 
-COLLAPSE_MIN = 0.1
-"""Height loss below 10 % is not counted as collapse (measurement scatter of voxel heights, the
-Genant grade-1 lower bound of 20–25 % is stricter; SINS counts any collapse)."""
+COLLAPSE_MIN = 0.2
+"""Height loss below 20 % is not counted as collapse: the lower bound of a grade-1 (mild) fracture
+in Genant's semi-quantitative method (Genant et al. 1993, J Bone Miner Res 8:1137: 20–25 %). It is
+also above the scatter of voxel heights (one 2.5 mm slice is 12 % of a 20 mm body); SINS itself
+counts any collapse."""
 
 
 def sins_score(volume: Volume, frame: VertebraFrame, level: str, pain: str | None = None,
