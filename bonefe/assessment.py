@@ -123,6 +123,8 @@ class Assessment:
     """Lesion-free twin and strain fold ratio; None without lesion cells or twin moduli."""
     envelope: list["EnvelopePlane"] = field(default_factory=list)
     envelope_marks: list["EnvelopeMark"] = field(default_factory=list)
+    model: "BoneModel | None" = None
+    """The bone model itself, for further post-processes of its nonlocal strain (`bonefe.window`)."""
 
 
 @dataclass(frozen=True)
@@ -371,4 +373,4 @@ def assess(mesh, facet_tags, E, labels, nu, frame: FemurFrame, body_mass_kg: flo
     envelope = force_envelope(model, frame, envelope_step_deg) if envelope_step_deg else []
     return Assessment(stance, rows, stance_strain, stance_points, model.basis, model.evaluated, model.solver.num_dofs(),
                       [h["iterations"] for h in model.solver.history], twin, envelope,
-                      envelope_marks(activities, rows) if envelope else [])
+                      envelope_marks(activities, rows) if envelope else [], model)

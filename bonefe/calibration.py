@@ -1,12 +1,14 @@
 """HU → equivalent mineral density calibration of a CT scan (case-file section `calibration`).
 
-The line ρ_QCT = slope·HU + intercept (g/cm³ per HU, g/cm³) comes from one of three sources:
+The line ρ_QCT = slope·HU + intercept (g/cm³ per HU, g/cm³) comes from one of four sources:
 
 - ``slope`` and ``intercept`` given directly (the scanner's or a previous phantom fit);
 - ``rods``: calibration-phantom rods segmented as extra label values of the *raw* label map
   (e.g. 11, 12, 13 next to the bone's 1), each with its nominal K2HPO4-equivalent density;
 - ``rois``: spheres (centre in world LPS mm, radius in mm) placed inside the rods, each with its
-  density, for scans whose label map does not hold the rods.
+  density, for scans whose label map does not hold the rods;
+- ``internal`` (or ``calibration: internal``): no phantom; the patient's own air, fat, muscle and
+  blood, fitted to their K2HPO4-equivalent densities (`bonefe.internal_calibration`).
 
 The rod's HU is the plain mean over its voxels after a one-voxel erosion of the rod mask (6-
 connected structuring element): the outer voxel layer mixes rod and surrounding material (partial
@@ -31,8 +33,9 @@ import numpy as np
 from scipy import ndimage
 
 from bonefe.errors import BonefeError
+from bonefe.internal_calibration import InternalCalibration, InternalFit, internal_fit
 from bonefe.materials import fit_calibration
-from bonefe.volume import voxel_spacing
+from bonefe.tissues import sphere_voxels
 
 Vector = tuple[float, float, float]
 MIN_RODS = 3
@@ -62,20 +65,22 @@ class RodROI:
 
 @dataclass(frozen=True)
 class CalibrationOptions:
-    """How HU become ρ_QCT: slope/intercept, or rods (raw label values), or rois (spheres).
+    """How HU become ρ_QCT: slope/intercept, or rods (raw label values), or rois (spheres), or
+    internal (the patient's tissues, `bonefe.internal_calibration.InternalCalibration`).
 
-    Give exactly one of the three; with none, the material section's slope and intercept apply.
+    Give exactly one of the four; with none, the material section's slope and intercept apply.
     """
 
     slope: float | None = None
     intercept: float | None = None
     rods: list[Rod] | None = None
     rois: list[RodROI] | None = None
+    internal: InternalCalibration | None = None
 
     def __post_init__(self):
-        given = [name for name in ("slope", "rods", "rois") if getattr(self, name) is not None]
+        given = [name for name in ("slope", "rods", "rois", "internal") if getattr(self, name) is not None]
         if len(given) > 1:
-            raise ValueError(f"give only one of slope/intercept, rods and rois (got {' and '.join(given)})")
+            raise ValueError(f"give only one of slope/intercept, rods, rois and internal (got {' and '.join(given)})")
         if (self.slope is None) != (self.intercept is None):
             raise ValueError("give slope and intercept together")
         if self.slope is not None and not self.slope > 0:
@@ -88,12 +93,25 @@ class CalibrationOptions:
 
 class Calibration(NamedTuple):
     """A resolved calibration: ρ_QCT = slope·HU + intercept; stderr of the fit (g/cm³, 0 when the
-    line was given) and the number of rods fitted (0 when given)."""
+    line was given; the RMS tissue residual for an internal fit), the number of rods or tissues
+    fitted (0 when given), and the internal fit with its tissue samples (None otherwise)."""
 
     slope: float
     intercept: float
     stderr: float
     n_rods: int
+    internal: InternalFit | None = None
+
+    def describe(self) -> str:
+        """One sentence for the report: which calibration the densities rest on."""
+        if self.internal is not None:
+            names = ", ".join(s.name.replace("_", " ") for s in self.internal.samples)
+            return (f"Density calibration: internal (phantomless), fitted to the patient's {names} "
+                    f"(K2HPO4-equivalent, 120 kVp): ρ = {self.slope:.4g}·HU {self.intercept:+.4f} g/cm³.")
+        if self.n_rods:
+            return (f"Density calibration: phantom, fitted to {self.n_rods} rods: "
+                    f"ρ = {self.slope:.4g}·HU {self.intercept:+.4f} g/cm³.")
+        return f"Density calibration: given line ρ = {self.slope:.4g}·HU {self.intercept:+.4f} g/cm³."
 
 
 class LineErrors(NamedTuple):
@@ -132,39 +150,32 @@ def rod_mean_hu(hu: np.ndarray, raw_labels: np.ndarray, label: int) -> float:
 
 def roi_mean_hu(hu: np.ndarray, affine: np.ndarray, roi: RodROI) -> float:
     """Mean HU of the voxels whose centre lies inside the spherical ROI."""
-    affine = np.asarray(affine, float)
-    centre = np.linalg.solve(affine[:3, :3], np.asarray(roi.centre, float) - affine[:3, 3])
-    reach = np.ceil(roi.radius_mm / voxel_spacing(affine)).astype(int)
-    lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
-    hi = np.minimum(np.ceil(centre).astype(int) + reach + 1, hu.shape)
-    if np.any(hi <= lo):
-        raise BonefeError(f"calibration: ROI at {tuple(roi.centre)} mm lies outside the CT; "
-                          "give its centre in world (LPS) millimetres")
-    ijk = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij"), axis=-1)
-    inside = np.linalg.norm((ijk - centre) @ affine[:3, :3].T, axis=-1) <= roi.radius_mm
-    if not inside.any():
-        raise BonefeError(f"calibration: ROI at {tuple(roi.centre)} mm holds no voxel centre; "
-                          "use a radius of at least one voxel")
-    return float(np.mean(hu[tuple(ijk[inside].T)], dtype=np.float64))
+    return float(np.mean(hu[sphere_voxels(hu.shape, affine, roi.centre, roi.radius_mm, "calibration: ROI")],
+                         dtype=np.float64))
 
 
-def raw_labels_on_ct(ct_path, labels_path) -> np.ndarray:
+def raw_labels_on_ct(ct_path, labels_path, series: str | int | None = None) -> np.ndarray:
     """The label map's own values (not the canonical labels) on the CT's voxel grid, [i, j, k]:
-    resampled by nearest neighbour when its grid differs (identity otherwise)."""
+    resampled by nearest neighbour when its grid differs (identity otherwise); `series`: the CT
+    series of a DICOM folder (the case's `ct_series`)."""
     import SimpleITK as sitk
 
     from bonefe.imaging import read_sitk, sitk_array
 
-    ct, labels = read_sitk(ct_path), read_sitk(labels_path)
+    ct, labels = read_sitk(ct_path, series), read_sitk(labels_path)
     return sitk_array(sitk.Resample(labels, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
 
 
 def resolve_calibration(options: CalibrationOptions, hu: np.ndarray, affine: np.ndarray,
-                        raw_labels: np.ndarray | None = None) -> Calibration | None:
+                        raw_labels: np.ndarray | None = None, bone: np.ndarray | None = None) -> Calibration | None:
     """The calibration line of ``options`` for a CT (HU array [i, j, k], its affine) and the raw
-    label map on the same grid (needed for rods). None when options name no calibration."""
+    label map on the same grid (needed for rods and tissue labels); ``bone``, the bone mask, places
+    the internal calibration's tissue regions. None when options name no calibration."""
     if options.slope is not None:
         return Calibration(options.slope, options.intercept, 0.0, 0)
+    if options.internal is not None:
+        fit = internal_fit(options.internal, hu, affine, raw_labels, _bone_mask(bone, hu))
+        return Calibration(fit.slope, fit.intercept, fit.rms_residual, len(fit.samples), fit)
     measured = _rod_measurements(options, hu, affine, raw_labels)
     if measured is None:
         return None
@@ -190,12 +201,43 @@ def _rod_measurements(options: CalibrationOptions, hu: np.ndarray, affine: np.nd
     return None
 
 
+def calibration_record(calibration: Calibration | None, slope: float, intercept: float) -> tuple[dict, str]:
+    """The calibration for report.json (method, line, and an internal fit's tissues and errors) and
+    the report's sentence saying which calibration was used; `slope`, `intercept` are the line applied."""
+    if calibration is None:
+        return ({"method": "default", "slope_g_cm3_per_hu": slope, "intercept_g_cm3": intercept},
+                f"Density calibration: none given; the placeholder line ρ = {slope:.4g}·HU {intercept:+.4f} "
+                "g/cm³ applies, so absolute failure loads are uncertain (calibrate with rods or `calibration: internal`).")
+    record = {"method": "internal" if calibration.internal else "rods" if calibration.n_rods else "given",
+              "slope_g_cm3_per_hu": slope, "intercept_g_cm3": intercept, "stderr_g_cm3": calibration.stderr,
+              "points_fitted": calibration.n_rods}
+    fit = calibration.internal
+    if fit is not None:
+        record.update({"slope_se": fit.slope_se, "intercept_se": fit.intercept_se, "covariance": fit.covariance,
+                       "rms_residual_g_cm3": fit.rms_residual,
+                       "tissues": [{"tissue": t.name, "region": t.region, "voxels": t.voxels,
+                                    "mean_hu": round(t.mean_hu, 2), "sd_hu": round(t.sd_hu, 2),
+                                    "reference_density_g_cm3": t.density, "residual_g_cm3": t.residual,
+                                    "huber_weight": t.huber_weight} for t in fit.samples]})
+    return record, calibration.describe()
+
+
+def _bone_mask(bone: np.ndarray | None, hu: np.ndarray) -> np.ndarray:
+    if bone is None or np.shape(bone) != np.shape(hu):
+        raise BonefeError("calibration.internal needs the bone mask on the CT's grid")
+    return np.asarray(bone, bool)
+
+
 def calibration_errors(options: CalibrationOptions, hu: np.ndarray, affine: np.ndarray,
-                       raw_labels: np.ndarray | None = None) -> LineErrors | None:
-    """Standard errors of the line fitted to the rods or ROIs of ``options`` (as `resolve_calibration`
-    measures them); None when the line is given or absent (no fit, so no error estimate)."""
+                       raw_labels: np.ndarray | None = None, bone: np.ndarray | None = None) -> LineErrors | None:
+    """Standard errors of the line fitted to the rods, ROIs or tissues of ``options`` (as
+    `resolve_calibration` measures them); None when the line is given or absent (no fit, so no
+    error estimate). For an internal fit: its robust weighted covariance (`bonefe.internal_calibration`)."""
     if options.slope is not None:
         return None
+    if options.internal is not None:
+        fit = internal_fit(options.internal, hu, affine, raw_labels, _bone_mask(bone, hu))
+        return LineErrors(fit.slope_se, fit.intercept_se, fit.covariance, len(fit.samples))
     measured = _rod_measurements(options, hu, affine, raw_labels)
     if measured is None:
         return None

@@ -6,7 +6,11 @@ that uses it. `activities` names activities of the library (`bonefe.loads.ACTIVI
 omitted); `custom_activities` adds the case's own (see `bonefe.loads.activity_from_dict`);
 `exports` writes the model for other solvers: "inp" (CalculiX/Abaqus, per-element material,
 walking load) and "vtu" (mesh with E, for ParaView); `uncertainty` (optional, off when absent)
-asks for the sensitivity study and interval of the failure load (`bonefe.uncertainty`). See
+asks for the sensitivity study and interval of the failure load (`bonefe.uncertainty`);
+`ct_series` picks one series of a DICOM folder (`bonefe.dicom_series`); `checks` may turn an input
+plausibility check off, which the run then reports (`bonefe.plausibility`).
+`calibration: internal` calibrates HU on the patient's own tissues (`bonefe.internal_calibration`);
+`suitability` holds the limits and overrides of the scan checks (`bonefe.suitability`). See
 `cases/femur-neck-lytic.yaml` for a complete example.
 """
 
@@ -21,10 +25,12 @@ from bonefe.materials import MaterialOptions
 from bonefe.risk import thresholds_from_calibration
 from bonefe.assessment import RiskOptions
 from bonefe.calibration import CalibrationOptions
+from bonefe.plausibility import InputChecks
 from bonefe.schema import build
 from bonefe.sites import SITES
 from bonefe.sites.vertebra.levels import LEVELS
 from bonefe.sites.vertebra.options import SpineOptions
+from bonefe.suitability import SuitabilityOptions
 from bonefe.uncertainty import UncertaintyOptions
 
 Vector = tuple[float, float, float]
@@ -76,6 +82,11 @@ class LabelValues:
         """The named classes as lists of values; None (the default convention) when none is named."""
         named = {k: v if isinstance(v, list) else [v] for k, v in vars(self).items() if v is not None}
         return named or None
+
+    @property
+    def lesion_named(self) -> bool:
+        """Whether the case names a lesion class (then the label map must hold lesion voxels)."""
+        return self.lytic is not None or self.blastic is not None
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,9 @@ class Case:
     labels: Path
     patient: Patient
     output: Path | None = None
+    ct_series: str | int | None = None
+    """Which series of a DICOM folder `ct` is the CT, by SeriesNumber or SeriesInstanceUID
+    (`bonefe.dicom_series`); needed only when the folder holds several."""
     label_values: LabelValues = field(default_factory=LabelValues)
     resample_labels: bool = False
     mesh: MeshOptions = field(default_factory=MeshOptions)
@@ -145,6 +159,10 @@ class Case:
     exports: list[Literal["inp", "vtu"]] = field(default_factory=list)
     uncertainty: UncertaintyOptions | None = None
     """The uncertainty study (`bonefe.uncertainty`); None (no section) turns it off."""
+    checks: InputChecks = field(default_factory=InputChecks)
+    """Input plausibility checks (`bonefe.plausibility`), all on by default; turning one off is reported."""
+    suitability: SuitabilityOptions = field(default_factory=SuitabilityOptions)
+    """Scan checks before meshing and their overrides (`bonefe.suitability`)."""
     site: str = "femur"
     """The bone (`bonefe.sites.SITES`); femur by default, so older case files keep working."""
     level: str | None = None
@@ -152,8 +170,11 @@ class Case:
     spine: SpineOptions = field(default_factory=SpineOptions)
 
     def __post_init__(self):
-        if not self.name or any(c in self.name for c in '/\\:*?"<>|'):
-            raise ValueError(f"name must be a non-empty folder-safe text (got {self.name!r})")
+        # "." and ".." would make the output folder (runs/<name>) the runs folder or the case's own
+        # folder, which a finished run replaces and deletes
+        if (not self.name or self.name in (".", "..") or not self.name.isprintable()
+                or any(c in self.name for c in '/\\:*?"<>|')):
+            raise ValueError(f"name must be a non-empty folder-safe text, not '.' or '..' (got {self.name!r})")
         if self.site not in SITES:
             raise ValueError(f"site must be one of {', '.join(SITES)} (got {self.site!r})")
         if self.site == "vertebra" and self.level not in LEVELS:
@@ -172,11 +193,13 @@ def load_case(path: str | Path) -> Case:
     if not path.is_file():
         raise BonefeError(f"case file {path} not found: give the path to a .yaml case file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise BonefeError(f"{path.name}: not valid YAML{where}: {getattr(error, 'problem', error)}") from None
+    if isinstance(data, dict) and data.get("calibration") == "internal":
+        data["calibration"] = {"internal": {}}  # the short form of calibration.internal with its defaults
     case = build(Case, data, path.name)
     base = path.resolve().parent
     output = case.output or Path("runs") / case.name
@@ -185,5 +208,9 @@ def load_case(path: str | Path) -> Case:
         calibration_file = base / risk.calibration_file
         risk = replace(risk, calibration_file=calibration_file,
                        thresholds=thresholds_from_calibration(calibration_file))
-    return replace(case, ct=base / case.ct, labels=base / case.labels, output=(base / output).resolve(),
-                   risk=risk)
+    output = (base / output).resolve()
+    inside = [f for f in (path.resolve(), base / case.ct, base / case.labels) if f.resolve().is_relative_to(output)]
+    if inside:
+        raise BonefeError(f"{path.name}: output folder {output} holds {inside[0].name}, but a finished run replaces "
+                          "that whole folder: choose an output folder of its own (e.g. runs/<name>)")
+    return replace(case, ct=base / case.ct, labels=base / case.labels, output=output, risk=risk)

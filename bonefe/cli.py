@@ -16,6 +16,7 @@ CT-based finite-element fracture risk for bones with metastases.
       write a synthetic proximal-femur CT and label map to try things on
   bonefe phantom --surface OUTER.stl [--inner INNER.stl] --out DIR [--voxel 1 --lesion-site ...]
       the same from a real bone surface (STL/VTK/PLY, mm): cortex, trabecular bone, lesion
+      (--body tissues[+rods]: inside a body with air, fat, muscle, a vessel [and a rod phantom])
   bonefe run CASE.yaml
       mesh -> material -> solve -> risk -> report for one case
       (in parallel: mpirun -n 4 bonefe run CASE.yaml; results do not depend on the rank count)
@@ -73,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     phantom.add_argument("--noise", type=float, default=0.0, metavar="HU", help="CT noise std in HU (default: 0)")
     phantom.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     phantom.add_argument("--format", default="nii.gz", choices=["nii.gz", "mha", "nrrd"])
+    phantom.add_argument("--body", choices=["tissues", "tissues+rods"],
+                         help="put the femur in a body (air, fat, muscle, a vessel) seen by a non-ideal "
+                              "scanner, with a rod phantom for tissues+rods; --noise then sets the "
+                              "scanner noise (default 15 HU)")
     phantom.add_argument("--surface", type=Path, metavar="OUTER",
                          help="real bone surface (STL/VTK/PLY, mm, closed): build the phantom from it")
     phantom.add_argument("--inner", type=Path, metavar="INNER",
@@ -157,8 +162,13 @@ def _phantom(args) -> int:
         raise BonefeError("--inner needs --surface OUTER (the periosteal surface)")
     if args.surface is None:
         from bonefe.phantom import PhantomSpec, write_phantom
+        from bonefe.phantom_body import BodySpec
 
-        paths = write_phantom(build(PhantomSpec, common, "phantom"), args.out, fmt=args.format)
+        body = None
+        if args.body:
+            body = BodySpec(rods=args.body == "tissues+rods", noise_hu=args.noise or 15.0, seed=args.seed)
+            common = {**common, "noise_hu": 0.0}
+        paths = write_phantom(build(PhantomSpec, common, "phantom"), args.out, fmt=args.format, body=body)
     else:
         from bonefe.surface_phantom import SurfaceSpec, write_surface_phantom
 
@@ -192,7 +202,8 @@ def _batch_run(args) -> int:
         print(f"bonefe batch: submitted Slurm job array {job} ({pending} cases); "
               f"follow it with: bonefe batch status {cohort.folder}")
         return 0
-    rows = run_local(cohort, args.jobs or max(1, len(os.sched_getaffinity(0)) // args.ranks))
+    jobs = args.jobs if args.jobs is not None else max(1, len(os.sched_getaffinity(0)) // args.ranks)
+    rows = run_local(cohort, jobs)
     print(status_table(rows))
     return _batch_finish(cohort, rows)
 

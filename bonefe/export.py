@@ -38,6 +38,25 @@ from bonefe.outputs import atomic_path
 DEFAULT_E_BINS = 1000
 """Modulus classes of an exported .inp (see the module docstring): under 0.8 % modulus error."""
 
+REAL_FORMAT = "%.12E"
+"""Every real number of an .inp: 13 significant digits in at most 19 characters (sign, d.dddddddddddd,
+E±dd), inside CalculiX's 20-character fields (CalculiX 2.20 refuses ``4.1803588325228357E-06``, the
+22 characters of %.17g: "ERROR reading *NODE"). Relative rounding 5e-13, far below the solver's."""
+
+TINY = 1e-90
+"""Reals smaller in magnitude are written as 0 (a three-digit exponent would need a 20th character)."""
+
+
+def _reals(values) -> np.ndarray:
+    """`values` as floats, with magnitudes below TINY set to zero (see REAL_FORMAT)."""
+    values = np.asarray(values, dtype=float)
+    return np.where(np.abs(values) < TINY, 0.0, values)
+
+
+def _real(value: float) -> str:
+    """One real in REAL_FORMAT."""
+    return REAL_FORMAT % _reals(value)
+
 
 def _oriented(points: np.ndarray, tets: np.ndarray) -> np.ndarray:
     """Tetrahedra reordered so that (x2−x1)×(x3−x1)·(x4−x1) > 0, as C3D4 requires."""
@@ -69,7 +88,7 @@ def _material_cards(E: np.ndarray, nu: np.ndarray) -> str:
     for k, elements in enumerate(members):
         out.write(f"*ELSET, ELSET=EMAT{k + 1}\n" + _id_lines(elements))
     for k, (e_k, nu_k) in enumerate(pairs):
-        out.write(f"*MATERIAL, NAME=MAT{k + 1}\n*ELASTIC\n{e_k:.17g}, {nu_k:.17g}\n"
+        out.write(f"*MATERIAL, NAME=MAT{k + 1}\n*ELASTIC\n{_real(e_k)}, {_real(nu_k)}\n"
                   f"*SOLID SECTION, ELSET=EMAT{k + 1}, MATERIAL=MAT{k + 1}\n")
     return out.getvalue()
 
@@ -102,8 +121,8 @@ def write_inp(path, points, tets, E, nu, fixed_nodes, nodal_forces,
 
     def write(handle):
         handle.write("** bonefe export: linear elastic C3D4 model (units mm, N, MPa)\n*NODE, NSET=NALL\n")
-        np.savetxt(handle, np.column_stack([np.arange(1, len(points) + 1), points]),
-                   fmt=["%d", "%.17g", "%.17g", "%.17g"], delimiter=", ")
+        np.savetxt(handle, np.column_stack([np.arange(1, len(points) + 1), _reals(points)]),
+                   fmt=["%d", REAL_FORMAT, REAL_FORMAT, REAL_FORMAT], delimiter=", ")
         handle.write("*ELEMENT, TYPE=C3D4, ELSET=EALL\n")
         np.savetxt(handle, np.column_stack([np.arange(1, len(tets) + 1), tets + 1]),
                    fmt="%d", delimiter=", ")
@@ -112,8 +131,8 @@ def write_inp(path, points, tets, E, nu, fixed_nodes, nodal_forces,
         for name, members in (node_sets or {}).items():
             handle.write(f"*NSET, NSET={set_name(name)}\n" + _id_lines(np.unique(members)))
         handle.write("*BOUNDARY\nNFIX, 1, 3, 0.\n*STEP\n*STATIC\n*CLOAD\n")
-        np.savetxt(handle, np.column_stack([nodes + 1, components + 1, forces[nodes, components]]),
-                   fmt=["%d", "%d", "%.17g"], delimiter=", ")
+        np.savetxt(handle, np.column_stack([nodes + 1, components + 1, _reals(forces[nodes, components])]),
+                   fmt=["%d", "%d", REAL_FORMAT], delimiter=", ")
         handle.write("*NODE FILE\nU\n*EL FILE\nS, E\n*NODE PRINT, NSET=NALL\nU\n"
                      "*EL PRINT, ELSET=EALL, TOTALS=ONLY\nELSE\n*END STEP\n")
 

@@ -13,7 +13,9 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from bonefe.dicom_series import series_files
 from bonefe.errors import BonefeError
+from bonefe.integrity import check_image_file
 from bonefe.outputs import atomic_path
 from bonefe.volume import BACKGROUND, BLASTIC, BONE, LYTIC, Volume, voxel_spacing
 
@@ -32,9 +34,6 @@ SUPPORTED = "a DICOM series folder, NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr) o
 CANONICAL = {"bone": BONE, "lytic": LYTIC, "blastic": BLASTIC}
 DEFAULT_LABEL_VALUES = {"bone": 1, "lytic": 2, "blastic": 3}
 
-SLICE_SPACING_RTOL = 0.01
-"""Largest relative deviation between DICOM slice gaps accepted as one evenly spaced series."""
-
 
 def _suffix(path: Path) -> str:
     """The recognised file ending of `path` (".nii.gz" counts as one), lower case."""
@@ -42,38 +41,17 @@ def _suffix(path: Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
-def _read_dicom_series(folder: Path) -> sitk.Image:
-    """Read the single DICOM series in `folder` (GDCM decodes compressed transfer syntaxes and rescales to HU)."""
+def _read_dicom_series(folder: Path, series: str | int | None = None) -> sitk.Image:
+    """Read the CT series of `folder` chosen and vetted by `bonefe.dicom_series.series_files` (GDCM
+    decodes compressed transfer syntaxes and rescales to HU)."""
     reader = sitk.ImageSeriesReader()
-    series = reader.GetGDCMSeriesIDs(str(folder))
-    if not series:
-        raise BonefeError(f"{folder}: no DICOM series found in this folder; "
-                          "give a folder of DICOM slice files or an image file")
-    if len(series) > 1:
-        raise BonefeError(f"{folder}: the folder holds {len(series)} DICOM series; put each series in its own folder")
-    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
-    reader.MetaDataDictionaryArrayUpdateOn()  # slice positions only; no other header value is read out
+    reader.SetFileNames(series_files(folder, series))
     try:
         image = reader.Execute()
     except RuntimeError:
         raise BonefeError(f"{folder}: cannot decode this DICOM series (unsupported compression or damaged files); "
                           "export it uncompressed") from None
-    _check_slice_spacing(folder, reader, image)
     return image
-
-
-def _check_slice_spacing(folder: Path, reader: sitk.ImageSeriesReader, image: sitk.Image) -> None:
-    """Refuse a series whose slices are unevenly spaced (missing slices): ITK would assume one spacing."""
-    count = image.GetSize()[2]
-    if count < 3 or not reader.HasMetaDataKey(0, "0020|0032"):
-        return
-    normal = np.array(image.GetDirection()).reshape(3, 3)[:, 2]
-    positions = [np.dot([float(v) for v in reader.GetMetaData(n, "0020|0032").split("\\")], normal)
-                 for n in range(count)]
-    gaps = np.diff(np.sort(positions))
-    if np.ptp(gaps) > SLICE_SPACING_RTOL * abs(np.median(gaps)):
-        raise BonefeError(f"{folder}: DICOM slices are unevenly spaced (gaps {gaps.min():.3g}–{gaps.max():.3g} mm: "
-                          "missing slices?); export the complete series")
 
 
 def _read_file(path: Path) -> sitk.Image:
@@ -81,6 +59,7 @@ def _read_file(path: Path) -> sitk.Image:
     suffix = _suffix(path)
     if suffix not in IMAGE_IO:
         raise BonefeError(f"{path}: unsupported image format '{suffix or path.name}'; give {SUPPORTED}")
+    check_image_file(path, suffix)
     reader = sitk.ImageFileReader()
     reader.SetImageIO(IMAGE_IO[suffix])
     reader.SetFileName(str(path))
@@ -91,12 +70,15 @@ def _read_file(path: Path) -> sitk.Image:
                           "(damaged or not that format); check the file") from None
 
 
-def read_sitk(path: str | Path) -> sitk.Image:
-    """Read a 3-D scalar image (file or DICOM series folder) as a SimpleITK image."""
+def read_sitk(path: str | Path, series: str | int | None = None) -> sitk.Image:
+    """Read a 3-D scalar image (file or DICOM series folder) as a SimpleITK image; `series` chooses
+    the series of a folder that holds several (SeriesNumber or SeriesInstanceUID)."""
     path = Path(path)
     if not path.exists():
         raise BonefeError(f"{path}: no such file or folder; check the path")
-    image = _read_dicom_series(path) if path.is_dir() else _read_file(path)
+    if series is not None and not path.is_dir():
+        raise BonefeError(f"{path}: ct_series names a DICOM series, but this is a file; remove ct_series")
+    image = _read_dicom_series(path, series) if path.is_dir() else _read_file(path)
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise BonefeError(f"{path}: expected a 3-D single-channel image, found {image.GetDimension()}-D with "
                           f"{image.GetNumberOfComponentsPerPixel()} channel(s); give a 3-D CT or label map")
@@ -117,9 +99,10 @@ def sitk_array(image: sitk.Image) -> np.ndarray:
     return np.ascontiguousarray(sitk.GetArrayFromImage(image).transpose(2, 1, 0))
 
 
-def read_image(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read an image: (array [i, j, k] in its stored type, rescaled to HU for DICOM; 4×4 affine to LPS mm)."""
-    image = read_sitk(path)
+def read_image(path: str | Path, series: str | int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read an image: (array [i, j, k] in its stored type, rescaled to HU for DICOM; 4×4 affine to LPS mm);
+    `series` as in read_sitk."""
+    image = read_sitk(path, series)
     return sitk_array(image), sitk_affine(image)
 
 
@@ -189,6 +172,17 @@ def _canonical_labels(values: np.ndarray, lookup: dict[int, int], where: Path) -
     return labels
 
 
+def _check_known_values(values: np.ndarray, lookup: dict[int, int], where: Path) -> None:
+    """Under the bonefe convention (bone 1, lytic 2, blastic 3) refuse any other nonzero value: it is
+    a damaged or foreign label map. Named label_values of another convention leave others as background."""
+    if lookup != _label_lookup(None):
+        return
+    unknown = np.setdiff1d(np.unique(values), [0, *lookup])
+    if unknown.size:
+        raise BonefeError(f"{where}: label value(s) {_present_values(unknown)} are not bone (1), lytic (2) or "
+                          "blastic (3); fix the label map, or name the values in label_values")
+
+
 def _present_values(values: np.ndarray, limit: int = 20) -> str:
     """The nonzero values present in a label array, as short text."""
     present = np.unique(values)
@@ -217,16 +211,18 @@ def _check_lesions_touch_bone(labels: np.ndarray, affine: np.ndarray, where: Pat
 
 def read_volume(ct_path: str | Path, labels_path: str | Path,
                 label_values: Mapping[str, int | list[int]] | None = None,
-                resample_labels: bool = False) -> Volume:
+                resample_labels: bool = False, series: str | int | None = None) -> Volume:
     """Read a CT (HU) and its label map into one Volume on the CT's grid.
 
     label_values maps "bone", "lytic", "blastic" to the label map's values (an int or a list); None means
-    bone=1, lytic=2, blastic=3. Classes not named are absent and unmapped values are background, so a
-    multi-label map (e.g. TotalSegmentator) works by naming its bone's value. With resample_labels the
+    bone=1, lytic=2, blastic=3, and any other nonzero value is refused. Under another mapping, classes
+    not named are absent and unmapped values are background, so a multi-label map (e.g.
+    TotalSegmentator) works by naming its bone's value. With resample_labels the
     label map is resampled onto the CT grid by nearest neighbour; otherwise the grids must match.
+    series: which series of a DICOM folder is the CT (`bonefe.dicom_series.series_files`).
     """
     lookup = _label_lookup(label_values)
-    ct_image, label_image = read_sitk(ct_path), read_sitk(labels_path)
+    ct_image, label_image = read_sitk(ct_path, series), read_sitk(labels_path)
     difference = _grid_difference(label_image, ct_image)
     if difference and not resample_labels:
         raise BonefeError(f"{labels_path}: the label map is not on the CT's voxel grid ({difference} differ); "
@@ -239,6 +235,7 @@ def read_volume(ct_path: str | Path, labels_path: str | Path,
                           "give a CT in finite Hounsfield units")
     values = sitk_array(label_image)
     labels = _canonical_labels(values, lookup, Path(labels_path))
+    _check_known_values(values, lookup, Path(labels_path))
     if not (labels == BONE).any():
         bone = sorted(v for v, c in lookup.items() if c == BONE)
         raise BonefeError(f"{labels_path}: no bone voxels for bone label value(s) {bone or 'none given'}; "

@@ -56,8 +56,8 @@ def atomic_write_json(path: str | Path, data) -> None:
 def staged_folder(final: Path, comm):
     """Yield `<final>.partial` to write into; on success it replaces `final` in one rename.
 
-    On failure the partial folder stays for inspection and `final` keeps the earlier results.
-    Collective over `comm`: rank 0 moves folders, every rank may write inside.
+    On failure the partial folder stays for inspection (unless nothing was written into it: a
+    refused input leaves no folder) and `final` keeps the earlier results. Collective over `comm`: rank 0 moves folders, every rank may write inside.
     """
     final = Path(final)
     partial = final.with_name(final.name + ".partial")
@@ -65,7 +65,12 @@ def staged_folder(final: Path, comm):
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
     comm.barrier()
-    yield partial
+    try:
+        yield partial
+    except BaseException:
+        if comm.rank == 0 and partial.is_dir() and not any(partial.iterdir()):
+            partial.rmdir()
+        raise
     comm.barrier()
     if comm.rank == 0:
         previous = final.with_name(final.name + ".previous")

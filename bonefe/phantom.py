@@ -303,15 +303,23 @@ def make_phantom(spec: PhantomSpec) -> tuple[Volume, FemurFrame]:
     return volume, frame
 
 
-def write_phantom(spec: PhantomSpec, out_dir: str | Path, fmt: str = "nii.gz") -> dict[str, Path]:
-    """Write ct.<fmt>, labels.<fmt> and phantom.json (spec, true landmarks, lesion) into out_dir, atomically."""
+def write_phantom(spec: PhantomSpec, out_dir: str | Path, fmt: str = "nii.gz", body=None) -> dict[str, Path]:
+    """Write ct.<fmt>, labels.<fmt> and phantom.json (spec, true landmarks, lesion) into out_dir, atomically.
+
+    body: a `bonefe.phantom_body.BodySpec` puts the bone in a body with reference tissues, a vessel
+    and a rod phantom, seen by a non-ideal scanner (labels then also hold the rods and vessel)."""
     if fmt not in FORMATS:
         raise BonefeError(f"phantom: format must be one of {', '.join(FORMATS)} (got {fmt!r})")
     out_dir = Path(out_dir)
     volume, frame, lesion = _build(spec)
+    raw_labels, body_description = volume.labels, None
+    if body is not None:
+        from bonefe.phantom_body import add_body
+
+        volume, raw_labels, body_description = add_body(volume, body)
     paths = {"ct": out_dir / f"ct.{fmt}", "labels": out_dir / f"labels.{fmt}", "json": out_dir / "phantom.json"}
     write_image(paths["ct"], volume.hu, volume.affine)
-    write_image(paths["labels"], volume.labels, volume.affine)
+    write_image(paths["labels"], raw_labels, volume.affine)
     description = {
         "spec": dataclasses.asdict(spec),
         "frame": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in vars(frame).items()},
@@ -320,6 +328,7 @@ def write_phantom(spec: PhantomSpec, out_dir: str | Path, fmt: str = "nii.gz") -
         "shape": list(volume.hu.shape),
         "voxel_counts": {"bone": int(np.count_nonzero(volume.labels == BONE)),
                          "lesion": int(np.count_nonzero(volume.labels >= LYTIC))},
+        **({"body": body_description} if body_description else {}),
     }
     atomic_write_json(paths["json"], description)
     return paths

@@ -15,6 +15,8 @@ run never destroys earlier results. Folder contents:
   report.json/.html/.pdf also carry the failure load's interval when the case (section
                          `uncertainty`) or `bonefe run --uncertainty` asks for it (`bonefe.uncertainty`)
   report.json/.html/.pdf and the PNG pictures
+  run-info.json          when the report was made and the wall time per stage, kept out of
+                         report.json so that the same case gives a byte-identical report.json
 """
 
 import hashlib
@@ -27,7 +29,7 @@ from mpi4py import MPI
 from bonefe import __version__
 from bonefe.anatomy import SUPPORT, femur_frame
 from bonefe.assessment import PATCH_TAGS, activity_list, assess
-from bonefe.calibration import calibration_errors, raw_labels_on_ct, resolve_calibration
+from bonefe.calibration import calibration_errors, calibration_record, raw_labels_on_ct, resolve_calibration
 from bonefe.case import Case, load_case
 from bonefe.errors import BonefeError
 from bonefe.export import export_inp, export_mesh, gather_cells, gather_mesh
@@ -37,15 +39,18 @@ from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, activity_from_dict, patch_
 from bonefe.materials import cell_material, healthy_volume
 from bonefe.meshing import cell_tags, write_mesh, write_quality
 from bonefe.outputs import staged_folder
+from bonefe.plausibility import check_volume
 from bonefe.progress import Progress
 from bonefe.report import write_report
 from bonefe.risk import risk_category, weight_bearing_fraction
 from bonefe.schema import as_plain
 from bonefe.scores import axial_involvement, mirels_score
+from bonefe.suitability import check_scan, verdict_summary
 from bonefe.synthesis import synthesis_of
 from bonefe.fields import FAILURE_POINTS, write_activity_fields, write_failure_points
 from bonefe.uncertainty import Study, UncertaintyOptions, mesh_case, propagate
 from bonefe.whatif import Scenario, what_if
+from bonefe.window import exercise_window
 
 STAGES = ["read images", "femur frame", "mesh", "material", "solve and assess", "uncertainty", "report"]
 
@@ -74,9 +79,13 @@ def run_case(case_path, output: Path | None = None, mesh_size: float | None = No
 
 def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
     with progress.stage("read images"):
-        volume = read_volume(case.ct, case.labels, case.label_values.as_dict(), case.resample_labels)
-        raw_labels = raw_labels_on_ct(case.ct, case.labels) if case.calibration.rods else None
-        calibration = resolve_calibration(case.calibration, volume.hu, volume.affine, raw_labels)
+        volume = read_volume(case.ct, case.labels, case.label_values.as_dict(), case.resample_labels,
+                             case.ct_series)
+        volume = check_volume(volume, case.checks, case.label_values.lesion_named, case.ct.name, comm.rank == 0)
+        suitability = check_scan(volume, case.ct, case.suitability)
+        needs_raw = case.calibration.rods or case.calibration.internal
+        raw_labels = raw_labels_on_ct(case.ct, case.labels, case.ct_series) if needs_raw else None
+        calibration = resolve_calibration(case.calibration, volume.hu, volume.affine, raw_labels, volume.labels > 0)
         material_options = case.material if calibration is None else replace(
             case.material, slope=calibration.slope, intercept=calibration.intercept)
     with progress.stage("femur frame"):
@@ -109,6 +118,8 @@ def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
         write_failure_points(out / FAILURE_POINTS, result.stance_points, comm)
         _export(case.exports, out, result.basis, facet_tags, material.E, case.material.poisson,
                 patch_forces(ACTIVITIES[STANCE_ACTIVITY], frame, case.patient.body_mass_kg, case.risk.abductor))
+        window = exercise_window(result.model, material.E, material.label, activities, result.activities, frame,
+                                 case.patient.body_mass_kg, case.material.poisson)
         scenarios = what_if(Scenario(mesh, facet_tags, volume, material_options, frame, case.patient.body_mass_kg,
                                      case.risk, case.solver.degree), result.stance.failure_load_n)
     spread = None
@@ -116,13 +127,18 @@ def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
         with progress.stage("uncertainty"):
             study = Study(volume, frame, material_options, case.mesh, case.risk, case.patient.body_mass_kg,
                           case.solver.degree)
-            errors = calibration_errors(case.calibration, volume.hu, volume.affine, raw_labels)
+            errors = calibration_errors(case.calibration, volume.hu, volume.affine, raw_labels, volume.labels > 0)
             spread = propagate(study, case.uncertainty, errors, result.stance.failure_load_n, comm)
     with progress.stage("report"):
         picture = _picture_mesh(mesh, result.stance_strain, material.label)
         results = _results(case, bone.quality, result, progress.timings, scores, material_options, scenarios)
         results["uncertainty"] = spread
         results["fall"] = as_plain(fall)  # plain keys: results["fall"]["fall_strength_n"]
+        results["exercise_window"] = window
+        record, sentence = calibration_record(calibration, material_options.slope, material_options.intercept)
+        results["provenance"]["density_calibration"].update(record)
+        results["provenance"]["scan_suitability"] = verdict_summary(suitability)
+        results["assumptions"].append(sentence)
         if comm.rank == 0:
             write_report(out, results, picture)
     return results
@@ -224,7 +240,7 @@ def _results(case: Case, quality: dict, result, timings: dict, scores: dict, mat
 
 
 def _assumptions(case: Case) -> list[str]:
-    return [
+    return case.checks.overrides() + [
         "Linear elastic, isotropic material mapped from CT; failure is the onset of local failure "
         "by the maximum principal strain criterion (Schileo et al. 2008) on the strain averaged over "
         f"{case.risk.averaging_radius_mm:g} mm spheres of bone.",

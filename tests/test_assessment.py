@@ -96,20 +96,84 @@ def test_twin_of_a_bone_without_lesion_gives_sfr_one_and_the_same_failure_load(u
     assert comparison.twin_stance.failure_load_n == pytest.approx(0.0104 * E0 * AREA, rel=0.02)
 
 
-def test_side_defect_raises_strain_by_at_least_the_net_section_ratio(uniform_bar):
-    """A soft defect (E × 0.001) through the bar's x < 8 mm side over 44 < z < 56 mm leaves a net
-    section of 12 × 20 mm, long enough for the 3 mm averaging spheres at z = 50 to see only it. Equilibrium alone forces the mean axial strain there up by A / A_net =
-    1.67 (the defect carries ~0.1 %), and the eccentric section bends, so the peak rises more:
-    SFR ≥ 1.6, and the twin (the intact bar) is the stronger."""
+def beam_fold_ratio(depth: float, x: float) -> float:
+    """Net-section + eccentric-bending beam theory for the bar with a soft notch x < depth: the axial
+    force N acts on the gross centroid (x = 10), the net section (width a = 20 − depth, centroid
+    x_c = 10 + depth/2) carries it with eccentricity e = depth/2, so the compressive strain at x is
+    N/(E A_net) + N e (x_c − x)/(E I_net), I_net = 20 a³/12; divided by the gross strain N/(E A)."""
+    a = WIDTH - depth
+    e, centre = depth / 2.0, WIDTH / 2.0 + depth / 2.0
+    return AREA * (1.0 / (WIDTH * a) + e * (centre - x) / (WIDTH * a**3 / 12.0))
+
+
+@pytest.mark.parametrize("depth, measured", [(4.0, 2.219), (8.0, 4.220)])
+def test_strain_fold_ratio_of_a_notched_bar_against_beam_theory(uniform_bar, depth, measured):
+    """A soft defect (E × 0.001) through the bar's x < depth side over 44 < z < 56 mm (whole 4 mm cell
+    layers, so the notch is exactly `depth` deep) under axial compression. Bounds on the SFR from beam
+    theory (`beam_fold_ratio`): from below, the net-section + eccentric-bending strain one averaging
+    sphere (2 mm) inside the notch face, since the nonlocal strain at the outermost evaluated point
+    averages bone behind the face; from above, the same at the face plus 10 % for the notch corners'
+    concentration, which beam theory lacks. depth 4: [1.95, 1.1 × 2.19]; depth 8: [3.89, 1.1 × 5.0];
+    both above the bare net-section ratio A/A_net (1.25, 1.67), which equilibrium alone forces.
+    Pinned too (measured 2026-12-01: 2.219, 4.220; ±2 %), and above Sternheim's 1.48 both. The
+    twin (the intact bar) is the stronger, its failure load the closed-form 41.6 kN."""
+    mesh, tags, E, _ = uniform_bar
+    centres = cell_centres(mesh)
+    defect = (centres[:, 0] < depth) & (np.abs(centres[:, 2] - 50.0) < 6.0)
+    labels = np.where(defect, LYTIC, BONE).astype(np.int32)
+    model = BoneModel(mesh, tags, np.where(defect, E0 * 1e-3, E0), labels, NU, OPTIONS)
+    twin = BoneModel(mesh, tags, E, np.full_like(labels, BONE), NU, OPTIONS)
+    down = {"head": FRAME.basis() @ plane_direction("frontal", 0.0)}  # axial compression
+    comparison = compare_twin(model, twin, lesion_region(model, labels), down, 1000.0)
+    sfr = comparison.strain_fold_ratio
+    print(f"notch {depth:g} mm: SFR {sfr:.4f}; beam theory {beam_fold_ratio(depth, depth + 2.0):.3f} (2 mm in) "
+          f"to {beam_fold_ratio(depth, depth):.3f} (face); net section {WIDTH / (WIDTH - depth):.3f}")
+    assert WIDTH / (WIDTH - depth) < beam_fold_ratio(depth, depth + 2.0) <= sfr <= 1.1 * beam_fold_ratio(depth, depth)
+    assert sfr == pytest.approx(measured, rel=0.02)
+    assert sfr > 1.48
+    assert comparison.twin_stance.failure_load_n == pytest.approx(0.0104 * E0 * AREA, rel=0.02)
+    assert comparison.twin_stance.failure_load_n > model.failure(down).failure_load_n
+
+
+def test_assess_reports_the_twin_under_the_stance_activity(uniform_bar):
+    """assess() forms the twin comparison under the stance (walking) load with the lesion-free moduli:
+    a notch makes the bar weaker than its twin and SFR > 1; no envelope when asked for none."""
     mesh, tags, E, _ = uniform_bar
     centres = cell_centres(mesh)
     defect = (centres[:, 0] < 8.0) & (np.abs(centres[:, 2] - 50.0) < 6.0)
     labels = np.where(defect, LYTIC, BONE).astype(np.int32)
     result = assess(mesh, tags, np.where(defect, E0 * 1e-3, E0), labels, NU, FRAME, 75.0,
                     [ACTIVITIES["walking"]], OPTIONS, twin_E=E, envelope_step_deg=None)
-    assert result.twin.strain_fold_ratio >= 1.6
+    assert result.twin.strain_fold_ratio > 1.0
     assert result.twin.twin_stance.failure_load_n > result.stance.failure_load_n
     assert result.envelope == []
+
+
+def test_sfr_region_is_every_evaluated_point_within_ten_millimetres_of_a_lesion_cell(uniform_bar):
+    """The comparison region (Sternheim's 'near the lesion', SFR_REGION_MM = 10 mm) checked by brute force:
+    exactly the evaluated lattice points within 10 mm of some lesion cell centre (all ranks' lesion cells)."""
+    mesh, tags, E, _ = uniform_bar
+    centres = cell_centres(mesh)
+    defect = (centres[:, 0] < 4.0) & (np.abs(centres[:, 2] - 50.0) < 6.0)
+    labels = np.where(defect, LYTIC, BONE).astype(np.int32)
+    model = BoneModel(mesh, tags, np.where(defect, E0 * 1e-3, E0), labels, NU, OPTIONS)
+    lesion = np.concatenate(COMM.allgather(centres[defect]))
+    points = model.lattice.points
+    nearest = np.sqrt(((points[:, None, :] - lesion[None, :, :]) ** 2).sum(axis=2)).min(axis=1)
+    region = lesion_region(model, labels)
+    np.testing.assert_array_equal(region, nearest <= 10.0)
+    assert COMM.allreduce(int(region.sum())) > 0
+    assert COMM.allreduce(int((~region).sum())) > 0
+
+
+def test_the_sfr_threshold_is_sternheims_one_point_four_eight():
+    """Sternheim et al. 2020 (Bone Joint J 102-B(5)): fracture predicted above 1.48; the report compares
+    with that number by default."""
+    from bonefe.report.results import ReportResults
+    from bonefe.risk import STERNHEIM_SFR_THRESHOLD
+
+    assert STERNHEIM_SFR_THRESHOLD == 1.48
+    assert ReportResults.__dataclass_fields__["sfr_threshold"].default == 1.48
 
 
 def test_envelope_lateral_direction_matches_beam_bending(uniform_bar):
@@ -117,8 +181,9 @@ def test_envelope_lateral_direction_matches_beam_bending(uniform_bar):
     distance from the neutral plane (Euler–Bernoulli; the transverse shear strain vanishes at the
     extreme fibres, where failure starts). The beam-theory strain (uniaxial, lateral −ν ε_z) goes
     through the model's own sphere average and evaluated points, so the comparison isolates the FE
-    strains from the averaging rule. P2 elements represent the linear bending strain across each cell exactly; the 3 %
-    tolerance covers the clamp's Saint-Venant disturbance 25 mm away (~e^(−π·25/20) ≈ 2 %)."""
+    strains from the averaging rule. P2 elements represent the linear bending strain across each cell exactly; the
+    clamp's Saint-Venant disturbance 25 mm away is at most ~e^(−π·25/20) ≈ 2 %, and measured 0.14 % (1467.0 against
+    1465.0 N): tolerance 0.5 %, over 3× the measured error."""
     from bonefe.risk import failure_under_unit_load
     from bonefe.solver import principal_strains
 
@@ -136,4 +201,4 @@ def test_envelope_lateral_direction_matches_beam_bending(uniform_bar):
     beam = failure_under_unit_load(principal_strains(model.lattice.nonlocal_field(strain)), model.lattice.points,
                                    COMM)
     print(f"lateral allowed force: FE {allowed:.1f} N, beam theory {beam.failure_load_n:.1f} N")
-    assert allowed == pytest.approx(beam.failure_load_n, rel=0.03)
+    assert allowed == pytest.approx(beam.failure_load_n, rel=0.005)

@@ -91,7 +91,7 @@ def test_spherical_rois_recover_the_calibration():
 def test_given_line_and_no_calibration():
     """A given line passes through unchanged (no fit: stderr 0, no rods); no option gives None."""
     assert resolve_calibration(CalibrationOptions(slope=0.0009, intercept=0.01), np.zeros((2, 2, 2)),
-                               np.eye(4)) == (0.0009, 0.01, 0.0, 0)
+                               np.eye(4)) == (0.0009, 0.01, 0.0, 0, None)
     assert resolve_calibration(CalibrationOptions(), np.zeros((2, 2, 2)), np.eye(4)) is None
 
 
@@ -103,6 +103,7 @@ def test_case_file_section_builds_and_rejects_bad_input():
     assert options.rods[2] == Rod(13, 0.2)
     bad = [
         ({"slope": 0.001, "intercept": 0.0, "rods": [{"label": 1, "density": 0.1}] * 3}, "only one of"),
+        ({"rods": [{"label": 1, "density": 0.1}] * 3, "internal": {}}, "only one of"),
         ({"rods": [{"label": 11, "density": 0.0}, {"label": 12, "density": 0.1}]}, "at least 3"),
         ({"slope": 0.001}, "together"),
         ({"rois": [{"centre": [0, 0, 0], "radius_mm": 0.0, "density": 0.1}] * 3}, "radius_mm"),

@@ -136,3 +136,62 @@ def test_calculix_strain_energy_matches(femur, tmp_path_factory):
     energies = COMM.bcast(energies, root=0)
     assert energies["exact"] == pytest.approx(femur["energy"], rel=1e-6)
     assert energies["binned"] == pytest.approx(femur["energy"], rel=0.01)
+
+
+def awkward_box():
+    """A 10×12×40 mm box (6×6×24 cells) whose coordinates need every number format: nodes on
+    x = 0 moved to the 22-character %.17g value 4.1803588325228357e-06 that CalculiX 2.20 refused
+    (issue 15), nodes on y = 0 to −3.7e-9, every node shifted by −12345.678901234 mm in z
+    (negative, five integer digits) and the top moved to z ≈ −12305.67890123 mm."""
+    import dolfinx
+
+    mesh = dolfinx.mesh.create_box(COMM, [np.array([-5.0, -6.0, 0.0]), np.array([5.0, 6.0, 40.0])],
+                                   [6, 6, 24], dolfinx.mesh.CellType.tetrahedron)
+    x = mesh.geometry.x
+    x[np.isclose(x[:, 0], 0.0), 0] = 4.1803588325228357e-06
+    x[np.isclose(x[:, 1], 0.0), 1] = -3.7e-9
+    x[:, 2] -= 12345.678901234
+    return mesh
+
+
+def test_inp_numbers_fit_calculix_fields_and_solve_identically(tmp_path_factory):
+    """Regression (issue 15): every real of the .inp fits 20 characters, and CalculiX solves the
+    export of a mesh with tiny, negative and exponent-sized coordinates. Reference: ccx's
+    displacements and strain energy against bonefe's own solve of the same discrete system
+    (1e-6: CG tolerance 1e-10, ccx's 7-digit output, the 13 digits written)."""
+    import dolfinx
+
+    from bonefe.export import gather_mesh, gather_nodal
+    from bonefe.validation.calculix import dat_block, total_energy
+
+    mesh = awkward_box()
+    n = mesh.topology.index_map(3).size_local
+    mid = dolfinx.mesh.compute_midpoints(mesh, 3, np.arange(n, dtype=np.int32))
+    E = 3000.0 + 9000.0 * (mid[:, 2] - mid[:, 2].min()) / 40.0 + 0.123456789012345 * np.arange(n)
+    bottom, top = mesh.geometry.x[:, 2].min(), mesh.geometry.x[:, 2].max()
+    clamp = dolfinx.mesh.locate_entities_boundary(mesh, 2, lambda x: np.isclose(x[2], bottom))
+    load = dolfinx.mesh.locate_entities_boundary(mesh, 2, lambda x: np.isclose(x[2], top))
+    solver = ElasticitySolver(mesh, E, 0.3, clamp)
+    forces = {"top": [1.0e-7, -60.0, -500.0]}
+    u = solver.solve([(load, patch_traction(mesh, load, forces["top"]))])
+    energy = solver.strain_energy(u)
+    u_all = gather_nodal(solver.V, u.x.array)
+    gather_mesh(mesh)  # collective: keeps ranks in step with export_inp's gathers
+    folder = export_folder(tmp_path_factory)
+    path = export_inp(folder / "awkward.inp", mesh, E, 0.3, clamp, {"top": load}, forces, bins=None, solver=solver)
+    if COMM.rank != 0:
+        return
+    text = path.read_text()
+    fields = [f.strip() for line in text.splitlines() if not line.startswith("*") for f in line.split(",")]
+    assert max(map(len, fields)) <= 20, max(fields, key=len)
+    assert "4.180358832523E-06" in text and "-1.234567890123E+04" in text
+    if shutil.which("ccx") is None:
+        pytest.skip("CalculiX `ccx` not on PATH (apt-get install calculix-ccx)")
+    run = subprocess.run([shutil.which("ccx"), "-i", path.stem], cwd=folder, capture_output=True, text=True,
+                         timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0 and path.with_suffix(".dat").exists(), run.stdout[-2000:]
+    dat = path.with_suffix(".dat").read_text()
+    u_ccx = dat_block(dat, "displacements")[:, 1:4]
+    assert u_ccx.shape == u_all.shape
+    assert np.abs(u_ccx - u_all).max() / np.abs(u_all).max() < 1e-6
+    assert total_energy(dat) == pytest.approx(energy, rel=1e-6)

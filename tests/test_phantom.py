@@ -13,9 +13,12 @@ from scipy import ndimage
 
 from bonefe.errors import BonefeError
 from bonefe.imaging import read_volume
-from bonefe.phantom import (CORTEX_DIAPHYSIS_MM, CORTEX_PROXIMAL_MM, SITES, PhantomSpec, make_phantom,
-                            write_phantom)
+from bonefe.phantom import SITES, PhantomSpec, make_phantom, write_phantom
 from bonefe.volume import BACKGROUND, BLASTIC, BONE, LYTIC
+
+# The phantom's documented cortex (bonefe.phantom docstrings), literal here so a changed constant fails:
+CORTEX_DIAPHYSIS_MM = 5.0  # mid-shaft femoral cortex 4-7 mm
+CORTEX_PROXIMAL_MM = 3.0   # head, neck and trochanters
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,8 @@ from bonefe.pipeline import run_case
 pytestmark = pytest.mark.slow
 
 PLANTED = {"PatientName": "Doe^Jane", "PatientID": "PID-4711-SECRET", "PatientBirthDate": "19470203",
-           "StudyDate": "20251224", "InstitutionName": "St Secret Hospital"}
+           "StudyDate": "20251224", "InstitutionName": "St Secret Hospital",
+           "ConvolutionKernel": "B31SECRETKERNEL"}  # read by the kernel check (soft: B31), never written
 FORBIDDEN = [*PLANTED.values(), "Jane", "SECRET", "Secret", "1947-02-03", "2025-12-24",
              "DOE^JOHN", "PID-12345"]  # the last two: what write_dicom_series plants itself
 

@@ -91,19 +91,36 @@ def test_neck_shaft_angle_and_knee(femur, stl):
     assert 3.0 <= mechanical <= 9.0
 
 
-def stance(meshed, frame, volume) -> tuple[float, float]:
-    """Stance (walking-direction) failure load (N) and the failure point's height below the head centre (mm)."""
+def stance(meshed, frame, volume) -> tuple[float, float, float]:
+    """Stance (walking-direction) failure load (N), the failure point's height below the head centre (mm) and
+    its distance (mm) to the nearest facet midpoint of the head, trochanter or support patch."""
+    from dolfinx.mesh import compute_midpoints
+
+    from bonefe.anatomy import HEAD, SUPPORT, TROCHANTER
+
     bone, tags = meshed
     material = cell_material(bone.mesh, volume, MaterialOptions())
     result = assess(bone.mesh, tags, material.E, material.label, 0.4, frame, 75.0,
                     activity_list(["walking"], []), RiskOptions(), envelope_step_deg=None).stance
-    return result.failure_load_n, float((frame.head_centre - result.location_mm) @ frame.shaft_axis)
+    patches = np.concatenate([compute_midpoints(bone.mesh, 2, tags.find(t).astype(np.int32)).reshape(-1, 3)
+                              for t in (HEAD, TROCHANTER, SUPPORT)])
+    patches = np.concatenate(COMM.allgather(patches))
+    clearance = float(np.linalg.norm(patches - np.asarray(result.location_mm), axis=1).min())
+    return result.failure_load_n, float((frame.head_centre - result.location_mm) @ frame.shaft_axis), clearance
 
 
 def test_lesion_site_matters(femur, meshed):
     """Equal 20 mm lytic lesions breaching the cortex (c = 1) in the superolateral and in the inferomedial neck,
-    on the same mesh: voxel volumes equal within 3 % (both lie inside the neck), failure loads different by
-    far more than the solver tolerance (CG rtol ≪ 1 %): > 1 %."""
+    on the same mesh: voxel volumes equal within 3 % (both lie inside the neck), and the sizes of the effects:
+    the inferomedial (compressive-side) lesion clearly weakens the femur, the superolateral one hardly.
+
+    Pinned (measured 2026-12-01 on this mesh, see docs/real-femur.md): intact 5566 N, superolateral 5566 N
+    (the femur still fails in the shaft, 186 mm below the head centre), inferomedial 2199 N (in the neck,
+    25 mm below), i.e. ratios 1.00 and 0.395. Tolerances: intact ±3 %, inferomedial ratio ±0.03,
+    superolateral ratio ≥ 0.97 (a lesion cannot strengthen the bone: ≤ 1 to solver tolerance). They move
+    with the mesher, material law, strain limits, nonlocal radius, the walking direction, or the real-femur
+    potting (bonefe.anatomy). No failure site lies within the 10 mm excluded zone of a patch (no boundary
+    artefact)."""
     loads, volumes = {}, {}
     for site in ("neck_superolateral", "neck_inferomedial"):
         lesioned = make_surface_phantom(spec(lesion_site=site, lesion_diameter_mm=20.0, cortical_involvement=1.0))
@@ -111,12 +128,17 @@ def test_lesion_site_matters(femur, meshed):
         loads[site] = stance(meshed, femur.frame, lesioned.volume)
     healthy = stance(meshed, femur.frame, femur.volume)
     up, down = loads["neck_superolateral"][0], loads["neck_inferomedial"][0]
-    print(f"stance failure load: no lesion {healthy[0]:.0f} N ({healthy[1]:.0f} mm below the head centre); "
-          + "; ".join(f"{s} {loads[s][0]:.0f} N ({loads[s][1]:.0f} mm), lesion {volumes[s]:.0f} mm3" for s in loads)
-          + f"; difference {100 * abs(up - down) / max(up, down):.1f} %")
+    print(f"stance failure load: no lesion {healthy[0]:.0f} N ({healthy[1]:.0f} mm below the head centre, "
+          f"{healthy[2]:.1f} mm from a patch); "
+          + "; ".join(f"{s} {loads[s][0]:.0f} N ({loads[s][1]:.0f} mm, {loads[s][2]:.1f} mm from a patch), "
+                      f"lesion {volumes[s]:.0f} mm3" for s in loads)
+          + f"; ratios {up / healthy[0]:.3f} and {down / healthy[0]:.3f}")
     assert volumes["neck_superolateral"] == pytest.approx(volumes["neck_inferomedial"], rel=0.03)
-    assert abs(up - down) > 0.01 * max(up, down)
-    assert min(up, down) < healthy[0]
+    assert healthy[0] == pytest.approx(5566.0, rel=0.03)
+    assert down / healthy[0] == pytest.approx(0.395, abs=0.03)
+    assert 0.97 <= up / healthy[0] <= 1.0 + 1e-6
+    assert 20.0 <= loads["neck_inferomedial"][1] <= 35.0  # the neck, below the head centre
+    assert min(clearance for *_, clearance in (healthy, *loads.values())) >= 10.0
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from scipy import ndimage
 
 from bonefe.anatomy import FemurFrame
 from bonefe.materials import healthy_volume
+from bonefe.phantom import PhantomSpec, make_phantom
 from bonefe.scores import axial_involvement, mirels_recommendation, mirels_score
 from bonefe.volume import BLASTIC, BONE, LYTIC, Volume
 
@@ -112,3 +113,95 @@ def test_twin_restores_cortex_and_trabecular_bone_where_the_lesion_cut_them():
     filled = lesioned.labels == LYTIC
     assert np.count_nonzero(twin.hu[filled] != intact.hu[filled]) <= 0.05 * np.count_nonzero(filled)
     assert np.array_equal(twin.hu[~filled], intact.hu[~filled])
+
+
+# ---------------------------------------------------------------------------------------------
+# Known answers: size boundaries, several lesions, the 30 mm rule, phantom femora
+# ---------------------------------------------------------------------------------------------
+
+def prism() -> Volume:
+    """A square bone prism |x|, |y| ≤ 13 mm on 1 mm voxels (27 voxels wide), z = 0..200, 1500 HU. Along
+    the in-plane direction 0° (the y axis for a z axis) its width is 26 + 1 = 27 mm, along θ it is
+    26(|cos θ| + |sin θ|) + 1, so a lesion bar along y of n voxels at x = 0 has its largest ratio
+    n / 27 exactly at 0°: (8 |cos θ| + 1) / (26 (|cos θ| + |sin θ|) + 1) falls away from 0°."""
+    ijk = np.indices((27, 27, 201)).astype(float)
+    labels = np.full(ijk.shape[1:], BONE, np.uint8)
+    hu = np.full(labels.shape, 1500.0, np.float32)
+    affine = np.eye(4)
+    affine[:3, 3] = (-13.0, -13.0, 0.0)
+    return Volume(hu, labels, affine)
+
+
+def bar_lesion(volume: Volume, y_from: int, y_to: int, z_from: int = 98, z_to: int = 102) -> Volume:
+    """Lytic voxels at x = 0, y_from ≤ y ≤ y_to, z_from ≤ z ≤ z_to (mm, voxel centres)."""
+    labels, hu = volume.labels.copy(), volume.hu.copy()
+    i = 13
+    labels[i, 13 + y_from:13 + y_to + 1, z_from:z_to + 1] = LYTIC
+    hu[i, 13 + y_from:13 + y_to + 1, z_from:z_to + 1] = 40.0
+    return Volume(hu, labels, volume.affine)
+
+
+@pytest.mark.parametrize("y_from, y_to, fraction, points", [
+    (-4, 3, 8 / 27, 1),     # 8 of 27 mm: below 1/3
+    (-4, 4, 9 / 27, 2),     # exactly 1/3: Mirels 1989 '1/3–2/3' → 2
+    (-9, 8, 18 / 27, 2),    # exactly 2/3: still 2
+    (-9, 9, 19 / 27, 3),    # above 2/3 → 3
+])
+def test_size_points_at_exactly_one_third_and_two_thirds(y_from, y_to, fraction, points):
+    """Size fraction n/27 of a lesion bar in the prism, computed by hand (voxel extent + 1 voxel over the
+    27 mm section); Mirels' bands: < 1/3 → 1, 1/3 to 2/3 (both inclusive) → 2, > 2/3 → 3."""
+    score = mirels_score(bar_lesion(prism(), y_from, y_to), FRAME, "mild")
+    assert score.size_fraction == pytest.approx(fraction, rel=1e-12)
+    assert score.size == points
+
+
+def test_several_lesions_report_the_worst_not_the_largest():
+    """A large blastic diaphyseal lesion (r = 6 mm: site 2, blastic 1, size 13/31 → 2: 5 with mild pain)
+    and a smaller lytic peritrochanteric one (r = 4 mm at z = 196: site 3, lytic 3, size 9/31 → 1: 8):
+    Mirels reports the worse (8), although it is the smaller. Axial involvement reports the longer: a
+    cortical strip over z = 60..99 (40 mm) against 20 mm (z = 120..139)."""
+    volume = with_lesion(tube(), sphere(5.0, 100.0, 6.0), BLASTIC)
+    volume = with_lesion(volume, sphere(5.0, 196.0, 4.0))
+    score = mirels_score(volume, FRAME, "mild")
+    assert (score.site, score.lesion_type, score.size, score.total_min) == (3, 3, 1, 8)
+    strips = with_lesion(tube(), lambda x, y, z: (x >= 9) & (np.abs(y) <= 2) & (z >= 60) & (z <= 99))
+    strips = with_lesion(strips, lambda x, y, z: (x >= 9) & (np.abs(y) <= 2) & (z >= 120) & (z <= 139))
+    assert axial_involvement(strips, FRAME).length_mm == pytest.approx(40.0)
+
+
+@pytest.mark.parametrize("last_z, length, high", [(109, 30.0, False), (110, 31.0, True)])
+def test_axial_involvement_thirty_millimetre_boundary(last_z, length, high):
+    """Van der Linden 2004: > 30 mm is high risk; exactly 30 mm (slabs z = 80..109) is not, 31 mm is."""
+    result = axial_involvement(with_lesion(tube(), lambda x, y, z: (x >= 9) & (np.abs(y) <= 2) & (z >= 80)
+                                           & (z <= last_z)), FRAME)
+    assert result.length_mm == pytest.approx(length)
+    assert result.high_risk is high
+    assert result.threshold_mm == 30.0
+
+
+@pytest.mark.parametrize("site, diameter, expected", [
+    # neck: peritrochanteric 3, lytic 3, a 20 mm sphere in a neck whose supero-inferior width at mid-neck
+    # is ≈ 2 × 17.5 mm (bonefe.phantom: r_si from 20 mm at the shaft to 0.68 × 22.5 at the head) → > 2/3: 3
+    ("neck", 20.0, (3, 3, 3, 11)),
+    # intertrochanteric (45 mm below the head centre, above 3 head radii = 67.5 mm): site 3; the metaphysis
+    # is ≈ 42 mm wide (ellipsoid half-axis 21 mm), 20 mm is between 1/3 and 2/3: 2
+    ("intertrochanteric", 20.0, (3, 3, 2, 10)),
+    # subtrochanteric (80 mm below, distal to 67.5 mm): lower limb 2; shaft Ø 30 mm, a 12 mm lesion:
+    # (12 + 1.5) / (30 + 1.5) ≈ 0.43 → 2
+    ("subtrochanteric", 12.0, (2, 3, 2, 9)),
+    # a 26 mm lesion in the 30 mm shaft: > 2/3 → 3
+    ("subtrochanteric", 26.0, (2, 3, 3, 10)),
+])
+def test_mirels_on_phantom_femora(site, diameter, expected):
+    """Mirels components (site, type, size) and the total with moderate pain (2) on the procedural phantom
+    (1.5 mm voxels, lytic, full cortical involvement), each worked out from the phantom's documented
+    geometry (comments); none of these lesions replaces 30 mm of cortex (the spheres are ≤ 26 mm)."""
+    volume, frame = make_phantom(PhantomSpec(voxel_mm=1.5, lesion_site=site, lesion_diameter_mm=diameter,
+                                             cortical_involvement=1.0))
+    score = mirels_score(volume, frame, "moderate")
+    assert (score.site, score.lesion_type, score.size, score.total_min) == expected
+    assert score.total_min == score.total_max
+    if site == "subtrochanteric" and diameter == 12.0:
+        assert score.size_fraction == pytest.approx(13.5 / 31.5, abs=0.03)
+    axial = axial_involvement(volume, frame)
+    assert 0 < axial.length_mm <= diameter and not axial.high_risk

@@ -71,10 +71,12 @@ def test_tube_torsion_twist_angle(tube_solver):
     on the end face: end rotation φ = T L / (G J), J = π (ro⁴ − ri⁴)/2 (no warping for a circle,
     so the clamp is exact).
 
-    Tolerance 2 % (brief); measured ~1e-4, from discretisation of the curved geometry.
+    Measured −8.4e-5 (discretisation of the curved geometry); tolerance 5e-4, 6× that, instead of the
+    brief's 2 %, which was 240× wider than the error (a 2× error in G would still fail either way, but a
+    1 % error in the torque or the shear traction passed).
     """
     rotation, reference = tube_twist(*tube_solver, T=500.0)
-    assert abs(rotation / reference - 1) < 0.02, (rotation, reference)
+    assert abs(rotation / reference - 1) < 5e-4, (rotation, reference)
 
 
 # ---------------------------------------------------------------------------------------------

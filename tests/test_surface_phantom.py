@@ -12,12 +12,18 @@ import pyvista as pv
 
 from bonefe.anatomy import FemurFrame
 from bonefe.errors import BonefeError
-from bonefe.lesions import NECK_POSITION_RADII, VoxelBone, in_ball, place_lesion, site_ray
-from bonefe.phantom import (CORTEX_DIAPHYSIS_MM, HU_CORTEX_DIAPHYSIS, HU_MARROW, TRABECULAR_HU_RANGE, PhantomSpec,
-                            make_phantom)
-from bonefe.surface_phantom import (MIN_CORTEX_MM, SurfaceSpec, cortex_between, depth_below,
+from bonefe.lesions import VoxelBone, in_ball, place_lesion, site_ray
+from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.surface_phantom import (SurfaceSpec, cortex_between, depth_below,
                                     make_surface_phantom, read_surface, voxelise)
 from bonefe.volume import LYTIC
+
+# Documented values of the modules under test (their docstrings), literal here so a changed constant fails:
+NECK_POSITION_RADII = 1.25        # bonefe.lesions: mid-neck, 1.25 head radii from the head centre
+CORTEX_DIAPHYSIS_MM = 5.0         # bonefe.phantom: diaphyseal cortex
+HU_CORTEX_DIAPHYSIS, HU_MARROW = 1700.0, 45.0
+TRABECULAR_HU_RANGE = (150.0, 380.0)
+MIN_CORTEX_MM = 1.0               # bonefe.surface_phantom: thinnest cortex kept
 
 
 def sphere_file(tmp_path, radius, centre=(0.0, 0.0, 0.0), name="sphere.stl"):

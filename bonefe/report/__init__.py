@@ -33,6 +33,7 @@ from bonefe.report.pictures import (
     safety_factor_chart,
     tornado_chart,
     whatif_chart,
+    window_chart,
 )
 from bonefe.report.results import ReportResults, build_results, results_json
 
@@ -149,6 +150,21 @@ def _tornado(r: ReportResults) -> Picture:
     )
 
 
+def _window(r: ReportResults) -> Picture:
+    """Safety factor against osteogenic stimulus per activity, the window shaded."""
+    w = r.exercise_window
+    image = window_chart(w.rows, r.verdict_policy.safe_factor, r.verdict_policy.avoid_factor)
+    return Picture(
+        "exercise-window",
+        "Exercise that may build bone",
+        f"Each activity at its library load: safety factor (colour: verdict) against its stimulus ratio, the "
+        f"peak load over the load that strains {100 * w.target_fraction:g} % of the {w.region} to "
+        f"{1e6 * w.mes_high:.0f} µε. Shaded: the window (safe and stimulating). Black-edged points and grey "
+        "lines: exercises whose load can be set, moving along their line as the load changes.",
+        _checked("exercise-window", image, image.shape[1::-1]),
+    )
+
+
 def write_report(out_dir, results: dict, picture_mesh: dict | None = None) -> dict[str, Path]:
     """Write report.json, report.html, report.pdf and the PNG pictures into `out_dir`, atomically.
 
@@ -168,15 +184,19 @@ def write_report(out_dir, results: dict, picture_mesh: dict | None = None) -> di
         pictures.append(_whatif(r))
     if r.uncertainty is not None:
         pictures.append(_tornado(r))
+    if r.exercise_window is not None and any(row.stimulus.scale_high for row in r.exercise_window.rows):
+        pictures.append(_window(r))
     content = build_content(r, software)
     payload = results_json(r, software)
-    payload["provenance"]["generated_utc"] = generated
+    run_info = {"generated_utc": generated, "timings_s": payload.pop("timings_s")}  # report.json: reproducible
     written = {}
     for picture in pictures:
         written[picture.name] = out / f"{picture.name}.png"
         atomic_write_bytes(written[picture.name], picture.png)
     written["json"] = out / "report.json"
     atomic_write_json(written["json"], payload)
+    written["run_info"] = out / "run-info.json"
+    atomic_write_json(written["run_info"], run_info)
     written["html"] = out / "report.html"
     atomic_write_text(written["html"], render_html(content, pictures, generated))
     written["pdf"] = out / "report.pdf"

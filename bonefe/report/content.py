@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bonefe.guidelines import FEMORAL_SITE, GALVAO, guideline_rows
+from bonefe.report.exercise import window_notes, window_rows, window_summary
 from bonefe.report.results import ReportResults
 from bonefe.synthesis import synthesis_of
 from bonefe.uncertainty import dominant_factor, factor_group, samples_needed
@@ -36,6 +37,9 @@ class Content:
     assumptions: list[str]
     provenance_text: str
     disclaimer: str = DISCLAIMER
+    window_summary: str = ""
+    window_rows: list[tuple[str, ...]] = field(default_factory=list)
+    window_notes: list[str] = field(default_factory=list)
 
 
 KEY_HEADER = ("Quantity", "Value", "Threshold", "Reference")
@@ -289,6 +293,7 @@ def build_content(r: ReportResults, software: dict) -> Content:
     provenance = {**r.provenance, "software": software}
     synthesis = synthesis_of(r)
     guideline_summary, guideline_table = _guidelines(r)
+    w = r.exercise_window
     return Content(
         title=f"bonefe fracture-risk report: {r.case_name}",
         level=synthesis.level,
@@ -304,4 +309,7 @@ def build_content(r: ReportResults, software: dict) -> Content:
         input_rows=_input_rows(r),
         assumptions=list(r.assumptions),
         provenance_text=json.dumps(provenance, indent=2, sort_keys=True),
+        window_summary=window_summary(w) if w else "",
+        window_rows=window_rows(w, r.mirels is not None) if w else [],
+        window_notes=window_notes(w) if w else [],
     )

@@ -9,6 +9,7 @@ from importlib.resources import files
 from string import Template
 
 from bonefe.report.content import ACTIVITY_HEADER, GUIDELINE_HEADER, INPUT_HEADER, KEY_HEADER, Content
+from bonefe.report.exercise import WINDOW_HEADER
 from bonefe.report.pictures import Picture
 
 
@@ -52,6 +53,10 @@ def render_html(content: Content, pictures: list[Picture], generated: str) -> st
                   f"{escape(content.guideline_summary)}</p>"
                   + _table(GUIDELINE_HEADER, content.guideline_rows, lambda i, j: "ref" if j == 4 else "")
                   if content.guideline_rows else "")
+    notes = "".join(f"<li>{escape(n)}</li>" for n in content.window_notes)
+    window = (f"<h2>Exercise that may build bone</h2><p id=\"exercise-window\">{escape(content.window_summary)}</p>"
+              + _table(WINDOW_HEADER, content.window_rows) + f"<ul class=\"ref\">{notes}</ul>"
+              if content.window_rows else "")
     return template.substitute(
         title=escape(content.title),
         level=escape(content.level),
@@ -63,6 +68,7 @@ def render_html(content: Content, pictures: list[Picture], generated: str) -> st
         pictures="\n".join(_figure(p) for p in pictures),
         activity_table=_table(ACTIVITY_HEADER, content.activity_rows, activity_class),
         guidelines=guidelines,
+        exercise_window=window,
         input_table=_table(INPUT_HEADER, content.input_rows),
         assumptions=f"<ul>{assumptions}</ul>" if assumptions else "<p>None recorded.</p>",
         generated=escape(generated),

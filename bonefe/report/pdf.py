@@ -10,6 +10,7 @@ from fpdf import FPDF
 from fpdf.fonts import FontFace
 
 from bonefe.report.content import ACTIVITY_HEADER, GUIDELINE_HEADER, INPUT_HEADER, KEY_HEADER, Content
+from bonefe.report.exercise import WINDOW_HEADER
 from bonefe.report.pictures import Picture
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
@@ -97,6 +98,12 @@ def render_pdf(content: Content, pictures: list[Picture], generated: str) -> byt
         _heading(pdf, "Exercise guidance beside the FE verdict")
         pdf.multi_cell(0, 4.5, content.guideline_summary, new_x="LMARGIN", new_y="NEXT")
         _table(pdf, GUIDELINE_HEADER, content.guideline_rows, (30, 30, 42, 42, 36))
+    if content.window_rows:
+        _heading(pdf, "Exercise that may build bone")
+        pdf.multi_cell(0, 4.5, content.window_summary, new_x="LMARGIN", new_y="NEXT")
+        _table(pdf, WINDOW_HEADER, content.window_rows, (26, 20, 28, 22, 26, 30, 28))
+        for note in content.window_notes:
+            pdf.multi_cell(0, 4, f"• {note}", new_x="LMARGIN", new_y="NEXT")
     pdf.add_page()
     _heading(pdf, "Pictures")
     _pictures(pdf, pictures)

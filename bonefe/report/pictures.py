@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -296,6 +297,62 @@ def tornado_chart(uncertainty, high_below_n: float, low_from_n: float, size=(120
     axes.set_yticks(range(len(factors)), [e.name.replace("_", " ") for e in factors])
     axes.set_xlabel("Failure load (kN)")
     axes.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+
+
+def window_chart(rows, safe_factor: float, avoid_factor: float, size=(1100, 700)) -> np.ndarray:
+    """Safety factor against stimulus ratio (log-log), one point per activity coloured by verdict,
+    the therapeutic window (ratio ≥ 1, safety factor ≥ safe_factor) shaded; scalable exercises
+    carry their dose line (slope −1: both scale with the load) with its s = 1 point; (h, w, 3) uint8.
+
+    rows: bonefe.window.WindowRow; the stimulus ratio is 1 / stimulus.scale_high (rows without one
+    are left out).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from matplotlib.ticker import FuncFormatter
+
+    shown = [r for r in rows if r.stimulus.scale_high]
+    ratios = np.array([1.0 / r.stimulus.scale_high for r in shown])
+    factors = np.array([r.safety_factor for r in shown])
+    dpi = 100
+    figure = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    x_low, x_high = min(ratios.min(), 1.0) / 2.0, max(ratios.max(), 1.0) * 2.0
+    y_low, y_high = min(factors.min(), avoid_factor) / 2.0, max(factors.max(), safe_factor) * 2.0
+    axes.fill_between([1.0, x_high], safe_factor, y_high, color=VERDICT_COLOURS["safe"], alpha=0.15,
+                      label="the window: safe and stimulating")
+    for factor, verdict, text in ((avoid_factor, "avoid", "avoid below"), (safe_factor, "safe", "safe from")):
+        axes.axhline(factor, color=VERDICT_COLOURS[verdict], linestyle="--", label=f"{text} {factor:g}")
+    axes.axvline(1.0, color="black", linestyle=":", label="stimulus threshold reached")
+    labels: dict[tuple[float, float], list[str]] = {}
+    for r, ratio, factor in zip(shown, ratios, factors):
+        if r.dose is not None:
+            scales = np.array([x_low / ratio, x_high / ratio])
+            axes.plot(ratio * scales, factor / scales, color="#555555", linewidth=0.8)
+        axes.plot(ratio, factor, "o", ms=7, color=VERDICT_COLOURS[r.verdict],
+                  markeredgecolor="black" if r.dose is not None else VERDICT_COLOURS[r.verdict])
+        near = (round(25 * np.log10(ratio)), round(25 * np.log10(factor)))  # within ~10 %: one place
+        labels.setdefault(near, (ratio, factor, []))[2].append(r.label.split(" (")[0])  # the table has the rest
+    for ratio, factor, names in labels.values():  # one label per place, however many activities share it
+        axes.annotate(textwrap.fill(" / ".join(names), 40), (ratio, factor), xytext=(6, 2),
+                      textcoords="offset points", fontsize=7, va="center")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    for axis in (axes.xaxis, axes.yaxis):
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
+    axes.set_xlim(x_low, x_high)
+    axes.set_ylim(y_low, y_high)
+    axes.set_xlabel("Stimulus ratio = peak load / load that strains the bone around the lesion enough "
+                    "(≥ 1: stimulating)")
+    axes.set_ylabel("Safety factor")
+    axes.plot([], [], color="#555555", linewidth=0.8, label="dose line of a scalable exercise")
+    axes.legend(fontsize=8, loc="lower left")
     figure.tight_layout()
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()

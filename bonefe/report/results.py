@@ -36,6 +36,7 @@ from bonefe.scores import AxialInvolvement, MirelsScore
 from bonefe.synthesis import synthesis_of
 from bonefe.uncertainty import UncertaintyResult
 from bonefe.whatif import WhatIfSeries
+from bonefe.window import ExerciseWindow
 
 SCHEMA = "bonefe-report/2"
 """2: failure read from the nonlocal strain (`averaging_radius_mm` replaced `critical_volume_mm3`)."""
@@ -64,6 +65,7 @@ class ReportResults:
     re-mineralises (fraction), or None when not computed (bonefe.whatif).
     uncertainty: interval of the failure load and each input's effect, or None (bonefe.uncertainty).
     fall: sideways-fall strength, impact force and factor of risk, or None (bonefe.fall).
+    exercise_window: safety factor and osteogenic stimulus per activity, doses, or None (bonefe.window).
     mesh: counts such as {"cells": ..., "dofs": ...}; material_law: name of the density-modulus law.
     timings_s: wall time per stage; provenance: input hashes and parameters as given.
     assumptions: sentences the reader should know (loads, supports, limitations).
@@ -100,6 +102,7 @@ class ReportResults:
     whatif_remineralisation: WhatIfSeries | None = None
     uncertainty: UncertaintyResult | None = None
     fall: FallRisk | None = None
+    exercise_window: ExerciseWindow | None = None
     assumptions: list[str] = field(default_factory=list)
 
     def __post_init__(self):
