@@ -8,12 +8,15 @@ from pathlib import Path
 from bonefe import __version__
 from bonefe.errors import BonefeError
 from bonefe.lesions import SITE_NAMES
+from bonefe.sites.vertebra.lesions import SITES as VERTEBRA_SITES
 
 DESCRIPTION = """\
 CT-based finite-element fracture risk for bones with metastases.
 
   bonefe phantom --out DIR [--lesion-site neck --lesion-diameter 20]
       write a synthetic proximal-femur CT and label map to try things on
+  bonefe phantom --site vertebra --level L1 --lesion-site central|posterior-wall|pedicle|... --out DIR
+      a synthetic vertebra (cortical shell, endplates, trabecular core, posterior elements) with a lesion
   bonefe phantom --surface OUTER.stl [--inner INNER.stl] --out DIR [--voxel 1 --lesion-site ...]
       the same from a real bone surface (STL/VTK/PLY, mm): cortex, trabecular bone, lesion
       (--body tissues[+rods]: inside a body with air, fat, muscle, a vessel [and a rod phantom])
@@ -62,15 +65,18 @@ def _parser() -> argparse.ArgumentParser:
 
     phantom = commands.add_parser("phantom", help="write a synthetic proximal-femur CT + label map")
     phantom.add_argument("--out", type=Path, required=True, help="output folder")
-    phantom.add_argument("--lesion-site", "--lesion", default="neck", choices=[*SITE_NAMES, "none"],
-                         help="where the lesion sits (default: neck = neck_superolateral)")
+    phantom.add_argument("--site", default="femur", choices=["femur", "vertebra"],
+                         help="which bone (default: femur)")
+    phantom.add_argument("--level", default="L1", help="--site vertebra: spinal level, C1-L5 (default: L1)")
+    phantom.add_argument("--lesion-site", "--lesion", choices=[*SITE_NAMES, *VERTEBRA_SITES, "none"],
+                         help="where the lesion sits (default: neck = neck_superolateral; vertebra: central)")
     phantom.add_argument("--lesion-type", default="lytic", choices=["lytic", "blastic"])
-    phantom.add_argument("--lesion-diameter", "--size", type=float, default=20.0, metavar="MM",
-                         help="lesion diameter in mm (default: 20)")
+    phantom.add_argument("--lesion-diameter", "--size", type=float, metavar="MM",
+                         help="lesion diameter in mm (default: 20; vertebra: 15)")
     phantom.add_argument("--cortical-involvement", type=float, default=0.5, metavar="FRACTION",
                          help="fraction 0-1 of the local cortex the lesion erodes (default: 0.5)")
     phantom.add_argument("--side", default="left", choices=["left", "right"])
-    phantom.add_argument("--voxel", type=float, default=1.0, metavar="MM", help="voxel size in mm (default: 1)")
+    phantom.add_argument("--voxel", type=float, metavar="MM", help="voxel size in mm (default: 1; vertebra: 0.6)")
     phantom.add_argument("--noise", type=float, default=0.0, metavar="HU", help="CT noise std in HU (default: 0)")
     phantom.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     phantom.add_argument("--format", default="nii.gz", choices=["nii.gz", "mha", "nrrd"])
@@ -152,10 +158,15 @@ def _phantom(args) -> int:
     """`bonefe phantom`: the procedural femur, or (--surface) a real bone surface made into a CT."""
     from bonefe.schema import build
 
+    if args.site == "vertebra":
+        return _vertebra_phantom(args)
+    lesion_site = args.lesion_site or "neck"
+    if lesion_site not in (*SITE_NAMES, "none"):
+        raise BonefeError(f"--lesion-site {lesion_site} is a vertebra site; femur sites: {', '.join(SITE_NAMES)}")
     common = {
-        "side": args.side, "voxel_mm": args.voxel, "noise_hu": args.noise, "seed": args.seed,
-        "lesion_site": None if args.lesion_site == "none" else args.lesion_site,
-        "lesion_type": args.lesion_type, "lesion_diameter_mm": args.lesion_diameter,
+        "side": args.side, "voxel_mm": 1.0 if args.voxel is None else args.voxel, "noise_hu": args.noise, "seed": args.seed,
+        "lesion_site": None if lesion_site == "none" else lesion_site,
+        "lesion_type": args.lesion_type, "lesion_diameter_mm": 20.0 if args.lesion_diameter is None else args.lesion_diameter,
         "cortical_involvement": args.cortical_involvement,
     }
     if args.surface is None and args.inner is not None:
@@ -176,6 +187,23 @@ def _phantom(args) -> int:
         paths = write_surface_phantom(build(SurfaceSpec, {**surfaces, **common}, "phantom"), args.out,
                                       fmt=args.format)
     for kind, path in paths.items():
+        print(f"{kind:>8}: {path}")
+    return 0
+
+
+def _vertebra_phantom(args) -> int:
+    """`bonefe phantom --site vertebra`: the procedural vertebra of `bonefe.sites.vertebra.phantom`."""
+    from bonefe.sites.base import site_of
+
+    lesion_site = args.lesion_site or "central"
+    if lesion_site not in (*VERTEBRA_SITES, "none"):
+        raise BonefeError(f"--lesion-site {lesion_site} is not a vertebra site: choose from {', '.join(VERTEBRA_SITES)}")
+    if args.surface is not None or args.body:
+        raise BonefeError("--surface and --body are femur options; leave them out with --site vertebra")
+    options = {"level": args.level, "lesion_site": None if lesion_site == "none" else lesion_site,
+               "lesion_type": args.lesion_type, "lesion_diameter_mm": 15.0 if args.lesion_diameter is None else args.lesion_diameter,
+               "voxel_mm": 0.6 if args.voxel is None else args.voxel, "noise_hu": args.noise, "seed": args.seed}
+    for kind, path in site_of("vertebra").write_phantom(options, args.out, args.format).items():
         print(f"{kind:>8}: {path}")
     return 0
 

@@ -66,6 +66,13 @@ def run_case(case_path, output: Path | None = None, mesh_size: float | None = No
         case = replace(case, output=Path(output).resolve())
     if mesh_size is not None:
         case = replace(case, mesh=replace(case.mesh, size_mm=mesh_size))
+    if case.site == "vertebra":
+        if uncertainty is not False or case.uncertainty is not None:
+            raise BonefeError("the uncertainty study is available for the femur only; remove `uncertainty` "
+                              "from the vertebra case (and --uncertainty)")
+        from bonefe.vertebra_pipeline import run_vertebra_case
+
+        return run_vertebra_case(case, quiet, comm)
     if uncertainty is not False:
         case = replace(case, uncertainty=_uncertainty_options(case.uncertainty, uncertainty))
     stages = [s for s in STAGES if s != "uncertainty" or case.uncertainty is not None]

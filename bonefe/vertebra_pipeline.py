@@ -6,34 +6,49 @@ Folder contents: mesh.xdmf/.h5 (cell tags bone/lesion), mesh-quality.json, repor
 report.html and strain.png (`bonefe.report.spine`).
 """
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from mpi4py import MPI
 
 from bonefe import __version__
-from bonefe.calibration import raw_labels_on_ct, resolve_calibration
+from bonefe.calibration import calibration_record, raw_labels_on_ct, resolve_calibration
 from bonefe.case import Case
+from bonefe.errors import BonefeError
 from bonefe.export import gather_cells, gather_mesh
 from bonefe.imaging import read_volume
 from bonefe.materials import cell_material, healthy_volume
 from bonefe.meshing import bounding_box, cell_tags, mesh_bone, write_mesh, write_quality
 from bonefe.outputs import staged_folder
+from bonefe.plausibility import check_volume
 from bonefe.progress import Progress
 from bonefe.provenance import file_hash
 from bonefe.report.spine import write_spine_report
 from bonefe.schema import as_plain
 from bonefe.sites.vertebra.activities import ACTIVITIES, REFERENCE_ACTIVITY
-from bonefe.sites.vertebra.anatomy import label_centroid, vertebra_frame
+from bonefe.sites.vertebra.anatomy import VertebraFrame, label_centroid, vertebra_frame
 from bonefe.sites.vertebra.assessment import assess_vertebra
 from bonefe.sites.vertebra.lesions import insert_lesion
 from bonefe.sites.vertebra.levels import neighbours, totalsegmentator_value
 from bonefe.sites.vertebra.loading import LAYERS
 from bonefe.sites.vertebra.sins import sins_score
+from bonefe.suitability import check_scan, verdict_summary
 from bonefe.volume import LESION_LABELS, Volume
 
 STAGES = ["read images", "vertebra frame", "mesh", "material", "solve and assess", "report"]
 CROP_MARGIN_VOXELS = 4
+VERTEBRA_MIN_LENGTH_MM = 10.0
+"""The scan's field-of-view check (`bonefe.suitability`) asks the femur for 120 mm of bone; a
+vertebra needs only itself: 10 mm is below the smallest (cervical) body height, so it never binds."""
+
+
+def _check_whole(volume: Volume, allow_cut: bool) -> None:
+    """Refuse a vertebra touching any face of the image (the femur check lets the inferior face pass)."""
+    bone = volume.labels > 0
+    cut = any(np.take(bone, end, axis=axis).any() for axis in range(3) for end in (0, -1))
+    if cut and not allow_cut:
+        raise BonefeError("the vertebra touches the edge of the image: it is cut by the scan; use a scan "
+                          "that holds the whole vertebra (or set suitability.allow_cut_bone: true)")
 
 
 def crop(volume: Volume, mask: np.ndarray, margin: int = CROP_MARGIN_VOXELS) -> Volume:
@@ -72,11 +87,28 @@ def _neighbour_heights(raw: np.ndarray, affine: np.ndarray, value: int | None):
     return vertebra_frame(crop(Volume(np.zeros(mask.shape, np.float32), labels, affine), mask)).heights_mm
 
 
-def read_vertebra(case: Case):
-    """The cropped vertebra Volume (lesion inserted when the case asks), its frame, the neighbours'
-    mean body heights (None without a whole neighbour) and the inserted lesion's centre (or None)."""
-    volume = read_volume(case.ct, case.labels, case.label_values.as_dict(), case.resample_labels)
-    raw = raw_labels_on_ct(case.ct, case.labels)
+@dataclass
+class VertebraInputs:
+    """The read stage's output: the cropped vertebra (lesion inserted when the case asks), its frame,
+    the neighbours' mean body heights (None without a whole neighbour), the inserted lesion's centre
+    (or None), the density calibration and the scan-suitability verdicts."""
+
+    volume: Volume
+    frame: VertebraFrame
+    reference_heights: tuple | None
+    lesion_centre: np.ndarray | None
+    calibration: object
+    suitability: list
+
+
+def read_vertebra(case: Case, warn: bool = True) -> VertebraInputs:
+    """Read, check and calibrate the CT, find the vertebra's frame and neighbours, crop, insert the lesion."""
+    volume = read_volume(case.ct, case.labels, case.label_values.as_dict(), case.resample_labels, case.ct_series)
+    volume = check_volume(volume, case.checks, case.label_values.lesion_named, case.ct.name, warn)
+    suitability = check_scan(volume, case.ct, replace(case.suitability, min_length_mm=VERTEBRA_MIN_LENGTH_MM))
+    _check_whole(volume, case.suitability.allow_cut_bone)
+    raw = raw_labels_on_ct(case.ct, case.labels, case.ct_series)
+    calibration = resolve_calibration(case.calibration, volume.hu, volume.affine, raw, volume.labels > 0)
     values = neighbour_values(case)
     centroids = tuple(label_centroid(raw, volume.affine, v) for v in values)
     heights = [h for h in (_neighbour_heights(raw, volume.affine, v) for v in values) if h is not None]
@@ -87,7 +119,7 @@ def read_vertebra(case: Case):
     if case.spine.insert_lesion is not None:
         lesion = case.spine.insert_lesion
         volume, centre = insert_lesion(volume, frame, lesion.site, lesion.diameter_mm, lesion.type)
-    return volume, frame, reference, centre, raw
+    return VertebraInputs(volume, frame, reference, centre, calibration, suitability)
 
 
 def run_vertebra_case(case: Case, quiet: bool = False, comm=MPI.COMM_WORLD) -> dict:
@@ -95,20 +127,19 @@ def run_vertebra_case(case: Case, quiet: bool = False, comm=MPI.COMM_WORLD) -> d
     progress = Progress(STAGES, comm.rank, quiet)
     with staged_folder(case.output, comm) as out:
         results = _run(case, out, progress, comm)
-    if comm.rank == 0 and not quiet:
+    if comm.rank == 0:
         print(summary(case, results))
     return results
 
 
 def _run(case: Case, out, progress: Progress, comm) -> dict:
     with progress.stage("read images"):
-        volume, frame, reference, centre, raw = read_vertebra(case)
-        calibration = resolve_calibration(case.calibration, volume.hu, volume.affine,
-                                          None if not case.calibration.rods else raw)
+        inputs = read_vertebra(case, comm.rank == 0)
+        volume, frame, calibration = inputs.volume, inputs.frame, inputs.calibration
         material_options = case.material if calibration is None else replace(
             case.material, slope=calibration.slope, intercept=calibration.intercept)
     with progress.stage("vertebra frame"):
-        sins = sins_score(volume, frame, case.level, case.spine.pain, case.spine.alignment, reference)
+        sins = sins_score(volume, frame, case.level, case.spine.pain, case.spine.alignment, inputs.reference_heights)
     with progress.stage("mesh"):
         m = case.mesh
         bone = mesh_bone(volume, m.size_mm, comm, m.lesion_size_mm, cortex_size_mm=m.cortex_size_mm,
@@ -128,7 +159,11 @@ def _run(case: Case, out, progress: Progress, comm) -> dict:
     with progress.stage("report"):
         points, tets = gather_mesh(mesh)
         strain, label = gather_cells(mesh, result.compression_strain), gather_cells(mesh, material.label)
-        results = _results(case, frame, sins, result, bone.quality, centre, material_options, progress.timings)
+        results = _results(case, frame, sins, result, bone.quality, inputs.lesion_centre, material_options,
+                           progress.timings)
+        record, _ = calibration_record(calibration, material_options.slope, material_options.intercept)
+        results["provenance"]["density_calibration"].update(record)
+        results["provenance"]["scan_suitability"] = verdict_summary(inputs.suitability)
         if comm.rank == 0:
             picture = {"points": points, "tets": tets,
                        "cell_data": {"max_principal_strain": strain * results["failure_load_n"],

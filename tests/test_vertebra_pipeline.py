@@ -76,6 +76,6 @@ def test_real_abdomen_l1_with_a_posterior_wall_lesion(folder):
     assert r["sins"]["components"]["location"] == [3, 3]  # L1: junctional
 
 
-PHANTOM_FAILURE_N = 1.0
-CHEST_T8_FAILURE_N = 1.0
-ABDOMEN_L1_FAILURE_N = 1.0
+PHANTOM_FAILURE_N = 4075.491016766394
+CHEST_T8_FAILURE_N = 1921.0428249396148
+ABDOMEN_L1_FAILURE_N = 1780.192253219218
