@@ -2,8 +2,8 @@
 
 A case file is YAML; relative paths are relative to the case file. Only `name`, `ct`, `labels` and
 `patient.body_mass_kg` are required; every other value has a documented default in the dataclass
-that uses it. `activities` names activities of the library (`bonefe.loads.ACTIVITIES`, all when
-omitted); `custom_activities` adds the case's own (see `bonefe.loads.activity_from_dict`);
+that uses it. `activities` names activities of the library (`bonefe.sites.femur.loads.ACTIVITIES`, all when
+omitted); `custom_activities` adds the case's own (see `bonefe.sites.femur.loads.activity_from_dict`);
 `exports` writes the model for other solvers: "inp" (CalculiX/Abaqus, per-element material,
 walking load) and "vtu" (mesh with E, for ParaView); `uncertainty` (optional, off when absent)
 asks for the sensitivity study and interval of the failure load (`bonefe.uncertainty`);
@@ -44,7 +44,7 @@ class Patient:
     side: which femur ("left" or "right").
     pain: Mirels pain component when the clinician supplies it.
     height_m: body height (m) for the sideways-fall impact force; default 1.70 m, the reference
-        height of the impact formula (`bonefe.fall.impact_force`, van den Kroonenberg et al. 1995).
+        height of the impact formula (`bonefe.sites.femur.fall.impact_force`, van den Kroonenberg et al. 1995).
     trochanteric_soft_tissue_mm: soft tissue over the greater trochanter (mm, from the CT) that
         attenuates the fall impact (Robinovitch et al. 1995); None: not attenuated (cautious).
     """

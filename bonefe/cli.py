@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bonefe import __version__
 from bonefe.errors import BonefeError
-from bonefe.lesions import SITE_NAMES
+from bonefe.sites.femur.lesions import SITE_NAMES
 from bonefe.sites.vertebra.lesions import SITES as VERTEBRA_SITES
 
 DESCRIPTION = """\
@@ -172,7 +172,7 @@ def _phantom(args) -> int:
     if args.surface is None and args.inner is not None:
         raise BonefeError("--inner needs --surface OUTER (the periosteal surface)")
     if args.surface is None:
-        from bonefe.phantom import PhantomSpec, write_phantom
+        from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
         from bonefe.phantom_body import BodySpec
 
         body = None
@@ -181,7 +181,7 @@ def _phantom(args) -> int:
             common = {**common, "noise_hu": 0.0}
         paths = write_phantom(build(PhantomSpec, common, "phantom"), args.out, fmt=args.format, body=body)
     else:
-        from bonefe.surface_phantom import SurfaceSpec, write_surface_phantom
+        from bonefe.sites.femur.surface_phantom import SurfaceSpec, write_surface_phantom
 
         surfaces = {"outer": str(args.surface), "inner": args.inner and str(args.inner)}
         paths = write_surface_phantom(build(SurfaceSpec, {**surfaces, **common}, "phantom"), args.out,

@@ -12,7 +12,7 @@ import pytest
 from mpi4py import MPI
 from scipy import stats
 
-from bonefe.anatomy import HEAD, SUPPORT, TROCHANTER
+from bonefe.sites.femur.anatomy import HEAD, SUPPORT, TROCHANTER
 from bonefe.assessment import BoneModel, RiskOptions
 from bonefe.cli import main
 from bonefe.errors import BonefeError
@@ -267,7 +267,7 @@ def test_material_cli_runs_the_specimen_cases(tmp_path, capsys):
     tiny phantom (3 mm voxels, 10 mm mesh), the second with material.modulus_scale 2: its predicted
     load is exactly twice the first's (linear elasticity), so measured loads M and 2M fit with
     R² = 1 and s = M / F_pred of the first case read from its own report.json (tolerance: rounding)."""
-    from bonefe.phantom import PhantomSpec, write_phantom
+    from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
 
     phantom = write_phantom(PhantomSpec(voxel_mm=3.0), tmp_path / "phantom")
     for name, scale in (("a", 1.0), ("b", 2.0)):
