@@ -217,8 +217,8 @@ def _run(args) -> int:
 
 
 def _batch_run(args) -> int:
-    from bonefe.batch import prepare, run_local, status_table, write_summary
-    from bonefe.slurm import SlurmOptions, submit
+    from bonefe.cohort.batch import prepare, run_local, status_table, write_summary
+    from bonefe.cohort.slurm import SlurmOptions, submit
 
     cohort = prepare(args.cases, args.out, args.ranks, args.mesh_size, args.launcher)
     if args.slurm:
@@ -238,7 +238,7 @@ def _batch_run(args) -> int:
 
 def _batch_finish(cohort, rows) -> int:
     """Print the batch's closing line; exit status 0 when every case is done, else 1."""
-    from bonefe.batch import final_line
+    from bonefe.cohort.batch import final_line
 
     line, code = final_line(cohort, rows)
     print(line)
@@ -246,14 +246,14 @@ def _batch_finish(cohort, rows) -> int:
 
 
 def _batch_status(args) -> int:
-    from bonefe.batch import load_cohort, status_table, write_summary
+    from bonefe.cohort.batch import load_cohort, status_table, write_summary
 
     print(status_table(write_summary(load_cohort(args.out))))
     return 0
 
 
 def _batch_task(args) -> int:
-    from bonefe.slurm import run_task
+    from bonefe.cohort.slurm import run_task
 
     return run_task(args.out, args.index, os.environ.get("SLURM_ARRAY_JOB_ID"))
 
@@ -282,7 +282,7 @@ def _calibrate(args) -> int:
         raise BonefeError("give either OUTCOMES.csv (risk calibration) or --specimens S.csv (material fit), "
                           "not both or neither")
     if args.specimens is not None:
-        from bonefe.material_fit import run_material_fit
+        from bonefe.cohort.material_fit import run_material_fit
 
         fit, paths = run_material_fit(args.specimens, args.cohort, args.out)
         print(f"modulus_scale {fit.scale:.4g} (95 % CI {fit.ci95[0]:.4g}-{fit.ci95[1]:.4g}, n {fit.n}, "
@@ -290,7 +290,7 @@ def _calibrate(args) -> int:
         return 0
     if args.cohort is None:
         raise BonefeError("risk calibration needs --cohort DIR (a bonefe batch folder or its cohort-summary.csv)")
-    from bonefe.cohort_calibration import run_calibration
+    from bonefe.cohort.cohort_calibration import run_calibration
 
     cal, paths = run_calibration(args.outcomes, args.cohort, args.out, args.target_sensitivity,
                                  args.bootstrap, args.seed, warn)

@@ -126,7 +126,7 @@ class MaterialOptions:
         Default 1.5: a 3 mm element on 1 mm voxels gets 27–64 samples, several per voxel it covers.
     modulus_scale: multiplies every element's modulus, after the lesion factors and the floor, so
         the whole field scales (MPa/MPa, > 0). Default 1. Fit it to mechanical tests with
-        `bonefe calibrate --specimens` (`bonefe.material_fit`): under linear elasticity and a strain
+        `bonefe calibrate --specimens` (`bonefe.cohort.material_fit`): under linear elasticity and a strain
         criterion the predicted failure load scales by exactly this factor.
     """
 

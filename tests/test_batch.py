@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bonefe.batch import SUMMARY_COLUMNS, Cohort, case_error, cohort_cases, error_line, report_numbers, summary_row
+from bonefe.cohort.batch import SUMMARY_COLUMNS, Cohort, case_error, cohort_cases, error_line, report_numbers, summary_row
 from bonefe.errors import BonefeError
 from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
 

@@ -16,7 +16,7 @@ from bonefe.sites.femur.anatomy import HEAD, SUPPORT, TROCHANTER
 from bonefe.assessment import BoneModel, RiskOptions
 from bonefe.cli import main
 from bonefe.errors import BonefeError
-from bonefe.material_fit import fit_modulus_scale
+from bonefe.cohort.material_fit import fit_modulus_scale
 from bonefe.materials import LAWS, MaterialOptions, apparent_density, ash_density, cell_material, qct_density
 from bonefe.risk import thresholds_from_calibration
 from bonefe.schema import build
@@ -242,7 +242,7 @@ def bar_with_ct():
 
 
 def test_modulus_scale_2_doubles_the_failure_load():
-    """Reference: linear elasticity, F_pred(2E) = 2 F_pred(E) exactly (bonefe.material_fit), here to
+    """Reference: linear elasticity, F_pred(2E) = 2 F_pred(E) exactly (bonefe.cohort.material_fit), here to
     1e-8 (the CG solve converges to 1e-10 relative; scaling by 2 is exact in floating point). The
     uniform-CT modulus is the Morgan law by hand: ρ_app = (0.877·0.8 + 0.079)/0.6, E = 6850 ρ_app^1.49;
     the compressive failure load is 1.04 % · E · A within 2 % (clamp disturbance 25 mm away)."""

@@ -37,7 +37,7 @@ from pathlib import Path
 from bonefe.case import load_case
 from bonefe.errors import BonefeError
 from bonefe.outputs import atomic_write_json, atomic_write_text
-from bonefe.slurm_queue import ended_state, queued_tasks, refuse_if_queued
+from bonefe.cohort.slurm_queue import ended_state, queued_tasks, refuse_if_queued
 
 MANIFEST = "batch.json"
 SUMMARY_COLUMNS = (

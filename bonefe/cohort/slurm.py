@@ -3,7 +3,7 @@
 The job script comes from the template `hpc/bonefe-array.sbatch.in` (installed with the package as
 bonefe/data/bonefe-array.sbatch.in; placeholders `@NAME@`); each
 array task runs `python -m bonefe.cli batch task DIR INDEX`, which runs case INDEX of the batch
-folder exactly as the local batch does (`bonefe.batch.run_one`) and rewrites the cohort summary.
+folder exactly as the local batch does (`bonefe.cohort.batch.run_one`) and rewrites the cohort summary.
 `squeue` tells which tasks are still queued or running; `sacct`, where accounting is enabled,
 says why a task ended without a result (TIMEOUT, OUT_OF_MEMORY, ...).
 """
@@ -14,12 +14,12 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bonefe.batch import Cohort, load_cohort, run_one, write_summary
+from bonefe.cohort.batch import Cohort, load_cohort, run_one, write_summary
 from bonefe.errors import BonefeError
 from bonefe.outputs import atomic_write_json, atomic_write_text
-from bonefe.slurm_queue import queued_tasks
+from bonefe.cohort.slurm_queue import queued_tasks
 
-TEMPLATE = Path(__file__).resolve().parent / "data" / "bonefe-array.sbatch.in"
+TEMPLATE = Path(__file__).resolve().parents[1] / "data" / "bonefe-array.sbatch.in"
 SCRIPT = "bonefe-array.sbatch"
 
 

@@ -1,6 +1,6 @@
 """What Slurm says about this user's array jobs (squeue, sacct): imported by the local batch
-(`bonefe.batch`, to refuse a rerun under a queued array and explain ended tasks) and by the
-submission side (`bonefe.slurm`), so neither imports the other."""
+(`bonefe.cohort.batch`, to refuse a rerun under a queued array and explain ended tasks) and by the
+submission side (`bonefe.cohort.slurm`), so neither imports the other."""
 
 import subprocess
 from pathlib import Path
