@@ -2,8 +2,8 @@
 
 A case file is YAML; relative paths are relative to the case file. Only `name`, `ct`, `labels` and
 `patient.body_mass_kg` are required; every other value has a documented default in the dataclass
-that uses it. `activities` names activities of the library (`bonefe.loads.ACTIVITIES`, all when
-omitted); `custom_activities` adds the case's own (see `bonefe.loads.activity_from_dict`);
+that uses it. `activities` names activities of the library (`bonefe.sites.femur.loads.ACTIVITIES`, all when
+omitted); `custom_activities` adds the case's own (see `bonefe.sites.femur.loads.activity_from_dict`);
 `exports` writes the model for other solvers: "inp" (CalculiX/Abaqus, per-element material,
 walking load) and "vtu" (mesh with E, for ParaView); `uncertainty` (optional, off when absent)
 asks for the sensitivity study and interval of the failure load (`bonefe.uncertainty`);
@@ -27,6 +27,9 @@ from bonefe.assessment import RiskOptions
 from bonefe.calibration import CalibrationOptions
 from bonefe.plausibility import InputChecks
 from bonefe.schema import build
+from bonefe.sites import SITES
+from bonefe.sites.vertebra.levels import LEVELS
+from bonefe.sites.vertebra.options import SpineOptions
 from bonefe.suitability import SuitabilityOptions
 from bonefe.uncertainty import UncertaintyOptions
 
@@ -41,7 +44,7 @@ class Patient:
     side: which femur ("left" or "right").
     pain: Mirels pain component when the clinician supplies it.
     height_m: body height (m) for the sideways-fall impact force; default 1.70 m, the reference
-        height of the impact formula (`bonefe.fall.impact_force`, van den Kroonenberg et al. 1995).
+        height of the impact formula (`bonefe.sites.femur.fall.impact_force`, van den Kroonenberg et al. 1995).
     trochanteric_soft_tissue_mm: soft tissue over the greater trochanter (mm, from the CT) that
         attenuates the fall impact (Robinovitch et al. 1995); None: not attenuated (cautious).
     """
@@ -168,6 +171,11 @@ class Case:
     """Input plausibility checks (`bonefe.plausibility`), all on by default; turning one off is reported."""
     suitability: SuitabilityOptions = field(default_factory=SuitabilityOptions)
     """Scan checks before meshing and their overrides (`bonefe.suitability`)."""
+    site: str = "femur"
+    """The bone (`bonefe.sites.SITES`); femur by default, so older case files keep working."""
+    level: str | None = None
+    """The vertebra's level (C1–L5) when site is vertebra."""
+    spine: SpineOptions = field(default_factory=SpineOptions)
 
     def __post_init__(self):
         # "." and ".." would make the output folder (runs/<name>) the runs folder or the case's own
@@ -175,6 +183,11 @@ class Case:
         if (not self.name or self.name in (".", "..") or not self.name.isprintable()
                 or any(c in self.name for c in '/\\:*?"<>|')):
             raise ValueError(f"name must be a non-empty folder-safe text, not '.' or '..' (got {self.name!r})")
+        if self.site not in SITES:
+            raise ValueError(f"site must be one of {', '.join(SITES)} (got {self.site!r})")
+        if self.site == "vertebra" and self.level not in LEVELS:
+            raise ValueError(f"a vertebra case needs level: one of {LEVELS[0]}…{LEVELS[-1]}, e.g. L1 "
+                             f"(got {self.level!r})")
 
     @property
     def body_weight(self) -> float:

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from mpi4py import MPI
 
-from bonefe.phantom import PhantomSpec, write_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
 from bonefe.phantom_body import BodySpec
 from bonefe.pipeline import run_case
 

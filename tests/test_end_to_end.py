@@ -18,7 +18,7 @@ import pytest
 import pyvista as pv
 import yaml
 
-from bonefe.phantom import PhantomSpec, write_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
 from bonefe.pipeline import run_case
 
 MESH_MM = 5.0  # coarse, to keep the suite fast; the benchmarks and docs use the default 3 mm

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from bonefe.anatomy import HEAD, SUPPORT, boundary_tags
+from bonefe.sites.femur.anatomy import HEAD, SUPPORT, boundary_tags
 from bonefe.export import DEFAULT_E_BINS, bin_modulus, export_inp, export_mesh, gather_cells
 from bonefe.materials import MaterialOptions, cell_material
 from bonefe.meshing import mesh_bone
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.solver import ElasticitySolver, patch_traction
 
 COMM = MPI.COMM_WORLD

@@ -20,7 +20,7 @@ import yaml
 from test_imaging import write_dicom_series
 
 from bonefe.imaging import write_image
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.pipeline import run_case
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ import time
 import pytest
 import yaml
 
-from bonefe.phantom import PhantomSpec, write_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
 
 WAIT_S = 300  # two tiny cases take well under a minute; a queue that never starts fails the test
 pytestmark = pytest.mark.slow

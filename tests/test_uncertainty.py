@@ -28,14 +28,14 @@ from mpi4py import MPI
 from scipy import stats
 
 import bonefe.uncertainty as uncertainty
-from bonefe.anatomy import HEAD, SUPPORT, FemurFrame
+from bonefe.sites.femur.anatomy import HEAD, SUPPORT, FemurFrame
 from bonefe.assessment import RiskOptions
 from bonefe.calibration import line_errors
 from bonefe.case import MeshOptions
-from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY
+from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY
 from bonefe.materials import LAWS, MaterialOptions, apparent_density, ash_density, qct_density
 from bonefe.perturbation import SegmentationState, SharedMesh, signed_distance
-from bonefe.phantom import PhantomSpec, make_phantom, write_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom, write_phantom
 from bonefe.pipeline import run_case
 from bonefe.uncertainty import (
     Draw, FactorEffect, Study, UncertaintyOptions, calibration_spread, case_failure, dominant_factor, draw_samples,
