@@ -142,7 +142,7 @@ def run_case(mesh_file: Path, target_dofs: int, petsc_options: dict) -> dict:
     from mpi4py import MPI
 
     from bonefe.sites.femur.anatomy import SUPPORT
-    from bonefe.assessment import PATCH_TAGS
+    from bonefe.sites.femur.assessment import PATCH_TAGS
     from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, force_world, patch_forces
     from bonefe.nonlocal_strain import SphereAverage
     from bonefe.solver import ElasticitySolver, UnitLoadBasis, patch_traction, principal_strains

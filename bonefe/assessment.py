@@ -1,29 +1,26 @@
-"""The finite-element assessment of one bone: unit loads, every activity, the failure load.
+"""The finite-element assessment of one bone: every activity, the reference failure load, the twin.
 
-Linear elasticity makes strain proportional to load, so the bone is solved once per unit force
-component on each load patch (head contact, greater trochanter: six solves with one operator) and
-every activity is a superposition (`bonefe.solver.UnitLoadBasis`). For an activity with contact
-force F, the strain at unit magnitude along its direction gives the force F_allow at which the
-nonlocal strain (averaged over a sphere of bone, `bonefe.nonlocal_strain`) first reaches the strain
-limit (`bonefe.risk.failure_load`); the safety factor is F_allow / |F|.
+Linear elasticity makes strain proportional to load, so the bone is solved once per unit load
+component (the site's loading: `bonefe.sites.base.Setup.model`) and every activity is a
+superposition. For a load (`bonefe.sites.base.Load`) with peak F, the strain under its unit load
+gives the force F_allow at which the nonlocal strain (averaged over a sphere of bone,
+`bonefe.nonlocal_strain`) first reaches the strain limit (`bonefe.risk.failure_load`); the safety
+factor is F_allow / F. The failure load the report leads with is that of the site's reference load.
 
 Cells that are not evaluated for failure: lesion tissue itself (its strain is that of soft tissue,
-not of bone) and cells within `exclusion_mm` of a load or support patch, where the idealised
-boundary conditions create strain artefacts (Saint-Venant). A lattice point of the nonlocal strain
-is evaluated when it lies in an evaluated cell.
+not of bone) and cells within `exclusion_mm` of a load or support patch (the tagged facets), where
+the idealised boundary conditions create strain artefacts (Saint-Venant); a site that loads through
+its own operator without patches has none. A lattice point of the nonlocal strain is evaluated when
+it lies in an evaluated cell.
 
 Lesion-free twin and strain fold ratio (Sternheim et al. 2020): when the bone has lesion cells
 and the caller gives the twin's moduli (`bonefe.materials.healthy_volume` → `cell_material`, same
-mesh), the twin is solved with its own unit-load basis. SFR = peak failure index near the lesion
-with the lesion / the same in the twin, both under the stance activity. "Near the lesion": the
-lattice points evaluated for failure in the lesioned bone (bone, away from the patches) that lie
-within SFR_REGION_MM of a lesion cell centre; the same points in both models. "Peak": the largest
-failure index max(ε1/ε_t, −ε3/ε_c) (a principal strain magnitude scaled by its limit) of the
-nonlocal strain, so one distorted element cannot set it.
-
-Envelope: the allowed hip-contact force on the head patch along directions of the frontal
-(inferior → lateral) and sagittal (inferior → posterior) planes every `step_deg`, each the
-failure load along that direction from the unit-load basis (contact force alone, no abductor).
+mesh), the twin is solved with its own basis. SFR = peak failure index near the lesion with the
+lesion / the same in the twin, both under the reference load at its peak. "Near the lesion": the
+lattice points evaluated for failure in the lesioned bone that lie within SFR_REGION_MM of a lesion
+cell centre; the same points in both models. "Peak": the largest failure index max(ε1/ε_t, −ε3/ε_c)
+(a principal strain magnitude scaled by its limit) of the nonlocal strain, so one distorted element
+cannot set it.
 """
 
 from dataclasses import dataclass, field
@@ -32,8 +29,6 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
-from bonefe.sites.femur.anatomy import HEAD, SUPPORT, TROCHANTER, FemurFrame
-from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, Activity, force_world, patch_forces
 from bonefe.nonlocal_strain import DEFAULT_RADIUS_MM, SphereAverage, sphere_average
 from bonefe.risk import (
     ActivityAssessment,
@@ -48,25 +43,14 @@ from bonefe.risk import (
     distance_mask,
     failure_under_unit_load,
 )
-from bonefe.solver import ElasticitySolver, UnitLoadBasis, principal_strains
+from bonefe.sites.base import Load, Setup
+from bonefe.solver import StrainBasis, principal_strains
 from bonefe.volume import BONE, LESION_LABELS
-
-PATCH_TAGS = {"head": HEAD, "trochanter": TROCHANTER}
 
 SFR_REGION_MM = 10.0
 """Bone cells within this distance (mm, centre to centre) of a lesion cell form the region whose
 peak strain the strain fold ratio compares: about one cortical thickness plus one element around
 the lesion, where a defect concentrates strain."""
-
-ENVELOPE_STEP_DEG = 5.0
-ENVELOPE_PLANES = {
-    "frontal": ("lateral", np.array([-1.0, 0.0, 0.0])),
-    "sagittal": ("posterior", np.array([0.0, -1.0, 0.0])),
-}
-"""Envelope planes: name -> (direction that angle 90° points to, its frame components
-(medial, anterior, superior)); angle 0° points inferiorly, along the main hip-contact force."""
-INFERIOR = np.array([0.0, 0.0, -1.0])
-
 
 @dataclass(frozen=True)
 class RiskOptions:
@@ -108,12 +92,13 @@ class Assessment:
     """What the FE model says about one bone."""
 
     stance: FailureResult
+    """Failure under the site's reference load (`bonefe.sites.base.Setup.reference`)."""
     activities: list[ActivityAssessment]
     stance_strain: np.ndarray
-    """Max principal strain per local cell under the stance activity's peak load (dimensionless)."""
+    """Max principal strain per local cell under the reference load's peak (dimensionless)."""
     stance_points: "NonlocalStance"
-    """The nonlocal strain where failure is read, under the stance activity's peak load."""
-    basis: UnitLoadBasis
+    """The nonlocal strain where failure is read, under the reference load's peak."""
+    basis: StrainBasis
     """The unit-load solutions of the bone, for per-activity fields."""
     evaluated: np.ndarray
     """True for local cells evaluated for failure."""
@@ -121,10 +106,10 @@ class Assessment:
     iterations: list[int]
     twin: "TwinComparison | None" = None
     """Lesion-free twin and strain fold ratio; None without lesion cells or twin moduli."""
-    envelope: list["EnvelopePlane"] = field(default_factory=list)
-    envelope_marks: list["EnvelopeMark"] = field(default_factory=list)
     model: "BoneModel | None" = None
     """The bone model itself, for further post-processes of its nonlocal strain (`bonefe.window`)."""
+    extras: dict = field(default_factory=dict)
+    """What the site adds (`bonefe.sites.base.Site.assess_more`), by results key."""
 
 
 @dataclass(frozen=True)
@@ -158,61 +143,27 @@ class TwinComparison:
     region_volume_mm3: float
 
 
-@dataclass(frozen=True)
-class EnvelopePlane:
-    """Allowed hip-contact force (N) along directions of one anatomical plane.
-
-    Angle 0° points inferiorly (frame −superior), 90° towards `towards` ("lateral" or "posterior").
-    """
-
-    plane: str
-    towards: str
-    angles_deg: list[float]
-    allowed_force_n: list[float]
-
-
-@dataclass(frozen=True)
-class EnvelopeMark:
-    """A head-contact activity on the envelope plots: its direction's angle in each plane (of its
-    projection there), its peak force and its allowed force along its own direction (N)."""
-
-    label: str
-    angles_deg: dict[str, float]
-    peak_force_n: float
-    allowed_force_n: float
-
-
 def cell_centres(mesh) -> np.ndarray:
     """Centroids (n_local, 3) of the local owned tetrahedra, world mm."""
     n = mesh.topology.index_map(3).size_local
     return mesh.geometry.x[mesh.geometry.dofmaps[0][:n]].mean(axis=1)
 
 
-def _patch_points(mesh, facet_tags, tags) -> np.ndarray:
-    """Midpoints of the facets carrying `tags`, gathered from every rank (world mm)."""
+def _patch_points(mesh, facet_tags) -> np.ndarray:
+    """Midpoints of every tagged facet (load and support patches), gathered from every rank (world mm)."""
     from dolfinx.mesh import compute_midpoints
 
-    facets = np.concatenate([facet_tags.find(tag) for tag in tags])
+    facets = np.zeros(0, np.int32) if facet_tags is None else facet_tags.indices
     local = compute_midpoints(mesh, 2, facets.astype(np.int32))
     return np.concatenate(mesh.comm.allgather(local), axis=0)
 
 
 def evaluated_cells(mesh, facet_tags, labels, exclusion_mm) -> np.ndarray:
-    """True for local cells evaluated for failure: bone, away from load and support patches."""
-    points = _patch_points(mesh, facet_tags, (SUPPORT, HEAD, TROCHANTER))
+    """True for local cells evaluated for failure: bone, away from the load and support patches
+    (the tagged facets; none when facet_tags is None)."""
+    points = _patch_points(mesh, facet_tags)
     near = distance_mask(cell_centres(mesh), points, exclusion_mm)
     return ~near & ~np.isin(labels, LESION_LABELS)
-
-
-def activity_list(names: list[str] | None, custom: list[Activity]) -> list[Activity]:
-    """The library activities named (all when `names` is None) followed by the case's own."""
-    from bonefe.errors import BonefeError
-
-    chosen = list(ACTIVITIES) if names is None else names
-    unknown = [n for n in chosen if n not in ACTIVITIES]
-    if unknown:
-        raise BonefeError(f"unknown activity '{unknown[0]}': choose from {', '.join(ACTIVITIES)}")
-    return [ACTIVITIES[n] for n in chosen] + list(custom)
 
 
 @dataclass
@@ -252,37 +203,31 @@ def failure_points(mesh, labels, evaluated: np.ndarray, radius_mm: float) -> Fai
 
 
 class BoneModel:
-    """One bone on one mesh: solver, unit-load basis, its nonlocal strain at the lattice points
-    evaluated for failure."""
+    """One bone on one mesh: its loading's solver and unit-load basis (given by the site,
+    `bonefe.sites.base.Setup.model`), its nonlocal strain at the lattice points evaluated for failure.
 
-    def __init__(self, mesh, facet_tags, E, labels, nu, options: RiskOptions, degree: int = 1):
-        self.mesh, self.options = mesh, options
-        self.solver = ElasticitySolver(mesh, E, nu, facet_tags.find(SUPPORT), degree=degree)
-        self.basis = UnitLoadBasis(self.solver, {name: facet_tags.find(tag) for name, tag in PATCH_TAGS.items()})
+    basis: a `bonefe.solver.StrainBasis` over the site's load components; evaluated: per local
+    cell, True where failure is read."""
+
+    def __init__(self, mesh, labels, options: RiskOptions, solver, basis: StrainBasis, evaluated: np.ndarray):
+        self.mesh, self.options, self.solver, self.basis = mesh, options, solver, basis
         self.centres = cell_centres(mesh)
-        self.evaluated = evaluated_cells(mesh, facet_tags, labels, options.exclusion_mm)
+        self.evaluated = evaluated
         self.lattice = failure_points(mesh, labels, self.evaluated, options.averaging_radius_mm)
         self.nonlocal_basis = self.basis.mapped(self.lattice.nonlocal_field)
 
     def principal(self, forces: dict) -> np.ndarray:
-        """Nonlocal principal strains (n_points, 3), descending, under {patch: world force in N}."""
+        """Nonlocal principal strains (n_points, 3), descending, under a load {component: value}."""
         return principal_strains(self.nonlocal_basis.strain(forces))
 
     def failure(self, unit_forces: dict) -> FailureResult:
-        """Failure load (N) along forces {patch: world force} that sum to 1 N in magnitude."""
+        """Failure load (N) along a unit load (components summing to 1 N in magnitude)."""
         return failure_under_unit_load(self.principal(unit_forces), self.lattice.points, self.mesh.comm,
                                        criterion=self.options.criterion)
 
     def peak_index(self, forces: dict, region: np.ndarray) -> float:
         """Peak nonlocal failure index over `region` (this rank's points) under forces."""
         return peak(failure_index(self.principal(forces), self.options.criterion), self.mesh.comm, ~region)
-
-
-def unit_forces(activity: Activity, frame: FemurFrame, body_mass_kg: float, abductor: bool) -> tuple[dict, float]:
-    """The activity's patch forces scaled to 1 N of contact force, and its contact force (N)."""
-    forces = patch_forces(activity, frame, body_mass_kg, abductor=abductor)
-    magnitude = float(np.linalg.norm(force_world(activity, frame, body_mass_kg)))
-    return {k: f / magnitude for k, f in forces.items()}, magnitude
 
 
 def lesion_region(model: BoneModel, labels, region_mm: float = SFR_REGION_MM) -> np.ndarray:
@@ -308,69 +253,30 @@ def compare_twin(model: BoneModel, twin: BoneModel, region: np.ndarray, stance: 
                           region_mm, volume)
 
 
-def plane_direction(plane: str, angle_deg: float) -> np.ndarray:
-    """Unit direction (medial, anterior, superior) at angle_deg in an envelope plane (ENVELOPE_PLANES)."""
-    towards = ENVELOPE_PLANES[plane][1]
-    angle = np.radians(angle_deg)
-    return np.cos(angle) * INFERIOR + np.sin(angle) * towards
-
-
-def allowed_head_force(model: BoneModel, frame: FemurFrame, direction) -> float:
-    """Allowed hip-contact force (N) on the head patch along a frame direction (medial, anterior, superior)."""
-    world = frame.basis() @ (np.asarray(direction, float) / np.linalg.norm(direction))
-    return model.failure({"head": world}).failure_load_n
-
-
-def force_envelope(model: BoneModel, frame: FemurFrame, step_deg: float = ENVELOPE_STEP_DEG) -> list[EnvelopePlane]:
-    """Allowed hip-contact force every step_deg over the full circle of each envelope plane."""
-    angles = [float(a) for a in np.arange(0.0, 360.0, step_deg)]
-    return [EnvelopePlane(plane, towards, angles,
-                          [allowed_head_force(model, frame, plane_direction(plane, a)) for a in angles])
-            for plane, (towards, _) in ENVELOPE_PLANES.items()]
-
-
-def envelope_marks(activities: list[Activity], rows: list[ActivityAssessment]) -> list[EnvelopeMark]:
-    """Marks for the head-contact activities (the envelope is of hip-contact force alone)."""
-    marks = []
-    for activity, row in zip(activities, rows):
-        if activity.patch == "head":
-            d = np.asarray(activity.force, float)
-            angles = {plane: float(np.degrees(np.arctan2(d @ towards, d @ INFERIOR)) % 360.0)
-                      for plane, (_, towards) in ENVELOPE_PLANES.items()}
-            marks.append(EnvelopeMark(row.label, angles, row.peak_force_n, row.allowed_force_n))
-    return marks
-
-
-def _has_lesion(mesh, labels) -> bool:
+def has_lesion(mesh, labels) -> bool:
+    """Whether any rank holds lesion cells."""
     return mesh.comm.allreduce(bool(np.isin(labels, LESION_LABELS).any()), op=MPI.LOR)
 
 
-def assess(mesh, facet_tags, E, labels, nu, frame: FemurFrame, body_mass_kg: float,
-           activities: list[Activity], options: RiskOptions, degree: int = 1,
-           twin_E: np.ndarray | None = None, envelope_step_deg: float | None = ENVELOPE_STEP_DEG) -> Assessment:
-    """Solve the unit loads once and assess the stance failure load, every activity, the force
-    envelope (unless envelope_step_deg is None) and, given the lesion-free twin's moduli twin_E
-    on the same mesh and lesion cells in `labels`, the strain fold ratio."""
-    model = BoneModel(mesh, facet_tags, E, labels, nu, options, degree)
-    rows = []
-    for activity in activities:
-        forces, magnitude = unit_forces(activity, frame, body_mass_kg, options.abductor)
-        rows.append(assess_activity(activity.name, activity.label, magnitude, model.failure(forces).failure_load_n,
-                                    activity.reference, options.verdict))
-    stance_activity = ACTIVITIES[STANCE_ACTIVITY]
-    stance_forces, stance_magnitude = unit_forces(stance_activity, frame, body_mass_kg, options.abductor)
-    stance = model.failure(stance_forces)
-    stance_strain = principal_strains(model.basis.strain(stance_forces))[:, 0] * stance_magnitude
-    principal = model.principal({k: f * stance_magnitude for k, f in stance_forces.items()})
+def assess(setup: Setup, mesh, facet_tags, E, labels, nu, loads: list[Load], options: RiskOptions,
+           degree: int = 1, twin_E: np.ndarray | None = None) -> Assessment:
+    """Solve the site's unit loads once and assess every load, the reference failure load and, given
+    the lesion-free twin's moduli twin_E on the same mesh and lesion cells in `labels`, the strain
+    fold ratio."""
+    model = setup.model(mesh, facet_tags, E, labels, nu, options, degree)
+    rows = [assess_activity(load.name, load.label, load.peak_n, model.failure(load.unit).failure_load_n,
+                            load.reference, options.verdict) for load in loads]
+    reference = setup.reference()
+    stance = model.failure(reference.unit)
+    stance_strain = principal_strains(model.basis.strain(reference.unit))[:, 0] * reference.peak_n
+    principal = model.principal(reference.peak)
     stance_points = NonlocalStance(model.lattice.points, model.lattice.keys, principal,
                                    failure_index(principal, options.criterion))
     twin = None
-    if twin_E is not None and _has_lesion(mesh, labels):
+    if twin_E is not None and has_lesion(mesh, labels):
         healthy = np.full_like(np.asarray(labels), BONE)
-        twin_model = BoneModel(mesh, facet_tags, twin_E, healthy, nu, options, degree)
+        twin_model = setup.model(mesh, facet_tags, twin_E, healthy, nu, options, degree)
         region = lesion_region(model, labels)
-        twin = compare_twin(model, twin_model, region, stance_forces, stance_magnitude)
-    envelope = force_envelope(model, frame, envelope_step_deg) if envelope_step_deg else []
+        twin = compare_twin(model, twin_model, region, reference.unit, reference.peak_n)
     return Assessment(stance, rows, stance_strain, stance_points, model.basis, model.evaluated, model.solver.num_dofs(),
-                      [h["iterations"] for h in model.solver.history], twin, envelope,
-                      envelope_marks(activities, rows) if envelope else [], model)
+                      [h["iterations"] for h in model.solver.history], twin, model)

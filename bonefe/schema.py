@@ -9,6 +9,8 @@ import types
 import typing
 from pathlib import Path
 
+import numpy as np
+
 from bonefe.errors import BonefeError
 
 
@@ -121,3 +123,16 @@ def as_plain(obj):
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def plain_values(value):
+    """numpy scalars/arrays and dataclasses as plain Python values (JSON-ready, for the schema builder)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return plain_values(as_plain(value))
+    if isinstance(value, dict):
+        return {str(k): plain_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [plain_values(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

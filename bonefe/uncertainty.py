@@ -14,12 +14,12 @@ calibration   (slope, intercept) ~ N(line, covariance)                     the c
                                                                            (`calibration_errors`)
                                                                            or DEFAULT_* below
 poisson       ν ~ uniform(ν ± poisson_delta)                               POISSON_DELTA
-law           density–modulus law ~ uniform over `laws` (opt-in)           see FEMORAL_LAWS
+law           density–modulus law ~ uniform over `laws` (opt-in)           the site's laws
 ============  ===========================================================  =====================
 
 Every state is material on one shared mesh (`bonefe.perturbation.SharedMesh`: the bone grown by
 the largest outward move, 2 SD, CT sampled once): a draw costs its modulus, one operator and one
-stance solve, no re-meshing. The shared mesh is a second mesh of (nearly) the same bone, so its
+reference-load solve, no re-meshing. The shared mesh is a second mesh of (nearly) the same bone, so its
 nominal state F₀′ differs from the case's failure load F₀ by mesh noise (reported as
 `shared_nominal_n`); every computed load F_i is used as the ratio F_i / F₀′, applied to F₀.
 
@@ -53,28 +53,20 @@ import numpy as np
 from mpi4py import MPI
 from scipy import stats
 
-from bonefe.sites.femur.anatomy import SUPPORT, FemurFrame, boundary_tags
-from bonefe.assessment import PATCH_TAGS, FailurePoints, RiskOptions, evaluated_cells, failure_points, unit_forces
+from bonefe.assessment import FailurePoints, RiskOptions, evaluated_cells, failure_points
 from bonefe.calibration import LineErrors
 from bonefe.errors import BonefeError
-from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
 from bonefe.materials import LAWS, MaterialOptions, cell_material
-from bonefe.meshing import mesh_bone
 from bonefe.perturbation import SegmentationState, SharedMesh, grown_volume
-from bonefe.risk import body_weight_n, failure_under_unit_load, risk_category
-from bonefe.solver import ElasticitySolver, cell_strain, patch_traction, principal_strains
+from bonefe.risk import body_weight_n, risk_category
 from bonefe.volume import Volume
 
 FACTORS = ("segmentation", "lesion", "calibration", "poisson", "law")
 DEFAULT_FACTORS = ("segmentation", "lesion", "calibration", "poisson")
-"""Drawn by default: the inputs with a measured error. The law is opt-in (see FEMORAL_LAWS)."""
-FEMORAL_LAWS = ("morgan2003", "keller1994")
-"""Laws drawn when `law` is asked for: those fitted on human femoral bone (Morgan et al. 2003,
-femoral neck; Keller 1994, femur). Which law suits a metastatic femur is not settled — the
-bonefe default is Morgan 2003 (DESIGN, with the Schileo et al. 2008 density chain), while a CT-FE
-validation on 20 cadaveric proximal femora found Keller's equations the most reproducible (PubMed
-Central PMC5732520, abstract). The choice is model-form uncertainty without a known distribution,
-so it is not drawn by default (nor can a synthetic truth test it, `bonefe.validation.coverage`)."""
+"""Drawn by default: the inputs with a measured error. The law is opt-in: which law suits a
+metastatic bone is model-form uncertainty without a known distribution, so it is not drawn by
+default (nor can a synthetic truth test it, `bonefe.validation.coverage`); the laws drawn are the
+case's `laws`, else the site's (`bonefe.sites.base.Setup.laws`)."""
 
 BONE_SD_MM = 0.5
 """SD (mm) of the offset of the whole periosteal outline. Nine reconstructions of one femur by
@@ -83,13 +75,15 @@ trochanter (Soodmand et al. 2018, BioMed Eng OnLine 17:29); two raters' manual p
 outlines differed by 0.21 mm average surface distance ("Bone and joint enhancement filtering:
 application to proximal femur segmentation from uncalibrated CT datasets", 2021, abstract). A
 systematic offset of 0.5 mm SD lies between the two (local scatter averages out over the 2 mm
-strain sphere); ±2 SD is one voxel of a 1 mm scan."""
+strain sphere); ±2 SD is one voxel of a 1 mm scan. Measured on femora; applied to every site (a
+vertebral source was not found: for the vertebra this SD is unconfirmed)."""
 LESION_SD_MM = 1.5
 """SD (mm) of the offset of the lesion outlines. Two operators segmenting 54 metastatic femora
 agreed with Dice 0.54 ± 0.28, larger lesions mostly above 0.7 (Ataei et al. 2021, Int J CARS,
 doi:10.1007/s11548-021-02450-w). Concentric spheres of radius r and r + Δ have Dice
 2r³/(r³ + (r + Δ)³): Dice 0.7 on a 20 mm lesion is Δ = 2.3 mm between two operators, 2.3/√2 ≈
-1.6 mm per operator. Three times the bone's: lesion size is the larger segmentation error."""
+1.6 mm per operator. Three times the bone's: lesion size is the larger segmentation error. Measured
+on femora; applied to every site (unconfirmed for vertebrae)."""
 POISSON_DELTA = 0.05
 """Half-range of ν: reported values for bone span about 0.3–0.4 (DESIGN: 0.4 default, 0.3 option)."""
 TRUNCATE_SD = 2.0
@@ -117,7 +111,7 @@ NARROWED_BY = {
     "lesion": "a lesion outline confirmed by a second reader or on MRI",
     "calibration": "a calibration phantom in the scan or an internal (phantomless) calibration",
     "poisson": "nothing practical: it moves the load little",
-    "law": "mechanical tests of metastatic femora that single out one law",
+    "law": "mechanical tests of metastatic bones that single out one law",
 }
 
 
@@ -130,7 +124,8 @@ class UncertaintyOptions:
     interval: probability p of the interval. factors: which of FACTORS to draw.
     bone_sd_mm, lesion_sd_mm: SD of the outline offsets (BONE_SD_MM, LESION_SD_MM).
     slope_rel_se, intercept_se_hu: calibration SEs used when the case has no fit.
-    poisson_delta: half-range of ν. laws: the laws drawn when `law` is among the factors.
+    poisson_delta: half-range of ν. laws: the laws drawn when `law` is among the factors (None:
+        the site's, `bonefe.sites.base.Setup.laws`).
     """
 
     samples: int = 19
@@ -143,7 +138,7 @@ class UncertaintyOptions:
     slope_rel_se: float = DEFAULT_SLOPE_REL_SE
     intercept_se_hu: float = DEFAULT_INTERCEPT_SE_HU
     poisson_delta: float = POISSON_DELTA
-    laws: list[str] = field(default_factory=lambda: list(FEMORAL_LAWS))
+    laws: list[str] | None = None
 
     def __post_init__(self):
         if not 2 <= self.samples <= 10000:
@@ -158,13 +153,13 @@ class UncertaintyOptions:
             raise ValueError("slope_rel_se must lie in [0, 0.5) and intercept_se_hu be >= 0")
         if not 0.0 < self.poisson_delta <= 0.2:
             raise ValueError(f"poisson_delta must lie in (0, 0.2] (got {self.poisson_delta})")
-        unknown = [law for law in self.laws if law not in LAWS]
-        if unknown or not self.laws:
+        unknown = [law for law in self.laws or () if law not in LAWS]
+        if unknown or self.laws == []:
             raise ValueError(f"laws must be a non-empty list of {', '.join(LAWS)} (got {self.laws})")
 
-    def law_names(self, nominal: str) -> list[str]:
-        """The laws drawn from, the nominal one included, in registry order."""
-        chosen = set(self.laws) | {nominal}
+    def law_names(self, nominal: str, site_laws=()) -> list[str]:
+        """The laws drawn from (`laws`, else the site's), the nominal one included, in registry order."""
+        chosen = set(self.laws if self.laws is not None else site_laws) | {nominal}
         return [name for name in LAWS if name in chosen]
 
     @property
@@ -205,7 +200,7 @@ class FactorEffect:
 
 @dataclass(frozen=True)
 class Sample:
-    """One Monte-Carlo draw of the inputs and its stance failure load (N, scaled to the case mesh)."""
+    """One Monte-Carlo draw of the inputs and its reference failure load (N, scaled to the case mesh)."""
 
     law: str
     slope: float
@@ -218,7 +213,7 @@ class Sample:
 
 @dataclass(frozen=True)
 class UncertaintyResult:
-    """The interval of the stance failure load and what drives it (see the module docstring).
+    """The interval of the reference failure load and what drives it (see the module docstring).
 
     nominal_n: the case's failure load F₀; shared_nominal_n: F₀′, the same inputs on the shared
     mesh (their difference is mesh noise); lower_n/upper_n (and × BW): the interval, the order
@@ -252,15 +247,15 @@ class UncertaintyResult:
 
 @dataclass(frozen=True)
 class Study:
-    """What every state of the study shares: the scanned volume, femur frame, case options
-    (material, mesh: a `bonefe.case.MeshOptions`, risk, element degree) and body mass (kg)."""
+    """What every state of the study shares: the scanned volume, the site bound to the case
+    (`bonefe.sites.base.Setup`: frame, patches, reference load, thresholds, laws) and the case
+    options (material, mesh: a `bonefe.case.MeshOptions`, risk, element degree)."""
 
     volume: Volume
-    frame: FemurFrame
+    setup: object
     material: MaterialOptions
     mesh: object
     risk: RiskOptions
-    body_mass_kg: float
     degree: int = 1
 
 
@@ -281,52 +276,35 @@ class Draw:
     segmentation: SegmentationState
 
 
-def mesh_case(volume: Volume, options, frame: FemurFrame, comm=MPI.COMM_WORLD):
-    """The pipeline's mesh stage: `bonefe.meshing.mesh_bone` at the case's mesh options and the
-    boundary tags of the femur frame. Returns (BoneMesh, facet tags)."""
-    bone = mesh_bone(volume, options.size_mm, comm, options.lesion_size_mm,
-                     cortex_size_mm=options.cortex_size_mm, thin_cortex_mm=options.thin_cortex_mm,
-                     cortex_hu=options.cortex_hu)
-    return bone, boundary_tags(bone.mesh, frame, cap_axis=-(frame.basis() @ WALKING_DIRECTION))
-
-
-def stance_failure(study: Study, bone: MeshedBone, E: np.ndarray, nu: float) -> float:
-    """Stance failure load (N) of one material on one mesh: one operator, one solve of the stance
-    patch forces scaled to 1 N of contact force (linearity gives the load as 1 / the index)."""
-    solver = ElasticitySolver(bone.mesh, E, nu, bone.facet_tags.find(SUPPORT), degree=study.degree)
-    forces, _ = unit_forces(ACTIVITIES[STANCE_ACTIVITY], study.frame, study.body_mass_kg, study.risk.abductor)
-    loads = []
-    for patch, force in forces.items():
-        facets = bone.facet_tags.find(PATCH_TAGS[patch])
-        loads.append((facets, patch_traction(bone.mesh, facets, force)))
-    principal = principal_strains(bone.lattice.nonlocal_field(cell_strain(solver.solve(loads))))
-    return failure_under_unit_load(principal, bone.lattice.points, bone.mesh.comm,
-                                   criterion=study.risk.criterion).failure_load_n
+def reference_failure(study: Study, bone: MeshedBone, E: np.ndarray, nu: float) -> float:
+    """Reference failure load (N) of one material on one mesh, read at the bone's lattice (the site
+    solves only what that load needs, `bonefe.sites.base.Setup.reference_failure`)."""
+    return study.setup.reference_failure(bone.mesh, bone.facet_tags, bone.lattice, E, nu, study.risk, study.degree)
 
 
 def case_failure(study: Study, comm=MPI.COMM_WORLD) -> float:
-    """The case's stance failure load F₀ (N) as the pipeline computes it: the case mesh, the CT
+    """The case's reference failure load F₀ (N) as the pipeline computes it: the case mesh, the CT
     material of `bonefe.materials.cell_material`, read in its bone cells."""
-    bone, tags = mesh_case(study.volume, study.mesh, study.frame, comm)
+    bone, tags = study.setup.mesh(study.volume, study.mesh, comm)
     cells = cell_material(bone.mesh, study.volume, study.material)
     evaluated = evaluated_cells(bone.mesh, tags, cells.label, study.risk.exclusion_mm)
     lattice = failure_points(bone.mesh, cells.label, evaluated, study.risk.averaging_radius_mm)
-    return stance_failure(study, MeshedBone(bone.mesh, tags, lattice), cells.E, study.material.poisson)
+    return reference_failure(study, MeshedBone(bone.mesh, tags, lattice), cells.E, study.material.poisson)
 
 
 def shared_mesh(study: Study, reach_mm: float, comm=MPI.COMM_WORLD) -> SharedMesh:
     """The shared mesh of the study: the bone grown by reach_mm, meshed at the case's options."""
-    bone, tags = mesh_case(grown_volume(study.volume, reach_mm), study.mesh, study.frame, comm)
+    bone, tags = study.setup.mesh(grown_volume(study.volume, reach_mm), study.mesh, comm)
     return SharedMesh(bone.mesh, tags, study.volume, reach_mm, study.material, study.risk.exclusion_mm,
                       study.risk.averaging_radius_mm)
 
 
 def state_failure(study: Study, shared: SharedMesh, draw: Draw, drawn_bone_mm: float = 0.0) -> float:
-    """Stance failure load (N) of one state on the shared mesh (read where the outline drawn at
+    """Reference failure load (N) of one state on the shared mesh (read where the outline drawn at
     offset drawn_bone_mm holds bone, `bonefe.perturbation`)."""
     lattice = shared.failure_points(draw.segmentation, drawn_bone_mm)
-    return stance_failure(study, MeshedBone(shared.mesh, shared.facet_tags, lattice),
-                          shared.modulus(draw.segmentation, draw.material), draw.material.poisson)
+    return reference_failure(study, MeshedBone(shared.mesh, shared.facet_tags, lattice),
+                             shared.modulus(draw.segmentation, draw.material), draw.material.poisson)
 
 
 def calibration_spread(material: MaterialOptions, errors: LineErrors | None,
@@ -342,7 +320,7 @@ def calibration_spread(material: MaterialOptions, errors: LineErrors | None,
 
 
 def draw_samples(options: UncertaintyOptions, material: MaterialOptions,
-                 calibration: CalibrationSpread) -> list[Draw]:
+                 calibration: CalibrationSpread, site_laws: tuple[str, ...] = ()) -> list[Draw]:
     """The Monte-Carlo inputs: options.samples draws in a fixed order from PCG64(seed); factors
     not asked for stay at their case values."""
     rng = np.random.default_rng(options.seed)
@@ -363,7 +341,7 @@ def draw_samples(options: UncertaintyOptions, material: MaterialOptions,
     if "poisson" in options.factors:
         nus = rng.uniform(*_poisson_range(material, options), size=n)
     if "law" in options.factors:
-        names = options.law_names(material.law)
+        names = options.law_names(material.law, site_laws)
         laws = [names[i] for i in rng.integers(len(names), size=n)]
     return [Draw(replace(material, slope=float(s), intercept=float(b), law=law, poisson=float(nu)),
                  SegmentationState(float(d), float(e)))
@@ -384,7 +362,7 @@ def order_statistic_interval(loads, probability: float) -> tuple[float, float, i
 
 
 def one_at_a_time(options: UncertaintyOptions, material: MaterialOptions,
-                  calibration: CalibrationSpread) -> list[tuple[str, str, list[tuple[str, Draw]]]]:
+                  calibration: CalibrationSpread, site_laws: tuple[str, ...] = ()) -> list[tuple[str, str, list[tuple[str, Draw]]]]:
     """Each factor's (name, description, [(label, draw) low and high]) at ±1 SD (module docstring)."""
     nominal = SegmentationState()
     rows = []
@@ -411,7 +389,7 @@ def one_at_a_time(options: UncertaintyOptions, material: MaterialOptions,
         rows.append(("poisson", f"Poisson ratio {material.poisson:g} ± {options.poisson_delta:g} (uniform)",
                      [at(f"ν = {low:g}", poisson=low), at(f"ν = {high:g}", poisson=high)]))
     if "law" in options.factors:
-        rows.append(("law", "density–modulus law", [at(name, law=name) for name in options.law_names(material.law)]))
+        rows.append(("law", "density–modulus law", [at(name, law=name) for name in options.law_names(material.law, site_laws)]))
     return rows
 
 
@@ -456,16 +434,16 @@ def propagate(study: Study, options: UncertaintyOptions, calibration_errors: Lin
     shared_nominal = state_failure(study, shared, Draw(study.material, SegmentationState()))
     scale = nominal_n / shared_nominal
     calibration = calibration_spread(study.material, calibration_errors, options)
-    rows = one_at_a_time(options, study.material, calibration)
+    rows = one_at_a_time(options, study.material, calibration, study.setup.laws)
     loads = {(name, label): scale * state_failure(study, shared, draw) for name, _, states in rows
              for label, draw in states}
     effects = _effects(rows, loads)
     samples = [Sample(d.material.law, d.material.slope, d.material.intercept, d.material.poisson,
                       d.segmentation.bone_mm, d.segmentation.lesion_mm, scale * state_failure(study, shared, d))
-               for d in draw_samples(options, study.material, calibration)]
+               for d in draw_samples(options, study.material, calibration, study.setup.laws)]
     lower, upper, k, coverage = order_statistic_interval([s.failure_load_n for s in samples], options.interval)
-    bw = body_weight_n(study.body_mass_kg)
-    thresholds = study.risk.thresholds
+    bw = body_weight_n(study.setup.body_mass_kg)
+    thresholds = study.setup.thresholds(study.risk)
     categories = [risk_category(f / bw, thresholds) for f in (nominal_n, lower, upper)]
     crossed = [t for t in (thresholds.high_below_bw, thresholds.low_from_bw) if lower / bw < t <= upper / bw]
     dominant, _ = dominant_factor(effects)

@@ -1,4 +1,4 @@
-"""What-if: how the stance failure load answers lesion growth and re-mineralisation, on one mesh.
+"""What-if: how the reference failure load answers lesion growth and re-mineralisation, on one mesh.
 
 Lesions are material, not geometry (`bonefe.materials`), so each scenario is a new CT volume
 mapped onto the same mesh: a new operator and unit-load basis, no remeshing.
@@ -19,9 +19,9 @@ f(t) = (1 − t)·f_lesion + t (a re-mineralised matrix is bone, not tumour). At
 voxels become bone: the volume is the twin's, and so is the failure load. Lesion cells are not
 evaluated for failure while t < 1 (as in `bonefe.assessment`).
 
-Each step is the stance failure load (`bonefe.assessment`, envelope off) with its risk category
-under the case thresholds (`bonefe.risk.risk_category`); the series records the first step whose
-category is "high".
+Each step is the failure load of the site's reference load (`bonefe.sites.base.Setup`) with its
+risk category under the site's thresholds (`bonefe.risk.risk_category`); the series records the
+first step whose category is "high".
 """
 
 from dataclasses import dataclass, replace
@@ -29,9 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage
 
-from bonefe.sites.femur.anatomy import FemurFrame
-from bonefe.assessment import BoneModel, RiskOptions, unit_forces
-from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY
+from bonefe.assessment import RiskOptions
 from bonefe.materials import MaterialOptions, cell_material, healthy_volume
 from bonefe.risk import body_weight_n, risk_category
 from bonefe.volume import BACKGROUND, BONE, LESION_LABELS, Volume
@@ -40,7 +38,7 @@ from bonefe.volume import BACKGROUND, BONE, LESION_LABELS, Volume
 @dataclass(frozen=True)
 class WhatIfStep:
     """One scenario: its parameter (growth in mm or re-mineralised fraction), the lesion's voxel
-    volume (mm³) and equivalent sphere diameter (mm), the stance failure load (N, × BW) and risk."""
+    volume (mm³) and equivalent sphere diameter (mm), the reference failure load (N, × BW) and risk."""
 
     value: float
     lesion_volume_mm3: float
@@ -66,14 +64,14 @@ class WhatIfSeries:
 @dataclass(frozen=True)
 class Scenario:
     """What every what-if step shares: the mesh with its facet tags, the scanned volume, the
-    material and risk options, the femur frame, body mass (kg) and element degree."""
+    material options, the site bound to the case (`bonefe.sites.base.Setup`), the risk options
+    and element degree."""
 
     mesh: object
     facet_tags: object
     volume: Volume
     material: MaterialOptions
-    frame: FemurFrame
-    body_mass_kg: float
+    setup: object
     risk: RiskOptions
     degree: int = 1
 
@@ -113,20 +111,18 @@ def remineralised(volume: Volume, twin: Volume, material: MaterialOptions, t: fl
     return Volume(hu=hu, labels=labels, affine=volume.affine), options
 
 
-def stance_failure_load(scenario: Scenario, volume: Volume, material: MaterialOptions) -> float:
-    """Stance failure load (N) of the mesh with the material of `volume` (one operator, unit-load basis)."""
+def reference_failure_load(scenario: Scenario, volume: Volume, material: MaterialOptions) -> float:
+    """Reference failure load (N) of the mesh with the material of `volume` (one operator, its basis)."""
     cells = cell_material(scenario.mesh, volume, material)
-    model = BoneModel(scenario.mesh, scenario.facet_tags, cells.E, cells.label, material.poisson,
-                      scenario.risk, scenario.degree)
-    forces, _ = unit_forces(ACTIVITIES[STANCE_ACTIVITY], scenario.frame, scenario.body_mass_kg,
-                            scenario.risk.abductor)
-    return model.failure(forces).failure_load_n
+    model = scenario.setup.model(scenario.mesh, scenario.facet_tags, cells.E, cells.label, material.poisson,
+                                 scenario.risk, scenario.degree)
+    return model.failure(scenario.setup.reference().unit).failure_load_n
 
 
 def _step(scenario: Scenario, value: float, volume: Volume, failure_load_n: float) -> WhatIfStep:
-    bw = failure_load_n / body_weight_n(scenario.body_mass_kg)
+    bw = failure_load_n / body_weight_n(scenario.setup.body_mass_kg)
     return WhatIfStep(float(value), *lesion_size(volume), failure_load_n, bw,
-                      risk_category(bw, scenario.risk.thresholds))
+                      risk_category(bw, scenario.setup.thresholds(scenario.risk)))
 
 
 def _series(kind: str, steps: list[WhatIfStep]) -> WhatIfSeries:
@@ -139,7 +135,7 @@ def lesion_growth(scenario: Scenario, steps_mm: list[float], baseline_n: float) 
     steps, lowest = [_step(scenario, 0.0, scenario.volume, baseline_n)], baseline_n
     for d in sorted(steps_mm):
         grown = grown_volume(scenario.volume, d)
-        lowest = min(lowest, stance_failure_load(scenario, grown, scenario.material))
+        lowest = min(lowest, reference_failure_load(scenario, grown, scenario.material))
         steps.append(_step(scenario, d, grown, lowest))
     return _series("growth", steps)
 
@@ -151,7 +147,7 @@ def remineralisation(scenario: Scenario, fractions: list[float], baseline_n: flo
     steps = [_step(scenario, 0.0, scenario.volume, baseline_n)]
     for t in sorted(fractions):
         volume, material = remineralised(scenario.volume, twin, scenario.material, t)
-        steps.append(_step(scenario, t, scenario.volume, stance_failure_load(scenario, volume, material)))
+        steps.append(_step(scenario, t, scenario.volume, reference_failure_load(scenario, volume, material)))
     return _series("remineralisation", steps)
 
 

@@ -4,13 +4,13 @@ enough that it may build bone.
 Per activity, at its peak load, side by side: the safety factor with its verdict
 (`bonefe.risk.VerdictPolicy`, unchanged) and the osteogenic stimulus (`bonefe.stimulus`) in the
 region of interest: the bone within REGION_MM of a lesion cell centre, lesion tissue excluded (the
-whole evaluated bone when there is no lesion). Accidents (INVOLUNTARY: stumbling) are left out.
+whole evaluated bone when there is no lesion). Accidents (`Load.accidental`: stumbling) are left out.
 An activity is **in the window** when its verdict is
 "safe" and at least TARGET_FRACTION of the region's bone volume reaches the upper modelling
 threshold MES_HIGH (1500 µε). The window never overrides a verdict: an activity that is not safe is
 never in it.
 
-Dose. Where the load scales (SCALABLE: carried weight, band resistance), the hip-contact force is
+Dose. Where the load scales (`Load.dose`: carried weight, band resistance), the contact force is
 taken proportional to the dose: s × the activity's peak (s = 1: the library value). Linear
 elasticity makes both ends divisions: the safety factor at scale s is SF/s, so the largest safe
 scale is SF / safe_factor; the smallest stimulating scale is `Stimulus.scale_high`. When the
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from bonefe.assessment import lesion_region, unit_forces
+from bonefe.assessment import lesion_region
 from bonefe.guidelines import ACTIVITY_CLASSES, NWB_AEROBIC, WB_AEROBIC
 from bonefe.risk import ActivityAssessment, VerdictPolicy
 from bonefe.stimulus import (
@@ -68,16 +68,11 @@ CAMPBELL_2019 = ("Campbell KL et al. 2019, Med Sci Sports Exerc 51:2375-2390 (30
                  "8-15 repetitions)")
 RUBIN_LANYON = "Rubin CT, Lanyon LE 1984, J Bone Joint Surg Am 66:397-402 (36 cycles/day suffice)"
 
-INVOLUNTARY = ("stumbling",)
-"""Library activities that are accidents, not exercise: kept in the safety table, left out of the window."""
-
 CARRIED, BAND = "carried weight", "band resistance"
-SCALABLE = {"walking": CARRIED, "knee_bend": CARRIED, "squat_bodyweight": CARRIED, "step_up": CARRIED,
-            "hip_band_exercises": BAND}
-"""Library activities whose load a patient can set, and how (module docstring)."""
+"""How a patient scales a load (`bonefe.sites.base.Load.dose`; the site says which of its activities scale)."""
 DOSE_LIMIT = {CARRIED: 1.5, BAND: 2.0}
 """Largest scale s considered (bonefe's choice): carried weight up to half the body mass, a band up to
-twice the source's resistance. Beyond it the proportionality of hip force to dose is unsupported and
+twice the source's resistance. Beyond it the proportionality of contact force to dose is unsupported and
 the loads leave what programmes for bone metastases prescribe (moderate loads; no 6-8 RM lifting,
 Galvão et al. 2018, Trials 19:702): a stimulus that needs more is reported as out of reach."""
 
@@ -165,20 +160,21 @@ def dose(stimulus: Stimulus, row: ActivityAssessment, kind: str, body_mass_kg: f
 
 
 def window_row(field: StrainField, row: ActivityAssessment, body_mass_kg: float, policy: VerdictPolicy,
-               target_fraction: float = TARGET_FRACTION, comm=None) -> WindowRow:
-    """Safety factor and stimulus of one activity at its peak; its dose range when it scales."""
+               target_fraction: float = TARGET_FRACTION, comm=None, kind: str | None = None) -> WindowRow:
+    """Safety factor and stimulus of one activity at its peak; its dose range when it scales (kind:
+    CARRIED, BAND or None)."""
     stimulus = measure(field, row.peak_force_n, cycles_per_day(row.name), target_fraction, comm)
     in_window = row.verdict == "safe" and stimulus.region_above_high >= target_fraction
-    kind = SCALABLE.get(row.name)
     found = dose(stimulus, row, kind, body_mass_kg, policy) if kind else None
     return WindowRow(row.name, row.label, row.peak_force_n, row.safety_factor, row.verdict, stimulus,
                      in_window, found)
 
 
-def exercise_window(model, E, labels, activities, rows: list[ActivityAssessment], frame, body_mass_kg: float,
+def exercise_window(model, E, labels, loads, rows: list[ActivityAssessment], body_mass_kg: float,
                     nu: float, region_mm: float = REGION_MM) -> ExerciseWindow:
     """The window of a bone model (`bonefe.assessment.BoneModel`) with per-cell moduli E (MPa),
-    cell labels and Poisson ratio nu, for `activities` and their assessed `rows`."""
+    cell labels and Poisson ratio nu, for `loads` (`bonefe.sites.base.Load`) and their assessed
+    `rows`; accidental loads are left out."""
     comm = model.mesh.comm
     lattice = model.lattice
     has_lesion = comm.allreduce(bool(np.isin(labels, LESION_LABELS).any()), op=MPI.LOR)
@@ -186,13 +182,12 @@ def exercise_window(model, E, labels, activities, rows: list[ActivityAssessment]
     where = (f"bone within {region_mm:g} mm of the lesion, lesion tissue excluded" if has_lesion
              else "all bone evaluated for failure (no lesion)")
     modulus = lattice.nonlocal_field(np.asarray(E, float))
-    options, policy = model.options, model.options.verdict
+    policy = model.options.verdict
     result = []
-    for activity, row in zip(activities, rows):
-        if activity.name in INVOLUNTARY:
+    for load, row in zip(loads, rows):
+        if load.accidental:
             continue
-        forces, _ = unit_forces(activity, frame, body_mass_kg, options.abductor)
-        field = StrainField(model.principal(forces), lattice.volumes, modulus, nu, region)
-        result.append(window_row(field, row, body_mass_kg, policy, TARGET_FRACTION, comm))
+        field = StrainField(model.principal(load.unit), lattice.volumes, modulus, nu, region)
+        result.append(window_row(field, row, body_mass_kg, policy, TARGET_FRACTION, comm, load.dose))
     return ExerciseWindow(where, total_volume(lattice.volumes[region], comm), MES_LOW, MES_HIGH, TARGET_FRACTION,
                           policy.safe_factor, result, [FROST_2003, CARTER_BEAUPRE, CAMPBELL_2019, RUBIN_LANYON])

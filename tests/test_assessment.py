@@ -16,15 +16,12 @@ from mpi4py import MPI
 
 from bonefe.sites.femur.anatomy import HEAD, SUPPORT, TROCHANTER, FemurFrame
 from bonefe.assessment import (
-    BoneModel,
     RiskOptions,
-    allowed_head_force,
-    assess,
     cell_centres,
     compare_twin,
     lesion_region,
-    plane_direction,
 )
+from bonefe.sites.femur.assessment import allowed_head_force, assess, femur_model, plane_direction
 from bonefe.sites.femur.loads import ACTIVITIES, WALKING_DIRECTION
 from bonefe.volume import BONE, LYTIC
 
@@ -73,11 +70,11 @@ def test_envelope_axial_directions_match_closed_form(uniform_bar):
     assert frontal.angles_deg == [0.0, 90.0, 180.0, 270.0]
     assert frontal.allowed_force_n[0] == pytest.approx(0.0104 * E0 * AREA, rel=0.02)
     assert frontal.allowed_force_n[2] == pytest.approx(0.0073 * E0 * AREA, rel=0.02)
-    model = BoneModel(mesh, tags, E, labels, NU, OPTIONS)
+    model = femur_model(mesh, tags, E, labels, NU, OPTIONS)
     walking = allowed_head_force(model, FRAME, WALKING_DIRECTION)
     assert result.activities[0].allowed_force_n == pytest.approx(walking, rel=1e-9)
     assert result.twin is None  # no lesion cells: no twin
-    mark = result.envelope_marks[0]
+    mark = result.extras["envelope_marks"][0]
     assert mark.angles_deg["frontal"] == pytest.approx(np.degrees(np.arctan2(54.0, 229.2)), abs=1e-9)
 
 
@@ -87,8 +84,8 @@ def test_twin_of_a_bone_without_lesion_gives_sfr_one_and_the_same_failure_load(u
     mesh, tags, E, _ = uniform_bar
     centres = cell_centres(mesh)
     fake = np.where(np.abs(centres[:, 2] - 50.0) < 4.0, LYTIC, BONE).astype(np.int32)
-    model = BoneModel(mesh, tags, E, fake, NU, OPTIONS)
-    twin = BoneModel(mesh, tags, E, np.full_like(fake, BONE), NU, OPTIONS)
+    model = femur_model(mesh, tags, E, fake, NU, OPTIONS)
+    twin = femur_model(mesh, tags, E, np.full_like(fake, BONE), NU, OPTIONS)
     down = {"head": FRAME.basis() @ plane_direction("frontal", 0.0)}
     comparison = compare_twin(model, twin, lesion_region(model, fake), down, 1000.0)
     assert comparison.strain_fold_ratio == pytest.approx(1.0, rel=1e-6)
@@ -121,8 +118,8 @@ def test_strain_fold_ratio_of_a_notched_bar_against_beam_theory(uniform_bar, dep
     centres = cell_centres(mesh)
     defect = (centres[:, 0] < depth) & (np.abs(centres[:, 2] - 50.0) < 6.0)
     labels = np.where(defect, LYTIC, BONE).astype(np.int32)
-    model = BoneModel(mesh, tags, np.where(defect, E0 * 1e-3, E0), labels, NU, OPTIONS)
-    twin = BoneModel(mesh, tags, E, np.full_like(labels, BONE), NU, OPTIONS)
+    model = femur_model(mesh, tags, np.where(defect, E0 * 1e-3, E0), labels, NU, OPTIONS)
+    twin = femur_model(mesh, tags, E, np.full_like(labels, BONE), NU, OPTIONS)
     down = {"head": FRAME.basis() @ plane_direction("frontal", 0.0)}  # axial compression
     comparison = compare_twin(model, twin, lesion_region(model, labels), down, 1000.0)
     sfr = comparison.strain_fold_ratio
@@ -156,7 +153,7 @@ def test_sfr_region_is_every_evaluated_point_within_ten_millimetres_of_a_lesion_
     centres = cell_centres(mesh)
     defect = (centres[:, 0] < 4.0) & (np.abs(centres[:, 2] - 50.0) < 6.0)
     labels = np.where(defect, LYTIC, BONE).astype(np.int32)
-    model = BoneModel(mesh, tags, np.where(defect, E0 * 1e-3, E0), labels, NU, OPTIONS)
+    model = femur_model(mesh, tags, np.where(defect, E0 * 1e-3, E0), labels, NU, OPTIONS)
     lesion = np.concatenate(COMM.allgather(centres[defect]))
     points = model.lattice.points
     nearest = np.sqrt(((points[:, None, :] - lesion[None, :, :]) ** 2).sum(axis=2)).min(axis=1)
@@ -188,7 +185,7 @@ def test_envelope_lateral_direction_matches_beam_bending(uniform_bar):
     from bonefe.solver import principal_strains
 
     mesh, tags, E, labels = uniform_bar
-    model = BoneModel(mesh, tags, E, labels, NU, OPTIONS, degree=2)
+    model = femur_model(mesh, tags, E, labels, NU, OPTIONS, degree=2)
     lateral = plane_direction("frontal", 90.0)  # pushes the head laterally: -x here
     allowed = allowed_head_force(model, FRAME, lateral)
 

@@ -13,7 +13,8 @@ from mpi4py import MPI
 from scipy import stats
 
 from bonefe.sites.femur.anatomy import HEAD, SUPPORT, TROCHANTER
-from bonefe.assessment import BoneModel, RiskOptions
+from bonefe.assessment import RiskOptions
+from bonefe.sites.femur.assessment import femur_model
 from bonefe.cli import main
 from bonefe.errors import BonefeError
 from bonefe.cohort.material_fit import fit_modulus_scale
@@ -254,7 +255,7 @@ def test_modulus_scale_2_doubles_the_failure_load():
     for scale in (1.0, 2.0):
         E = cell_material(mesh, volume, MaterialOptions(modulus_scale=scale)).E
         assert E == pytest.approx(scale * e_law, rel=1e-6)  # float32 CT, averaged samples
-        model = BoneModel(mesh, tags, E, labels, MaterialOptions().poisson, options)
+        model = femur_model(mesh, tags, E, labels, MaterialOptions().poisson, options)
         loads.append(model.failure({"head": np.array([0.0, 0.0, -1.0])}).failure_load_n)
     assert loads[1] / loads[0] == pytest.approx(2.0, rel=1e-8)
     assert loads[0] == pytest.approx(0.0104 * e_law * WIDTH * WIDTH, rel=0.02)

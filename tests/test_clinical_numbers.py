@@ -7,7 +7,7 @@ fails here.
 
 The bone: `PhantomSpec(voxel_mm=1.5, lesion_site="neck_inferomedial", lesion_diameter_mm=20,
 cortical_involvement=1.0)` (explicit here, not the Makefile demo), meshed by the pipeline's
-mesh stage at 5 mm (`bonefe.uncertainty.mesh_case`), the frame found from the label map
+mesh stage at 5 mm (`bonefe.sites.femur.site.mesh_case`), the frame found from the label map
 (`bonefe.sites.femur.anatomy.femur_frame`), default CT material (Morgan 2003, ν 0.4), 75 kg, RiskOptions()
 defaults, the walking activity only, and the lesion-free twin for the strain fold ratio.
 
@@ -56,13 +56,14 @@ from dolfinx.mesh import compute_midpoints
 from mpi4py import MPI
 
 from bonefe.sites.femur.anatomy import HEAD, SUPPORT, TROCHANTER, boundary_tags, femur_frame
-from bonefe.assessment import RiskOptions, activity_list, assess
+from bonefe.assessment import RiskOptions
+from bonefe.sites.femur.assessment import activity_list, assess
 from bonefe.case import MeshOptions
 from bonefe.sites.femur.loads import WALKING_DIRECTION
 from bonefe.materials import MaterialOptions, cell_material, healthy_volume
 from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.risk import risk_category
-from bonefe.uncertainty import mesh_case
+from bonefe.sites.femur.site import mesh_case
 
 COMM = MPI.COMM_WORLD
 SPEC = PhantomSpec(voxel_mm=1.5, lesion_site="neck_inferomedial", lesion_diameter_mm=20.0, cortical_involvement=1.0)

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-import bonefe.pipeline
+import bonefe.sites.femur.site
 from bonefe import cli
 from bonefe.imaging import read_image, read_volume
 from bonefe.plausibility import InputChecks, check_volume
@@ -39,7 +39,7 @@ def test_every_input_is_refused_in_one_line_before_meshing(cases, capsys, monkey
     def tripwire(*args, **kwargs):
         raise AssertionError("an input reached meshing")
 
-    monkeypatch.setattr(bonefe.pipeline, "mesh_case", tripwire)
+    monkeypatch.setattr(bonefe.sites.femur.site, "mesh_case", tripwire)
     refused = []
     for number, (name, case) in enumerate(cases):
         output = case.parent.parent / "runs" / name

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 import bonefe.pipeline
+import bonefe.sites.femur.site
 from bonefe import cli
 from bonefe.case import load_case
 from bonefe.imaging import read_image, write_image
@@ -90,7 +91,7 @@ def test_a_check_turned_off_is_said_and_the_run_goes_on(demo, capsys, monkeypatc
     def tripwire(*args, **kwargs):
         raise RuntimeError("meshing reached")
 
-    monkeypatch.setattr(bonefe.pipeline, "mesh_case", tripwire)
+    monkeypatch.setattr(bonefe.sites.femur.site, "mesh_case", tripwire)
     with pytest.raises(RuntimeError, match="meshing reached"):
         cli.main(["run", str(case("override", shifted, checks={"soft_tissue": False},
                                   suitability={"allow_metal": True}))])

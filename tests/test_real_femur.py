@@ -14,11 +14,12 @@ import yaml
 from mpi4py import MPI
 
 from bonefe.sites.femur.anatomy import neck_shaft_angle
-from bonefe.assessment import RiskOptions, activity_list, assess
+from bonefe.assessment import RiskOptions
+from bonefe.sites.femur.assessment import activity_list, assess
 from bonefe.case import MeshOptions
 from bonefe.materials import MaterialOptions, cell_material
 from bonefe.sites.femur.surface_phantom import SurfaceSpec, make_surface_phantom, write_surface_phantom
-from bonefe.uncertainty import mesh_case
+from bonefe.sites.femur.site import mesh_case
 from bonefe.volume import LYTIC
 from conftest import shared_data
 

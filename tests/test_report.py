@@ -207,7 +207,7 @@ def test_pdf_pages_render(report, tmp_path):
 def with_scores(mirels_total: int, axial_mm: float) -> dict:
     """make_results (FE: high risk, 3 kN < 5 × BW) plus a Mirels score, axial involvement, a twin
     failure load and a two-plane envelope with walking marked inside it."""
-    from bonefe.assessment import EnvelopeMark, EnvelopePlane
+    from bonefe.sites.femur.assessment import EnvelopeMark, EnvelopePlane
     from bonefe.sites.femur.scores import AxialInvolvement, MirelsScore, mirels_recommendation
 
     site, kind, size = 3, 3, 2

@@ -36,6 +36,7 @@ from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY
 from bonefe.materials import LAWS, MaterialOptions, apparent_density, ash_density, qct_density
 from bonefe.perturbation import SegmentationState, SharedMesh, signed_distance
 from bonefe.sites.femur.phantom import PhantomSpec, make_phantom, write_phantom
+from bonefe.sites.femur.site import FEMORAL_LAWS, FemurSetup
 from bonefe.pipeline import run_case
 from bonefe.uncertainty import (
     Draw, FactorEffect, Study, UncertaintyOptions, calibration_spread, case_failure, dominant_factor, draw_samples,
@@ -85,7 +86,7 @@ def test_propagation_by_hand(monkeypatch):
 
     monkeypatch.setattr(uncertainty, "state_failure", load)
     monkeypatch.setattr(uncertainty, "draw_samples", lambda *args: draws)
-    study = Study(None, None, MaterialOptions(), None, RiskOptions(), 75.0)
+    study = Study(None, FemurSetup(None, 75.0), MaterialOptions(), None, RiskOptions())
     options = UncertaintyOptions(factors=["segmentation", "lesion"])
     result = propagate(study, options, nominal_n=2000.0, shared=object())
     effects = {e.name: e for e in result.factors}
@@ -214,7 +215,7 @@ def test_bar_samples_scale_with_the_analytic_modulus_and_the_interval_is_two_of_
     mesh = create_box(COMM, [[3.0, 3.0, 3.0], [3.0 + BAR[0], 3.0 + BAR[1], 3.0 + BAR[2]]], [4, 4, 24],
                       CellType.tetrahedron)
     risk = RiskOptions(exclusion_mm=25.0)  # > bar width: Saint-Venant end zones not read
-    study = Study(volume, axial_frame(), MaterialOptions(), None, risk, 75.0)
+    study = Study(volume, FemurSetup(axial_frame(), 75.0), MaterialOptions(), None, risk)
     shared = SharedMesh(mesh, bar_tags(mesh), volume, 0.0, study.material, risk.exclusion_mm, risk.averaging_radius_mm)
     nominal = state_failure(study, shared, Draw(study.material, SegmentationState()))
     result = propagate(study, UncertaintyOptions(samples=19, factors=["calibration", "law"], laws=list(LAWS)),
@@ -236,7 +237,7 @@ def phantom_states():
     on its own mesh and, on one shared mesh grown by one voxel, the loads of the bone outline moved
     by −1, −½, 0, +½, +1 voxel and of the lesion outline by ±1.5 mm (N)."""
     volume, frame = make_phantom(PhantomSpec(voxel_mm=2.0))
-    study = Study(volume, frame, MaterialOptions(), MeshOptions(size_mm=6.0), RiskOptions(), 75.0)
+    study = Study(volume, FemurSetup(frame, 75.0), MaterialOptions(), MeshOptions(size_mm=6.0), RiskOptions())
     shared = shared_mesh(study, 2.0, COMM)
     bone = {d: state_failure(study, shared, Draw(study.material, SegmentationState(d, 0.0)))
             for d in (-2.0, -1.0, 0.0, 1.0, 2.0)}
@@ -333,5 +334,5 @@ def test_default_factors_and_laws():
     """By default the inputs with a measured error are drawn, not the law; when the law is asked
     for, only those fitted on human femoral bone (Morgan 2003 neck, Keller 1994 femur)."""
     assert UncertaintyOptions().factors == ["segmentation", "lesion", "calibration", "poisson"]
-    assert UncertaintyOptions().law_names("morgan2003") == ["morgan2003", "keller1994"]
+    assert UncertaintyOptions().law_names("morgan2003", FEMORAL_LAWS) == ["morgan2003", "keller1994"]
     assert UncertaintyOptions().reach_mm == 1.0 and UncertaintyOptions(factors=["lesion"]).reach_mm == 0.0

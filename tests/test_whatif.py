@@ -18,14 +18,16 @@ import pytest
 from mpi4py import MPI
 
 from bonefe.sites.femur.anatomy import boundary_tags
-from bonefe.assessment import BoneModel, RiskOptions, unit_forces
+from bonefe.assessment import RiskOptions
+from bonefe.sites.femur.assessment import femur_model, unit_forces
+from bonefe.sites.femur.site import FemurSetup
 from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
 from bonefe.materials import MaterialOptions, cell_material, healthy_volume
 from bonefe.meshing import mesh_bone
 from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.risk import RiskThresholds, body_weight_n
 from bonefe.volume import BACKGROUND, BONE, LYTIC, Volume
-from bonefe.whatif import Scenario, grown_volume, lesion_growth, lesion_size, remineralisation, stance_failure_load
+from bonefe.whatif import Scenario, grown_volume, lesion_growth, lesion_size, reference_failure_load, remineralisation
 
 COMM = MPI.COMM_WORLD
 SOLVER_RTOL = 1e-6
@@ -67,21 +69,21 @@ def scenario():
                                              cortical_involvement=0.5))
     mesh = mesh_bone(volume, 3.0, COMM).mesh
     tags = boundary_tags(mesh, frame, cap_axis=-(frame.basis() @ WALKING_DIRECTION))
-    return Scenario(mesh, tags, volume, MaterialOptions(), frame, BODY_MASS_KG, RiskOptions())
+    return Scenario(mesh, tags, volume, MaterialOptions(), FemurSetup(frame, BODY_MASS_KG), RiskOptions())
 
 
 @pytest.fixture(scope="module")
 def baseline(scenario):
-    return stance_failure_load(scenario, scenario.volume, scenario.material)
+    return reference_failure_load(scenario, scenario.volume, scenario.material)
 
 
 def stance_state(scenario, volume) -> tuple[float, float]:
     """Strain energy (mJ) under the stance peak load and stance failure load (N) of the mesh with
     the material of `volume`."""
     cells = cell_material(scenario.mesh, volume, scenario.material)
-    model = BoneModel(scenario.mesh, scenario.facet_tags, cells.E, cells.label, scenario.material.poisson,
+    model = femur_model(scenario.mesh, scenario.facet_tags, cells.E, cells.label, scenario.material.poisson,
                       scenario.risk)
-    forces, magnitude = unit_forces(ACTIVITIES[STANCE_ACTIVITY], scenario.frame, BODY_MASS_KG, False)
+    forces, magnitude = unit_forces(ACTIVITIES[STANCE_ACTIVITY], scenario.setup.frame, BODY_MASS_KG, False)
     u = model.basis.displacement({k: f * magnitude for k, f in forces.items()})
     return model.solver.strain_energy(u), model.failure(forces).failure_load_n
 
@@ -107,7 +109,7 @@ def test_growth_series_reports_the_lowest_state_passed_through(scenario, monkeyp
     import bonefe.whatif as whatif
 
     states = iter([7000.0, 8000.0, 5000.0])
-    monkeypatch.setattr(whatif, "stance_failure_load", lambda *args: next(states))
+    monkeypatch.setattr(whatif, "reference_failure_load", lambda *args: next(states))
     series = lesion_growth(scenario, [2.0, 4.0, 6.0], 9000.0)
     assert [s.value for s in series.steps] == [0.0, 2.0, 4.0, 6.0]
     assert [s.failure_load_n for s in series.steps] == [9000.0, 7000.0, 7000.0, 5000.0]
@@ -129,9 +131,9 @@ def test_the_first_high_risk_step_is_the_first_below_the_threshold(scenario, bas
 def test_full_remineralisation_is_the_lesion_free_twin(scenario, baseline):
     series = remineralisation(scenario, [0.5, 1.0], baseline)
     twin = cell_material(scenario.mesh, healthy_volume(scenario.volume), scenario.material)
-    model = BoneModel(scenario.mesh, scenario.facet_tags, twin.E, np.full_like(twin.label, BONE),
+    model = femur_model(scenario.mesh, scenario.facet_tags, twin.E, np.full_like(twin.label, BONE),
                       scenario.material.poisson, scenario.risk)
-    forces, _ = unit_forces(ACTIVITIES[STANCE_ACTIVITY], scenario.frame, BODY_MASS_KG, False)
+    forces, _ = unit_forces(ACTIVITIES[STANCE_ACTIVITY], scenario.setup.frame, BODY_MASS_KG, False)
     twin_load = model.failure(forces).failure_load_n
     assert series.steps[-1].value == 1.0
     assert series.steps[-1].failure_load_n == pytest.approx(twin_load, rel=SOLVER_RTOL)

@@ -24,7 +24,8 @@ import pytest
 from mpi4py import MPI
 
 from bonefe.sites.femur.anatomy import boundary_tags
-from bonefe.assessment import RiskOptions, activity_list, assess
+from bonefe.assessment import RiskOptions
+from bonefe.sites.femur.assessment import activity_list, activity_load, assess
 from bonefe.sites.femur.loads import WALKING_DIRECTION
 from bonefe.materials import MaterialOptions, cell_material
 from bonefe.meshing import mesh_bone
@@ -56,8 +57,8 @@ def window_of(phantom, volume) -> ExerciseWindow:
     activities = activity_list(NAMES, [])
     result = assess(mesh, tags, cells.E, cells.label, 0.4, frame, BODY_MASS_KG, activities, RiskOptions(),
                     envelope_step_deg=None)
-    return exercise_window(result.model, cells.E, cells.label, activities, result.activities, frame,
-                           BODY_MASS_KG, 0.4)
+    loads = [activity_load(a, frame, BODY_MASS_KG, False) for a in activities]
+    return exercise_window(result.model, cells.E, cells.label, loads, result.activities, BODY_MASS_KG, 0.4)
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
-
 from bonefe.errors import BonefeError
 from bonefe.risk import (
     STERNHEIM_2020,
@@ -28,10 +26,10 @@ from bonefe.risk import (
     body_weight_n,
     risk_category,
 )
-from bonefe.assessment import EnvelopeMark, EnvelopePlane
+from bonefe.sites.femur.assessment import EnvelopeMark, EnvelopePlane
 from bonefe.sites.femur.fall import FallRisk
 from bonefe.guidelines import guideline_rows
-from bonefe.schema import as_plain, build
+from bonefe.schema import as_plain, build, plain_values
 from bonefe.sites.femur.scores import AxialInvolvement, MirelsScore
 from bonefe.synthesis import synthesis_of
 from bonefe.uncertainty import UncertaintyResult
@@ -150,22 +148,9 @@ def _refuse_identifiers(data, where: str) -> None:
             _refuse_identifiers(value, f"{where}[{i}]")
 
 
-def _python(value):
-    """numpy scalars/arrays and dataclasses as plain Python values, for the schema builder."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _python(as_plain(value))
-    if isinstance(value, dict):
-        return {str(k): _python(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_python(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def build_results(results: dict) -> ReportResults:
     """Check the pipeline's results dict against the schema; one-line BonefeError on any problem."""
-    return build(ReportResults, _python(results), "results")
+    return build(ReportResults, plain_values(results), "results")
 
 
 def results_json(results: ReportResults, software: dict) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bonefe.outputs import atomic_write_bytes, atomic_write_json, atomic_write_text
 from bonefe.report.pictures import png_bytes, render_strain
+from bonefe.schema import plain_values
 
 DISCLAIMER = ("Research software: a finite-element estimate of vertebral strength and spinal instability "
               "scoring from the CT. It supports and never replaces the judgement of the treating team.")
@@ -72,6 +73,7 @@ are the movements spinal guidance restricts in patients with an unstable spine.<
 def write_spine_report(out_dir, results: dict, picture_mesh: dict | None = None) -> dict[str, Path]:
     """report.json, report.html and (given the gathered mesh) strain.png in out_dir."""
     out_dir = Path(out_dir)
+    results = plain_values(results)
     paths = {"json": out_dir / "report.json", "html": out_dir / "report.html"}
     atomic_write_json(paths["json"], {"schema": "bonefe-vertebra-report/1", **results})
     if picture_mesh is not None:

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from bonefe.service.models import FINISHED, RUNNING, RiskRequest, Status
 
-STAGE_STATUS = {"read images": Status.MESHING, "femur frame": Status.MESHING, "mesh": Status.MESHING,
+STAGE_STATUS = {"read images": Status.MESHING, "anatomy": Status.MESHING, "mesh": Status.MESHING,
                 "material": Status.SOLVING, "solve and assess": Status.SOLVING,
                 "uncertainty": Status.SOLVING, "report": Status.REPORT}
 """Which service status each stage of `bonefe run` (bonefe.pipeline.STAGES) belongs to."""

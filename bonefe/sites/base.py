@@ -1,49 +1,161 @@
 """The bone-site interface: what differs between bones, in one place per bone.
 
-A site brings (DESIGN.md, "Bone sites"):
-- frame:        the anatomical frame from the segmentation, with overridable landmarks;
-- loading:      its support and load patches, or its own operator where a scenario needs other
-                supports (the femur's fixed distal cut + head/trochanter patches; the vertebra's
-                endplate layers, `bonefe.sites.vertebra.loading`);
-- activities:   its cited activity library (peak loads in the site's frame);
-- evaluation:   which cells are read for failure (femur: away from patches; vertebra: all bone);
-- lesion sites: named places for phantoms and inserted lesions, and a procedural phantom;
-- scores:       its clinical scores (Mirels for long bones, SINS for the spine);
-- report:       its wording and the pictures' camera.
-Everything else (image → mesh → material, the elasticity operator, nonlocal strain and the strain
-criterion, verdicts, outputs) is shared and knows no bone by name.
+`bonefe run` is one recipe for every bone (`bonefe.pipeline`): read → site anatomy → mesh →
+material → solve and assess → report. What differs between bones comes from two objects:
 
-`Site` is the protocol each site object satisfies; `site_of(name)` returns it. The CLI's
-`bonefe phantom --site` and the case file's `site:` go through it.
+- the **Site** (one per bone, `site_of(name)`): how to read its anatomy from the images (frame
+  from the segmentation with overridable landmarks, crop and field-of-view rules, neighbours,
+  inserted lesions), its clinical scores, the analyses only it has (the femur's sideways fall),
+  what its assessment adds (the femur's hip-force envelope; the vertebra's unit loads and
+  load-line envelope), the exports it supports, its report (wording, camera, assumptions) and
+  the one-line summary;
+- the **Setup** (the site bound to one case: `site.setup(case, frame)`): its support and load
+  patches on the mesh (or none, when the site loads through its own operator), the bone model
+  with its loading and evaluation region, the reference load whose failure load the report
+  leads with, the activity library as `Load`s (which are exercise, accidents or scalable doses),
+  the thresholds that turn a failure load into a risk category, and the laws its uncertainty
+  study draws.
+
+The generic stages (`bonefe.assessment`, `bonefe.whatif`, `bonefe.uncertainty`,
+`bonefe.window`, `bonefe.pipeline`) take a Setup and never name a bone; they import this module
+only. A failure load is always that of a `Load`'s unit load on the Setup's `BoneModel`.
 """
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+import numpy as np
 
 from bonefe.errors import BonefeError
 
 
+@dataclass(frozen=True)
+class Load:
+    """One loading of a bone: a unit load scaled to 1 N (or 1 unit) of its peak, and its peak.
+
+    unit: the model's load components, e.g. {patch: world force} (femur) or {"force", "moment"} in
+    the frame (vertebra), summing to magnitude 1; peak_n: the load's peak magnitude (N);
+    reference: its source; exercise: an exercise rather than a daily activity; accidental: an
+    accident (stumbling), left out of the exercise window; dose: how a patient scales it
+    (`bonefe.window.CARRIED`, `BAND`) or None; source: the site's own record of the activity."""
+
+    name: str
+    label: str
+    unit: dict
+    peak_n: float
+    reference: str = ""
+    exercise: bool = False
+    accidental: bool = False
+    dose: str | None = None
+    source: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def peak(self) -> dict:
+        """The load at its peak: every component of `unit` times peak_n."""
+        return {k: np.asarray(v) * self.peak_n for k, v in self.unit.items()}
+
+
+@dataclass
+class Anatomy:
+    """The read stage's output for one bone: the volume the model is built from (cropped, a
+    lesion inserted, when the site does so), its frame, and what the site's scores and results
+    need besides (`extras`, by name)."""
+
+    volume: Any
+    frame: Any
+    extras: dict = field(default_factory=dict)
+
+
+class Setup(Protocol):
+    """A site bound to one case (module docstring). frame: the site's frame; body_mass_kg (kg)."""
+
+    frame: Any
+    body_mass_kg: float
+    laws: tuple[str, ...]
+    """The density–modulus laws the uncertainty study draws for `law` (`bonefe.uncertainty`)."""
+
+    def mesh(self, volume, options, comm) -> tuple[Any, Any]:
+        """The mesh stage: (`bonefe.meshing.BoneMesh`, facet tags of the patches or None)."""
+
+    def model(self, mesh, facet_tags, E, labels, nu, risk, degree: int = 1):
+        """The bone model (`bonefe.assessment.BoneModel`) of one material on one mesh."""
+
+    def reference(self) -> Load:
+        """The load the failure load refers to (femur: walking; vertebra: standing, axial)."""
+
+    def loads(self, names: list[str] | None, custom: list[dict]) -> list[Load]:
+        """The activities assessed: those of the library named (all when None) and the case's own."""
+
+    def thresholds(self, risk) -> Any:
+        """The failure-load thresholds (× BW, `bonefe.risk.RiskThresholds`) of the risk categories."""
+
+    def reference_failure(self, mesh, facet_tags, lattice, E, nu, risk, degree: int = 1) -> float:
+        """Failure load (N) of the reference load read at `lattice` (`bonefe.assessment.FailurePoints`),
+        solving only what that needs (the uncertainty study's states)."""
+
+
 class Site(Protocol):
-    """One bone site. lesion_sites: names for `--lesion-site`; scores: the clinical scores'
-    names; camera: the view of the report's pictures ("anterior", "lateral", ...)."""
+    """One bone site (module docstring). lesion_sites: names for `--lesion-site`; scores: the
+    clinical scores' names; camera: the view of the report's pictures; exports: the model exports
+    it supports (`bonefe.pipeline`)."""
 
     name: str
     lesion_sites: tuple[str, ...]
     scores: tuple[str, ...]
     camera: str
+    exports: tuple[str, ...]
 
     def write_phantom(self, options: dict, out_dir: Path, fmt: str) -> dict[str, Path]:
         """Write the site's procedural phantom (ct, labels, json) from CLI options; returns the paths."""
 
+    def suitability(self, options) -> Any:
+        """The case's scan checks (`bonefe.suitability.SuitabilityOptions`) with the site's field-of-view rule."""
+
+    def anatomy(self, case, volume, raw_labels) -> Anatomy:
+        """Frame (with the case's overrides), crop and inserted lesion of the read volume; raw_labels:
+        the label map on the CT grid when read (None otherwise)."""
+
+    def setup(self, case, frame) -> Setup:
+        """The site bound to one case."""
+
+    def assess_more(self, setup: Setup, model, loads: list[Load], rows: list) -> dict:
+        """Results the site adds to the generic assessment (envelopes, unit loads), by results key."""
+
+    def analyses(self, case, setup: Setup, mesh, facet_tags, material) -> dict:
+        """Results of analyses only this site has (femur: the sideways fall), by results key."""
+
+    def scores_of(self, case, anatomy: Anatomy, twin_volume) -> dict:
+        """The clinical scores (by results key) from the images."""
+
+    def results(self, case, anatomy: Anatomy, assessment, setup: Setup) -> dict:
+        """The site's own keys of the results dict (failure_load_case, ...)."""
+
+    def assumptions(self, case) -> list[str]:
+        """The site's sentences for the report's assumptions (supports, loads, evaluation region)."""
+
+    def export_inp(self, path: Path, basis, facet_tags, E, nu, setup: Setup) -> None:
+        """model.inp for CalculiX/Abaqus, when "inp" is among `exports`."""
+
+    def write_report(self, out_dir: Path, results: dict, picture: dict | None) -> dict[str, Path]:
+        """The report files (rank 0)."""
+
+    def summary(self, case, results: dict) -> str:
+        """The one line `bonefe run` prints."""
+
+
+SITES = ("femur", "vertebra")
+"""Sites a case file may name (`site:`); femur is the default."""
+
 
 def site_of(name: str) -> Site:
-    """The site object of a site name (`bonefe.sites.SITES`)."""
+    """The site object of a site name (`SITES`)."""
     if name == "femur":
-        from bonefe.sites.femur import FEMUR
+        from bonefe.sites.femur.site import FEMUR
 
         return FEMUR
     if name == "vertebra":
-        from bonefe.sites.vertebra import VERTEBRA
+        from bonefe.sites.vertebra.site import VERTEBRA
 
         return VERTEBRA
-    raise BonefeError(f"unknown bone site '{name}': choose femur or vertebra")
+    raise BonefeError(f"unknown bone site '{name}': choose from {', '.join(SITES)}")

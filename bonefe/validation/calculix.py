@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bonefe.sites.femur.anatomy import SUPPORT
-from bonefe.assessment import PATCH_TAGS
+from bonefe.sites.femur.assessment import PATCH_TAGS
 from bonefe.export import export_inp, gather_cells, gather_nodal
 from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.risk import failure_index

@@ -34,6 +34,7 @@ from bonefe.case import MeshOptions
 from bonefe.materials import MaterialOptions, fit_calibration
 from bonefe.perturbation import SegmentationState
 from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.site import FemurSetup
 from bonefe.uncertainty import (TRUNCATE_SD, Draw, Study, UncertaintyOptions, calibration_spread, draw_samples,
                                 order_statistic_interval, shared_mesh, state_failure)
 from bonefe.validation.checks import Check, Section
@@ -94,7 +95,7 @@ def coverage_experiment(trials: int = TRIALS, samples: int = SAMPLES, seed: int 
     """Run the experiment of the module docstring (collective over MPI.COMM_WORLD)."""
     volume, frame = make_phantom(PhantomSpec(voxel_mm=voxel_mm))
     truth = MaterialOptions()
-    study = Study(volume, frame, truth, MeshOptions(size_mm=mesh_mm), RiskOptions(), BODY_MASS_KG)
+    study = Study(volume, FemurSetup(frame, BODY_MASS_KG), truth, MeshOptions(size_mm=mesh_mm), RiskOptions())
     options = UncertaintyOptions(samples=samples, factors=["segmentation", "lesion", "calibration"])
     shared = shared_mesh(study, 2 * options.reach_mm)
     truth_n = state_failure(study, shared, Draw(truth, SegmentationState()))

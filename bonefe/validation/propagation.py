@@ -8,6 +8,7 @@ from bonefe.assessment import RiskOptions
 from bonefe.case import MeshOptions
 from bonefe.materials import MaterialOptions
 from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.site import FemurSetup
 from bonefe.uncertainty import Study, UncertaintyOptions, markdown_table, propagate
 from bonefe.validation.checks import Section
 from bonefe.validation.femur import BODY_MASS_KG
@@ -19,7 +20,7 @@ def uncertainty_section() -> Section:
     """The one-at-a-time effects and the combined interval of the stance failure load."""
     spec, options = PhantomSpec(), UncertaintyOptions(samples=SAMPLES)
     volume, frame = make_phantom(spec)
-    result = propagate(Study(volume, frame, MaterialOptions(), MeshOptions(), RiskOptions(), BODY_MASS_KG), options)
+    result = propagate(Study(volume, FemurSetup(frame, BODY_MASS_KG), MaterialOptions(), MeshOptions(), RiskOptions()), options)
     text = (f"The default phantom femur (20 mm lytic neck lesion, {spec.voxel_mm:g} mm voxels) at the default "
             f"mesh size {MeshOptions().size_mm:g} mm, {BODY_MASS_KG:g} kg, stance failure load; `bonefe.uncertainty` "
             f"with its defaults and {SAMPLES} Monte-Carlo samples (method in that module's docstring). Reported, "

@@ -22,7 +22,7 @@ def note(event: str) -> None:
 
 
 note("start")
-stages = ["read images", "femur frame", "mesh", "material", "solve and assess", "report"]
+stages = ["read images", "anatomy", "mesh", "material", "solve and assess", "report"]
 for number, stage in enumerate(stages, 1):
     print(f"[{number}/{len(stages)}] {stage} ...", file=sys.stderr, flush=True)
     time.sleep(float(os.environ.get("FAKE_RUN_S", "0.6")) / len(stages))

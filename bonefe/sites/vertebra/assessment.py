@@ -1,5 +1,5 @@
-"""What the FE model says about one vertebra: failure under the unit loads, per activity, the
-load-line envelope, and the strain fold ratio against its lesion-free twin.
+"""The vertebra's part of the assessment: its model on the endplate layers, the failure under each
+unit load and the load-line envelope.
 
 Failure: the femur's criterion unchanged — maximum principal strain limits (Schileo et al. 2008,
 0.73 % tension, 1.04 % compression) on the strain averaged over spheres of bone
@@ -11,42 +11,36 @@ linear onset-of-failure is what the femur's validation supports.
 
 Risk category: high when a daily activity (not an exercise) is to be avoided (safety factor < 1),
 moderate when one needs caution (< 2, `bonefe.risk.VerdictPolicy`), else low; the femur's
-Nijmegen × BW thresholds are not used (they were derived on femora).
+Nijmegen × BW thresholds are not used (they were derived on femora). As failure-load thresholds
+(`vertebra_thresholds`): high below the largest daily peak × avoid factor, low from it × safe factor.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
-from mpi4py import MPI
 
-from bonefe.assessment import (BoneModel, RiskOptions, TwinComparison, cell_centres, compare_twin, failure_points,
-                               lesion_region)
-from bonefe.risk import ActivityAssessment, FailureResult, assess_activity
-from bonefe.sites.vertebra.activities import ACTIVITIES, REFERENCE_ACTIVITY
+from bonefe.assessment import BoneModel, RiskOptions
+from bonefe.risk import RiskThresholds, VerdictPolicy
 from bonefe.sites.vertebra.anatomy import VertebraFrame
 from bonefe.sites.vertebra.loading import UNIT_LOADS, EndplateLoading, Layer
-from bonefe.solver import principal_strains
-from bonefe.volume import BONE, LESION_LABELS
+from bonefe.volume import LESION_LABELS
 
 OFFSETS_MM = tuple(float(e) for e in np.arange(-15.0, 15.1, 2.5))
 """Load-line offsets of the envelope (mm from the cranial endplate centre)."""
 COMPRESSION = {"force": np.array([0.0, 0.0, -1.0])}
+"""Unit axial compression on the cranial plate (frame components: anterior, left, cranial)."""
 
 
 class VertebraModel(BoneModel):
-    """A vertebra on its endplate layers: the same failure reading as the femur's `BoneModel`
-    (principal, failure, peak_index), with the endplate loading instead of fixed + patch loads."""
+    """A vertebra on its endplate layers: the generic failure reading (`bonefe.assessment.BoneModel`)
+    over the endplate loading's basis, every bone cell evaluated."""
 
     def __init__(self, mesh, E, labels, nu, frame: VertebraFrame, layer: Layer, options: RiskOptions,
                  degree: int = 1):
-        self.mesh, self.options, self.frame = mesh, options, frame
+        self.frame = frame
         self.loading = EndplateLoading(mesh, E, nu, frame, layer, degree)
-        self.solver = self.loading.solver
-        self.basis = self.loading.strain_basis()
-        self.centres = cell_centres(mesh)
-        self.evaluated = ~np.isin(labels, LESION_LABELS)
-        self.lattice = failure_points(mesh, labels, self.evaluated, options.averaging_radius_mm)
-        self.nonlocal_basis = self.basis.mapped(self.lattice.nonlocal_field)
+        super().__init__(mesh, labels, options, self.loading.solver, self.loading.strain_basis(),
+                         ~np.isin(labels, LESION_LABELS))
 
     def region(self, location_mm) -> str:
         """'vertebral body' or 'posterior elements' for a failure location."""
@@ -65,23 +59,8 @@ class UnitLoadFailure:
     region: str
 
 
-@dataclass
-class VertebraAssessment:
-    compression: FailureResult
-    unit_loads: list[UnitLoadFailure]
-    activities: list[ActivityAssessment]
-    envelope: dict
-    twin: TwinComparison | None
-    risk_category: str
-    axial_stiffness_n_per_mm: float
-    dofs: int
-    iterations: list[int]
-    evaluated: np.ndarray
-    compression_strain: np.ndarray
-    basis: object
-
-
-def _unit_failures(model: VertebraModel) -> list[UnitLoadFailure]:
+def unit_failures(model: VertebraModel) -> list[UnitLoadFailure]:
+    """Failure under each of `bonefe.sites.vertebra.loading.UNIT_LOADS`."""
     rows = []
     for name, (force, moment) in UNIT_LOADS.items():
         result = model.failure({"force": np.asarray(force), "moment": np.asarray(moment)})
@@ -107,26 +86,9 @@ def load_line_envelope(model: VertebraModel) -> dict:
     return envelope
 
 
-def _risk(rows: list[ActivityAssessment]) -> str:
-    daily = [r.verdict for r in rows if not ACTIVITIES[r.name].exercise]
-    return "high" if "avoid" in daily else "moderate" if "caution" in daily else "low"
-
-
-def assess_vertebra(mesh, E, labels, nu, frame: VertebraFrame, layer: Layer, level: str, body_mass_kg: float,
-                    options: RiskOptions, degree: int = 1, twin_E: np.ndarray | None = None) -> VertebraAssessment:
-    """Solve the six plate motions once and assess everything (see the module docstring)."""
-    model = VertebraModel(mesh, E, labels, nu, frame, layer, options, degree)
-    compression = model.failure(COMPRESSION)
-    rows = [assess_activity(a.name, a.label, a.force_n(body_mass_kg, level), compression.failure_load_n,
-                            a.reference, options.verdict) for a in ACTIVITIES.values()]
-    twin = None
-    lesioned = mesh.comm.allreduce(bool(np.isin(labels, LESION_LABELS).any()), op=MPI.LOR)
-    if twin_E is not None and lesioned:
-        twin_model = VertebraModel(mesh, twin_E, np.full_like(np.asarray(labels), BONE), nu, frame, layer, options,
-                                   degree)
-        reference = ACTIVITIES[REFERENCE_ACTIVITY].force_n(body_mass_kg, level)
-        twin = compare_twin(model, twin_model, lesion_region(model, labels), COMPRESSION, reference)
-    strain = principal_strains(model.basis.strain(COMPRESSION))[:, 0]
-    return VertebraAssessment(compression, _unit_failures(model), rows, load_line_envelope(model), twin, _risk(rows),
-                              model.loading.stiffness_axial(), model.solver.num_dofs(),
-                              [h["iterations"] for h in model.solver.history], model.evaluated, strain, model.basis)
+def vertebra_thresholds(daily_peaks_n: list[float], body_weight_n: float, policy: VerdictPolicy) -> RiskThresholds:
+    """Failure-load thresholds (× BW) at which the most loaded daily activity turns 'avoid' and 'caution'."""
+    worst = max(daily_peaks_n) / body_weight_n
+    return RiskThresholds(worst * policy.avoid_factor, worst * policy.safe_factor,
+                          reference="the largest daily-activity peak × the verdict factors (bonefe.risk.VerdictPolicy)",
+                          note="high: a daily activity is to be avoided; moderate: one needs caution")

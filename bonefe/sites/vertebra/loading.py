@@ -151,12 +151,31 @@ class EndplateLoading:
         centre), frame components, on the bone."""
         return self._compliance @ np.concatenate([np.asarray(force, float), np.asarray(moment, float)])
 
-    def strain_basis(self) -> StrainBasis:
-        """Cell strains per unit frame force ("force") and moment ("moment") component."""
-        unit = self._compliance  # column g: motion per unit generalized load g
-        fields = np.tensordot(unit.T, self._strains, axes=1)  # (6, cells, 3, 3)
-        return StrainBasis({"force": fields[:3], "moment": fields[3:]})
+    def strain_basis(self) -> "EndplateBasis":
+        """Cell strains (and displacements) per unit frame force ("force") and moment ("moment") component."""
+        return EndplateBasis(self)
 
     def stiffness_axial(self) -> float:
         """Axial stiffness of bone + layers (N/mm): the cranial plate's axial force per unit descent."""
         return float(1.0 / self._compliance[2, 2])
+
+
+class EndplateBasis(StrainBasis):
+    """The strain basis of an `EndplateLoading`: cell strains per unit frame force ("force", N) and
+    moment ("moment", N·mm) component, by superposition of the plate motions; `displacement` and
+    `solver` as `bonefe.solver.UnitLoadBasis`, for the per-activity fields."""
+
+    def __init__(self, loading: EndplateLoading):
+        self.loading, self.solver = loading, loading.solver
+        unit = loading._compliance  # column g: motion per unit generalized load g
+        fields = np.tensordot(unit.T, loading._strains, axes=1)  # (6, cells, 3, 3)
+        super().__init__({"force": fields[:3], "moment": fields[3:]})
+
+    def displacement(self, forces: dict) -> fem.Function:
+        """Displacement (mm) of the bone under {"force": N, "moment": N·mm} (frame components)."""
+        self._check(forces)
+        motion = self.loading.motion(forces.get("force", np.zeros(3)), forces.get("moment", np.zeros(3)))
+        u = fem.Function(self.solver.V, name="displacement")
+        for q, unit in zip(motion, self.loading.displacements):
+            u.x.array[:] += q * unit.x.array
+        return u
