@@ -1,0 +1,145 @@
+"""The site contract: every bone site (`bonefe.sites.SITES`) runs through the same generic stages.
+
+Per site, on its coarse procedural phantom with a lesion: anatomy → setup → mesh → material →
+`bonefe.assessment.assess` → what-if → report. Checked against independent routes, not against
+the module's own numbers:
+- each load's unit load has magnitude 1 (the failure load of a load is then in N of its peak);
+- the site's one-solve reference failure (`Setup.reference_failure`, the uncertainty study's route:
+  a direct solve of the reference load) equals the model's superposition of unit-load solutions
+  (solver tolerance rtol 1e-10, so rel 1e-6);
+- the risk category agrees with the verdict rule it stands for (vertebra: "high" exactly when a
+  daily activity is to be avoided at the reference failure load);
+- a grown lesion never raises the failure load (`bonefe.whatif`, the lowest state so far);
+- the report carries the site's wording and not the other site's;
+- the reference failure load is the pinned number measured on one rank, the same on two ranks.
+
+The layering rule: the generic stages import no bone's package.
+"""
+
+import bonefe  # noqa: F401  (MPI/dolfinx import order)
+
+import ast
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from bonefe.assessment import RiskOptions, assess
+from bonefe.case import Case, MeshOptions, Patient
+from bonefe.materials import MaterialOptions, cell_material, healthy_volume
+from bonefe.risk import risk_category
+from bonefe.sites import SITES, site_of
+from bonefe.whatif import Scenario, what_if
+
+COMM = MPI.COMM_WORLD
+BODY_MASS_KG = 70.0
+MESH = {"femur": 6.0, "vertebra": 3.0}
+PINNED_N = {"femur": 10214.297630051986, "vertebra": 6451.333796709095}
+"""Reference failure loads (N) measured serially on the phantoms below (walking; standing's axial compression)."""
+
+
+def _phantom(name: str):
+    if name == "femur":
+        from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
+
+        return make_phantom(PhantomSpec(voxel_mm=2.0, lesion_site="neck", lesion_diameter_mm=20.0))[0]
+    from bonefe.sites.vertebra.phantom import VertebraPhantomSpec, make_vertebra_phantom
+
+    return make_vertebra_phantom(VertebraPhantomSpec(level="L1", lesion_site="central", voxel_mm=1.0))
+
+
+@pytest.fixture(scope="module", params=SITES)
+def built(request):
+    name = request.param
+    site = site_of(name)
+    volume = _phantom(name)
+    case = Case(name="contract", ct=Path("ct.nii.gz"), labels=Path("labels.nii.gz"), patient=Patient(BODY_MASS_KG),
+                output=Path("runs/contract"),
+                site=name, level="L1" if name == "vertebra" else None, mesh=MeshOptions(size_mm=MESH[name]),
+                risk=RiskOptions(growth_steps_mm=[2.0]))
+    anatomy = site.anatomy(case, volume, volume.labels)
+    setup = site.setup(case, anatomy.frame)
+    bone, tags = setup.mesh(anatomy.volume, case.mesh, COMM)
+    material = cell_material(bone.mesh, anatomy.volume, MaterialOptions())
+    twin_E = cell_material(bone.mesh, healthy_volume(anatomy.volume), MaterialOptions()).E
+    loads = setup.loads(None, [])
+    result = assess(setup, bone.mesh, tags, material.E, material.label, 0.4, loads, case.risk, twin_E=twin_E)
+    return name, site, case, anatomy, setup, bone.mesh, tags, material, loads, result
+
+
+def test_unit_loads_have_unit_magnitude(built):
+    _, _, _, _, setup, *_, loads, _ = built
+    for load in loads + [setup.reference()]:
+        components = np.concatenate([np.ravel(v) for v in load.unit.values()])
+        assert np.linalg.norm(components) == pytest.approx(1.0, rel=1e-12), load.name
+        assert load.peak_n > 0
+
+
+def test_one_solve_reference_failure_equals_the_superposition(built):
+    _, _, case, _, setup, mesh, tags, material, _, result = built
+    direct = setup.reference_failure(mesh, tags, result.model.lattice, material.E, 0.4, case.risk)
+    assert direct == pytest.approx(result.stance.failure_load_n, rel=1e-6)
+
+
+def test_reference_failure_is_pinned_and_rank_independent(built):
+    name, *_, result = built
+    assert result.stance.failure_load_n == pytest.approx(PINNED_N[name], rel=1e-6)
+
+
+def test_risk_category_agrees_with_the_rule_it_stands_for(built):
+    name, _, case, _, setup, *_, loads, result = built
+    bw = BODY_MASS_KG * 9.81
+    category = risk_category(result.stance.failure_load_n / bw, setup.thresholds(case.risk))
+    if name == "femur":
+        assert setup.thresholds(case.risk) == case.risk.thresholds
+        return
+    factors = [result.stance.failure_load_n / load.peak_n for load in loads if not load.exercise]
+    expected = "high" if min(factors) < 1.0 else "moderate" if min(factors) < 2.0 else "low"
+    assert category == expected
+
+
+def test_a_grown_lesion_never_raises_the_failure_load(built):
+    _, _, case, anatomy, setup, mesh, tags, _, _, result = built
+    series = what_if(Scenario(mesh, tags, anatomy.volume, MaterialOptions(), setup, case.risk),
+                     result.stance.failure_load_n)["growth"]
+    assert series.steps[1].failure_load_n <= series.steps[0].failure_load_n
+    assert series.steps[1].lesion_volume_mm3 > series.steps[0].lesion_volume_mm3
+
+
+def test_the_report_speaks_of_its_own_bone(built, tmp_path_factory, monkeypatch):
+    name, site, case, anatomy, setup, mesh, tags, material, loads, result = built
+    import bonefe.pipeline
+    from bonefe.pipeline import _results
+
+    monkeypatch.setattr(bonefe.pipeline, "file_hash", lambda path: "0" * 64)  # no input files here
+    results = _results(case, setup, {"tets": 0, "nodes": 0}, result, {}, MaterialOptions(), {})
+    results.update(site.assess_more(setup, result.model, loads, result.activities))
+    results.update(site.scores_of(case, anatomy, healthy_volume(anatomy.volume)))
+    results.update(site.results(case, anatomy, result, setup))
+    results["assumptions"] = site.assumptions(case)
+    if name == "femur":
+        results.update(fall=None, uncertainty=None, exercise_window=None)
+    folder = Path(COMM.bcast(str(tmp_path_factory.mktemp(name)) if COMM.rank == 0 else None))
+    if COMM.rank == 0:
+        site.write_report(folder, results, None)
+        text = (folder / "report.html").read_text(encoding="utf-8").lower()
+        own, other = (r"\bhip\b", r"\bvertebra") if name == "femur" else (r"\bvertebra", r"\bhip\b")
+        assert re.search(own, text) and not re.search(other, text)
+    COMM.barrier()
+
+
+GENERIC = ["pipeline", "assessment", "whatif", "uncertainty", "perturbation", "window", "stimulus", "fields",
+           "materials", "meshing", "solver", "risk", "nonlocal_strain", "imaging", "calibration", "synthesis",
+           "cohort/batch", "cohort/slurm", "cohort/roc", "cohort/cohort_calibration"]
+
+
+def test_generic_stages_import_no_bone():
+    root = Path(bonefe.__file__).parent
+    for module in GENERIC:
+        tree = ast.parse((root / f"{module}.py").read_text(encoding="utf-8"))
+        imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        bones = [m for m in imported if m.startswith("bonefe.sites.") and m != "bonefe.sites.base"]
+        assert not bones, f"bonefe/{module}.py imports {bones}"
