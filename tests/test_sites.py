@@ -143,3 +143,17 @@ def test_generic_stages_import_no_bone():
         imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
         bones = [m for m in imported if m.startswith("bonefe.sites.") and m != "bonefe.sites.base"]
         assert not bones, f"bonefe/{module}.py imports {bones}"
+
+
+def test_the_uncertainty_study_runs_through_the_site(built):
+    """Calibration drawn only (no outline moves: the shared mesh is the case's bone): a steeper
+    calibration line means denser, stiffer bone and so a higher failure load, for every site."""
+    from bonefe.uncertainty import Study, UncertaintyOptions, propagate
+
+    _, _, case, anatomy, setup, *_, result = built
+    study = Study(anatomy.volume, setup, MaterialOptions(), case.mesh, case.risk)
+    spread = propagate(study, UncertaintyOptions(samples=2, factors=["calibration"]), None,
+                       result.stance.failure_load_n, COMM)
+    slope = {e.name: e for e in spread.factors}["calibration_slope"]
+    assert slope.low_n < result.stance.failure_load_n < slope.high_n
+    assert sorted(s.failure_load_n for s in spread.samples) == [spread.lower_n, spread.upper_n]

@@ -33,6 +33,44 @@ def _sins_text(sins: dict) -> str:
     return f"SINS {total}. {advice}"
 
 
+def _whatif(results: dict) -> str:
+    """What-if tables (lesion growth, re-mineralisation), empty without them."""
+    parts = []
+    for key, title, unit in (("whatif_growth", "Lesion growth", "mm"), ("whatif_remineralisation",
+                                                                        "Re-mineralisation", "fraction")):
+        series = results.get(key)
+        if series:
+            rows = [(f"{s['value']:g} {unit}", f"{s['equivalent_diameter_mm']:.0f} mm", f"{s['failure_load_n']:.0f} N",
+                     s["risk_category"]) for s in series["steps"]]
+            parts.append(f"<h3>{title}</h3>" + _rows(("Step", "Lesion (equivalent diameter)", "Failure load", "Risk"),
+                                                      rows))
+    return ("<h2>What if</h2>" + "".join(parts)) if parts else ""
+
+
+def _uncertainty(results: dict) -> str:
+    u = results.get("uncertainty")
+    if not u:
+        return ""
+    n = len(u["samples"])
+    what = (f"{100 * u['interval']:g} % interval of {n} samples" if u["expected_coverage"] + 1e-9 >= u["interval"]
+            else f"range of {n} samples, expected coverage {100 * u['expected_coverage']:.0f} %")
+    return (f"<h2>Uncertainty</h2><p>Failure load {u['lower_n']:.0f}-{u['upper_n']:.0f} N "
+            f"({what}); risk categories at the nominal "
+            f"load and the interval's ends: {html.escape(', '.join(u['categories']))}; most from "
+            f"{html.escape(u['dominant_words'])}.</p>")
+
+
+def _window(results: dict) -> str:
+    w = results.get("exercise_window")
+    if not w:
+        return ""
+    rows = [(r["label"], f"{r['safety_factor']:.2f}", r["verdict"], f"{100 * r['stimulus']['region_above_high']:.0f} %",
+             "yes" if r["in_window"] else "no") for r in w["rows"]]
+    return (f"<h2>Exercise window</h2><p>Region: {html.escape(w['region'])}; in the window when safe and at least "
+            f"{100 * w['target_fraction']:.0f} % of the region reaches {1e6 * w['mes_high']:.0f} µε.</p>"
+            + _rows(("Activity", "Safety factor", "Verdict", "Region above threshold", "In window"), rows))
+
+
 def render_spine_html(results: dict) -> str:
     """The report page."""
     level, bw = results["level"], results["body_mass_kg"] * 9.81
@@ -65,7 +103,8 @@ td,th{{border:1px solid #bbb;padding:3px 8px}}</style></head><body>
 safety factor = allowed / peak force (safe from 2, avoid below 1). Flexion, lifting and twisting
 are the movements spinal guidance restricts in patients with an unstable spine.</p>
 {_rows(("Activity", "Peak force", "Safety factor", "Verdict", "Source"), activities)}
-<h2>Picture</h2><img src="strain.png" alt="maximum principal strain under the compressive failure load" width="600">
+{_window(results)}{_whatif(results)}{_uncertainty(results)}
+<h2>Picture</h2><img src="strain.png" alt="maximum principal strain under the peak load of {html.escape(results['reference_activity'])}" width="600">
 <p>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by bonefe {html.escape(results['provenance']['bonefe'])}.</p>
 </body></html>"""
 
