@@ -211,13 +211,10 @@ def _results(case: Case, setup, quality: dict, result, timings: dict, material, 
 
 
 def _assumptions(case: Case, site_assumptions: list[str] = ()) -> list[str]:
-    """The checks turned off, the failure criterion, the site's loading sentences, the mesh."""
+    """The checks turned off, the failure criterion, then the site's sentences (loading, evaluation, mesh)."""
     return case.checks.overrides() + [
         "Linear elastic, isotropic material mapped from CT; failure is the onset of local failure "
         "by the maximum principal strain criterion (Schileo et al. 2008) on the strain averaged over "
         f"{case.risk.averaging_radius_mm:g} mm spheres of bone.",
         *site_assumptions,
-        f"Element size {case.mesh.size_mm:g} mm. On the phantom femur the failure load at the 3 mm "
-        "default lies within 0.2 % of a 1.1 mm mesh, and meshes from 6 to 1.1 mm scatter by up to "
-        "4.5 % without a trend (docs/validation.md).",
     ]

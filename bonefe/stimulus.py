@@ -3,7 +3,7 @@
 Site-agnostic: everything works on a `StrainField` (principal strains under a unit load at points
 of bone, each with its bone volume, modulus and Poisson ratio, and a region-of-interest mask) over
 this rank's points, with an optional MPI communicator; the numbers do not depend on the number of
-ranks. The femur fills it from the nonlocal strain of `bonefe.assessment` (`bonefe.window`).
+ranks. The pipeline fills it, for any bone site, from the nonlocal strain of `bonefe.assessment` (`bonefe.window`).
 
 Two measures, both linear-elastic post-processes of the same strain field:
 

@@ -150,6 +150,9 @@ class FemurSite:
             f"Cells within {case.risk.exclusion_mm:g} mm of a load or support patch and lesion tissue "
             "itself are not evaluated for failure.",
             "Activity forces are population peak values from instrumented hip implants, scaled by body weight.",
+            f"Element size {case.mesh.size_mm:g} mm. On the phantom femur the failure load at the 3 mm "
+            "default lies within 0.2 % of a 1.1 mm mesh, and meshes from 6 to 1.1 mm scatter by up to "
+            "4.5 % without a trend (docs/validation.md).",
         ]
 
     def export_inp(self, path: Path, basis, facet_tags, E, nu, setup: FemurSetup) -> None:

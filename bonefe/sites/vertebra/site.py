@@ -147,6 +147,8 @@ class VertebraSite:
             "Every bone cell is evaluated for failure (the layers spread the load); lesion tissue is not.",
             "Activity forces are peak compressive forces on the vertebral body from intradiscal pressure and "
             "vertebral body replacement telemetry, scaled by body weight; each is applied as axial compression.",
+            f"Element size {case.mesh.size_mm:g} mm; the vertebra has no mesh-convergence study yet (the femur's "
+            "does not transfer).",
         ]
 
     def write_report(self, out_dir: Path, results: dict, picture: dict | None) -> dict[str, Path]:
