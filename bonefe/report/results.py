@@ -58,7 +58,7 @@ class ReportResults:
     twin_failure_load_n: stance failure load of the lesion-free twin (N), or None.
     mirels, axial_involvement: clinical scores of the worst lesion (bonefe.sites.femur.scores), or None.
     envelope: allowed hip-contact force per direction in the frontal and sagittal planes;
-    envelope_marks: the head-contact activities placed on it (bonefe.assessment).
+    envelope_marks: the head-contact activities placed on it (bonefe.sites.femur.assessment).
     whatif_growth, whatif_remineralisation: stance failure load as the lesion grows (mm) and as it
     re-mineralises (fraction), or None when not computed (bonefe.whatif).
     uncertainty: interval of the failure load and each input's effect, or None (bonefe.uncertainty).

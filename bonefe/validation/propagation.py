@@ -20,7 +20,8 @@ def uncertainty_section() -> Section:
     """The one-at-a-time effects and the combined interval of the stance failure load."""
     spec, options = PhantomSpec(), UncertaintyOptions(samples=SAMPLES)
     volume, frame = make_phantom(spec)
-    result = propagate(Study(volume, FemurSetup(frame, BODY_MASS_KG), MaterialOptions(), MeshOptions(), RiskOptions()), options)
+    study = Study(volume, FemurSetup(frame, BODY_MASS_KG), MaterialOptions(), MeshOptions(), RiskOptions())
+    result = propagate(study, options)
     text = (f"The default phantom femur (20 mm lytic neck lesion, {spec.voxel_mm:g} mm voxels) at the default "
             f"mesh size {MeshOptions().size_mm:g} mm, {BODY_MASS_KG:g} kg, stance failure load; `bonefe.uncertainty` "
             f"with its defaults and {SAMPLES} Monte-Carlo samples (method in that module's docstring). Reported, "
