@@ -157,3 +157,23 @@ def test_the_uncertainty_study_runs_through_the_site(built):
     slope = {e.name: e for e in spread.factors}["calibration_slope"]
     assert slope.low_n < result.stance.failure_load_n < slope.high_n
     assert sorted(s.failure_load_n for s in spread.samples) == [spread.lower_n, spread.upper_n]
+
+
+def test_every_site_implements_the_whole_interface():
+    """Every member the generic stages call (`bonefe.sites.base.Site`, `Setup`) exists on every site
+    (`export_inp` only where the site offers "inp")."""
+    from bonefe.sites.base import Setup, Site
+
+    def members(protocol):
+        return {n for n in vars(protocol) if not n.startswith("_")} | set(protocol.__annotations__)
+
+    for name in SITES:
+        site = site_of(name)
+        needed = members(Site) - (set() if "inp" in site.exports else {"export_inp"})
+        assert not needed - set(dir(site)), (name, needed - set(dir(site)))
+    from bonefe.sites.femur.site import FemurSetup
+    from bonefe.sites.vertebra.site import VertebraSetup
+
+    for setup in (FemurSetup, VertebraSetup):
+        missing = members(Setup) - set(dir(setup)) - set(setup.__dataclass_fields__)
+        assert not missing, (setup.__name__, missing)
