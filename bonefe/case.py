@@ -160,6 +160,9 @@ class Case:
     """Input plausibility checks (`bonefe.plausibility`), all on by default; turning one off is reported."""
     suitability: SuitabilityOptions = field(default_factory=SuitabilityOptions)
     """Scan checks before meshing and their overrides (`bonefe.suitability`)."""
+    days_since_baseline: float | None = None
+    """Days from the patient's first scan to this one, for `bonefe followup` (0 or absent for the
+    first); an interval the case author gives, never a date."""
 
     def __post_init__(self):
         # "." and ".." would make the output folder (runs/<name>) the runs folder or the case's own
