@@ -17,10 +17,11 @@ MPI_TESTS := tests/test_solver_verification.py tests/test_fields.py tests/test_m
              tests/test_materials.py tests/test_anatomy.py tests/test_risk.py tests/test_assessment.py \
              tests/test_export.py tests/test_calculix.py tests/test_whatif.py tests/test_real_ct.py \
              tests/test_uncertainty.py tests/test_validation.py tests/test_nonlocal_strain.py \
-             tests/test_fall.py tests/test_demo.py tests/test_calibration_run.py \
+             tests/test_fall.py tests/test_demo.py \
+             tests/test_vertebra_loading.py tests/test_vertebra_pipeline.py tests/test_calibration_run.py \
              tests/test_clinical_numbers.py tests/test_window.py tests/test_stimulus.py
 
-.PHONY: venv demo test serve benchmarks clean
+.PHONY: venv demo spine-demo test serve benchmarks clean
 
 venv: $(VENV)/.installed
 
@@ -30,6 +31,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[fenics,dev,service]"
 	@touch $@
+
+SPINE_DEMO := cases/spine-l1-lytic.yaml
+SPINE_PHANTOM := cases/data/phantom-l1-central
+# The spine demo: a synthetic L1 with a 15 mm lytic lesion in the centre of its body.
+spine-demo: venv
+	$(BIN)/bonefe phantom --site vertebra --level L1 --lesion-site central --lesion-diameter 15 --out $(SPINE_PHANTOM)
+	$(BIN)/mpirun -n $(NP) $(BIN)/bonefe run $(SPINE_DEMO)
 
 demo: venv
 	$(BIN)/bonefe phantom --out $(PHANTOM_DIR) $(DEMO_LESION)
@@ -45,6 +53,7 @@ serve: venv
 benchmarks: venv
 	$(BIN)/python benchmarks/meshing.py
 	$(BIN)/python benchmarks/solver.py
+	$(BIN)/mpirun -n 2 $(BIN)/python benchmarks/vertebra.py
 
 clean:
 	rm -rf $(VENV) runs cases/data

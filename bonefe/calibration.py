@@ -90,6 +90,12 @@ class CalibrationOptions:
             if items is not None and len(items) < MIN_RODS:
                 raise ValueError(f"{name}: give at least {MIN_RODS} calibration rods (got {len(items)})")
 
+    def label_values(self) -> list[int]:
+        """Label-map values this section names (rods, tissue regions): known values, not bone."""
+        rods = [rod.label for rod in self.rods or []]
+        tissues = self.internal.labels.values() if self.internal else []
+        return rods + [v for value in tissues for v in (value if isinstance(value, list) else [value])]
+
 
 class Calibration(NamedTuple):
     """A resolved calibration: ρ_QCT = slope·HU + intercept; stderr of the fit (g/cm³, 0 when the

@@ -15,7 +15,7 @@ from bonefe.followup.course import (doubling_time_days, first_day_below, growth_
                                     project, Rate)
 from bonefe.followup.lesion_change import lesions, match
 from bonefe.followup.synthetic import moved, rigid_motion, write_scan
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.registration import register
 from bonefe.volume import Volume
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
-from bonefe.anatomy import femur_frame
+from bonefe.sites.femur.anatomy import femur_frame
 from bonefe.assessment import activity_list, assess
 from bonefe.case import load_case
 from bonefe.errors import BonefeError
@@ -31,7 +31,7 @@ from bonefe.followup import course as courses
 from bonefe.followup.lesion_change import healing_fraction, lesions, match
 from bonefe.followup.report import write_followup
 from bonefe.imaging import read_volume
-from bonefe.loads import activity_from_dict
+from bonefe.sites.femur.loads import activity_from_dict
 from bonefe.materials import cell_material, healthy_volume
 from bonefe.outputs import staged_folder
 from bonefe.pipeline import run_case

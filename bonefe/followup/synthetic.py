@@ -22,7 +22,7 @@ from scipy.spatial.transform import Rotation
 from bonefe.imaging import write_image
 from bonefe.materials import healthy_volume
 from bonefe.outputs import atomic_write_text
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.volume import LESION_LABELS, Volume
 
 
