@@ -66,13 +66,23 @@ def _checked_cases(paths: list[Path]):
             raise BonefeError(f"{Path(path).name}: days_since_baseline must be larger than the scan before's "
                               f"({after:g} ≤ {before:g}); give the scans in time order with their intervals in days")
     for path, case in zip(paths[1:], cases[1:]):
+        if (case.site, case.level) != (cases[0].site, cases[0].level):
+            raise BonefeError(f"{Path(path).name}: {_bone(case)} but the baseline is the {_bone(cases[0])}; "
+                              "a follow-up compares scans of one bone")
         if case.patient.side != cases[0].patient.side:
             raise BonefeError(f"{Path(path).name}: side {case.patient.side} but the baseline is the "
                               f"{cases[0].patient.side} femur; a follow-up compares scans of one bone")
+    if cases[0].site != "femur":
+        raise BonefeError(f"followup supports the femur only so far (the baseline is the {_bone(cases[0])}); "
+                          "run each vertebra scan with `bonefe run` and compare the reports")
     names = [c.name for c in cases]
     if len(set(names)) != len(names):
         raise BonefeError("followup: every scan's case needs its own name (they name the scan folders)")
     return cases, days
+
+
+def _bone(case) -> str:
+    return f"vertebra {case.level}" if case.site == "vertebra" else case.site
 
 
 def _registrations(volumes, kind: str, comm):
@@ -100,21 +110,25 @@ def _meshing_volume(on_baseline):
     return replace(base, labels=labels)
 
 
-def _one_mesh(cases, on_baseline, materials, comm):
-    """Every scan's material on the baseline mesh: (assessments, mesh, facet tags, frame)."""
-    base = cases[0]
-    frame = femur_frame(on_baseline[0], base.patient.side, base.landmarks.overrides())
-    bone, tags = mesh_case(_meshing_volume(on_baseline), base.mesh, frame, comm)
-    activities = activity_list(base.activities, [activity_from_dict(a) for a in base.custom_activities])
+def baseline_mesh(case, on_baseline, comm=MPI.COMM_WORLD):
+    """The baseline's mesh refined around every volume's lesion (step 3): (mesh, facet tags, frame)."""
+    frame = femur_frame(on_baseline[0], case.patient.side, case.landmarks.overrides())
+    bone, tags = mesh_case(_meshing_volume(on_baseline), case.mesh, frame, comm)
+    return bone.mesh, tags, frame
+
+
+def assess_on_mesh(case, mesh, tags, frame, volumes, materials) -> list:
+    """Each volume (on the baseline grid) with its material options on one mesh: the assessments
+    (`bonefe.assessment.assess`, the case's activities, envelope off)."""
+    activities = activity_list(case.activities, [activity_from_dict(a) for a in case.custom_activities])
     results = []
-    for volume, material in zip(on_baseline, materials):
-        cells = cell_material(bone.mesh, volume, material)
+    for volume, material in zip(volumes, materials):
+        cells = cell_material(mesh, volume, material)
         twin = healthy_volume(volume)
-        twin_E = cell_material(bone.mesh, twin, material).E if twin is not volume else None
-        results.append(assess(bone.mesh, tags, cells.E, cells.label, material.poisson, frame,
-                              base.patient.body_mass_kg, activities, base.risk, base.solver.degree, twin_E,
-                              envelope_step_deg=None))
-    return results, bone.mesh, tags, frame
+        twin_E = cell_material(mesh, twin, material).E if twin is not volume else None
+        results.append(assess(mesh, tags, cells.E, cells.label, material.poisson, frame, case.patient.body_mass_kg,
+                              activities, case.risk, case.solver.degree, twin_E, envelope_step_deg=None))
+    return results
 
 
 def _scan_row(case, days, own: dict, one, material) -> dict:
@@ -130,6 +144,7 @@ def _scan_row(case, days, own: dict, one, material) -> dict:
                      "risk_category": risk_category(f_one / bw, case.risk.thresholds),
                      "verdicts": {a.name: a.verdict for a in one.activities}},
         "route_difference": abs(own["failure_load_n"] - f_one) / f_one,
+        "routes_agree": abs(own["failure_load_n"] - f_one) / f_one <= ROUTE_TOLERANCE,
         "density_calibration": {"slope_g_cm3_per_hu": material.slope, "intercept_g_cm3": material.intercept},
     }
 
@@ -218,7 +233,8 @@ def run_followup(case_paths: list[Path], output: Path | None = None, mesh_size: 
                                             for k, v in r["provenance"]["density_calibration"].items()
                                             if k in ("slope_g_cm3_per_hu", "intercept_g_cm3")})
                      for c, r in zip(cases, own)]
-        one, mesh, tags, frame = _one_mesh(cases, on_baseline, materials, comm)
+        mesh, tags, frame = baseline_mesh(cases[0], on_baseline, comm)
+        one = assess_on_mesh(cases[0], mesh, tags, frame, on_baseline, materials)
         found = [lesions(v, m.slope, m.intercept) for v, m in zip(volumes, materials)]
         baseline_lesion = np.isin(volumes[0].labels, LESION_LABELS)
         twin = healthy_volume(volumes[0])
@@ -236,7 +252,7 @@ def run_followup(case_paths: list[Path], output: Path | None = None, mesh_size: 
         }
         if comm.rank == 0:
             write_followup(out, results)
-    if comm.rank == 0 and not quiet:
+    if comm.rank == 0:
         c = results["course"]
         print(f"followup {cases[0].name}: {len(cases)} scans, course {c['kind']}, "
               f"failure load {results['scans'][0]['one_mesh']['failure_load_n']:.0f} → "

@@ -95,6 +95,12 @@ def _registration_text(results: dict) -> str:
     return "<p>Registration to the first scan: " + "; ".join(items) + ".</p>"
 
 
+def _disagreeing(results: dict) -> str:
+    names = [escape(s["case_name"]) for s in results["scans"] if not s["routes_agree"]]
+    return ("; <b>they do not for " + ", ".join(names) + "</b>: read that scan's change with care (mesh noise "
+            "at the lesion's edge)") if names else ""
+
+
 def render_html(results: dict, png: bytes) -> str:
     image = base64.b64encode(png).decode("ascii")
     return f"""<!DOCTYPE html>
@@ -111,8 +117,20 @@ measured change with its interval.</figcaption></figure>
 {_registration_text(results)}
 <p>Both routes give each scan's failure load; the baseline-mesh route (every scan's CT mapped onto the first
 scan's mesh) is the one compared over time. They are expected to agree within
-{100 * results['route_tolerance']:.0f} %.</p>
-</section></body></html>
+{100 * results['route_tolerance']:.0f} %{_disagreeing(results)}.</p>
+</section>
+<p id="image-check" data-state="pending"></p>
+<script>
+  // Self-check as in report.html: the page says so if the timeline did not decode.
+  window.addEventListener("load", function () {{
+    var images = Array.prototype.slice.call(document.images);
+    var ok = images.length > 0 && images.every(function (img) {{ return img.complete && img.naturalWidth > 0; }});
+    var check = document.getElementById("image-check");
+    check.setAttribute("data-images", String(images.length));
+    check.setAttribute("data-state", ok ? "ok" : "failed");
+    if (!ok) {{ check.textContent = "The timeline could not be shown."; }}
+  }});
+</script></body></html>
 """
 
 

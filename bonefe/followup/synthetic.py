@@ -63,17 +63,27 @@ def write_scan(folder: Path, name: str, volume: Volume, days: float, body_mass_k
     return path
 
 
-def write_demo(out: Path, mesh_size_mm: float = 4.0) -> list[Path]:
-    """The demo series (module docstring); returns its three case files in time order."""
-    spec = PhantomSpec(lesion_site="neck_inferomedial", lesion_diameter_mm=20.0, cortical_involvement=1.0)
+DEMO_DAYS = (0.0, 90.0, 180.0)
+"""Days since the baseline of the demo's three scans."""
+DEMO_MOTIONS = (([0.0, 0.0, 0.0], [0.0, 0.0, 0.0]), ([2.0, -1.5, 3.0], [3.0, -2.0, 5.0]),
+                ([-1.0, 2.0, -2.5], [-4.0, 1.0, 2.0]))
+"""Each demo scan's placement: x-y-z Euler angles (deg) about the femoral head centre, translation (mm)."""
+
+
+def demo_scans(voxel_mm: float = 1.0) -> list[tuple[Volume, np.ndarray]]:
+    """The demo series (module docstring) before placement, each with its motion matrix (4×4)."""
+    spec = PhantomSpec(voxel_mm=voxel_mm, lesion_site="neck_inferomedial", lesion_diameter_mm=20.0,
+                       cortical_involvement=1.0)
     baseline, frame = make_phantom(spec)
     grown, _ = make_phantom(replace(spec, lesion_diameter_mm=26.0))
-    centre = frame.head_centre
-    scans = [(baseline, 0.0),
-             (moved(grown, rigid_motion([2.0, -1.5, 3.0], [3.0, -2.0, 5.0], centre)), 90.0),
-             (moved(remineralised_scan(grown, 0.5), rigid_motion([-1.0, 2.0, -2.5], [-4.0, 1.0, 2.0], centre)), 180.0)]
-    return [write_scan(out, f"demo-followup-{i}", volume, days, mesh_size_mm=mesh_size_mm)
-            for i, (volume, days) in enumerate(scans)]
+    volumes = [baseline, grown, remineralised_scan(grown, 0.5)]
+    return [(volume, rigid_motion(*motion, frame.head_centre)) for volume, motion in zip(volumes, DEMO_MOTIONS)]
+
+
+def write_demo(out: Path, mesh_size_mm: float = 4.0, voxel_mm: float = 1.0) -> list[Path]:
+    """Write the demo series (module docstring); returns its three case files in time order."""
+    return [write_scan(out, f"demo-followup-{i}", moved(volume, motion), days, mesh_size_mm=mesh_size_mm)
+            for i, ((volume, motion), days) in enumerate(zip(demo_scans(voxel_mm), DEMO_DAYS))]
 
 
 if __name__ == "__main__":
