@@ -1,5 +1,5 @@
-"""`bonefe followup` end to end on the synthetic demo series (growth, then healing), coarse: 1.5 mm
-voxels, 6 mm mesh. Known answers: each later scan is the phantom placed by a known rigid motion
+"""`bonefe followup` end to end on the synthetic demo series (growth, then healing), coarse: 2 mm
+voxels, 8 mm mesh. Known answers: each later scan is the phantom placed by a known rigid motion
 (`bonefe.followup.synthetic`), its lesion grown from 20 to 26 mm (day 90), then re-mineralised half
 way (day 180); lesion volumes are voxel counts × voxel volume of the unmoved phantoms; the failure
 loads on the baseline mesh are checked against the unmoved phantoms mapped onto that same mesh."""
@@ -23,7 +23,7 @@ from bonefe.report.pictures import image_is_real
 from bonefe.volume import LESION_LABELS
 
 COMM = MPI.COMM_WORLD
-VOXEL_MM = 1.5
+VOXEL_MM = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def series(tmp_path_factory):
     folder = tmp_path_factory.mktemp("followup") if COMM.rank == 0 else None
     folder = COMM.bcast(folder, root=0)
     if COMM.rank == 0:
-        paths = write_demo(folder, mesh_size_mm=6.0, voxel_mm=VOXEL_MM)
+        paths = write_demo(folder, mesh_size_mm=8.0, voxel_mm=VOXEL_MM)
     paths = COMM.bcast(paths if COMM.rank == 0 else None, root=0)
     results = run_followup(paths, output=folder / "out", quiet=True, comm=COMM)
     return {"paths": paths, "out": folder / "out", "results": results, "scans": demo_scans(VOXEL_MM)}
