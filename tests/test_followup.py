@@ -5,6 +5,7 @@ Known answers: the later scan is the phantom placed by a known rigid motion (its
 data untouched), so registration must return M; lesion volumes are voxel counts × voxel volume."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,6 +143,11 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, phantom):
     assert "field of view" in _refused(capsys, _cases(tmp_path / "fov", [(volume, 0), (cropped, 60)]))
     upside_down = moved(volume, rigid_motion([180.0, 0.0, 0.0], [0, 0, 0], frame.head_centre))
     assert "registration" in _refused(capsys, _cases(tmp_path / "flip", [(volume, 0), (upside_down, 60)]))
+    vertebra = _cases(tmp_path / "site", [(volume, 0), (later, 60)])
+    for path in vertebra:
+        Path(path).write_text(Path(path).read_text() + "site: vertebra\nlevel: T8\n")
+    assert "femur only" in _refused(capsys, vertebra)
+    assert "vertebra T8 but the baseline is the femur" in _refused(capsys, [paths[0], vertebra[1]])
     assert not list(tmp_path.rglob("followup.json"))
 
 

@@ -1,10 +1,11 @@
 """The lesion's course between scans and its projection: rates, their intervals, failure load against time.
 
-Growth: exponential, V(t) = V₀·e^{kt}; volume doubling time T_d = ln 2 / k (Schwartz 1961, the
-usual measure of tumour growth). Two scans: k = ln(V₁/V₀)/Δt, its interval from the volume
-measurement error of each scan, ± half a voxel over the lesion surface (δV = ½·h·A, h the mean
-voxel size, A the surface of the sphere of volume V). Three or more: least-squares line of ln V
-against days; 95 % interval of the slope (Student t, n − 2 degrees of freedom) and R².
+Growth: exponential, V(t) = V₀·e^{kt}; volume doubling time T_d = ln 2 / k (Schwartz M 1961, "A
+biomathematical approach to clinical tumor growth", Cancer 14; pages unconfirmed). Two scans:
+k = ln(V₁/V₀)/Δt, its interval from the volume measurement error of each scan, ± half a voxel over
+the lesion surface (δV = ½·h·A, h the mean voxel size, A the surface of the sphere of volume V).
+Three or more: least-squares line of ln V against days; 95 % interval of the slope (Student t,
+n − 2 degrees of freedom) and R².
 
 Healing (re-mineralisation): the healing fraction h (`bonefe.followup.lesion_change`) grows
 linearly from 0 at the baseline, h(t) = r·t capped at 1. Three or more scans: least-squares slope
@@ -29,7 +30,10 @@ LITERATURE_HEALING_HU_PER_DAY = 250.3 / 182.6
 """Typical re-mineralisation of osteolytic metastases after radiotherapy: mean density rose by
 145.8 HU at 3 months and 250.3 HU at 6 months (135 lesions; Foerster et al. 2015, Radiat Oncol
 10:62, doi:10.1186/s13014-015-0368-x; spinal metastases of breast cancer) — 250.3 HU over 6 months
-(182.6 days), about 1.4 HU/day. Used only when a single follow-up gives the healing rate."""
+(182.6 days), about 1.4 HU/day (confirmed against the abstract). Used only when a single follow-up
+gives the healing rate, as a fraction of the lesion's own HU gap to healthy bone per day. Departure:
+measured in spinal lytic metastases of breast cancer (mean 194.8 HU before radiotherapy); applied
+here to any lytic lesion of the femur, whose HU gap differs."""
 HEALING_DETECTION = 0.10
 """Smallest healing fraction counted as re-mineralisation: 10 % of the HU gap to healthy bone
 (≈ 50–100 HU for a lytic lesion in trabecular bone, above scan-to-scan HU noise of a few tens)."""
