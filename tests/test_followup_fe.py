@@ -62,6 +62,8 @@ def test_lesion_volumes_matching_and_healing(series):
     assert rows[2]["healing_fraction"] == pytest.approx(0.5, abs=0.03)
     assert not any(lesion["lytic_to_blastic"] for row in rows[1:] for lesion in row["lesions"])
     assert rows[1]["lesions"][0]["volume_change_mm3"] > 0
+    # on the baseline mesh the half-healed lesion's modulus factor is half-way from lytic (0.01) to bone
+    assert series["results"]["scans"][2]["lesion_modulus_factors"]["lytic"] == pytest.approx(0.505, abs=0.03)
 
 
 def test_failure_load_on_one_mesh_against_the_unmoved_scans(series):

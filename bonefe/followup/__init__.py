@@ -6,12 +6,15 @@ baseline scan; 0 or absent for it — never DICOM dates, which stay private):
 1. each later CT is registered to the baseline (`bonefe.registration`; rigid, or affine) and
    resampled into the baseline grid;
 2. each scan runs as `bonefe run` does, on its own mesh (own-mesh route, `scans/NN-name/`);
-3. the baseline's mesh, refined around every scan's lesion, carries every scan's material (its CT and labels in the baseline frame,
-   its own density calibration): failure load, strain fold ratio and activity verdicts per scan
-   (one-mesh route), so that the change is not mesh noise. Both routes give each scan's failure
-   load; they agree within ROUTE_TOLERANCE (reported per scan);
-4. lesions per scan, matched, with healing fraction and lytic → blastic conversion
+3. lesions per scan, matched, with healing fraction h and lytic → blastic conversion
    (`bonefe.followup.lesion_change`);
+4. the baseline's mesh, refined around every scan's lesion, carries every scan's material (its CT
+   and labels in the baseline frame, its own density calibration, its lesion modulus factors moved
+   towards bone by its healing fraction as `bonefe.whatif` re-mineralises, f(h) = (1 − h)·f + h,
+   once h exceeds the detection limit): failure load, strain fold ratio and activity verdicts per
+   scan (one-mesh route), so that the change is not mesh noise and the projection (step 5) starts
+   where the scans are. Both routes give each scan's failure load with the lesion as labelled
+   (`bonefe run` knows no healing); they agree within ROUTE_TOLERANCE (reported per scan);
 5. the course and its projection (`bonefe.followup.course`), from what-if series
    (`bonefe.whatif`) of the last scan's state on the baseline mesh;
 6. followup.json, followup.html with the timeline plot (`bonefe.followup.report`).
@@ -39,7 +42,7 @@ from bonefe.registration import register, resample_to_baseline
 from bonefe.risk import body_weight_n, risk_category
 from bonefe.uncertainty import mesh_case
 from bonefe.volume import BACKGROUND, LESION_LABELS
-from bonefe.whatif import Scenario, lesion_growth, remineralisation
+from bonefe.whatif import Scenario, healed_material, lesion_growth, remineralisation
 
 ROUTE_TOLERANCE = 0.25
 """Largest relative difference accepted between a scan's failure load on its own mesh and on the
@@ -137,21 +140,25 @@ def assess_on_mesh(case, mesh, tags, frame, volumes, materials) -> list:
     return results
 
 
-def _scan_row(case, days, own: dict, one, material) -> dict:
+def _scan_row(case, days, own: dict, one, as_labelled: float, material) -> dict:
+    """One scan's row; as_labelled: its baseline-mesh failure load with the lesion factors unhealed (N),
+    the one compared with its own mesh's (`bonefe run` does not know the healing)."""
     bw = body_weight_n(case.patient.body_mass_kg)
     f_one = one.stance.failure_load_n
+    difference = abs(own["failure_load_n"] - as_labelled) / as_labelled
     return {
         "case_name": case.name, "days_since_baseline": days,
         "own_mesh": {"failure_load_n": own["failure_load_n"], "failure_load_bw": own["failure_load_bw"],
                      "strain_fold_ratio": own["strain_fold_ratio"], "risk_category": own["risk_category"],
                      "cells": own["mesh"]["cells"]},
-        "one_mesh": {"failure_load_n": f_one, "failure_load_bw": f_one / bw,
+        "one_mesh": {"failure_load_n": f_one, "failure_load_bw": f_one / bw, "failure_load_as_labelled_n": as_labelled,
                      "strain_fold_ratio": one.twin.strain_fold_ratio if one.twin else None,
                      "risk_category": risk_category(f_one / bw, case.risk.thresholds),
                      "verdicts": {a.name: a.verdict for a in one.activities}},
-        "route_difference": abs(own["failure_load_n"] - f_one) / f_one,
-        "routes_agree": abs(own["failure_load_n"] - f_one) / f_one <= ROUTE_TOLERANCE,
+        "route_difference": difference,
+        "routes_agree": difference <= ROUTE_TOLERANCE,
         "density_calibration": {"slope_g_cm3_per_hu": material.slope, "intercept_g_cm3": material.intercept},
+        "lesion_modulus_factors": {"lytic": material.lytic_factor, "blastic": material.blastic_factor},
     }
 
 
@@ -240,21 +247,26 @@ def run_followup(case_paths: list[Path], output: Path | None = None, mesh_size: 
                                             if k in ("slope_g_cm3_per_hu", "intercept_g_cm3")})
                      for c, r in zip(cases, own)]
         mesh, tags, frame = baseline_mesh(cases[0], on_baseline, comm)
-        one = assess_on_mesh(cases[0], mesh, tags, frame, on_baseline, materials)
         found = [lesions(v, m.slope, m.intercept) for v, m in zip(volumes, materials)]
         baseline_lesion = np.isin(volumes[0].labels, LESION_LABELS)
         twin = healthy_volume(volumes[0])
         healing = [0.0] + [healing_fraction(volumes[0], twin, v, baseline_lesion) if baseline_lesion.any() else 0.0
                            for v in on_baseline[1:]]
         hu_gap = float((twin.hu[baseline_lesion] - volumes[0].hu[baseline_lesion]).mean()) if baseline_lesion.any() else 0.0
+        healed = [healed_material(m, min(h, 1.0)) if h > courses.HEALING_DETECTION else m
+                  for m, h in zip(materials, healing)]
+        one = assess_on_mesh(cases[0], mesh, tags, frame, on_baseline, healed)
+        as_labelled = [a.stance.failure_load_n if h is m else
+                       assess_on_mesh(cases[0], mesh, tags, frame, [v], [m])[0].stance.failure_load_n
+                       for a, v, h, m in zip(one, on_baseline, healed, materials)]
         results = {
             "baseline": cases[0].name,
             "registrations": [r.as_dict() for r in regs],
-            "scans": [_scan_row(c, d, o, a, m) for c, d, o, a, m in zip(cases, days, own, one, materials)],
+            "scans": [_scan_row(*row) for row in zip(cases, days, own, one, as_labelled, healed)],
             "route_tolerance": ROUTE_TOLERANCE,
             "lesions": _lesion_table(found, regs, healing),
             "course": _course(cases, days, volumes, on_baseline, found, healing, hu_gap, one, mesh, tags, frame,
-                              materials, horizon_months * courses.DAYS_PER_MONTH),
+                              healed, horizon_months * courses.DAYS_PER_MONTH),
         }
         if comm.rank == 0:
             write_followup(out, results)

@@ -116,7 +116,9 @@ measured change with its interval.</figcaption></figure>
 {_course_text(results['course'])}
 {_registration_text(results)}
 <p>Both routes give each scan's failure load; the baseline-mesh route (every scan's CT mapped onto the first
-scan's mesh) is the one compared over time. They are expected to agree within
+scan's mesh) is the one compared over time; there a healing lesion's modulus factor follows its healing
+fraction (as in the what-if re-mineralisation), while the routes are compared with the lesion as labelled
+(as <code>bonefe run</code> reads it). They are expected to agree within
 {100 * results['route_tolerance']:.0f} %{_disagreeing(results)}.</p>
 </section>
 <p id="image-check" data-state="pending"></p>
