@@ -20,7 +20,7 @@ def timeline_png(results: dict) -> bytes:
     """Failure load (both routes, projection band) and lesion volume against days since the first scan."""
     scans, course = results["scans"], results["course"]
     days = [s["days_since_baseline"] for s in scans]
-    figure, axis = plt.subplots(figsize=(8, 4.5), dpi=110)
+    figure, axis = plt.subplots(figsize=(8, 5), dpi=110)
     axis.plot(days, [s["one_mesh"]["failure_load_n"] for s in scans], "o-", color="C0",
               label="failure load, baseline mesh")
     axis.plot(days, [s["own_mesh"]["failure_load_n"] for s in scans], "s--", color="C0", alpha=0.5,
@@ -38,7 +38,8 @@ def timeline_png(results: dict) -> bytes:
                      label="lesion volume")
     volume_axis.set_ylabel("lesion volume (cm³)", color="C1")
     lines = axis.get_legend_handles_labels()[0] + volume_axis.get_legend_handles_labels()[0]
-    axis.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="best")
+    axis.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="upper center",
+                bbox_to_anchor=(0.5, -0.15), ncol=3)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
