@@ -120,3 +120,16 @@ def test_report_renders_in_chromium(series, tmp_path):
     chromium(tmp_path, f"--screenshot={shot}", "--window-size=1000,1400", url)
     assert image_is_real(np.asarray(Image.open(shot).convert("RGB")), (1000, 1400))
     assert image_is_real(series["out"] / "timeline.png")
+
+
+ONE_MESH_N = (4097.2826554802405, 1170.704620451333, 6613.811274734745)
+"""Failure loads on the baseline mesh of the three scans, serial run (N); pinned to show rank independence."""
+OWN_MESH_N = (5631.968942663598, 1354.6171827003539, 1971.5898175133048)
+"""Failure loads on each scan's own mesh, serial run (N)."""
+
+
+def test_results_do_not_depend_on_the_rank_count(series):
+    """The same numbers under `mpirun -n 2` as serially (to 1e-6)."""
+    scans = series["results"]["scans"]
+    assert [s["one_mesh"]["failure_load_n"] for s in scans] == pytest.approx(ONE_MESH_N, rel=1e-6)
+    assert [s["own_mesh"]["failure_load_n"] for s in scans] == pytest.approx(OWN_MESH_N, rel=1e-6)
