@@ -20,7 +20,7 @@ from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.materials import healthy_volume
 from bonefe.registration import register, resample_to_baseline
 from bonefe.volume import Volume
-from conftest import shared_data
+from real_data import shared_data
 
 SPEC = PhantomSpec(voxel_mm=1.5, lesion_site="neck_inferomedial", lesion_diameter_mm=16.0, cortical_involvement=1.0)
 
