@@ -1,5 +1,6 @@
 # bonefe — two commands for a fresh machine:
 #   make demo   build the environment, make a synthetic femur CT with a lytic lesion, run the whole chain
+#   make followup-demo  the demo patient scanned three times: growth, then healing (runs/followup-demo)
 #   make test   build the environment, run the test suite serially and under MPI (2 ranks)
 #   make serve  the web service for clinicians on http://127.0.0.1:8000/ (docs/service.md)
 
@@ -19,9 +20,10 @@ MPI_TESTS := tests/test_solver_verification.py tests/test_fields.py tests/test_m
              tests/test_uncertainty.py tests/test_validation.py tests/test_nonlocal_strain.py \
              tests/test_fall.py tests/test_demo.py \
              tests/test_vertebra_loading.py tests/test_vertebra_pipeline.py tests/test_calibration_run.py \
-             tests/test_clinical_numbers.py tests/test_window.py tests/test_stimulus.py tests/test_sites.py tests/test_femur_golden.py
+             tests/test_clinical_numbers.py tests/test_window.py tests/test_stimulus.py tests/test_sites.py \
+             tests/test_femur_golden.py tests/test_followup_fe.py
 
-.PHONY: venv demo spine-demo test serve benchmarks clean
+.PHONY: venv demo spine-demo followup-demo test serve benchmarks clean
 
 venv: $(VENV)/.installed
 
@@ -38,6 +40,14 @@ SPINE_PHANTOM := cases/data/phantom-l1-central
 spine-demo: venv
 	$(BIN)/bonefe phantom --site vertebra --level L1 --lesion-site central --lesion-diameter 15 --out $(SPINE_PHANTOM)
 	$(BIN)/mpirun -n $(NP) $(BIN)/bonefe run $(SPINE_DEMO)
+
+FOLLOWUP_DIR := cases/data/followup-demo
+# The follow-up demo: the demo patient's 20 mm lytic calcar lesion grown to 26 mm by day 90, then
+# re-mineralised half way by day 180, each later scan moved a few mm and degrees (bonefe.followup.synthetic).
+followup-demo: venv
+	$(BIN)/python -m bonefe.followup.synthetic $(FOLLOWUP_DIR)
+	$(BIN)/mpirun -n $(NP) $(BIN)/bonefe followup $(FOLLOWUP_DIR)/demo-followup-0.yaml \
+	  $(FOLLOWUP_DIR)/demo-followup-1.yaml $(FOLLOWUP_DIR)/demo-followup-2.yaml --output runs/followup-demo
 
 demo: venv
 	$(BIN)/bonefe phantom --out $(PHANTOM_DIR) $(DEMO_LESION)

@@ -176,6 +176,9 @@ class Case:
     level: str | None = None
     """The vertebra's level (C1–L5) when site is vertebra."""
     spine: SpineOptions = field(default_factory=SpineOptions)
+    days_since_baseline: float | None = None
+    """Days from the patient's first scan to this one, for `bonefe followup` (0 or absent for the
+    first); an interval the case author gives, never a date."""
 
     def __post_init__(self):
         # "." and ".." would make the output folder (runs/<name>) the runs folder or the case's own

@@ -23,6 +23,8 @@ CT-based finite-element fracture risk for bones with metastases.
   bonefe run CASE.yaml
       mesh -> material -> solve -> risk -> report for one case
       (in parallel: mpirun -n 4 bonefe run CASE.yaml; results do not depend on the rank count)
+  bonefe followup BASELINE.yaml LATER.yaml [...] [--registration affine] [--horizon-months 12]
+      scans of one bone over time: registration, lesion change, failure load on one mesh, course
   bonefe batch run CASES... --out DIR [--jobs J] [--ranks R] [--slurm]
       a cohort, one process per case (or a Slurm job array); rerun to resume; bonefe batch status DIR
   bonefe calibrate OUTCOMES.csv --cohort DIR --out CALDIR  |  bonefe calibrate --specimens S.csv ...
@@ -99,6 +101,17 @@ def _parser() -> argparse.ArgumentParser:
                      help="also compute the failure load's sensitivity and interval (the case's `uncertainty` "
                           "section or its defaults; N: Monte-Carlo samples)")
     run.set_defaults(command=_run)
+
+    followup = commands.add_parser("followup", help="follow-up scans of one bone: change, course, projection")
+    followup.add_argument("cases", type=Path, nargs="+", metavar="CASE",
+                          help="case files (YAML), the baseline first; later ones give days_since_baseline")
+    followup.add_argument("--output", type=Path, help="output folder (default: the baseline's output + -followup)")
+    followup.add_argument("--mesh-size", type=float, metavar="MM", help="override mesh.size_mm of every scan")
+    followup.add_argument("--registration", default="rigid", choices=["rigid", "affine"])
+    followup.add_argument("--horizon-months", type=float, default=12.0, metavar="M",
+                          help="projection horizon in months (default: 12)")
+    followup.add_argument("--quiet", action="store_true", help="print only the final summary")
+    followup.set_defaults(command=_followup)
 
     batch = commands.add_parser("batch", help="run a cohort of cases locally or on Slurm (see docs/hpc.md)")
     batch_commands = batch.add_subparsers(title="batch commands", metavar="BATCH_COMMAND", required=True)
@@ -213,6 +226,14 @@ def _run(args) -> int:
 
     run_case(args.case, output=args.output, mesh_size=args.mesh_size, quiet=args.quiet,
              uncertainty=args.uncertainty)
+    return 0
+
+
+def _followup(args) -> int:
+    from bonefe.followup import run_followup
+
+    run_followup(args.cases, output=args.output, mesh_size=args.mesh_size, registration=args.registration,
+                 horizon_months=args.horizon_months, quiet=args.quiet)
     return 0
 
 

@@ -106,9 +106,13 @@ def remineralised(volume: Volume, twin: Volume, material: MaterialOptions, t: fl
     hu[lesion] = (1.0 - t) * volume.hu[lesion] + t * twin.hu[lesion]
     if t >= 1.0:
         labels[lesion] = BONE
-    options = replace(material, lytic_factor=(1.0 - t) * material.lytic_factor + t,
-                      blastic_factor=(1.0 - t) * material.blastic_factor + t)
-    return Volume(hu=hu, labels=labels, affine=volume.affine), options
+    return Volume(hu=hu, labels=labels, affine=volume.affine), healed_material(material, t)
+
+
+def healed_material(material: MaterialOptions, t: float) -> MaterialOptions:
+    """The lesion modulus factors moved towards bone by fraction t: f(t) = (1 − t)·f + t (module docstring)."""
+    return replace(material, lytic_factor=(1.0 - t) * material.lytic_factor + t,
+                   blastic_factor=(1.0 - t) * material.blastic_factor + t)
 
 
 def reference_failure_load(scenario: Scenario, volume: Volume, material: MaterialOptions) -> float:

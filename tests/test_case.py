@@ -71,7 +71,7 @@ def test_cli_reports_bad_input_in_one_line_without_traceback(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "bonefe: error: case.yaml: unknown key 'colour' (allowed: name, ct, labels, patient, output, "
         "ct_series, label_values, resample_labels, mesh, calibration, material, landmarks, solver, risk, activities, "
-        "custom_activities, exports, uncertainty, checks, suitability, site, level, spine)"
+        "custom_activities, exports, uncertainty, checks, suitability, site, level, spine, days_since_baseline)"
     ]
 
 
