@@ -132,7 +132,8 @@ def test_the_report_speaks_of_its_own_bone(built, tmp_path_factory, monkeypatch)
 
 GENERIC = ["pipeline", "assessment", "whatif", "uncertainty", "perturbation", "window", "stimulus", "fields",
            "materials", "meshing", "solver", "risk", "nonlocal_strain", "imaging", "calibration", "synthesis",
-           "cohort/batch", "cohort/slurm", "cohort/roc", "cohort/cohort_calibration"]
+           "cohort/batch", "cohort/slurm", "cohort/roc", "cohort/cohort_calibration", "followup/__init__",
+           "followup/course", "followup/lesion_change", "registration"]
 
 
 def test_generic_stages_import_no_bone():
