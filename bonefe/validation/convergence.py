@@ -51,21 +51,23 @@ LESION_BOUND = 0.05
 mesh down to 3 mm)."""
 LESION_REMAINDER = """\
 Why the lesion-governed failure load depends on the mesh (measured 2026-12-01 on this phantom and its
-mirror image, x → −x, remeshed). Failure starts at the lattice point (±102.5, −0.5, 167.5), where the
-lesion breaches the outer cortex: its 1 mm bin is 45 % bone, 43 % lesion and 12 % outside in the CT,
-its 2 mm sphere only 21 % bone, and the failure index falls steeply away from it (leaving out the
-points within 1.6 mm of a lesion voxel raises the failure load from 3406 to 5175 N on the 5 mm mesh).
-Which points are evaluated, and which volume counts as bone in each sphere, is decided by the label of
-the tetrahedron (the majority of its CT samples), not by the CT at the point. The lesion's interface
-passes 0.09 mm from that point, so no element size settles whether its
-tetrahedron is bone: when it is not, failure is read ≥ 1 mm further from the rim, or at a point inside
-a lesion voxel whose coarse tetrahedron is mostly bone, and the failure load comes out at 3300–4000 N
-instead of 2300–2800 N (3 mm: left 3424 N at (104.5, −9.5, 167.5), a lesion voxel; mirror 2257 N at
-the rim). Finer lesion elements do not remove this (lesion_size 1 mm: 2412 / 2780 N at 3 mm; with a
-5 mm band 3595 / 3303 N, both missing the rim point). Choosing the evaluated points by the CT label at
-the point removes the misses (3 mm: 2681 / 2257 N; 14 meshes from 5 to 2.75 mm: 2257–2982 N), and
-weighting the sphere by the CT label at the quadrature points instead of the tetrahedron's label
-narrows the rest (5 mm: 2395 / 2248 N); neither is in bonefe yet."""
+mirror image x → −x, each remeshed; left / mirror). Failure starts at the lattice point
+(±102.5, −0.5, 167.5), where the lesion breaches the outer cortex: its 1 mm bin is 45 % bone, 43 %
+lesion and 12 % outside in the CT, its 2 mm sphere only 21 % bone, and the failure index falls
+steeply away from it (leaving out the points within 1.6 mm of a lesion voxel raises the 5 mm mesh's
+failure load from 3406 to 5175 N). Which points are evaluated, and which volume counts as bone in
+each sphere, follows the label of the tetrahedra (the majority of their CT samples), not the CT at the
+point. The CT's lesion interface passes 0.09 mm from that point, so no element size settles whether
+the tetrahedron holding it is bone: where it is not, failure is read further from the rim, or at a
+point in a lesion voxel whose tetrahedron is mostly bone, at 3300–4000 N instead of 2250–2800 N
+(3 mm: 3424 N at (104.5, −9.5, 167.5), a lesion voxel / 2257 N at the rim). Finer lesion elements
+and a wider refinement band are coin tosses too: lesion_size 1 mm gives 2412 / 2780 N at 3 mm and,
+with a 5 mm band, 3595 / 3303 N (both off the rim); a band of size + 2 mm gives 2494 / 2485 N at
+3 mm but 2490 / 3684 N at 2.9 mm. Reading the CT label at the lattice points to choose the evaluated
+points removes the misses (every failure at the rim; 3 mm 2681 / 2257 N, 2.75 mm 2473 / 2433 N,
+2.25 mm 2333 / 2454 N); weighting the spheres by the CT label at the quadrature points as well brings
+the sides within 2–7 % (5 mm 2395 / 2248, 3 mm 2019 / 2110, 2.25 mm 2198 / 2254 N), the default
+still 5–9 % below 2.25 mm. Neither is in bonefe yet."""
 
 QUICK_BOUND = 0.10
 """Quick set (two coarse sizes, 1.5 mm voxels): the two failure loads agree within 10 % — a smoke
