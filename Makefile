@@ -1,10 +1,12 @@
 # bonefe — two commands for a fresh machine:
 #   make demo   build the environment, make a synthetic femur CT with a lytic lesion, run the whole chain
 #   make test   build the environment, run the test suite serially and under MPI (2 ranks)
+#   make serve  the web service for clinicians on http://127.0.0.1:8000/ (docs/service.md)
 
 VENV   := .venv
 BIN    := $(VENV)/bin
 NP     ?= 2
+WORKERS ?= 1
 DEMO   := cases/femur-neck-lytic.yaml
 PHANTOM_DIR := cases/data/phantom-neck-lytic
 # The demo lesion: 20 mm lytic, inferomedial neck (the calcar side, compressed in stance), breaching
@@ -15,10 +17,11 @@ MPI_TESTS := tests/test_solver_verification.py tests/test_fields.py tests/test_m
              tests/test_materials.py tests/test_anatomy.py tests/test_risk.py tests/test_assessment.py \
              tests/test_export.py tests/test_calculix.py tests/test_whatif.py tests/test_real_ct.py \
              tests/test_uncertainty.py tests/test_validation.py tests/test_nonlocal_strain.py \
-             tests/test_fall.py tests/test_demo.py tests/test_calibration_run.py \
+             tests/test_fall.py tests/test_demo.py \
+             tests/test_vertebra_loading.py tests/test_vertebra_pipeline.py tests/test_calibration_run.py \
              tests/test_clinical_numbers.py tests/test_window.py tests/test_stimulus.py
 
-.PHONY: venv demo test benchmarks clean
+.PHONY: venv demo spine-demo test serve benchmarks clean
 
 venv: $(VENV)/.installed
 
@@ -26,8 +29,15 @@ $(VENV)/.installed: pyproject.toml
 	@python=$$(scripts/find-python) || exit 1; \
 	  echo "Creating $(VENV) with $$python"; "$$python" -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[fenics,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[fenics,dev,service]"
 	@touch $@
+
+SPINE_DEMO := cases/spine-l1-lytic.yaml
+SPINE_PHANTOM := cases/data/phantom-l1-central
+# The spine demo: a synthetic L1 with a 15 mm lytic lesion in the centre of its body.
+spine-demo: venv
+	$(BIN)/bonefe phantom --site vertebra --level L1 --lesion-site central --lesion-diameter 15 --out $(SPINE_PHANTOM)
+	$(BIN)/mpirun -n $(NP) $(BIN)/bonefe run $(SPINE_DEMO)
 
 demo: venv
 	$(BIN)/bonefe phantom --out $(PHANTOM_DIR) $(DEMO_LESION)
@@ -37,9 +47,13 @@ test: venv
 	$(BIN)/python -m pytest
 	$(BIN)/mpirun -n 2 $(BIN)/python -m pytest -q -p no:cacheprovider $(MPI_TESTS)
 
+serve: venv
+	$(BIN)/python -m bonefe.service serve --workers $(WORKERS)
+
 benchmarks: venv
 	$(BIN)/python benchmarks/meshing.py
 	$(BIN)/python benchmarks/solver.py
+	$(BIN)/mpirun -n 2 $(BIN)/python benchmarks/vertebra.py
 
 clean:
 	rm -rf $(VENV) runs cases/data

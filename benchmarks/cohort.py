@@ -34,7 +34,7 @@ from pathlib import Path
 
 import yaml
 
-from bonefe.phantom import SITES, PhantomSpec, write_phantom
+from bonefe.sites.femur.phantom import SITES, PhantomSpec, write_phantom
 
 DIAMETERS_MM = (15.0, 20.0, 25.0)
 

@@ -23,7 +23,7 @@ from mpi4py import MPI
 
 from bonefe.case import load_case
 from bonefe.pipeline import run_case
-from bonefe.surface_phantom import SurfaceSpec, write_surface_phantom
+from bonefe.sites.femur.surface_phantom import SurfaceSpec, write_surface_phantom
 
 COMM = MPI.COMM_WORLD
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,9 +7,9 @@ memory-bandwidth bound.
     python benchmarks/solver.py --quick    # small sizes, a smoke run
     python benchmarks/solver.py --petsc pc_gamg_threshold=0.02 ...   # try solver options
 
-The model is the pipeline's: the synthetic femur with its neck lesion (bonefe.phantom), meshed
+The model is the pipeline's: the synthetic femur with its neck lesion (bonefe.sites.femur.phantom), meshed
 by bonefe.meshing at the size that gives about the target DOFs, CT material (bonefe.materials,
-default Morgan law, ν = 0.4), distal cut fixed, head and trochanter patches (bonefe.anatomy).
+default Morgan law, ν = 0.4), distal cut fixed, head and trochanter patches (bonefe.sites.femur.anatomy).
 Each size is meshed once (serial, timed apart: meshing is not part of the solver figures) and
 cached as XDMF; the script then runs itself under ``mpirun -n 1`` and ``-n 2`` on that mesh
 (one subprocess per size and rank count) and prints one table. For each run:
@@ -51,7 +51,7 @@ BODY_MASS_KG = 75.0
 def phantom_spec(target_dofs: int):
     """The benchmark femur: the default phantom (neck lesion); 0.7 mm voxels above 1.5M DOFs so
     that the image stays finer than the elements."""
-    from bonefe.phantom import PhantomSpec
+    from bonefe.sites.femur.phantom import PhantomSpec
 
     return PhantomSpec(voxel_mm=0.7 if target_dofs > 1_500_000 else 1.0)
 
@@ -72,7 +72,7 @@ def cached_mesh(cache: Path, target_dofs: int) -> tuple[Path, float]:
     from mpi4py import MPI
 
     from bonefe.meshing import mesh_bone, write_mesh
-    from bonefe.phantom import make_phantom
+    from bonefe.sites.femur.phantom import make_phantom
 
     volume, _ = make_phantom(phantom_spec(target_dofs))
     start = time.perf_counter()
@@ -87,11 +87,11 @@ def femur_model(comm, mesh_file: Path, target_dofs: int):
     (mesh, facet tags, E per local cell, ν, femur frame, bone per local cell (not lesion))."""
     import numpy as np
 
-    from bonefe.anatomy import boundary_tags, femur_frame
-    from bonefe.loads import WALKING_DIRECTION
+    from bonefe.sites.femur.anatomy import boundary_tags, femur_frame
+    from bonefe.sites.femur.loads import WALKING_DIRECTION
     from bonefe.materials import MaterialOptions, cell_material
     from bonefe.meshing import read_mesh
-    from bonefe.phantom import make_phantom
+    from bonefe.sites.femur.phantom import make_phantom
     from bonefe.volume import LESION_LABELS
 
     volume, _ = make_phantom(phantom_spec(target_dofs))
@@ -141,9 +141,9 @@ def run_case(mesh_file: Path, target_dofs: int, petsc_options: dict) -> dict:
     import numpy as np
     from mpi4py import MPI
 
-    from bonefe.anatomy import SUPPORT
+    from bonefe.sites.femur.anatomy import SUPPORT
     from bonefe.assessment import PATCH_TAGS
-    from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, force_world, patch_forces
+    from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, force_world, patch_forces
     from bonefe.nonlocal_strain import SphereAverage
     from bonefe.solver import ElasticitySolver, UnitLoadBasis, patch_traction, principal_strains
 

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
-from bonefe.anatomy import HEAD, SUPPORT, TROCHANTER, FemurFrame
-from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, Activity, force_world, patch_forces
+from bonefe.sites.femur.anatomy import HEAD, SUPPORT, TROCHANTER, FemurFrame
+from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, Activity, force_world, patch_forces
 from bonefe.nonlocal_strain import DEFAULT_RADIUS_MM, SphereAverage, sphere_average
 from bonefe.risk import (
     ActivityAssessment,

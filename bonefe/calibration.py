@@ -90,6 +90,12 @@ class CalibrationOptions:
             if items is not None and len(items) < MIN_RODS:
                 raise ValueError(f"{name}: give at least {MIN_RODS} calibration rods (got {len(items)})")
 
+    def label_values(self) -> list[int]:
+        """Label-map values this section names (rods, tissue regions): known values, not bone."""
+        rods = [rod.label for rod in self.rods or []]
+        tissues = self.internal.labels.values() if self.internal else []
+        return rods + [v for value in tissues for v in (value if isinstance(value, list) else [value])]
+
 
 class Calibration(NamedTuple):
     """A resolved calibration: ρ_QCT = slope·HU + intercept; stderr of the fit (g/cm³, 0 when the
@@ -154,14 +160,15 @@ def roi_mean_hu(hu: np.ndarray, affine: np.ndarray, roi: RodROI) -> float:
                          dtype=np.float64))
 
 
-def raw_labels_on_ct(ct_path, labels_path) -> np.ndarray:
+def raw_labels_on_ct(ct_path, labels_path, series: str | int | None = None) -> np.ndarray:
     """The label map's own values (not the canonical labels) on the CT's voxel grid, [i, j, k]:
-    resampled by nearest neighbour when its grid differs (identity otherwise)."""
+    resampled by nearest neighbour when its grid differs (identity otherwise); `series`: the CT
+    series of a DICOM folder (the case's `ct_series`)."""
     import SimpleITK as sitk
 
     from bonefe.imaging import read_sitk, sitk_array
 
-    ct, labels = read_sitk(ct_path), read_sitk(labels_path)
+    ct, labels = read_sitk(ct_path, series), read_sitk(labels_path)
     return sitk_array(sitk.Resample(labels, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
 
 

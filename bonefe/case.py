@@ -2,8 +2,8 @@
 
 A case file is YAML; relative paths are relative to the case file. Only `name`, `ct`, `labels` and
 `patient.body_mass_kg` are required; every other value has a documented default in the dataclass
-that uses it. `activities` names activities of the library (`bonefe.loads.ACTIVITIES`, all when
-omitted); `custom_activities` adds the case's own (see `bonefe.loads.activity_from_dict`);
+that uses it. `activities` names activities of the library (`bonefe.sites.femur.loads.ACTIVITIES`, all when
+omitted); `custom_activities` adds the case's own (see `bonefe.sites.femur.loads.activity_from_dict`);
 `exports` writes the model for other solvers: "inp" (CalculiX/Abaqus, per-element material,
 walking load) and "vtu" (mesh with E, for ParaView); `uncertainty` (optional, off when absent)
 asks for the sensitivity study and interval of the failure load (`bonefe.uncertainty`);
@@ -27,6 +27,9 @@ from bonefe.assessment import RiskOptions
 from bonefe.calibration import CalibrationOptions
 from bonefe.plausibility import InputChecks
 from bonefe.schema import build
+from bonefe.sites import SITES
+from bonefe.sites.vertebra.levels import LEVELS
+from bonefe.sites.vertebra.options import SpineOptions
 from bonefe.suitability import SuitabilityOptions
 from bonefe.uncertainty import UncertaintyOptions
 
@@ -41,7 +44,7 @@ class Patient:
     side: which femur ("left" or "right").
     pain: Mirels pain component when the clinician supplies it.
     height_m: body height (m) for the sideways-fall impact force; default 1.70 m, the reference
-        height of the impact formula (`bonefe.fall.impact_force`, van den Kroonenberg et al. 1995).
+        height of the impact formula (`bonefe.sites.femur.fall.impact_force`, van den Kroonenberg et al. 1995).
     trochanteric_soft_tissue_mm: soft tissue over the greater trochanter (mm, from the CT) that
         attenuates the fall impact (Robinovitch et al. 1995); None: not attenuated (cautious).
     """
@@ -68,17 +71,25 @@ class LabelValues:
 
     Without this section the bonefe convention applies (bone 1, lytic 2, blastic 3). With it, only
     the classes named count, so a multi-label map (e.g. TotalSegmentator, femur_left = 75) does
-    not turn other organs' labels into lesions.
+    not turn other organs' labels into lesions. Under the bonefe values (1, 2, 3) any other value is
+    refused as a damaged map unless the case names it: under `other` (structures read as background,
+    e.g. a phantom's tissue regions) or in the calibration section (rods, tissue labels).
     """
 
     bone: int | list[int] | None = None
     lytic: int | list[int] | None = None
     blastic: int | list[int] | None = None
+    other: int | list[int] | None = None
 
     def as_dict(self) -> dict[str, list[int]] | None:
         """The named classes as lists of values; None (the default convention) when none is named."""
-        named = {k: v if isinstance(v, list) else [v] for k, v in vars(self).items() if v is not None}
+        named = {k: v if isinstance(v, list) else [v] for k, v in vars(self).items()
+                 if v is not None and k != "other"}
         return named or None
+
+    def other_values(self) -> list[int]:
+        """Values named under `other`: known structures, read as background."""
+        return [] if self.other is None else self.other if isinstance(self.other, list) else [self.other]
 
     @property
     def lesion_named(self) -> bool:
@@ -160,6 +171,11 @@ class Case:
     """Input plausibility checks (`bonefe.plausibility`), all on by default; turning one off is reported."""
     suitability: SuitabilityOptions = field(default_factory=SuitabilityOptions)
     """Scan checks before meshing and their overrides (`bonefe.suitability`)."""
+    site: str = "femur"
+    """The bone (`bonefe.sites.SITES`); femur by default, so older case files keep working."""
+    level: str | None = None
+    """The vertebra's level (C1–L5) when site is vertebra."""
+    spine: SpineOptions = field(default_factory=SpineOptions)
 
     def __post_init__(self):
         # "." and ".." would make the output folder (runs/<name>) the runs folder or the case's own
@@ -167,6 +183,11 @@ class Case:
         if (not self.name or self.name in (".", "..") or not self.name.isprintable()
                 or any(c in self.name for c in '/\\:*?"<>|')):
             raise ValueError(f"name must be a non-empty folder-safe text, not '.' or '..' (got {self.name!r})")
+        if self.site not in SITES:
+            raise ValueError(f"site must be one of {', '.join(SITES)} (got {self.site!r})")
+        if self.site == "vertebra" and self.level not in LEVELS:
+            raise ValueError(f"a vertebra case needs level: one of {LEVELS[0]}…{LEVELS[-1]}, e.g. L1 "
+                             f"(got {self.level!r})")
 
     @property
     def body_weight(self) -> float:
@@ -180,7 +201,7 @@ def load_case(path: str | Path) -> Case:
     if not path.is_file():
         raise BonefeError(f"case file {path} not found: give the path to a .yaml case file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

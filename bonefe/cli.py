@@ -7,13 +7,16 @@ from pathlib import Path
 
 from bonefe import __version__
 from bonefe.errors import BonefeError
-from bonefe.lesions import SITE_NAMES
+from bonefe.sites.femur.lesions import SITE_NAMES
+from bonefe.sites.vertebra.lesions import SITES as VERTEBRA_SITES
 
 DESCRIPTION = """\
 CT-based finite-element fracture risk for bones with metastases.
 
   bonefe phantom --out DIR [--lesion-site neck --lesion-diameter 20]
       write a synthetic proximal-femur CT and label map to try things on
+  bonefe phantom --site vertebra --level L1 --lesion-site central|posterior-wall|pedicle|... --out DIR
+      a synthetic vertebra (cortical shell, endplates, trabecular core, posterior elements) with a lesion
   bonefe phantom --surface OUTER.stl [--inner INNER.stl] --out DIR [--voxel 1 --lesion-site ...]
       the same from a real bone surface (STL/VTK/PLY, mm): cortex, trabecular bone, lesion
       (--body tissues[+rods]: inside a body with air, fat, muscle, a vessel [and a rod phantom])
@@ -62,15 +65,18 @@ def _parser() -> argparse.ArgumentParser:
 
     phantom = commands.add_parser("phantom", help="write a synthetic proximal-femur CT + label map")
     phantom.add_argument("--out", type=Path, required=True, help="output folder")
-    phantom.add_argument("--lesion-site", "--lesion", default="neck", choices=[*SITE_NAMES, "none"],
-                         help="where the lesion sits (default: neck = neck_superolateral)")
+    phantom.add_argument("--site", default="femur", choices=["femur", "vertebra"],
+                         help="which bone (default: femur)")
+    phantom.add_argument("--level", default="L1", help="--site vertebra: spinal level, C1-L5 (default: L1)")
+    phantom.add_argument("--lesion-site", "--lesion", choices=[*SITE_NAMES, *VERTEBRA_SITES, "none"],
+                         help="where the lesion sits (default: neck = neck_superolateral; vertebra: central)")
     phantom.add_argument("--lesion-type", default="lytic", choices=["lytic", "blastic"])
-    phantom.add_argument("--lesion-diameter", "--size", type=float, default=20.0, metavar="MM",
-                         help="lesion diameter in mm (default: 20)")
+    phantom.add_argument("--lesion-diameter", "--size", type=float, metavar="MM",
+                         help="lesion diameter in mm (default: 20; vertebra: 15)")
     phantom.add_argument("--cortical-involvement", type=float, default=0.5, metavar="FRACTION",
                          help="fraction 0-1 of the local cortex the lesion erodes (default: 0.5)")
     phantom.add_argument("--side", default="left", choices=["left", "right"])
-    phantom.add_argument("--voxel", type=float, default=1.0, metavar="MM", help="voxel size in mm (default: 1)")
+    phantom.add_argument("--voxel", type=float, metavar="MM", help="voxel size in mm (default: 1; vertebra: 0.6)")
     phantom.add_argument("--noise", type=float, default=0.0, metavar="HU", help="CT noise std in HU (default: 0)")
     phantom.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     phantom.add_argument("--format", default="nii.gz", choices=["nii.gz", "mha", "nrrd"])
@@ -152,16 +158,21 @@ def _phantom(args) -> int:
     """`bonefe phantom`: the procedural femur, or (--surface) a real bone surface made into a CT."""
     from bonefe.schema import build
 
+    if args.site == "vertebra":
+        return _vertebra_phantom(args)
+    lesion_site = args.lesion_site or "neck"
+    if lesion_site not in (*SITE_NAMES, "none"):
+        raise BonefeError(f"--lesion-site {lesion_site} is a vertebra site; femur sites: {', '.join(SITE_NAMES)}")
     common = {
-        "side": args.side, "voxel_mm": args.voxel, "noise_hu": args.noise, "seed": args.seed,
-        "lesion_site": None if args.lesion_site == "none" else args.lesion_site,
-        "lesion_type": args.lesion_type, "lesion_diameter_mm": args.lesion_diameter,
+        "side": args.side, "voxel_mm": 1.0 if args.voxel is None else args.voxel, "noise_hu": args.noise, "seed": args.seed,
+        "lesion_site": None if lesion_site == "none" else lesion_site,
+        "lesion_type": args.lesion_type, "lesion_diameter_mm": 20.0 if args.lesion_diameter is None else args.lesion_diameter,
         "cortical_involvement": args.cortical_involvement,
     }
     if args.surface is None and args.inner is not None:
         raise BonefeError("--inner needs --surface OUTER (the periosteal surface)")
     if args.surface is None:
-        from bonefe.phantom import PhantomSpec, write_phantom
+        from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
         from bonefe.phantom_body import BodySpec
 
         body = None
@@ -170,12 +181,29 @@ def _phantom(args) -> int:
             common = {**common, "noise_hu": 0.0}
         paths = write_phantom(build(PhantomSpec, common, "phantom"), args.out, fmt=args.format, body=body)
     else:
-        from bonefe.surface_phantom import SurfaceSpec, write_surface_phantom
+        from bonefe.sites.femur.surface_phantom import SurfaceSpec, write_surface_phantom
 
         surfaces = {"outer": str(args.surface), "inner": args.inner and str(args.inner)}
         paths = write_surface_phantom(build(SurfaceSpec, {**surfaces, **common}, "phantom"), args.out,
                                       fmt=args.format)
     for kind, path in paths.items():
+        print(f"{kind:>8}: {path}")
+    return 0
+
+
+def _vertebra_phantom(args) -> int:
+    """`bonefe phantom --site vertebra`: the procedural vertebra of `bonefe.sites.vertebra.phantom`."""
+    from bonefe.sites.base import site_of
+
+    lesion_site = args.lesion_site or "central"
+    if lesion_site not in (*VERTEBRA_SITES, "none"):
+        raise BonefeError(f"--lesion-site {lesion_site} is not a vertebra site: choose from {', '.join(VERTEBRA_SITES)}")
+    if args.surface is not None or args.body:
+        raise BonefeError("--surface and --body are femur options; leave them out with --site vertebra")
+    options = {"level": args.level, "lesion_site": None if lesion_site == "none" else lesion_site,
+               "lesion_type": args.lesion_type, "lesion_diameter_mm": 15.0 if args.lesion_diameter is None else args.lesion_diameter,
+               "voxel_mm": 0.6 if args.voxel is None else args.voxel, "noise_hu": args.noise, "seed": args.seed}
+    for kind, path in site_of("vertebra").write_phantom(options, args.out, args.format).items():
         print(f"{kind:>8}: {path}")
     return 0
 
@@ -189,8 +217,8 @@ def _run(args) -> int:
 
 
 def _batch_run(args) -> int:
-    from bonefe.batch import prepare, run_local, status_table, write_summary
-    from bonefe.slurm import SlurmOptions, submit
+    from bonefe.cohort.batch import prepare, run_local, status_table, write_summary
+    from bonefe.cohort.slurm import SlurmOptions, submit
 
     cohort = prepare(args.cases, args.out, args.ranks, args.mesh_size, args.launcher)
     if args.slurm:
@@ -210,7 +238,7 @@ def _batch_run(args) -> int:
 
 def _batch_finish(cohort, rows) -> int:
     """Print the batch's closing line; exit status 0 when every case is done, else 1."""
-    from bonefe.batch import final_line
+    from bonefe.cohort.batch import final_line
 
     line, code = final_line(cohort, rows)
     print(line)
@@ -218,14 +246,14 @@ def _batch_finish(cohort, rows) -> int:
 
 
 def _batch_status(args) -> int:
-    from bonefe.batch import load_cohort, status_table, write_summary
+    from bonefe.cohort.batch import load_cohort, status_table, write_summary
 
     print(status_table(write_summary(load_cohort(args.out))))
     return 0
 
 
 def _batch_task(args) -> int:
-    from bonefe.slurm import run_task
+    from bonefe.cohort.slurm import run_task
 
     return run_task(args.out, args.index, os.environ.get("SLURM_ARRAY_JOB_ID"))
 
@@ -254,7 +282,7 @@ def _calibrate(args) -> int:
         raise BonefeError("give either OUTCOMES.csv (risk calibration) or --specimens S.csv (material fit), "
                           "not both or neither")
     if args.specimens is not None:
-        from bonefe.material_fit import run_material_fit
+        from bonefe.cohort.material_fit import run_material_fit
 
         fit, paths = run_material_fit(args.specimens, args.cohort, args.out)
         print(f"modulus_scale {fit.scale:.4g} (95 % CI {fit.ci95[0]:.4g}-{fit.ci95[1]:.4g}, n {fit.n}, "
@@ -262,7 +290,7 @@ def _calibrate(args) -> int:
         return 0
     if args.cohort is None:
         raise BonefeError("risk calibration needs --cohort DIR (a bonefe batch folder or its cohort-summary.csv)")
-    from bonefe.cohort_calibration import run_calibration
+    from bonefe.cohort.cohort_calibration import run_calibration
 
     cal, paths = run_calibration(args.outcomes, args.cohort, args.out, args.target_sensitivity,
                                  args.bootstrap, args.seed, warn)

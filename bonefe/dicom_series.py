@@ -5,8 +5,9 @@ localizers/scouts, dose reports), and a series may be unsuitable for a voxel gri
 from the headers read by pydicom (DICOM PS3.3 sections named):
 
 - one series is chosen: the folder's only CT series, or the one the case names (`ct_series`:
-  SeriesNumber or SeriesInstanceUID); otherwise the error lists the series by number, a cleaned
-  description and slice count, never a UID or any patient attribute;
+  SeriesNumber or SeriesInstanceUID); otherwise the error lists the series by number, modality,
+  slice count and slice thickness — never a UID, a free-text field such as SeriesDescription (it
+  may hold a name) or any patient attribute;
 - localizer/scout images (ImageType value 3 LOCALIZER, C.8.2.1.1.1) are left out;
 - Modality CT (C.7.3.1); RescaleSlope and RescaleIntercept present on every slice (C.11.1.1.2:
   without them the stored values are not HU); not an Enhanced CT multi-frame object (SOP class
@@ -23,7 +24,6 @@ Messages name the folder and slice positions only (file names may be UIDs).
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -49,16 +49,6 @@ SLICE_SPACING_RTOL = 0.01
 
 THICKNESS_RTOL = 0.01
 """Largest relative difference between slice thicknesses of one series."""
-
-DESCRIPTION_CHARS = 40
-"""Longest series description shown; only letters, digits and . , _ + - / ( ) and spaces are kept."""
-
-
-def _description(header) -> str:
-    """A short, cleaned SeriesDescription for listing series (free text: clipped and filtered)."""
-    text = re.sub(r"[^A-Za-z0-9 .,_+\-/()]", "", str(header.get("SeriesDescription", "")))
-    return text.strip()[:DESCRIPTION_CHARS] or "no description"
-
 
 def _headers(folder: Path) -> list[tuple[Path, pydicom.Dataset]]:
     """(file, header without pixels) of every DICOM file in `folder`; other files are skipped."""
@@ -96,8 +86,12 @@ def _choose(folder: Path, series: dict[str, list], choice: str | int | None) -> 
 
 
 def _listing(series: dict[str, list]) -> str:
-    return "; ".join(f"number {items[0][1].get('SeriesNumber') or '?'}: {items[0][1].get('Modality') or '?'} "
-                     f"'{_description(items[0][1])}', {len(items)} slice(s)" for items in series.values())
+    """Series by number, modality, slice count and thickness: nothing free-text or identifying."""
+    def thickness(header) -> str:
+        value = header.get("SliceThickness")
+        return f" of {float(value):g} mm" if value not in (None, "") else ""
+    return "; ".join(f"number {items[0][1].get('SeriesNumber') or '?'}: {items[0][1].get('Modality') or '?'}, "
+                     f"{len(items)} slice(s){thickness(items[0][1])}" for items in series.values())
 
 
 def _vet(folder: Path, items: list) -> list[Path]:

@@ -43,7 +43,7 @@ SITE_RULES = {
 
 DAILY_LIVING_ADVICE = "no programme rule; advise safe movement patterns (IBMEWG)"
 
-#: Exercise class of each library activity (bonefe.loads.ACTIVITIES).
+#: Exercise class of each library activity (bonefe.sites.femur.loads.ACTIVITIES).
 ACTIVITY_CLASSES = {
     **dict.fromkeys(("walking", "walking_slow", "walking_fast", "jogging", "ski_simulator"), WB_AEROBIC),
     **dict.fromkeys(("aquatic_walking", "aquatic_dynamic", "aquatic_fast_fins"), NWB_AEROBIC),

@@ -6,7 +6,7 @@ coordinates in the ITK/DICOM LPS patient frame (mm), whatever the file's own con
 geometry leave this module: nothing from DICOM headers (names, IDs, dates) is kept or returned.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -172,15 +172,16 @@ def _canonical_labels(values: np.ndarray, lookup: dict[int, int], where: Path) -
     return labels
 
 
-def _check_known_values(values: np.ndarray, lookup: dict[int, int], where: Path) -> None:
-    """Under the bonefe convention (bone 1, lytic 2, blastic 3) refuse any other nonzero value: it is
-    a damaged or foreign label map. Named label_values of another convention leave others as background."""
+def _check_known_values(values: np.ndarray, lookup: dict[int, int], where: Path, other: Sequence[int]) -> None:
+    """Under the bonefe convention (bone 1, lytic 2, blastic 3) refuse any other nonzero value not named
+    elsewhere in the case (`other`: label_values.other, calibration rods and tissues): it is a damaged
+    or foreign label map. Named label_values of another convention leave others as background."""
     if lookup != _label_lookup(None):
         return
-    unknown = np.setdiff1d(np.unique(values), [0, *lookup])
+    unknown = np.setdiff1d(np.unique(values), [0, *lookup, *other])
     if unknown.size:
         raise BonefeError(f"{where}: label value(s) {_present_values(unknown)} are not bone (1), lytic (2) or "
-                          "blastic (3); fix the label map, or name the values in label_values")
+                          "blastic (3); fix the label map, or name them in label_values (e.g. label_values.other)")
 
 
 def _present_values(values: np.ndarray, limit: int = 20) -> str:
@@ -211,7 +212,8 @@ def _check_lesions_touch_bone(labels: np.ndarray, affine: np.ndarray, where: Pat
 
 def read_volume(ct_path: str | Path, labels_path: str | Path,
                 label_values: Mapping[str, int | list[int]] | None = None,
-                resample_labels: bool = False, series: str | int | None = None) -> Volume:
+                resample_labels: bool = False, series: str | int | None = None,
+                other_values: Sequence[int] = ()) -> Volume:
     """Read a CT (HU) and its label map into one Volume on the CT's grid.
 
     label_values maps "bone", "lytic", "blastic" to the label map's values (an int or a list); None means
@@ -220,6 +222,8 @@ def read_volume(ct_path: str | Path, labels_path: str | Path,
     TotalSegmentator) works by naming its bone's value. With resample_labels the
     label map is resampled onto the CT grid by nearest neighbour; otherwise the grids must match.
     series: which series of a DICOM folder is the CT (`bonefe.dicom_series.series_files`).
+    other_values: label values the case names for other purposes (label_values.other, calibration
+    rods and tissues): known, read as background.
     """
     lookup = _label_lookup(label_values)
     ct_image, label_image = read_sitk(ct_path, series), read_sitk(labels_path)
@@ -235,7 +239,7 @@ def read_volume(ct_path: str | Path, labels_path: str | Path,
                           "give a CT in finite Hounsfield units")
     values = sitk_array(label_image)
     labels = _canonical_labels(values, lookup, Path(labels_path))
-    _check_known_values(values, lookup, Path(labels_path))
+    _check_known_values(values, lookup, Path(labels_path), other_values)
     if not (labels == BONE).any():
         bone = sorted(v for v, c in lookup.items() if c == BONE)
         raise BonefeError(f"{labels_path}: no bone voxels for bone label value(s) {bone or 'none given'}; "

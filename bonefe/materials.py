@@ -89,6 +89,8 @@ class ModulusLaw:
 LAWS: dict[str, ModulusLaw] = {law.name: law for law in (
     ModulusLaw("morgan2003", 6850.0, 1.49, "apparent",
                "Morgan, Bayraktar, Keaveny 2003, J Biomech 36:897-904 (human femoral neck trabecular bone)"),
+    ModulusLaw("morgan2003_vertebra", 4730.0, 1.56, "apparent",
+               "Morgan, Bayraktar, Keaveny 2003, J Biomech 36:897-904 (human vertebral trabecular bone)"),
     ModulusLaw("keller1994", 10500.0, 2.29, "ash",
                "Keller 1994, J Biomech 27:1159-1168 (human femoral and vertebral bone, pooled)"),
     ModulusLaw("keyak1994", 33900.0, 2.20, "ash",
@@ -124,7 +126,7 @@ class MaterialOptions:
         Default 1.5: a 3 mm element on 1 mm voxels gets 27–64 samples, several per voxel it covers.
     modulus_scale: multiplies every element's modulus, after the lesion factors and the floor, so
         the whole field scales (MPa/MPa, > 0). Default 1. Fit it to mechanical tests with
-        `bonefe calibrate --specimens` (`bonefe.material_fit`): under linear elasticity and a strain
+        `bonefe calibrate --specimens` (`bonefe.cohort.material_fit`): under linear elasticity and a strain
         criterion the predicted failure load scales by exactly this factor.
     """
 

@@ -93,7 +93,7 @@ def _lesion_kind(labels: np.ndarray) -> np.ndarray | int:
 class SharedMesh:
     """One mesh of the bone grown by `reach_mm` and the CT sampled in its elements once; see the
     module docstring. mesh, facet_tags: a dolfinx mesh of `grown_volume(volume, reach_mm)` with
-    the boundary tags of `bonefe.anatomy`; material: the sampling (its sample spacing) and lesion
+    the boundary tags of `bonefe.sites.femur.anatomy`; material: the sampling (its sample spacing) and lesion
     factors come from it; exclusion_mm, radius_mm: as `bonefe.assessment.RiskOptions`."""
 
     def __init__(self, mesh, facet_tags, volume: Volume, reach_mm: float, material: MaterialOptions,

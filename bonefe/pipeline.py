@@ -27,15 +27,15 @@ import numpy as np
 from mpi4py import MPI
 
 from bonefe import __version__
-from bonefe.anatomy import SUPPORT, femur_frame
+from bonefe.sites.femur.anatomy import SUPPORT, femur_frame
 from bonefe.assessment import PATCH_TAGS, activity_list, assess
 from bonefe.calibration import calibration_errors, calibration_record, raw_labels_on_ct, resolve_calibration
 from bonefe.case import Case, load_case
 from bonefe.errors import BonefeError
 from bonefe.export import export_inp, export_mesh, gather_cells, gather_mesh
-from bonefe.fall import fall_risk, fall_strength
+from bonefe.sites.femur.fall import fall_risk, fall_strength
 from bonefe.imaging import read_volume
-from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, activity_from_dict, patch_forces
+from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, activity_from_dict, patch_forces
 from bonefe.materials import cell_material, healthy_volume
 from bonefe.meshing import cell_tags, write_mesh, write_quality
 from bonefe.outputs import staged_folder
@@ -44,7 +44,7 @@ from bonefe.progress import Progress
 from bonefe.report import write_report
 from bonefe.risk import risk_category, weight_bearing_fraction
 from bonefe.schema import as_plain
-from bonefe.scores import axial_involvement, mirels_score
+from bonefe.sites.femur.scores import axial_involvement, mirels_score
 from bonefe.suitability import check_scan, verdict_summary
 from bonefe.synthesis import synthesis_of
 from bonefe.fields import FAILURE_POINTS, write_activity_fields, write_failure_points
@@ -66,6 +66,13 @@ def run_case(case_path, output: Path | None = None, mesh_size: float | None = No
         case = replace(case, output=Path(output).resolve())
     if mesh_size is not None:
         case = replace(case, mesh=replace(case.mesh, size_mm=mesh_size))
+    if case.site == "vertebra":
+        if uncertainty is not False or case.uncertainty is not None:
+            raise BonefeError("the uncertainty study is available for the femur only; remove `uncertainty` "
+                              "from the vertebra case (and --uncertainty)")
+        from bonefe.vertebra_pipeline import run_vertebra_case
+
+        return run_vertebra_case(case, quiet, comm)
     if uncertainty is not False:
         case = replace(case, uncertainty=_uncertainty_options(case.uncertainty, uncertainty))
     stages = [s for s in STAGES if s != "uncertainty" or case.uncertainty is not None]
@@ -80,11 +87,11 @@ def run_case(case_path, output: Path | None = None, mesh_size: float | None = No
 def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
     with progress.stage("read images"):
         volume = read_volume(case.ct, case.labels, case.label_values.as_dict(), case.resample_labels,
-                             case.ct_series)
+                             case.ct_series, case.label_values.other_values() + case.calibration.label_values())
         volume = check_volume(volume, case.checks, case.label_values.lesion_named, case.ct.name, comm.rank == 0)
         suitability = check_scan(volume, case.ct, case.suitability)
         needs_raw = case.calibration.rods or case.calibration.internal
-        raw_labels = raw_labels_on_ct(case.ct, case.labels) if needs_raw else None
+        raw_labels = raw_labels_on_ct(case.ct, case.labels, case.ct_series) if needs_raw else None
         calibration = resolve_calibration(case.calibration, volume.hu, volume.affine, raw_labels, volume.labels > 0)
         material_options = case.material if calibration is None else replace(
             case.material, slope=calibration.slope, intercept=calibration.intercept)

@@ -223,7 +223,7 @@ class ElasticitySolver:
                    (symmetry planes of verification models).
     springs:       optional (facets, stiffness N/mm³, unit direction) elastic supports: a traction
                    −k (u·n) n on those facets, i.e. ∫ k (u·n)(v·n) ds added to the operator (a
-                   stiff pad or a roller in any direction, `bonefe.fall`).
+                   stiff pad or a roller in any direction, `bonefe.sites.femur.fall`).
     """
 
     def __init__(self, mesh, E, nu, fixed_facets, degree: int = 1,

@@ -53,11 +53,11 @@ import numpy as np
 from mpi4py import MPI
 from scipy import stats
 
-from bonefe.anatomy import SUPPORT, FemurFrame, boundary_tags
+from bonefe.sites.femur.anatomy import SUPPORT, FemurFrame, boundary_tags
 from bonefe.assessment import PATCH_TAGS, FailurePoints, RiskOptions, evaluated_cells, failure_points, unit_forces
 from bonefe.calibration import LineErrors
 from bonefe.errors import BonefeError
-from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
+from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
 from bonefe.materials import LAWS, MaterialOptions, cell_material
 from bonefe.meshing import mesh_bone
 from bonefe.perturbation import SegmentationState, SharedMesh, grown_volume

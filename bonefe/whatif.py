@@ -29,9 +29,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage
 
-from bonefe.anatomy import FemurFrame
+from bonefe.sites.femur.anatomy import FemurFrame
 from bonefe.assessment import BoneModel, RiskOptions, unit_forces
-from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY
+from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY
 from bonefe.materials import MaterialOptions, cell_material, healthy_volume
 from bonefe.risk import body_weight_n, risk_category
 from bonefe.volume import BACKGROUND, BONE, LESION_LABELS, Volume

@@ -1,8 +1,8 @@
-"""Verification of the femur frame and the boundary patches (bonefe.anatomy).
+"""Verification of the femur frame and the boundary patches (bonefe.sites.femur.anatomy).
 
 References: the exact landmarks of shapes built analytically (a sphere, cylinders and a plane cut
 on an oblique, anisotropic voxel grid) and the true landmarks the phantom returns
-(bonefe.phantom.make_phantom); patch areas integrated by dolfinx (∫ ds) against the label map.
+(bonefe.sites.femur.phantom.make_phantom); patch areas integrated by dolfinx (∫ ds) against the label map.
 """
 
 import bonefe  # noqa: F401  (before dolfinx)
@@ -13,7 +13,7 @@ from dolfinx import fem
 from dolfinx.mesh import compute_midpoints
 from mpi4py import MPI
 
-from bonefe.anatomy import (
+from bonefe.sites.femur.anatomy import (
     _slabs,
     CAP_HALF_ANGLE_DEG,
     HEAD,
@@ -26,7 +26,7 @@ from bonefe.anatomy import (
 )
 from bonefe.errors import BonefeError
 from bonefe.meshing import mesh_bone
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.volume import BONE, Volume
 
 COMM = MPI.COMM_WORLD
@@ -287,7 +287,7 @@ def test_head_patch_lies_on_the_true_head_sphere(phantom, phantom_frame, meshed)
 
 def test_trochanter_patch_is_on_the_lateral_greater_trochanter(phantom, meshed):
     """The phantom's greater trochanter is an ellipsoid centred 13 mm lateral of the shaft axis and
-    17.5 mm below the head centre, semi-axes 12 (lateral) and 20 (vertical) mm (bonefe.phantom):
+    17.5 mm below the head centre, semi-axes 12 (lateral) and 20 (vertical) mm (bonefe.sites.femur.phantom):
     the patch must lie on its lateral half, within its vertical extent."""
     _, true = phantom
     mesh, tags = meshed

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from bonefe.anatomy import HEAD, SUPPORT, TROCHANTER, FemurFrame
+from bonefe.sites.femur.anatomy import HEAD, SUPPORT, TROCHANTER, FemurFrame
 from bonefe.assessment import (
     BoneModel,
     RiskOptions,
@@ -25,7 +25,7 @@ from bonefe.assessment import (
     lesion_region,
     plane_direction,
 )
-from bonefe.loads import ACTIVITIES, WALKING_DIRECTION
+from bonefe.sites.femur.loads import ACTIVITIES, WALKING_DIRECTION
 from bonefe.volume import BONE, LYTIC
 
 COMM = MPI.COMM_WORLD

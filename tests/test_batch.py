@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bonefe.batch import SUMMARY_COLUMNS, Cohort, case_error, cohort_cases, error_line, report_numbers, summary_row
+from bonefe.cohort.batch import SUMMARY_COLUMNS, Cohort, case_error, cohort_cases, error_line, report_numbers, summary_row
 from bonefe.errors import BonefeError
-from bonefe.phantom import PhantomSpec, write_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
 
 TIMEOUT_S = 240  # a stuck batch fails the test instead of hanging CI
 
@@ -43,7 +43,7 @@ def phantom(tmp_path_factory):
 
 def batch(*args, **popen) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bonefe.cli", "batch", *map(str, args)], capture_output=True,
-                          text=True, timeout=TIMEOUT_S, **popen)
+                          encoding="utf-8", timeout=TIMEOUT_S, **popen)
 
 
 def summary(out: Path) -> dict[str, dict]:

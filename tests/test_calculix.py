@@ -57,7 +57,7 @@ def test_bonefe_matches_calculix(bonefe_model, tmp_path_factory):
     fixed = np.flatnonzero(np.isclose(points[:, 2], 0.0))
     write_inp(folder / "model.inp", points, tets, bonefe_model["E"], 0.3, fixed,
               bonefe_model["forces"])
-    run = subprocess.run([ccx, "-i", "model"], cwd=folder, capture_output=True, text=True,
+    run = subprocess.run([ccx, "-i", "model"], cwd=folder, capture_output=True, encoding="utf-8",
                          timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0 and (folder / "model.dat").exists(), run.stdout[-2000:]
     text = (folder / "model.dat").read_text()

@@ -12,11 +12,11 @@ import pytest
 from mpi4py import MPI
 from scipy import stats
 
-from bonefe.anatomy import HEAD, SUPPORT, TROCHANTER
+from bonefe.sites.femur.anatomy import HEAD, SUPPORT, TROCHANTER
 from bonefe.assessment import BoneModel, RiskOptions
 from bonefe.cli import main
 from bonefe.errors import BonefeError
-from bonefe.material_fit import fit_modulus_scale
+from bonefe.cohort.material_fit import fit_modulus_scale
 from bonefe.materials import LAWS, MaterialOptions, apparent_density, ash_density, cell_material, qct_density
 from bonefe.risk import thresholds_from_calibration
 from bonefe.schema import build
@@ -242,7 +242,7 @@ def bar_with_ct():
 
 
 def test_modulus_scale_2_doubles_the_failure_load():
-    """Reference: linear elasticity, F_pred(2E) = 2 F_pred(E) exactly (bonefe.material_fit), here to
+    """Reference: linear elasticity, F_pred(2E) = 2 F_pred(E) exactly (bonefe.cohort.material_fit), here to
     1e-8 (the CG solve converges to 1e-10 relative; scaling by 2 is exact in floating point). The
     uniform-CT modulus is the Morgan law by hand: ρ_app = (0.877·0.8 + 0.079)/0.6, E = 6850 ρ_app^1.49;
     the compressive failure load is 1.04 % · E · A within 2 % (clamp disturbance 25 mm away)."""
@@ -267,7 +267,7 @@ def test_material_cli_runs_the_specimen_cases(tmp_path, capsys):
     tiny phantom (3 mm voxels, 10 mm mesh), the second with material.modulus_scale 2: its predicted
     load is exactly twice the first's (linear elasticity), so measured loads M and 2M fit with
     R² = 1 and s = M / F_pred of the first case read from its own report.json (tolerance: rounding)."""
-    from bonefe.phantom import PhantomSpec, write_phantom
+    from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
 
     phantom = write_phantom(PhantomSpec(voxel_mm=3.0), tmp_path / "phantom")
     for name, scale in (("a", 1.0), ("b", 2.0)):

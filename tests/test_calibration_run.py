@@ -19,7 +19,7 @@ import pytest
 import yaml
 from mpi4py import MPI
 
-from bonefe.phantom import PhantomSpec, write_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
 from bonefe.phantom_body import BodySpec
 from bonefe.pipeline import run_case
 
@@ -37,9 +37,12 @@ def runs(tmp_path_factory):
                       body=BodySpec())
     COMM.barrier()
     results = {}
-    for name, calibration in (("rods", {"rods": RODS}), ("internal", {"internal": {"labels": {"blood": 20}}})):
+    # each case names the label values the other calibration uses as `other` (read as background)
+    for name, calibration, other in (("rods", {"rods": RODS}, [20]),
+                                     ("internal", {"internal": {"labels": {"blood": 20}}}, [11, 12, 13, 14])):
         case = {"name": name, "ct": "ct/ct.nii.gz", "labels": "ct/labels.nii.gz", "output": f"runs/{name}",
-                "patient": {"body_mass_kg": 75}, "label_values": {"bone": 1, "lytic": 2, "blastic": 3},
+                "patient": {"body_mass_kg": 75},
+                "label_values": {"bone": 1, "lytic": 2, "blastic": 3, "other": other},
                 "mesh": {"size_mm": 5.0}, "activities": ["walking"], "calibration": calibration}
         if COMM.rank == 0:
             (folder / f"{name}.yaml").write_text(yaml.safe_dump(case))

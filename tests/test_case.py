@@ -65,19 +65,19 @@ def test_bad_case_files_name_the_problem(tmp_path, text, message):
 def test_cli_reports_bad_input_in_one_line_without_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "bonefe.cli", "run", str(write(tmp_path, MINIMAL + "colour: red\n"))],
-        capture_output=True, text=True,
+        capture_output=True, encoding="utf-8",
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "bonefe: error: case.yaml: unknown key 'colour' (allowed: name, ct, labels, patient, output, "
         "ct_series, label_values, resample_labels, mesh, calibration, material, landmarks, solver, risk, activities, "
-        "custom_activities, exports, uncertainty, checks, suitability)"
+        "custom_activities, exports, uncertainty, checks, suitability, site, level, spine)"
     ]
 
 
 def test_cli_missing_case_file(tmp_path):
     result = subprocess.run([sys.executable, "-m", "bonefe.cli", "run", str(tmp_path / "nope.yaml")],
-                            capture_output=True, text=True)
+                            capture_output=True, encoding="utf-8")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "case file" in result.stderr and "not found" in result.stderr
 

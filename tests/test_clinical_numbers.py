@@ -8,13 +8,13 @@ fails here.
 The bone: `PhantomSpec(voxel_mm=1.5, lesion_site="neck_inferomedial", lesion_diameter_mm=20,
 cortical_involvement=1.0)` (explicit here, not the Makefile demo), meshed by the pipeline's
 mesh stage at 5 mm (`bonefe.uncertainty.mesh_case`), the frame found from the label map
-(`bonefe.anatomy.femur_frame`), default CT material (Morgan 2003, ν 0.4), 75 kg, RiskOptions()
+(`bonefe.sites.femur.anatomy.femur_frame`), default CT material (Morgan 2003, ν 0.4), 75 kg, RiskOptions()
 defaults, the walking activity only, and the lesion-free twin for the strain fold ratio.
 
 How the numbers were obtained: this file's `assessed` fixture run on 2026-12-01 (branch issue-22,
 commit after 3c3a33c), serial and under `mpirun -n 2` (identical to 1e-6). What may legitimately
 move them, and then they are re-measured and the change is said in the commit: the phantom's
-geometry or CT values (bonefe.phantom), lesion placement (bonefe.lesions), the mesher or its
+geometry or CT values (bonefe.sites.femur.phantom), lesion placement (bonefe.sites.femur.lesions), the mesher or its
 refinement defaults (bonefe.meshing), the material law or its defaults, the strain limits, the
 nonlocal radius or exclusion zone, the walking hip-contact direction (the stance load and the
 head patch follow it) or the walking magnitude (only the safety factor and verdict). The mesh is
@@ -60,12 +60,12 @@ import pytest
 from dolfinx.mesh import compute_midpoints
 from mpi4py import MPI
 
-from bonefe.anatomy import HEAD, SUPPORT, TROCHANTER, boundary_tags, femur_frame
+from bonefe.sites.femur.anatomy import HEAD, SUPPORT, TROCHANTER, boundary_tags, femur_frame
 from bonefe.assessment import RiskOptions, activity_list, assess
 from bonefe.case import MeshOptions
-from bonefe.loads import WALKING_DIRECTION
+from bonefe.sites.femur.loads import WALKING_DIRECTION
 from bonefe.materials import MaterialOptions, cell_material, healthy_volume
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.risk import risk_category
 from bonefe.uncertainty import mesh_case
 

@@ -18,7 +18,7 @@ import pytest
 import pyvista as pv
 import yaml
 
-from bonefe.phantom import PhantomSpec, write_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
 from bonefe.pipeline import run_case
 
 MESH_MM = 5.0  # coarse, to keep the suite fast; the benchmarks and docs use the default 3 mm
@@ -103,7 +103,7 @@ def test_two_ranks_give_the_same_failure_load(cases, results, tmp_path):
     bonefe = [sys.executable, "-m", "bonefe.cli"]
     completed = subprocess.run(
         [str(mpirun), "-n", "2", *bonefe, "run", str(cases["neck"]), "--output", str(tmp_path / "np2"),
-         "--quiet"], capture_output=True, text=True, timeout=900,
+         "--quiet"], capture_output=True, encoding="utf-8", timeout=900,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     parallel = json.loads((tmp_path / "np2" / "report.json").read_text())
@@ -124,7 +124,7 @@ def test_a_failed_rerun_keeps_the_earlier_results(cases, results, tmp_path):
     broken.write_text(yaml.safe_dump({**case, "name": "neck"}))
     before = (cases["neck"].parent / "runs" / "neck" / "report.json").read_bytes()
     completed = subprocess.run([sys.executable, "-m", "bonefe.cli", "run", str(broken)],
-                               capture_output=True, text=True)
+                               capture_output=True, encoding="utf-8")
     assert completed.returncode == 2
     assert "Traceback" not in completed.stderr and "ct.nii.gz" in completed.stderr
     assert (cases["neck"].parent / "runs" / "neck" / "report.json").read_bytes() == before

@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bonefe.anatomy import femur_frame
-from bonefe.batch import prepare, run_local
+from bonefe.sites.femur.anatomy import femur_frame
+from bonefe.cohort.batch import prepare, run_local
 from bonefe.case import load_case
 from bonefe.errors import BonefeError
 from bonefe.imaging import read_sitk, write_image
-from bonefe.loads import activity_from_dict
-from bonefe.phantom import PhantomSpec, make_phantom
-from bonefe.slurm import SlurmOptions, render_script
+from bonefe.sites.femur.loads import activity_from_dict
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
+from bonefe.cohort.slurm import SlurmOptions, render_script
 from bonefe.volume import BACKGROUND
 
 CASE = """\
@@ -43,7 +43,7 @@ def case_file(folder: Path, name: str = "demo", mass: float = 70, file: str = "c
 
 
 def cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bonefe.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "bonefe.cli", *map(str, args)], capture_output=True, encoding="utf-8",
                           timeout=120)
 
 

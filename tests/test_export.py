@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from bonefe.anatomy import HEAD, SUPPORT, boundary_tags
+from bonefe.sites.femur.anatomy import HEAD, SUPPORT, boundary_tags
 from bonefe.export import DEFAULT_E_BINS, bin_modulus, export_inp, export_mesh, gather_cells
 from bonefe.materials import MaterialOptions, cell_material
 from bonefe.meshing import mesh_bone
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.solver import ElasticitySolver, patch_traction
 
 COMM = MPI.COMM_WORLD
@@ -115,7 +115,7 @@ def test_mesh_export_keeps_cells_and_modulus(femur, tmp_path_factory, suffix):
 def ccx_energy(path):
     """Run CalculiX on an .inp; total internal (strain) energy from its .dat file (N·mm)."""
     run = subprocess.run([shutil.which("ccx"), "-i", path.stem], cwd=path.parent, capture_output=True,
-                         text=True, timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                         encoding="utf-8", timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0, run.stdout[-2000:]
     text = path.with_suffix(".dat").read_text()
     return float(re.search(r"total internal energy[^\n]*\n\s*\n\s*(\S+)", text).group(1))
@@ -187,7 +187,7 @@ def test_inp_numbers_fit_calculix_fields_and_solve_identically(tmp_path_factory)
     assert "4.180358832523E-06" in text and "-1.234567890123E+04" in text
     if shutil.which("ccx") is None:
         pytest.skip("CalculiX `ccx` not on PATH (apt-get install calculix-ccx)")
-    run = subprocess.run([shutil.which("ccx"), "-i", path.stem], cwd=folder, capture_output=True, text=True,
+    run = subprocess.run([shutil.which("ccx"), "-i", path.stem], cwd=folder, capture_output=True, encoding="utf-8",
                          timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0 and path.with_suffix(".dat").exists(), run.stdout[-2000:]
     dat = path.with_suffix(".dat").read_text()

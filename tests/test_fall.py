@@ -1,4 +1,4 @@
-"""Sideways fall (bonefe.fall): supports checked by statics on a tube, the impact force formula by
+"""Sideways fall (bonefe.sites.femur.fall): supports checked by statics on a tube, the impact force formula by
 hand, and the fall strength of the phantom and a real femur against cadaver sideways-fall tests.
 
 Statics (hand calculation): a tube along z (0 ≤ z ≤ L) pinned at z = 0, loaded by F along d on its
@@ -15,7 +15,7 @@ import pytest
 from mpi4py import MPI
 
 from bonefe.errors import BonefeError
-from bonefe.fall import FallModel, fall_direction, impact_force
+from bonefe.sites.femur.fall import FallModel, fall_direction, impact_force
 from bonefe.validation.models import COMM, tube_mesh
 
 RO, RI, LENGTH, SIZE = 15.0, 10.0, 120.0, 3.0
@@ -104,7 +104,7 @@ def test_phantom_fall_strength_is_rank_independent_and_weakest_when_rotated():
     Its weakest direction is the most internally rotated, and the drop from 10° to 30° lies within
     10–40 % (Pinilla 1996: 24 % from 0° to 30°). Its absolute strength, above the cadaver range, is
     discussed in docs/validation.md (the phantom's neck is denser than tested femora)."""
-    from bonefe.phantom import PhantomSpec, make_phantom
+    from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
     from bonefe.validation.fall import femur_fall, rotation_drop
 
     volume, frame = make_phantom(PhantomSpec(lesion_site=None, voxel_mm=1.5))

@@ -9,7 +9,7 @@ spine/ribs: weight-bearing aerobic included.
 import pytest
 
 from bonefe.guidelines import ACTIVITY_CLASSES, advice, guideline_rows
-from bonefe.loads import ACTIVITIES
+from bonefe.sites.femur.loads import ACTIVITIES
 from bonefe.risk import VerdictPolicy, assess_activity
 
 

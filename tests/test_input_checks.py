@@ -4,7 +4,7 @@ Findings (reproduced on the demo phantom, `bonefe phantom --lesion-site neck --l
 the first 20 kB of its 330 kB ct.nii.gz were read and gave "0.29 kN, high risk"; the CT + 1024 HU
 (missing rescale intercept) gave "24.98 kN, low risk". Both must now end with exit 2, one line,
 no report folder, and earlier results kept. Expected numbers are literal: the phantom's soft tissue
-is 40 HU (bonefe.phantom HU_SOFT_TISSUE), so + 1024 gives a median of 1064 HU.
+is 40 HU (bonefe.sites.femur.phantom HU_SOFT_TISSUE), so + 1024 gives a median of 1064 HU.
 """
 
 import re
@@ -19,7 +19,7 @@ import bonefe.pipeline
 from bonefe import cli
 from bonefe.case import load_case
 from bonefe.imaging import read_image, write_image
-from bonefe.phantom import PhantomSpec, write_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
 from bonefe.plausibility import InputChecks, check_labels
 from bonefe.volume import BONE, Volume
 
@@ -43,7 +43,7 @@ def demo(tmp_path_factory):
 def bonefe_run(case):
     """`bonefe run CASE` in its own process: (exit code, stderr lines other than the progress
     lines "[1/6] read images ... failed")."""
-    run = subprocess.run([sys.executable, "-m", "bonefe.cli", "run", str(case)], capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-m", "bonefe.cli", "run", str(case)], capture_output=True, encoding="utf-8",
                          timeout=300)
     lines = run.stderr.strip().splitlines()
     return run.returncode, [line for line in lines if not re.fullmatch(r"\[\d+/\d+\] [a-z ]+ \.\.\. failed", line)]
@@ -80,7 +80,8 @@ def test_demo_ct_plus_1024_is_refused_with_the_numbers_found(demo):
 
 def test_a_check_turned_off_is_said_and_the_run_goes_on(demo, capsys, monkeypatch):
     """checks.soft_tissue: false lets the +1024 CT through to meshing (a tripwire stops it there),
-    with a warning line on stderr; the report's assumptions carry the same sentence."""
+    with a warning line on stderr; the report's assumptions carry the same sentence. (Its cortex, now
+    above 2500 HU, also reads as metal: the scan check is overridden too.)"""
     paths, case = demo
     hu, affine = read_image(paths["ct"])
     shifted = paths["ct"].with_name("plus1024-override.nii.gz")
@@ -91,7 +92,8 @@ def test_a_check_turned_off_is_said_and_the_run_goes_on(demo, capsys, monkeypatc
 
     monkeypatch.setattr(bonefe.pipeline, "mesh_case", tripwire)
     with pytest.raises(RuntimeError, match="meshing reached"):
-        cli.main(["run", str(case("override", shifted, checks={"soft_tissue": False}))])
+        cli.main(["run", str(case("override", shifted, checks={"soft_tissue": False},
+                                  suitability={"allow_metal": True}))])
     err = capsys.readouterr().err
     assert "bonefe: warning: Input check 'soft_tissue' turned off by the case (checks.soft_tissue: false)" in err
     overridden = load_case(case("override2", shifted, checks={"soft_tissue": False}))

@@ -169,7 +169,7 @@ def test_case_file_short_and_long_forms(tmp_path):
 
 def test_phantom_labels_hold_rods_and_vessel(tmp_path):
     """bonefe phantom --body writes rods and vessel into the label map, read back on the CT grid."""
-    from bonefe.phantom import PhantomSpec, write_phantom
+    from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
     paths = write_phantom(PhantomSpec(voxel_mm=2.0, lesion_site=None), tmp_path, body=BodySpec(noise_hu=0.0))
     raw = raw_labels_on_ct(paths["ct"], paths["labels"])
     assert set(np.unique(raw)) == {0, 1, 11, 12, 13, 14, 20}
@@ -183,7 +183,7 @@ def test_run_without_tissues_exits_2_in_one_line_and_writes_nothing(tmp_path):
 
     from mpi4py import MPI
 
-    from bonefe.phantom import PhantomSpec, write_phantom
+    from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
     if MPI.COMM_WORLD.size > 1:
         pytest.skip("spawns the bonefe CLI, which cannot start inside an MPI job; serial only")
     write_phantom(PhantomSpec(voxel_mm=2.0, lesion_site=None), tmp_path / "ct")
@@ -191,7 +191,7 @@ def test_run_without_tissues_exits_2_in_one_line_and_writes_nothing(tmp_path):
             "patient": {"body_mass_kg": 70}, "calibration": "internal"}
     (tmp_path / "bare.yaml").write_text(yaml.safe_dump(case))
     result = subprocess.run([sys.executable, "-m", "bonefe.cli", "run", str(tmp_path / "bare.yaml"), "--quiet"],
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, encoding="utf-8", timeout=300)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "calibration.internal: air (automatic region) holds 0 voxels" in lines[0], lines

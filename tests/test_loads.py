@@ -9,9 +9,9 @@ al. 2013 (PLoS One 8:e77807); Kutzner et al. 2017 (PLoS One 12:e0171972); Buehle
 import numpy as np
 import pytest
 
-from bonefe.anatomy import FemurFrame
+from bonefe.sites.femur.anatomy import FemurFrame
 from bonefe.errors import BonefeError
-from bonefe.loads import (ACTIVITIES, STANCE_ACTIVITY, activity_from_dict, force_world,
+from bonefe.sites.femur.loads import (ACTIVITIES, STANCE_ACTIVITY, activity_from_dict, force_world,
                           patch_forces)
 
 #: Each activity: (published resultant in %BW, published direction as lateral / posterior / distal

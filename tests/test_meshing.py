@@ -327,7 +327,7 @@ def test_bad_input_raises_clear_error(labels, size, message):
 def test_phantom_femur_meshes_cleanly():
     """The procedural proximal femur (1 mm voxels) at 3 mm: volume within 2 % of the segmented
     volume, no inverted element, under 2 % poor elements (SICN < 0.1)."""
-    phantom = pytest.importorskip("bonefe.phantom")
+    phantom = pytest.importorskip("bonefe.sites.femur.phantom")
     volume, _ = phantom.make_phantom(phantom.PhantomSpec(voxel_mm=1.0))
     bm = mesh_bone(volume, 3.0)
     mesh_volume, _, _ = integrals(bm.mesh)

@@ -2,7 +2,7 @@
 
 Measurements use only the returned Volume and FemurFrame plus independent tools (scipy's exact Euclidean
 distance transform, linear interpolation along rays); references are the spec's parameters and the
-documented constants of bonefe.phantom.
+documented constants of bonefe.sites.femur.phantom.
 """
 
 import json
@@ -13,10 +13,10 @@ from scipy import ndimage
 
 from bonefe.errors import BonefeError
 from bonefe.imaging import read_volume
-from bonefe.phantom import SITES, PhantomSpec, make_phantom, write_phantom
+from bonefe.sites.femur.phantom import SITES, PhantomSpec, make_phantom, write_phantom
 from bonefe.volume import BACKGROUND, BLASTIC, BONE, LYTIC
 
-# The phantom's documented cortex (bonefe.phantom docstrings), literal here so a changed constant fails:
+# The phantom's documented cortex (bonefe.sites.femur.phantom docstrings), literal here so a changed constant fails:
 CORTEX_DIAPHYSIS_MM = 5.0  # mid-shaft femoral cortex 4-7 mm
 CORTEX_PROXIMAL_MM = 3.0   # head, neck and trochanters
 

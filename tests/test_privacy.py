@@ -20,7 +20,7 @@ import yaml
 from test_imaging import write_dicom_series
 
 from bonefe.imaging import write_image
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.pipeline import run_case
 
 pytestmark = pytest.mark.slow
@@ -77,6 +77,6 @@ def test_the_pdf_text_carries_no_identifier(run):
     """The extraction works (the pseudonym is found) and finds none of the identifiers."""
     folder, _ = run
     text = subprocess.run(["pdftotext", str(folder / "out" / "report.pdf"), "-"], capture_output=True,
-                          text=True, check=True).stdout
+                          encoding="utf-8", check=True).stdout
     assert "pseudonym-01" in text
     assert [s for s in FORBIDDEN if s in text] == []

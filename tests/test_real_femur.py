@@ -13,11 +13,11 @@ import pyvista as pv
 import yaml
 from mpi4py import MPI
 
-from bonefe.anatomy import neck_shaft_angle
+from bonefe.sites.femur.anatomy import neck_shaft_angle
 from bonefe.assessment import RiskOptions, activity_list, assess
 from bonefe.case import MeshOptions
 from bonefe.materials import MaterialOptions, cell_material
-from bonefe.surface_phantom import SurfaceSpec, make_surface_phantom, write_surface_phantom
+from bonefe.sites.femur.surface_phantom import SurfaceSpec, make_surface_phantom, write_surface_phantom
 from bonefe.uncertainty import mesh_case
 from bonefe.volume import LYTIC
 from conftest import shared_data
@@ -96,7 +96,7 @@ def stance(meshed, frame, volume) -> tuple[float, float, float]:
     its distance (mm) to the nearest facet midpoint of the head, trochanter or support patch."""
     from dolfinx.mesh import compute_midpoints
 
-    from bonefe.anatomy import HEAD, SUPPORT, TROCHANTER
+    from bonefe.sites.femur.anatomy import HEAD, SUPPORT, TROCHANTER
 
     bone, tags = meshed
     material = cell_material(bone.mesh, volume, MaterialOptions())
@@ -119,7 +119,7 @@ def test_lesion_site_matters(femur, meshed):
     25 mm below), i.e. ratios 1.00 and 0.395. Tolerances: intact ±3 %, inferomedial ratio ±0.03,
     superolateral ratio ≥ 0.97 (a lesion cannot strengthen the bone: ≤ 1 to solver tolerance). They move
     with the mesher, material law, strain limits, nonlocal radius, the walking direction, or the real-femur
-    potting (bonefe.anatomy). No failure site lies within the 10 mm excluded zone of a patch (no boundary
+    potting (bonefe.sites.femur.anatomy). No failure site lies within the 10 mm excluded zone of a patch (no boundary
     artefact)."""
     loads, volumes = {}, {}
     for site in ("neck_superolateral", "neck_inferomedial"):

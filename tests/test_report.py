@@ -172,7 +172,7 @@ CHROMIUM_FLAGS = [
 def chromium(tmp_path, *args) -> str:
     """Run headless Chromium on its own profile; return stdout."""
     command = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+    return subprocess.run(command, capture_output=True, encoding="utf-8", timeout=120, check=True).stdout
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian package 'chromium')")
@@ -208,7 +208,7 @@ def with_scores(mirels_total: int, axial_mm: float) -> dict:
     """make_results (FE: high risk, 3 kN < 5 × BW) plus a Mirels score, axial involvement, a twin
     failure load and a two-plane envelope with walking marked inside it."""
     from bonefe.assessment import EnvelopeMark, EnvelopePlane
-    from bonefe.scores import AxialInvolvement, MirelsScore, mirels_recommendation
+    from bonefe.sites.femur.scores import AxialInvolvement, MirelsScore, mirels_recommendation
 
     site, kind, size = 3, 3, 2
     pain = mirels_total - site - kind - size

@@ -13,7 +13,7 @@ import pytest
 import pyvista as pv
 import yaml
 
-from bonefe.phantom import PhantomSpec, write_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
 from bonefe.pipeline import run_case
 
 pytestmark = pytest.mark.slow

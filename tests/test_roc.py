@@ -6,7 +6,7 @@ import pytest
 from scipy.stats import mannwhitneyu
 
 from bonefe.errors import BonefeError
-from bonefe.roc import auc, bootstrap_auc_ci, roc_curve, target_sensitivity_point, youden_point
+from bonefe.cohort.roc import auc, bootstrap_auc_ci, roc_curve, target_sensitivity_point, youden_point
 
 # Hand-computed set (higher is riskier); 0.6 is tied between the two outcomes.
 #   fractured: 0.9 0.8 0.6 0.4          intact: 0.7 0.6 0.5 0.3 0.2

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from bonefe.anatomy import FemurFrame
+from bonefe.sites.femur.anatomy import FemurFrame
 from bonefe.materials import healthy_volume
-from bonefe.phantom import PhantomSpec, make_phantom
-from bonefe.scores import axial_involvement, mirels_recommendation, mirels_score
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.scores import axial_involvement, mirels_recommendation, mirels_score
 from bonefe.volume import BLASTIC, BONE, LYTIC, Volume
 
 FRAME = FemurFrame(head_centre=np.array([60.0, 0.0, 260.0]), head_radius=22.0,
@@ -181,7 +181,7 @@ def test_axial_involvement_thirty_millimetre_boundary(last_z, length, high):
 
 @pytest.mark.parametrize("site, diameter, expected", [
     # neck: peritrochanteric 3, lytic 3, a 20 mm sphere in a neck whose supero-inferior width at mid-neck
-    # is ≈ 2 × 17.5 mm (bonefe.phantom: r_si from 20 mm at the shaft to 0.68 × 22.5 at the head) → > 2/3: 3
+    # is ≈ 2 × 17.5 mm (bonefe.sites.femur.phantom: r_si from 20 mm at the shaft to 0.68 × 22.5 at the head) → > 2/3: 3
     ("neck", 20.0, (3, 3, 3, 11)),
     # intertrochanteric (45 mm below the head centre, above 3 head radii = 67.5 mm): site 3; the metaphysis
     # is ≈ 42 mm wide (ellipsoid half-axis 21 mm), 20 mm is between 1/3 and 2/3: 2

@@ -19,7 +19,7 @@ import time
 import pytest
 import yaml
 
-from bonefe.phantom import PhantomSpec, write_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
 
 WAIT_S = 300  # two tiny cases take well under a minute; a queue that never starts fails the test
 pytestmark = pytest.mark.slow
@@ -30,7 +30,7 @@ def slurm_answers() -> str | None:
     if shutil.which("sbatch") is None or shutil.which("scontrol") is None:
         return "sbatch/scontrol not installed"
     try:
-        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20)
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, encoding="utf-8", timeout=20)
     except subprocess.TimeoutExpired:
         return "scontrol ping timed out"
     return None if "UP" in ping.stdout else f"no Slurm controller answers ({ping.stdout.strip() or ping.stderr.strip()})"
@@ -46,7 +46,7 @@ def slurm():
 
 
 def bonefe(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bonefe.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "bonefe.cli", *map(str, args)], capture_output=True, encoding="utf-8",
                           timeout=120, cwd="/")
 
 

@@ -174,7 +174,7 @@ def test_two_ranks_match_one_rank():
             "COMM.rank == 0 and print(*map(repr, r))")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run([mpirun, "-n", "2", sys.executable, "-c", code], capture_output=True,
-                            text=True, timeout=300, env=env)
+                            encoding="utf-8", timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     parallel = np.array([float(v) for v in result.stdout.split()[-3:]])
     serial = np.array(rank_case())

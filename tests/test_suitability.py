@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from bonefe.errors import BonefeError
 from bonefe.imaging import read_sitk, sitk_affine, sitk_array
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.suitability import (SuitabilityOptions, check_field_of_view, check_metal, check_scan, dicom_header,
                                 is_sharp_kernel)
 from bonefe.volume import Volume

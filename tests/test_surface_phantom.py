@@ -1,7 +1,7 @@
-"""Surface → CT-like volume (bonefe.surface_phantom) and lesion placement (bonefe.lesions), without ../shared.
+"""Surface → CT-like volume (bonefe.sites.femur.surface_phantom) and lesion placement (bonefe.sites.femur.lesions), without ../shared.
 
 References: exact volumes of spheres and spherical shells, the documented cortical thicknesses and HU of
-bonefe.phantom, the true landmarks of the procedural phantom whose surface is fed back in, and the
+bonefe.sites.femur.phantom, the true landmarks of the procedural phantom whose surface is fed back in, and the
 documented placement rule C = P + n·(t·(1 − c) + r) on an analytic tube.
 """
 
@@ -10,20 +10,20 @@ import numpy as np
 import pytest
 import pyvista as pv
 
-from bonefe.anatomy import FemurFrame
+from bonefe.sites.femur.anatomy import FemurFrame
 from bonefe.errors import BonefeError
-from bonefe.lesions import VoxelBone, in_ball, place_lesion, site_ray
-from bonefe.phantom import PhantomSpec, make_phantom
-from bonefe.surface_phantom import (SurfaceSpec, cortex_between, depth_below,
+from bonefe.sites.femur.lesions import VoxelBone, in_ball, place_lesion, site_ray
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.surface_phantom import (SurfaceSpec, cortex_between, depth_below,
                                     make_surface_phantom, read_surface, voxelise)
 from bonefe.volume import LYTIC
 
 # Documented values of the modules under test (their docstrings), literal here so a changed constant fails:
-NECK_POSITION_RADII = 1.25        # bonefe.lesions: mid-neck, 1.25 head radii from the head centre
-CORTEX_DIAPHYSIS_MM = 5.0         # bonefe.phantom: diaphyseal cortex
+NECK_POSITION_RADII = 1.25        # bonefe.sites.femur.lesions: mid-neck, 1.25 head radii from the head centre
+CORTEX_DIAPHYSIS_MM = 5.0         # bonefe.sites.femur.phantom: diaphyseal cortex
 HU_CORTEX_DIAPHYSIS, HU_MARROW = 1700.0, 45.0
 TRABECULAR_HU_RANGE = (150.0, 380.0)
-MIN_CORTEX_MM = 1.0               # bonefe.surface_phantom: thinnest cortex kept
+MIN_CORTEX_MM = 1.0               # bonefe.sites.femur.surface_phantom: thinnest cortex kept
 
 
 def sphere_file(tmp_path, radius, centre=(0.0, 0.0, 0.0), name="sphere.stl"):
@@ -134,7 +134,7 @@ def test_cli_surface_phantom_writes_ct_labels_and_lesion(phantom_stl, tmp_path, 
 
 def test_surface_phantom_volume_and_landmarks(from_phantom):
     """Bone volume = the STL's enclosed volume (vtk) within 1 % (unbiased centre test, see above); head centre
-    2 mm and radius 1 mm of the procedural phantom's true ones (bonefe.anatomy tolerances on the phantom);
+    2 mm and radius 1 mm of the procedural phantom's true ones (bonefe.sites.femur.anatomy tolerances on the phantom);
     no knee in a proximal femur."""
     phantom, true, stl_volume = from_phantom
     volume = phantom.volume
@@ -146,7 +146,7 @@ def test_surface_phantom_volume_and_landmarks(from_phantom):
 
 def test_thickness_model_and_hu(from_phantom):
     """Without an inner surface: diaphyseal cortex (lateral ray from the shaft axis 80 mm above the cut)
-    CORTEX_DIAPHYSIS_MM within 1 voxel + the contour's ½-voxel smoothing; CT values of bonefe.phantom: diaphyseal
+    CORTEX_DIAPHYSIS_MM within 1 voxel + the contour's ½-voxel smoothing; CT values of bonefe.sites.femur.phantom: diaphyseal
     cortex HU_CORTEX_DIAPHYSIS, marrow HU_MARROW on the shaft axis there, trabecular bone in the head within
     TRABECULAR_HU_RANGE."""
     phantom, true, _ = from_phantom
@@ -162,7 +162,7 @@ def test_thickness_model_and_hu(from_phantom):
 
 
 # ---------------------------------------------------------------------------------------------
-# Lesion placement (bonefe.lesions)
+# Lesion placement (bonefe.sites.femur.lesions)
 # ---------------------------------------------------------------------------------------------
 
 TUBE_RADIUS, TUBE_CORTEX = 15.3, 4.0

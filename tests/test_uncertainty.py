@@ -28,14 +28,14 @@ from mpi4py import MPI
 from scipy import stats
 
 import bonefe.uncertainty as uncertainty
-from bonefe.anatomy import HEAD, SUPPORT, FemurFrame
+from bonefe.sites.femur.anatomy import HEAD, SUPPORT, FemurFrame
 from bonefe.assessment import RiskOptions
 from bonefe.calibration import line_errors
 from bonefe.case import MeshOptions
-from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY
+from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY
 from bonefe.materials import LAWS, MaterialOptions, apparent_density, ash_density, qct_density
 from bonefe.perturbation import SegmentationState, SharedMesh, signed_distance
-from bonefe.phantom import PhantomSpec, make_phantom, write_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom, write_phantom
 from bonefe.pipeline import run_case
 from bonefe.uncertainty import (
     Draw, FactorEffect, Study, UncertaintyOptions, calibration_spread, case_failure, dominant_factor, draw_samples,
@@ -318,7 +318,7 @@ def test_cli_flag_on_two_ranks_gives_the_same_samples(tiny_case, tmp_path):
         pytest.skip("no mpirun next to the interpreter or on PATH")
     completed = subprocess.run([mpirun, "-n", "2", sys.executable, "-m", "bonefe.cli", "run",
                                 str(folder / "tiny.yaml"), "--output", str(tmp_path / "np2"), "--quiet",
-                                "--uncertainty=5"], capture_output=True, text=True, timeout=900)
+                                "--uncertainty=5"], capture_output=True, encoding="utf-8", timeout=900)
     assert completed.returncode == 0, completed.stderr[-2000:]
     parallel = json.loads((tmp_path / "np2" / "report.json").read_text())["uncertainty"]
     serial = results["uncertainty"]

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from bonefe.anatomy import boundary_tags
+from bonefe.sites.femur.anatomy import boundary_tags
 from bonefe.assessment import BoneModel, RiskOptions, unit_forces
-from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
+from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
 from bonefe.materials import MaterialOptions, cell_material, healthy_volume
 from bonefe.meshing import mesh_bone
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.risk import RiskThresholds, body_weight_n
 from bonefe.volume import BACKGROUND, BONE, LYTIC, Volume
 from bonefe.whatif import Scenario, grown_volume, lesion_growth, lesion_size, remineralisation, stance_failure_load

@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from bonefe.anatomy import boundary_tags
+from bonefe.sites.femur.anatomy import boundary_tags
 from bonefe.assessment import RiskOptions, activity_list, assess
-from bonefe.loads import WALKING_DIRECTION
+from bonefe.sites.femur.loads import WALKING_DIRECTION
 from bonefe.materials import MaterialOptions, cell_material
 from bonefe.meshing import mesh_bone
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.risk import VerdictPolicy, assess_activity
 from bonefe.stimulus import MES_HIGH, Stimulus
 from bonefe.whatif import grown_volume

@@ -123,7 +123,7 @@ def _key_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
 
 
 def _fall_rows(r: ReportResults) -> list[tuple[str, str, str, str]]:
-    """Sideways fall (bonefe.fall): strength, this patient's impact force, factor of risk."""
+    """Sideways fall (bonefe.sites.femur.fall): strength, this patient's impact force, factor of risk."""
     fall = r.fall
     if fall is None:
         return []

@@ -29,10 +29,10 @@ from bonefe.risk import (
     risk_category,
 )
 from bonefe.assessment import EnvelopeMark, EnvelopePlane
-from bonefe.fall import FallRisk
+from bonefe.sites.femur.fall import FallRisk
 from bonefe.guidelines import guideline_rows
 from bonefe.schema import as_plain, build
-from bonefe.scores import AxialInvolvement, MirelsScore
+from bonefe.sites.femur.scores import AxialInvolvement, MirelsScore
 from bonefe.synthesis import synthesis_of
 from bonefe.uncertainty import UncertaintyResult
 from bonefe.whatif import WhatIfSeries
@@ -58,13 +58,13 @@ class ReportResults:
     activities: one row per activity (bonefe.risk.ActivityAssessment fields).
     strain_fold_ratio: lesion / lesion-free twin peak strain, or None when not computed.
     twin_failure_load_n: stance failure load of the lesion-free twin (N), or None.
-    mirels, axial_involvement: clinical scores of the worst lesion (bonefe.scores), or None.
+    mirels, axial_involvement: clinical scores of the worst lesion (bonefe.sites.femur.scores), or None.
     envelope: allowed hip-contact force per direction in the frontal and sagittal planes;
     envelope_marks: the head-contact activities placed on it (bonefe.assessment).
     whatif_growth, whatif_remineralisation: stance failure load as the lesion grows (mm) and as it
     re-mineralises (fraction), or None when not computed (bonefe.whatif).
     uncertainty: interval of the failure load and each input's effect, or None (bonefe.uncertainty).
-    fall: sideways-fall strength, impact force and factor of risk, or None (bonefe.fall).
+    fall: sideways-fall strength, impact force and factor of risk, or None (bonefe.sites.femur.fall).
     exercise_window: safety factor and osteogenic stimulus per activity, doses, or None (bonefe.window).
     mesh: counts such as {"cells": ..., "dofs": ...}; material_law: name of the density-modulus law.
     timings_s: wall time per stage; provenance: input hashes and parameters as given.

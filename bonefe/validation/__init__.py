@@ -4,7 +4,8 @@ solver, mesh refinement and published experiments on bones with defects; writes 
 One module per group, each returning a `Section` of `Check`s with documented bounds:
 analytic (analytic.py), CalculiX (calculix.py), mesh convergence (convergence.py), long bones
 with holes (defects.py), neck lesions on the phantom femur (neck.py), the sideways fall
-against cadaver tests (fall.py), damaged or implausible inputs that must be refused
+against cadaver tests (fall.py), the vertebra's endplate loading and real vertebrae (vertebra.py),
+damaged or implausible inputs that must be refused
 (robustness.py) and, in the full set only, the failure load's uncertainty by `bonefe.uncertainty`
 (propagation.py) with the coverage of its interval on a synthetic truth (coverage.py) and the
 internal calibration against phantom rods (internal_calibration.py). `models.py` holds the model
@@ -40,10 +41,11 @@ def sections(quick: bool, images: Path, surface: tuple[Path, Path | None] | None
     from bonefe.validation.neck import neck_section
     from bonefe.validation.propagation import uncertainty_section
     from bonefe.validation.robustness import robustness_section
+    from bonefe.validation.vertebra import vertebra_section
 
     builders = [analytic_section, calculix_section, lambda: convergence_section(quick, images),
                 lambda: defects_section(quick, images), lambda: neck_section(quick, surface),
-                lambda: fall_section(quick, surface)]
+                lambda: fall_section(quick, surface), lambda: vertebra_section(quick)]
     full = [uncertainty_section, coverage_section, internal_calibration_section]
     return builders + ([] if quick else full) + [robustness_section, discussion_section]
 

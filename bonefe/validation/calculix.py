@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bonefe.anatomy import SUPPORT
+from bonefe.sites.femur.anatomy import SUPPORT
 from bonefe.assessment import PATCH_TAGS
 from bonefe.export import export_inp, gather_cells, gather_nodal
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.risk import failure_index
 from bonefe.solver import cell_strain, patch_traction, principal_strains
 from bonefe.validation.checks import Check, Section, relative
@@ -104,7 +104,7 @@ def calculix_section() -> Section:
     text = (f"The phantom femur (default `PhantomSpec` with its 20 mm neck lesion, {SPEC.voxel_mm:g} mm voxels) "
             f"meshed at {SIZE_MM:g} mm ({bone.cells} linear tetrahedra), CT material (Morgan law, ν = "
             f"{bone.nu:g}), distal cut fixed, the stance load (peak walking hip-contact force, "
-            f"`bonefe.loads.STANCE_ACTIVITY`) of a {BODY_MASS_KG:g} kg patient on the head patch. "
+            f"`bonefe.sites.femur.loads.STANCE_ACTIVITY`) of a {BODY_MASS_KG:g} kg patient on the head patch. "
             "bonefe solves it (vector P1, CG + GAMG, rtol 1e-10); the same model goes to CalculiX "
             "through `bonefe.export.export_inp` (C3D4, exact per-element E, no binning, the "
             "consistent nodal forces of dolfinx as *CLOAD), solved by ccx's direct solver. ccx's peak "

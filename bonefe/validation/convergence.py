@@ -16,7 +16,7 @@ import numpy as np
 
 from bonefe.case import MeshOptions
 from bonefe.nonlocal_strain import DEFAULT_RADIUS_MM
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.validation.checks import Check, Section
 from bonefe.validation.femur import COMM, femur
 from bonefe.validation.plots import line_plot

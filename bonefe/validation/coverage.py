@@ -33,7 +33,7 @@ from bonefe.calibration import line_errors
 from bonefe.case import MeshOptions
 from bonefe.materials import MaterialOptions, fit_calibration
 from bonefe.perturbation import SegmentationState
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.uncertainty import (TRUNCATE_SD, Draw, Study, UncertaintyOptions, calibration_spread, draw_samples,
                                 order_statistic_interval, shared_mesh, state_failure)
 from bonefe.validation.checks import Check, Section

@@ -1,9 +1,9 @@
 """Sideways fall: bonefe's fall strength against cadaver sideways-fall tests.
 
-Set-up: `bonefe.fall` (the head loaded through the acetabulum, the greater trochanter supported, the
+Set-up: `bonefe.sites.femur.fall` (the head loaded through the acetabulum, the greater trochanter supported, the
 distal cut pinned) over its 3 × 3 grid of directions (shaft tilt and internal rotation 10–30°), on
-the procedural phantom femur (`bonefe.phantom`, no lesion) and, with `--femur-surface`, on the
-proximal 200 mm of a real femur surface turned into a CT-like volume (`bonefe.surface_phantom`),
+the procedural phantom femur (`bonefe.sites.femur.phantom`, no lesion) and, with `--femur-surface`, on the
+proximal 200 mm of a real femur surface turned into a CT-like volume (`bonefe.sites.femur.surface_phantom`),
 each meshed like the pipeline does. The fall strength is the weakest direction's failure load.
 The supports themselves are checked by statics on a tube in tests/test_fall.py (trochanter reaction
 by moments about the pin, within 1 %).
@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bonefe.anatomy import boundary_tags
+from bonefe.sites.femur.anatomy import boundary_tags
 from bonefe.assessment import RiskOptions
-from bonefe.fall import FallDirection, fall_strength
+from bonefe.sites.femur.fall import FallDirection, fall_strength
 from bonefe.materials import MaterialOptions, cell_material
 from bonefe.meshing import mesh_bone
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.validation.checks import Check, Section
 from bonefe.validation.femur import COMM
 from bonefe.validation.neck import proximal_part
@@ -53,8 +53,8 @@ def femur_fall(volume, frame, size_mm: float, comm=COMM) -> list[FallDirection]:
 
 def real_femur(outer: Path, inner: Path | None):
     """The proximal 200 mm of a real femur surface as a volume, and its frame."""
-    from bonefe.anatomy import femur_frame
-    from bonefe.surface_phantom import SurfaceSpec, make_surface_phantom
+    from bonefe.sites.femur.anatomy import femur_frame
+    from bonefe.sites.femur.surface_phantom import SurfaceSpec, make_surface_phantom
 
     phantom = make_surface_phantom(SurfaceSpec(outer=Path(outer), inner=None if inner is None else Path(inner)))
     volume = proximal_part(phantom.volume, phantom.frame.head_centre)

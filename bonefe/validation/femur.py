@@ -13,9 +13,9 @@ import bonefe  # noqa: F401  (before dolfinx)
 import numpy as np
 from mpi4py import MPI
 
-from bonefe.anatomy import FemurFrame, boundary_tags
+from bonefe.sites.femur.anatomy import FemurFrame, boundary_tags
 from bonefe.assessment import BoneModel, RiskOptions, unit_forces
-from bonefe.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
+from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
 from bonefe.materials import MaterialOptions, cell_material
 from bonefe.meshing import mesh_bone
 from bonefe.risk import FailureResult, failure_under_unit_load, peak

@@ -11,7 +11,7 @@ from bonefe.calibration import CalibrationOptions, Rod, resolve_calibration
 from bonefe.case import MeshOptions
 from bonefe.internal_calibration import InternalCalibration
 from bonefe.materials import MaterialOptions
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.phantom_body import ROD_DENSITIES, ROD_LABELS, VESSEL_LABEL, BodySpec, add_body
 from bonefe.validation.checks import Section, relative
 from bonefe.validation.femur import femur

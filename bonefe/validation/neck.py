@@ -1,14 +1,14 @@
 """Proximal femora with a simulated neck lesion: does the lesion site change the failure load?
 
-Set-up: the procedural phantom femur (bonefe.phantom) intact and with a lytic sphere of diameter 15 mm
-(LESION_MM) at mid-neck (1.25 head radii from the head centre), placed by `bonefe.lesions` either
+Set-up: the procedural phantom femur (bonefe.sites.femur.phantom) intact and with a lytic sphere of diameter 15 mm
+(LESION_MM) at mid-neck (1.25 head radii from the head centre), placed by `bonefe.sites.femur.lesions` either
 supero-lateral (`neck_superolateral`) or infero-medial (`neck_inferomedial`, the calcar side), with
 full cortical involvement (c = 1: the sphere reaches the periosteal surface), as the drilled
 defects of the experiments open the cortex. Lesion tissue takes the material of
 `bonefe.materials` (its own low CT density, modulus × 0.01). With `--femur-surface` the same three
-models are also built on the proximal 200 mm of a real femur surface (`bonefe.surface_phantom`).
+models are also built on the proximal 200 mm of a real femur surface (`bonefe.sites.femur.surface_phantom`).
 Each femur is meshed on its own (lesion refinement as in the pipeline) and loaded along the stance
-direction (peak walking hip-contact force, `bonefe.loads.STANCE_ACTIVITY`); the predicted ratio is
+direction (peak walking hip-contact force, `bonefe.sites.femur.loads.STANCE_ACTIVITY`); the predicted ratio is
 bonefe's stance failure load (bonefe.risk) with the lesion ÷ the intact bone's.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.validation.checks import Check, Section
 from bonefe.validation.femur import femur
 from bonefe.volume import Volume
@@ -64,7 +64,7 @@ def phantom_loads(spec: PhantomSpec, size: float) -> dict:
 def proximal_part(volume: Volume, head_centre) -> Volume:
     """The slices of `volume` within PROXIMAL_MM below the head centre: a proximal femur with a flat
     distal cut on the image boundary, as the experiments pot theirs. Needs an axis-aligned grid
-    whose k index runs along +z towards the hip, as `bonefe.surface_phantom` builds it."""
+    whose k index runs along +z towards the hip, as `bonefe.sites.femur.surface_phantom` builds it."""
     z = volume.affine[2, 3] + volume.affine[2, 2] * np.arange(volume.labels.shape[2])
     k0 = int(np.argmax(z >= float(head_centre[2]) - PROXIMAL_MM))
     affine = volume.affine.copy()
@@ -74,9 +74,9 @@ def proximal_part(volume: Volume, head_centre) -> Volume:
 
 def surface_loads(outer: Path, inner: Path | None, size: float) -> dict:
     """Stance failure loads (N) of the proximal part of a real femur surface turned into a CT-like
-    volume (`bonefe.surface_phantom`): intact and each site. The frame is found on the cropped intact bone."""
-    from bonefe.anatomy import femur_frame
-    from bonefe.surface_phantom import SurfaceSpec, make_surface_phantom
+    volume (`bonefe.sites.femur.surface_phantom`): intact and each site. The frame is found on the cropped intact bone."""
+    from bonefe.sites.femur.anatomy import femur_frame
+    from bonefe.sites.femur.surface_phantom import SurfaceSpec, make_surface_phantom
 
     base = SurfaceSpec(outer=Path(outer), inner=None if inner is None else Path(inner))
     loads, frame = {}, None

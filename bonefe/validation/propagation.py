@@ -7,7 +7,7 @@ from __future__ import annotations
 from bonefe.assessment import RiskOptions
 from bonefe.case import MeshOptions
 from bonefe.materials import MaterialOptions
-from bonefe.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.uncertainty import Study, UncertaintyOptions, markdown_table, propagate
 from bonefe.validation.checks import Section
 from bonefe.validation.femur import BODY_MASS_KG

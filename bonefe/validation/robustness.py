@@ -21,7 +21,7 @@ import SimpleITK as sitk
 import yaml
 
 from bonefe.imaging import read_image, to_sitk
-from bonefe.phantom import PhantomSpec, write_phantom
+from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
 from bonefe.validation.checks import Check, Section
 from bonefe.validation.synthetic_dicom import write_series
 from bonefe.volume import BONE, LYTIC

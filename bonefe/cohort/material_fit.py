@@ -38,7 +38,7 @@ import numpy as np
 from scipy import stats
 
 from bonefe import __version__
-from bonefe.cohort_calibration import number, read_csv, read_summary, sha256, summary_path, unique_cases, write_png
+from bonefe.cohort.cohort_calibration import number, read_csv, read_summary, sha256, summary_path, unique_cases, write_png
 from bonefe.errors import BonefeError
 from bonefe.outputs import atomic_write_json, atomic_write_text
 
@@ -120,7 +120,7 @@ def predicted_from_summary(cases: list[str], cohort: Path) -> list[float]:
 def predicted_by_running(case_files: list[str], base: Path, folder: Path) -> tuple[list[str], list[float]]:
     """Run the specimens' case files (paths relative to `base`) as a batch in `folder`; returns the
     case names and their failure_load_n. Finished cases are not rerun."""
-    from bonefe.batch import prepare, run_local
+    from bonefe.cohort.batch import prepare, run_local
 
     paths = [(base / f).resolve() for f in case_files]
     cohort = prepare(paths, folder)

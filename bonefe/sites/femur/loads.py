@@ -1,7 +1,7 @@
 """Activity library: peak hip-contact forces in the femur frame, each line with its source.
 
 Every activity is the force acting ON the femoral head at the instant of its peak, given as
-components along the femur frame of :meth:`bonefe.anatomy.FemurFrame.basis`, columns (medial,
+components along the femur frame of :meth:`bonefe.sites.femur.anatomy.FemurFrame.basis`, columns (medial,
 anterior, superior). That frame means the same on left and right femurs (it is mirrored for a
 right one), so one table serves both sides. The sideways fall is not an activity: it has its own
 supports and its own operator.

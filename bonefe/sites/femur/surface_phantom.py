@@ -15,13 +15,13 @@ a CT and its segmentation would give, so the whole pipeline runs on real anatomy
    one. Where the inner surface comes closer than MIN_CORTEX_MM to the outer one or pokes through
    it (coarse segmentations do), it is clipped: inner voxels less than MIN_CORTEX_MM deep below the
    periosteal surface count as cortex, so the cortex is nowhere thinner than MIN_CORTEX_MM. Without
-   an inner surface, the procedural phantom's thickness model (`bonefe.phantom`): cortex = depth
+   an inner surface, the procedural phantom's thickness model (`bonefe.sites.femur.phantom`): cortex = depth
    below the periosteal surface < t, t = CORTEX_DIAPHYSIS_MM in the diaphysis and
    CORTEX_PROXIMAL_MM in the proximal femur (from 65 mm below the head centre up) and, when the
    knee is in the scan, in the distal metaphysis and condyles (below DISTAL_METAPHYSIS_MM[0] above
    the knee centre), joined by smoothsteps. Depth is the exact Euclidean distance transform.
 4. CT values (HU), the procedural phantom's documented ranges (cortex 1500–1700, trabecular
-   150–380, marrow 45, soft tissue 40; `bonefe.phantom`): cortex 1700 HU in the diaphysis, 1500 HU
+   150–380, marrow 45, soft tissue 40; `bonefe.sites.femur.phantom`): cortex 1700 HU in the diaphysis, 1500 HU
    in the epiphyses; inside, trabecular bone in the proximal femur and (with the knee) the distal
    metaphysis, marrow in the diaphysis, blended like the cortex. Trabecular HU =
    190 + 130·exp(−|p − head centre|²/R²) + 150·exp(−(d/(0.31 R))²) + ENDOSTEAL_HU·exp(−e/3 mm),
@@ -30,8 +30,8 @@ a CT and its segmentation would give, so the whole pipeline runs on real anatomy
    head centre, 0.58 R medial of the shaft axis, the procedural phantom's 50 mm and 13 mm for
    R = 22.5 mm) and e the depth below the endosteal surface: denser in the head, along the
    compressive group and next to the cortex, as QCT of the proximal femur shows.
-5. Landmarks: `bonefe.anatomy.femur_frame` on the lesion-free label map; lesions
-   (`bonefe.lesions`) are placed through that frame on the voxel surface, then noise is added.
+5. Landmarks: `bonefe.sites.femur.anatomy.femur_frame` on the lesion-free label map; lesions
+   (`bonefe.sites.femur.lesions`) are placed through that frame on the voxel surface, then noise is added.
 """
 
 import dataclasses
@@ -42,12 +42,12 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
-from bonefe.anatomy import FemurFrame, femur_frame
+from bonefe.sites.femur.anatomy import FemurFrame, femur_frame
 from bonefe.errors import BonefeError
 from bonefe.imaging import write_image
-from bonefe.lesions import Lesion, VoxelBone, canonical_site, in_ball, place_lesion
+from bonefe.sites.femur.lesions import Lesion, VoxelBone, canonical_site, in_ball, place_lesion
 from bonefe.outputs import atomic_write_json
-from bonefe.phantom import (CORTEX_DIAPHYSIS_MM, CORTEX_PROXIMAL_MM, FORMATS, HU_BLASTIC, HU_CORTEX_DIAPHYSIS,
+from bonefe.sites.femur.phantom import (CORTEX_DIAPHYSIS_MM, CORTEX_PROXIMAL_MM, FORMATS, HU_BLASTIC, HU_CORTEX_DIAPHYSIS,
                             HU_CORTEX_PROXIMAL, HU_LYTIC, HU_MARROW, HU_SOFT_TISSUE, MARGIN_MM,
                             TRABECULAR_HU_RANGE, _smoothstep)
 from bonefe.volume import BACKGROUND, BONE, LYTIC, Volume
@@ -74,8 +74,8 @@ class SurfaceSpec:
 
     outer: periosteal surface file; inner: endosteal surface file or None (thickness model);
     voxel_mm: isotropic voxel size; side: "left" or "right" (checked against the anatomy);
-    lesion_site: a site of `bonefe.lesions` or None; lesion_type, lesion_diameter_mm,
-    cortical_involvement: as in `bonefe.phantom.PhantomSpec`; noise_hu, seed: Gaussian CT noise.
+    lesion_site: a site of `bonefe.sites.femur.lesions` or None; lesion_type, lesion_diameter_mm,
+    cortical_involvement: as in `bonefe.sites.femur.phantom.PhantomSpec`; noise_hu, seed: Gaussian CT noise.
     """
 
     outer: Path

@@ -7,7 +7,7 @@ the acetabulum, the greater trochanter rests on the ground (a padded support) an
 femur is held by a pin about which it may rotate in the loading plane. Here:
 
 * load: 1 N along the fall direction d, a uniform traction on the head cap facing the
-  acetabulum (`bonefe.anatomy.fall_patches`);
+  acetabulum (`bonefe.sites.femur.anatomy.fall_patches`);
 * greater trochanter: an elastic support along d only (∫ k (u·d)(v·d) ds, the stiff pad of the
   tests; it slides freely across d);
 * distal pin: on the pinned section (the distal cut, or a HINGE_BAND_MM ring at the top of the
@@ -44,7 +44,7 @@ import ufl
 from dolfinx import fem
 from mpi4py import MPI
 
-from bonefe.anatomy import SUPPORT, FemurFrame, fall_patches
+from bonefe.sites.femur.anatomy import SUPPORT, FemurFrame, fall_patches
 from bonefe.assessment import RiskOptions, cell_centres, failure_points
 from bonefe.errors import BonefeError
 from bonefe.risk import GRAVITY, distance_mask, failure_under_unit_load
@@ -62,7 +62,7 @@ SUPPORT_STIFFNESS_N_MM3 = 1000.0
 trochanter patch, far stiffer than the femur (≈ 1–5 kN/mm), so the supports act as rigid as in
 the FE models cited; k·h/E ≈ 0.2 at 3 mm elements in cortex, so the solver's conditioning keeps."""
 HINGE_BAND_MM = 5.0
-"""The pinned section of a whole femur: the potted-shaft facets (`bonefe.anatomy.POTTED_BELOW_HEAD_MM`)
+"""The pinned section of a whole femur: the potted-shaft facets (`bonefe.sites.femur.anatomy.POTTED_BELOW_HEAD_MM`)
 within this distance of its proximal edge. On a proximal femur the distal cut is the section."""
 PIN_STRIP_MM = 3.0
 """Half-width (mm) of the strip about the pin line that holds the section along the shaft: one

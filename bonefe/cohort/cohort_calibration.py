@@ -15,7 +15,7 @@ Predictors (direction: which end flags a case)
     axial_involvement_mm  axial cortical involvement (mm); higher is riskier
 A case without a value of a predictor (e.g. no lesion: no strain fold ratio) is left out of that
 predictor only. For each: ROC, Mann-Whitney AUC with a stratified bootstrap interval, the Youden
-and the target-sensitivity cut-points and the full sensitivity/specificity table (`bonefe.roc`).
+and the target-sensitivity cut-points and the full sensitivity/specificity table (`bonefe.cohort.roc`).
 
 Calibrated risk thresholds (written to calibration.json, read by
 `bonefe.risk.thresholds_from_calibration`), both from failure_load_bw:
@@ -42,7 +42,7 @@ from bonefe import __version__
 from bonefe.errors import BonefeError
 from bonefe.outputs import atomic_path, atomic_write_json, atomic_write_text
 from bonefe.risk import CALIBRATION_SCHEMA
-from bonefe.roc import (
+from bonefe.cohort.roc import (
     CutPoint,
     RocCurve,
     auc,

@@ -1,8 +1,8 @@
 """Metastatic lesions at named anatomical sites of a femur, placed through its femur frame.
 
-One placement serves the procedural phantom (`bonefe.phantom`, analytic surface) and real bone
-surfaces turned into CT-like volumes (`bonefe.surface_phantom`, voxel surface): each site names a
-ray, given in the femur frame (`bonefe.anatomy.FemurFrame.basis`, columns medial, anterior,
+One placement serves the procedural phantom (`bonefe.sites.femur.phantom`, analytic surface) and real bone
+surfaces turned into CT-like volumes (`bonefe.sites.femur.surface_phantom`, voxel surface): each site names a
+ray, given in the femur frame (`bonefe.sites.femur.anatomy.FemurFrame.basis`, columns medial, anterior,
 superior), from inside the bone towards the cortex it erodes:
 
   neck_superolateral   from the neck axis NECK_POSITION_RADII head radii from the head centre
@@ -33,7 +33,7 @@ from typing import Protocol
 import numpy as np
 from scipy import ndimage
 
-from bonefe.anatomy import FemurFrame
+from bonefe.sites.femur.anatomy import FemurFrame
 from bonefe.errors import BonefeError
 from bonefe.volume import BLASTIC, LYTIC, voxel_spacing
 
@@ -44,7 +44,7 @@ SITE_NAMES = tuple(ALIASES) + SITES
 
 NECK_POSITION_RADII = 1.25
 """Mid-neck: the middle of the neck cross-sections used for the neck axis (1.0–1.5 head radii from
-the head centre, `bonefe.anatomy.NECK_WINDOW`): past the head, short of the trochanters."""
+the head centre, `bonefe.sites.femur.anatomy.NECK_WINDOW`): past the head, short of the trochanters."""
 LEVELS_MM = {"intertrochanteric": 45.0, "subtrochanteric": 80.0, "diaphysis": 120.0}
 """Distance below the head centre (mm) of the shaft sites: the lesser trochanter lies ≈ 55–65 mm
 below the head centre in adults, so 45 mm is between the trochanters, 80 mm ≈ 2 cm below the

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from bonefe.anatomy import FemurFrame
+from bonefe.sites.femur.anatomy import FemurFrame
 from bonefe.materials import healthy_volume
 from bonefe.volume import BACKGROUND, BLASTIC, LESION_LABELS, LYTIC, Volume
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from bonefe.case import load_case
 from bonefe.errors import BonefeError
 from bonefe.outputs import atomic_write_json, atomic_write_text
+from bonefe.cohort.slurm_queue import ended_state, queued_tasks, refuse_if_queued
 
 MANIFEST = "batch.json"
 SUMMARY_COLUMNS = (
@@ -131,8 +132,6 @@ def prepare(paths: list[Path], folder: Path, ranks: int = 1, mesh_size: float | 
     folder = Path(folder).resolve()
     earlier = load_cohort(folder).slurm_jobs if (folder / MANIFEST).is_file() else []
     if earlier:
-        from bonefe.slurm import refuse_if_queued
-
         refuse_if_queued(earlier, folder)
     cohort = Cohort(folder, cohort_cases(paths), ranks, mesh_size,
                     shlex.split(launcher) if launcher else default_launcher() if ranks > 1 else [], earlier)
@@ -246,8 +245,6 @@ def _vanished(record: dict, slurm_tasks: set | None) -> bool:
 def _vanished_error(record: dict, cohort: Cohort) -> str:
     if "slurm_job" not in record:
         return "interrupted: the batch stopped while this case ran; rerun the batch to retry it"
-    from bonefe.slurm import ended_state
-
     job, index = record["slurm_job"], record["index"]
     state = ended_state(job, index)
     log = cohort.folder / "logs" / f"slurm-{job}_{index}.out"
@@ -292,8 +289,6 @@ def write_summary(cohort: Cohort) -> list[dict]:
     """Rewrite cohort-summary.csv and .json from the case folders and status files; returns the rows.
 
     Serialised by a lock file, so concurrent writers (Slurm array tasks) end with a complete summary."""
-    from bonefe.slurm import queued_tasks
-
     slurm_tasks = queued_tasks() if cohort.slurm_jobs else None
     with _locked(cohort.folder / ".summary.lock"):
         rows = [summary_row(cohort, name, slurm_tasks) for name in cohort.cases]

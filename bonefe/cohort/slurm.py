@@ -3,7 +3,7 @@
 The job script comes from the template `hpc/bonefe-array.sbatch.in` (installed with the package as
 bonefe/data/bonefe-array.sbatch.in; placeholders `@NAME@`); each
 array task runs `python -m bonefe.cli batch task DIR INDEX`, which runs case INDEX of the batch
-folder exactly as the local batch does (`bonefe.batch.run_one`) and rewrites the cohort summary.
+folder exactly as the local batch does (`bonefe.cohort.batch.run_one`) and rewrites the cohort summary.
 `squeue` tells which tasks are still queued or running; `sacct`, where accounting is enabled,
 says why a task ended without a result (TIMEOUT, OUT_OF_MEMORY, ...).
 """
@@ -14,11 +14,12 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bonefe.batch import Cohort, load_cohort, run_one, write_summary
+from bonefe.cohort.batch import Cohort, load_cohort, run_one, write_summary
 from bonefe.errors import BonefeError
 from bonefe.outputs import atomic_write_json, atomic_write_text
+from bonefe.cohort.slurm_queue import queued_tasks
 
-TEMPLATE = Path(__file__).resolve().parent / "data" / "bonefe-array.sbatch.in"
+TEMPLATE = Path(__file__).resolve().parents[1] / "data" / "bonefe-array.sbatch.in"
 SCRIPT = "bonefe-array.sbatch"
 
 
@@ -76,43 +77,6 @@ def submit(cohort: Cohort, options: SlurmOptions) -> tuple[Cohort, str | None]:
         atomic_write_json(cohort.status_path(names[i]),
                           {"case": names[i], "status": "pending", "slurm_job": job, "index": i})
     return cohort, job
-
-
-def refuse_if_queued(job_ids: list[str], folder: Path) -> None:
-    """Raise while one of the batch folder's job arrays is queued or running: its tasks find their
-    case by index in batch.json, which must not change under them."""
-    busy = sorted({job for job, _ in queued_tasks() or ()} & set(job_ids))
-    if busy:
-        raise BonefeError(f"Slurm job {', '.join(busy)} of {folder} is still queued or running: "
-                          "follow it with `bonefe batch status` or scancel it before rerunning")
-
-
-def queued_tasks() -> set[tuple[str, int]] | None:
-    """(array job id, task index) of this user's array tasks still queued or running; None without squeue."""
-    try:
-        result = subprocess.run(["squeue", "--me", "-h", "-r", "-o", "%F %K"], capture_output=True,
-                                text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if result.returncode != 0:
-        return None
-    tasks = set()
-    for line in result.stdout.split("\n"):
-        job, _, index = line.strip().partition(" ")
-        if index.isdigit():
-            tasks.add((job, int(index)))
-    return tasks
-
-
-def ended_state(job: str, index: int) -> str | None:
-    """Slurm's final state of one array task (e.g. TIMEOUT), or None where accounting is off."""
-    try:
-        result = subprocess.run(["sacct", "-n", "-P", "-X", "-j", f"{job}_{index}", "-o", "State"],
-                                capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    states = result.stdout.split()
-    return states[0] if result.returncode == 0 and states else None
 
 
 def run_task(folder: Path, index: int, job: str | None) -> int:

@@ -9,7 +9,7 @@ surface from the exact Euclidean distance transform — around trabecular bone (
 anterior is −y, superior is +z, shaft axis on x = y = 0, distal cut at z = 0) and then placed in the
 LPS world with the head centre at x = +90 mm; a right femur is the exact mirror image (x → −x).
 
-Lesion placement (how `cortical_involvement` c is honoured) is `bonefe.lesions.place_lesion`, the
+Lesion placement (how `cortical_involvement` c is honoured) is `bonefe.sites.femur.lesions.place_lesion`, the
 same for real bone surfaces: each site names a ray in the femur frame (here the phantom's true
 frame) from inside the bone; where it meets the periosteal surface (point P, inward unit normal n,
 local cortical thickness t) the lesion sphere of radius r is centred at C = P + n·(t·(1 − c) + r).
@@ -26,10 +26,10 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
-from bonefe.anatomy import FemurFrame
+from bonefe.sites.femur.anatomy import FemurFrame
 from bonefe.errors import BonefeError
 from bonefe.imaging import write_image
-from bonefe.lesions import SITE_NAMES, in_ball, place_lesion
+from bonefe.sites.femur.lesions import SITE_NAMES, in_ball, place_lesion
 from bonefe.outputs import atomic_write_json
 from bonefe.volume import BACKGROUND, BONE, LYTIC, Volume
 
@@ -62,7 +62,7 @@ class PhantomSpec:
     """What the synthetic femur looks like. Lengths in mm, angles in degrees, CT values in HU.
 
     side: "left" or "right"; voxel_mm: isotropic voxel size.
-    lesion_site: one of SITES (bonefe.lesions) or None; lesion_type: "lytic" (label 2) or "blastic" (label 3);
+    lesion_site: one of SITES (bonefe.sites.femur.lesions) or None; lesion_type: "lytic" (label 2) or "blastic" (label 3);
     lesion_diameter_mm: sphere diameter; cortical_involvement: fraction of the local cortical thickness
     eroded from inside (0 none … 1 full-thickness breach), see the module docstring;
     noise_hu: standard deviation of additive Gaussian CT noise; seed: its random seed.
@@ -224,7 +224,7 @@ class _Femur:
 
 
 def _lesion(femur: _Femur, spec: PhantomSpec):
-    """The lesion sphere (canonical mm) of the spec (`bonefe.lesions.place_lesion`)."""
+    """The lesion sphere (canonical mm) of the spec (`bonefe.sites.femur.lesions.place_lesion`)."""
     lesion = place_lesion(spec.lesion_site, femur.frame(), femur, spec.lesion_diameter_mm,
                           spec.cortical_involvement, spec.lesion_type)
     if lesion.centre[2] - lesion.radius_mm < spec.voxel_mm:

@@ -469,14 +469,14 @@ def boundary_tags(mesh, frame: FemurFrame, cap_axis=None, cap_half_angle_deg: fl
     cap about cap_axis from the head centre), TROCHANTER (lateral greater trochanter).
 
     cap_axis: world direction from the head centre to the middle of the contact cap; by default
-    opposite to the walking hip-contact force (bonefe.loads.WALKING_DIRECTION), i.e. superior and
+    opposite to the walking hip-contact force (bonefe.sites.femur.loads.WALKING_DIRECTION), i.e. superior and
     a little medial and anterior. A facet in both the head and trochanter patches goes to the head.
     Raises BonefeError (on every rank) when a patch is empty.
     """
     from dolfinx.mesh import meshtags
     from mpi4py import MPI
 
-    from bonefe.loads import WALKING_DIRECTION
+    from bonefe.sites.femur.loads import WALKING_DIRECTION
 
     cap_axis = -(frame.basis() @ WALKING_DIRECTION) if cap_axis is None else np.asarray(cap_axis, float)
     facets = ExteriorFacets.of(mesh)
@@ -502,7 +502,7 @@ def fall_patches(mesh, frame: FemurFrame, direction) -> tuple[np.ndarray, np.nda
     unit vector `direction`: the head cap facing the acetabulum (CAP_HALF_ANGLE_DEG about
     −direction) and the greater-trochanter patch (TROCHANTER_RADIUS_MM) on the side the ground is,
     found along the part of `direction` normal to the superior axis (the trochanter stays the
-    support whatever the shaft's tilt). Raises BonefeError when either is empty (`bonefe.fall`)."""
+    support whatever the shaft's tilt). Raises BonefeError when either is empty (`bonefe.sites.femur.fall`)."""
     from mpi4py import MPI
 
     direction = _unit(np.asarray(direction, float))
