@@ -36,7 +36,7 @@ from bonefe.export import export_inp, export_mesh, gather_cells, gather_mesh
 from bonefe.sites.femur.fall import fall_risk, fall_strength
 from bonefe.imaging import read_volume
 from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, activity_from_dict, patch_forces
-from bonefe.materials import cell_material, healthy_volume
+from bonefe.materials import cell_material, healthy_volume, lesion_map
 from bonefe.meshing import cell_tags, write_mesh, write_quality
 from bonefe.outputs import staged_folder
 from bonefe.plausibility import check_volume
@@ -109,11 +109,12 @@ def _run(case: Case, out: Path, progress: Progress, comm) -> dict:
             write_quality(out / "mesh-quality.json", bone.quality)
     with progress.stage("solve and assess"):
         activities = activity_list(case.activities, [activity_from_dict(a) for a in case.custom_activities])
+        lesion = lesion_map(volume)
         result = assess(mesh, facet_tags, material.E, material.label, case.material.poisson, frame,
-                        case.patient.body_mass_kg, activities, case.risk, case.solver.degree, twin_E)
+                        case.patient.body_mass_kg, activities, case.risk, case.solver.degree, twin_E, lesion=lesion)
         patient = case.patient
         fall = fall_risk(fall_strength(mesh, facet_tags, material.E, material.label, case.material.poisson, frame,
-                                       case.risk, case.solver.degree),
+                                       case.risk, case.solver.degree, lesion=lesion),
                          patient.body_mass_kg, patient.height_m, patient.trochanteric_soft_tissue_mm)
         scores = {"mirels": mirels_score(volume, frame, case.patient.pain),
                   "axial_involvement": axial_involvement(volume, frame, twin_volume)}

@@ -54,11 +54,11 @@ from mpi4py import MPI
 from scipy import stats
 
 from bonefe.sites.femur.anatomy import SUPPORT, FemurFrame, boundary_tags
-from bonefe.assessment import PATCH_TAGS, FailurePoints, RiskOptions, evaluated_cells, failure_points, unit_forces
+from bonefe.assessment import PATCH_TAGS, FailurePoints, RiskOptions, away_from_patches, failure_points, unit_forces
 from bonefe.calibration import LineErrors
 from bonefe.errors import BonefeError
 from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
-from bonefe.materials import LAWS, MaterialOptions, cell_material
+from bonefe.materials import LAWS, MaterialOptions, cell_material, lesion_map
 from bonefe.meshing import mesh_bone
 from bonefe.perturbation import SegmentationState, SharedMesh, grown_volume
 from bonefe.risk import body_weight_n, failure_under_unit_load, risk_category
@@ -306,11 +306,12 @@ def stance_failure(study: Study, bone: MeshedBone, E: np.ndarray, nu: float) -> 
 
 def case_failure(study: Study, comm=MPI.COMM_WORLD) -> float:
     """The case's stance failure load F₀ (N) as the pipeline computes it: the case mesh, the CT
-    material of `bonefe.materials.cell_material`, read in its bone cells."""
+    material of `bonefe.materials.cell_material`, read where the CT holds bone
+    (`bonefe.assessment.failure_points`)."""
     bone, tags = mesh_case(study.volume, study.mesh, study.frame, comm)
     cells = cell_material(bone.mesh, study.volume, study.material)
-    evaluated = evaluated_cells(bone.mesh, tags, cells.label, study.risk.exclusion_mm)
-    lattice = failure_points(bone.mesh, cells.label, evaluated, study.risk.averaging_radius_mm)
+    away = away_from_patches(bone.mesh, tags, study.risk.exclusion_mm)
+    lattice = failure_points(bone.mesh, lesion_map(study.volume), away, study.risk.averaging_radius_mm)
     return stance_failure(study, MeshedBone(bone.mesh, tags, lattice), cells.E, study.material.poisson)
 
 

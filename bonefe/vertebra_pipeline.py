@@ -17,7 +17,7 @@ from bonefe.case import Case
 from bonefe.errors import BonefeError
 from bonefe.export import gather_cells, gather_mesh
 from bonefe.imaging import read_volume
-from bonefe.materials import cell_material, healthy_volume
+from bonefe.materials import cell_material, healthy_volume, lesion_map
 from bonefe.meshing import bounding_box, cell_tags, mesh_bone, write_mesh, write_quality
 from bonefe.outputs import staged_folder
 from bonefe.plausibility import check_volume
@@ -155,7 +155,7 @@ def _run(case: Case, out, progress: Progress, comm) -> dict:
     with progress.stage("solve and assess"):
         result = assess_vertebra(mesh, material.E, material.label, material_options.poisson, frame,
                                  LAYERS[case.spine.layer], case.level, case.patient.body_mass_kg, case.risk,
-                                 case.solver.degree, twin_E)
+                                 case.solver.degree, twin_E, lesion_map(volume))
     with progress.stage("report"):
         points, tets = gather_mesh(mesh)
         strain, label = gather_cells(mesh, result.compression_strain), gather_cells(mesh, material.label)

@@ -32,7 +32,7 @@ from scipy import ndimage
 from bonefe.sites.femur.anatomy import FemurFrame
 from bonefe.assessment import BoneModel, RiskOptions, unit_forces
 from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY
-from bonefe.materials import MaterialOptions, cell_material, healthy_volume
+from bonefe.materials import MaterialOptions, cell_material, healthy_volume, lesion_map
 from bonefe.risk import body_weight_n, risk_category
 from bonefe.volume import BACKGROUND, BONE, LESION_LABELS, Volume
 
@@ -117,7 +117,7 @@ def stance_failure_load(scenario: Scenario, volume: Volume, material: MaterialOp
     """Stance failure load (N) of the mesh with the material of `volume` (one operator, unit-load basis)."""
     cells = cell_material(scenario.mesh, volume, material)
     model = BoneModel(scenario.mesh, scenario.facet_tags, cells.E, cells.label, material.poisson,
-                      scenario.risk, scenario.degree)
+                      scenario.risk, scenario.degree, lesion_map(volume))
     forces, _ = unit_forces(ACTIVITIES[STANCE_ACTIVITY], scenario.frame, scenario.body_mass_kg,
                             scenario.risk.abductor)
     return model.failure(forces).failure_load_n

@@ -16,7 +16,7 @@ from mpi4py import MPI
 from bonefe.sites.femur.anatomy import neck_shaft_angle
 from bonefe.assessment import RiskOptions, activity_list, assess
 from bonefe.case import MeshOptions
-from bonefe.materials import MaterialOptions, cell_material
+from bonefe.materials import MaterialOptions, cell_material, lesion_map
 from bonefe.sites.femur.surface_phantom import SurfaceSpec, make_surface_phantom, write_surface_phantom
 from bonefe.uncertainty import mesh_case
 from bonefe.volume import LYTIC
@@ -101,7 +101,8 @@ def stance(meshed, frame, volume) -> tuple[float, float, float]:
     bone, tags = meshed
     material = cell_material(bone.mesh, volume, MaterialOptions())
     result = assess(bone.mesh, tags, material.E, material.label, 0.4, frame, 75.0,
-                    activity_list(["walking"], []), RiskOptions(), envelope_step_deg=None).stance
+                    activity_list(["walking"], []), RiskOptions(), envelope_step_deg=None,
+                    lesion=lesion_map(volume)).stance
     patches = np.concatenate([compute_midpoints(bone.mesh, 2, tags.find(t).astype(np.int32)).reshape(-1, 3)
                               for t in (HEAD, TROCHANTER, SUPPORT)])
     patches = np.concatenate(COMM.allgather(patches))

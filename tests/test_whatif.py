@@ -20,7 +20,7 @@ from mpi4py import MPI
 from bonefe.sites.femur.anatomy import boundary_tags
 from bonefe.assessment import BoneModel, RiskOptions, unit_forces
 from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
-from bonefe.materials import MaterialOptions, cell_material, healthy_volume
+from bonefe.materials import MaterialOptions, cell_material, healthy_volume, lesion_map
 from bonefe.meshing import mesh_bone
 from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.risk import RiskThresholds, body_weight_n
@@ -80,7 +80,7 @@ def stance_state(scenario, volume) -> tuple[float, float]:
     the material of `volume`."""
     cells = cell_material(scenario.mesh, volume, scenario.material)
     model = BoneModel(scenario.mesh, scenario.facet_tags, cells.E, cells.label, scenario.material.poisson,
-                      scenario.risk)
+                      scenario.risk, lesion=lesion_map(volume))
     forces, magnitude = unit_forces(ACTIVITIES[STANCE_ACTIVITY], scenario.frame, BODY_MASS_KG, False)
     u = model.basis.displacement({k: f * magnitude for k, f in forces.items()})
     return model.solver.strain_energy(u), model.failure(forces).failure_load_n

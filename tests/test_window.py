@@ -26,7 +26,7 @@ from mpi4py import MPI
 from bonefe.sites.femur.anatomy import boundary_tags
 from bonefe.assessment import RiskOptions, activity_list, assess
 from bonefe.sites.femur.loads import WALKING_DIRECTION
-from bonefe.materials import MaterialOptions, cell_material
+from bonefe.materials import MaterialOptions, cell_material, lesion_map
 from bonefe.meshing import mesh_bone
 from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.risk import VerdictPolicy, assess_activity
@@ -55,7 +55,7 @@ def window_of(phantom, volume) -> ExerciseWindow:
     cells = cell_material(mesh, volume, MaterialOptions())
     activities = activity_list(NAMES, [])
     result = assess(mesh, tags, cells.E, cells.label, 0.4, frame, BODY_MASS_KG, activities, RiskOptions(),
-                    envelope_step_deg=None)
+                    envelope_step_deg=None, lesion=lesion_map(volume))
     return exercise_window(result.model, cells.E, cells.label, activities, result.activities, frame,
                            BODY_MASS_KG, 0.4)
 

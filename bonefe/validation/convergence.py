@@ -50,24 +50,30 @@ LESION_BOUND = 0.05
 (issue #14 follow-up: the pinned phantom of tests/test_clinical_numbers.py moved by 10-50 % with the
 mesh down to 3 mm)."""
 LESION_REMAINDER = """\
-Why the lesion-governed failure load depends on the mesh (measured 2026-12-01 on this phantom and its
-mirror image x → −x, each remeshed; left / mirror). Failure starts at the lattice point
-(±102.5, −0.5, 167.5), where the lesion breaches the outer cortex: its 1 mm bin is 45 % bone, 43 %
-lesion and 12 % outside in the CT, its 2 mm sphere only 21 % bone, and the failure index falls
-steeply away from it (leaving out the points within 1.6 mm of a lesion voxel raises the 5 mm mesh's
-failure load from 3406 to 5175 N). Which points are evaluated, and which volume counts as bone in
-each sphere, follows the label of the tetrahedra (the majority of their CT samples), not the CT at the
-point. The CT's lesion interface passes 0.09 mm from that point, so no element size settles whether
-the tetrahedron holding it is bone: where it is not, failure is read further from the rim, or at a
-point in a lesion voxel whose tetrahedron is mostly bone, at 3300–4000 N instead of 2250–2800 N
-(3 mm: 3424 N at (104.5, −9.5, 167.5), a lesion voxel / 2257 N at the rim). Finer lesion elements
-and a wider refinement band are coin tosses too: lesion_size 1 mm gives 2412 / 2780 N at 3 mm and,
-with a 5 mm band, 3595 / 3303 N (both off the rim); a band of size + 2 mm gives 2494 / 2485 N at
-3 mm but 2490 / 3684 N at 2.9 mm. Reading the CT label at the lattice points to choose the evaluated
-points removes the misses (every failure at the rim; 3 mm 2681 / 2257 N, 2.75 mm 2473 / 2433 N,
-2.25 mm 2333 / 2454 N); weighting the spheres by the CT label at the quadrature points as well brings
-the sides within 2–7 % (5 mm 2395 / 2248, 3 mm 2019 / 2110, 2.25 mm 2198 / 2254 N), the default
-still 5–9 % below 2.25 mm. Neither is in bonefe yet."""
+Why the lesion-governed failure load depended on the mesh, and what is left (measured 2026-12-01 on
+this phantom and its mirror image x → −x, each meshed by the pipeline's mesh stage; left / mirror).
+Failure starts at the lattice point (±102.5, −0.5, 167.5), where the lesion breaches the outer
+cortex: its 1 mm bin is 45 % bone, 43 % lesion and 12 % outside in the CT, its 2 mm sphere only 21 %
+bone, and the failure index falls steeply away from it (leaving out the points within 1.6 mm of a
+lesion voxel raised the 5 mm mesh's failure load from 3406 to 5175 N). Which points were evaluated,
+and which volume counted as bone in each sphere, used to follow the label of the tetrahedra (the
+majority of their CT samples), not the CT at the point. The CT's lesion interface passes 0.09 mm
+from that point, so no element size settled whether the tetrahedron holding it was bone: where it
+was not, failure was read further from the rim, or at a point in a lesion voxel whose tetrahedron
+was mostly bone, at 3300–4000 N instead of 2250–2800 N (3406 / 2982 N at 5 mm, 4022 / 2594 N at
+4.5 mm, 3424 / 2257 N at 3 mm, 2333 / 2454 N at 2.25 mm, 2606 / 2484 N at 1.75 mm). Finer lesion
+elements and a wider refinement band were coin tosses too (lesion_size 1 mm: 2412 / 2780 N at 3 mm;
+a band of size + 2 mm: 2494 / 2485 N at 3 mm but 2490 / 3684 N at 2.9 mm). Both now follow the
+CT's label at the point, nearest voxel (`bonefe.assessment.failure_points`): every mesh fails at
+the rim point or 1 mm above it, 2436 / 2570 N at 5 mm, 2470 / 2526 N at 4.5 mm, 2475 / 2328 N at
+3 mm, 2411 / 2351 N at 2.75 mm, 2367 / 2364 N at 2.25 mm, 2477 / 2468 N at 1.75 mm: twelve meshes
+within 2328–2570 N, the sides within 6 % and, from 2.25 mm, within 0.5 %. What is left at the
+coarse sizes is presumably (not isolated) the finite-element strain at the rim: elements straddling
+the lesion's outline take the mean modulus of their CT samples and one constant strain. An earlier
+trial of the same idea, not kept, gave 2395 / 2248 N at 5 mm, 2019 / 2110 N at 3 mm and 2198 /
+2254 N at 2.25 mm; how it labelled the points inside the mesh but outside the CT's bone is not
+recorded (bonefe gives them the label of their nearest bone or lesion voxel, as the material
+samples, so bones without lesion are unchanged)."""
 
 QUICK_BOUND = 0.10
 """Quick set (two coarse sizes, 1.5 mm voxels): the two failure loads agree within 10 % — a smoke

@@ -3,7 +3,8 @@ load-line envelope, and the strain fold ratio against its lesion-free twin.
 
 Failure: the femur's criterion unchanged — maximum principal strain limits (Schileo et al. 2008,
 0.73 % tension, 1.04 % compression) on the strain averaged over spheres of bone
-(`bonefe.nonlocal_strain`), read in every bone cell (lesion tissue excluded). No cells are excluded
+(`bonefe.nonlocal_strain`), read at every lattice point in bone by the CT (lesion tissue excluded,
+`bonefe.assessment.failure_points`). No cells are excluded
 near the endplates: the layers spread the load, so there is no concentrated patch to keep away from.
 The vertebra-specific alternative of the literature — peak force of a non-linear model at 1.9 %
 apparent strain in PMMA-capped compression (Costa 2019) — needs a non-linear solver bonefe lacks;
@@ -20,7 +21,8 @@ import numpy as np
 from mpi4py import MPI
 
 from bonefe.assessment import (BoneModel, RiskOptions, TwinComparison, cell_centres, compare_twin, failure_points,
-                               lesion_region)
+                               lesion_region, needs_lesion_map)
+from bonefe.materials import LesionMap
 from bonefe.risk import ActivityAssessment, FailureResult, assess_activity
 from bonefe.sites.vertebra.activities import ACTIVITIES, REFERENCE_ACTIVITY
 from bonefe.sites.vertebra.anatomy import VertebraFrame
@@ -38,14 +40,15 @@ class VertebraModel(BoneModel):
     (principal, failure, peak_index), with the endplate loading instead of fixed + patch loads."""
 
     def __init__(self, mesh, E, labels, nu, frame: VertebraFrame, layer: Layer, options: RiskOptions,
-                 degree: int = 1):
+                 degree: int = 1, lesion: LesionMap | None = None):
+        needs_lesion_map(mesh, labels, lesion)
         self.mesh, self.options, self.frame = mesh, options, frame
         self.loading = EndplateLoading(mesh, E, nu, frame, layer, degree)
         self.solver = self.loading.solver
         self.basis = self.loading.strain_basis()
         self.centres = cell_centres(mesh)
         self.evaluated = ~np.isin(labels, LESION_LABELS)
-        self.lattice = failure_points(mesh, labels, self.evaluated, options.averaging_radius_mm)
+        self.lattice = failure_points(mesh, lesion, np.ones(len(self.centres), bool), options.averaging_radius_mm)
         self.nonlocal_basis = self.basis.mapped(self.lattice.nonlocal_field)
 
     def region(self, location_mm) -> str:
@@ -113,9 +116,11 @@ def _risk(rows: list[ActivityAssessment]) -> str:
 
 
 def assess_vertebra(mesh, E, labels, nu, frame: VertebraFrame, layer: Layer, level: str, body_mass_kg: float,
-                    options: RiskOptions, degree: int = 1, twin_E: np.ndarray | None = None) -> VertebraAssessment:
-    """Solve the six plate motions once and assess everything (see the module docstring)."""
-    model = VertebraModel(mesh, E, labels, nu, frame, layer, options, degree)
+                    options: RiskOptions, degree: int = 1, twin_E: np.ndarray | None = None,
+                    lesion: LesionMap | None = None) -> VertebraAssessment:
+    """Solve the six plate motions once and assess everything (see the module docstring); lesion: the
+    CT's lesion map (`bonefe.materials.lesion_map`), required with lesion cells."""
+    model = VertebraModel(mesh, E, labels, nu, frame, layer, options, degree, lesion)
     compression = model.failure(COMPRESSION)
     rows = [assess_activity(a.name, a.label, a.force_n(body_mass_kg, level), compression.failure_load_n,
                             a.reference, options.verdict) for a in ACTIVITIES.values()]
