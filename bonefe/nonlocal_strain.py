@@ -141,9 +141,13 @@ class SphereAverage:
         self._n = mesh.topology.index_map(3).size_local
         self._vertices = vertices = mesh.geometry.x[mesh.geometry.dofmaps[0][:self._n, :4]]
         self._volumes = np.abs(np.linalg.det(vertices[:, 1:] - vertices[:, :1])) / 6.0
-        keys = [_keys(np.floor(points / self._spacing)) for _, points, _ in self._quadrature()]
-        self._partial_keys = np.unique(_joined(keys, np.int64))
-        self._cells_to_partials = self.point_weights(None)
+        cells, keys, shares = [], [], []
+        for c, points, share in self._quadrature():
+            cells.append(c)
+            keys.append(_keys(np.floor(points / self._spacing)))
+            shares.append(share)
+        self._partial_keys, rows = np.unique(_joined(keys, np.int64), return_inverse=True)
+        self._cells_to_partials = self._matrix(rows, _joined(cells, int), _joined(shares, float))
         self._plan(self._partial_keys, _stencil(LATTICE_PER_RADIUS))
         self.points = (_ijk(self.keys) + 0.5) * self._spacing
         self.bin_volume = self._bins(np.ones((self._n, 1)))[:, 0]
@@ -155,18 +159,21 @@ class SphereAverage:
         for cells, points, share in _quadrature_points(self._vertices, self._volumes, self._spacing**3 / 8.0):
             yield np.repeat(cells, points.shape[1]), points.reshape(-1, 3), share.ravel()
 
+    def _matrix(self, rows: np.ndarray, cells: np.ndarray, shares: np.ndarray) -> sp.csr_matrix:
+        """(partial bins x local cells) sums of the quadrature points' shares (mm³)."""
+        return sp.csr_matrix((shares, (rows, cells)), shape=(len(self._partial_keys), self._n))
+
     def point_weights(self, weight) -> sp.csr_matrix:
         """Weights per quadrature point, for `__call__` and `fraction`: (this rank's partial bins x local
         cells), each cell's volume share in each bin (mm³) from its quadrature points p, each times
         weight(p) (callable on world points (k, 3) mm, e.g. 1 in bone and 0 in lesion tissue by the
-        CT's label map; None: 1 everywhere)."""
-        rows, columns, shares = [], [], []
-        for cells, points, share in self._quadrature():
+        CT's label map)."""
+        rows, cells, shares = [], [], []
+        for c, points, share in self._quadrature():
             rows.append(np.searchsorted(self._partial_keys, _keys(np.floor(points / self._spacing))))
-            columns.append(cells)
-            shares.append(share if weight is None else share * np.asarray(weight(points), float))
-        return sp.csr_matrix((_joined(shares, float), (_joined(rows, int), _joined(columns, int))),
-                             shape=(len(self._partial_keys), self._n))
+            cells.append(c)
+            shares.append(share * np.asarray(weight(points), float))
+        return self._matrix(_joined(rows, int), _joined(cells, int), _joined(shares, float))
 
     def _weights(self, weight) -> sp.csr_matrix:
         """`point_weights`' matrix as is; per-cell weights (n_local,) spread over the cells' shares."""

@@ -16,7 +16,7 @@ import pytest
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
-from bonefe.assessment import failure_points
+from bonefe.assessment import failure_points, needs_lesion_map
 from bonefe.materials import cell_material, lesion_map
 from bonefe.volume import BONE, LYTIC, Volume
 
@@ -74,6 +74,15 @@ def test_points_are_evaluated_and_averaged_by_the_ct_label(cube):
         value = np.concatenate(found)
         assert len(value) == 1, point
         assert value[0] == pytest.approx(expected, rel=0.05), point
+
+
+def test_a_bone_with_lesion_cells_needs_its_lesion_map(cube):
+    """Lesion cells without the CT's lesion map would silently average over the lesion: refused."""
+    mesh, volume, _, label = cube
+    with pytest.raises(ValueError, match="lesion map"):
+        needs_lesion_map(mesh, label, None)
+    needs_lesion_map(mesh, label, lesion_map(volume))
+    needs_lesion_map(mesh, np.full_like(label, BONE), None)
 
 
 def test_no_lesion_voxels_no_lesion_map():

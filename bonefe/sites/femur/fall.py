@@ -45,7 +45,7 @@ from dolfinx import fem
 from mpi4py import MPI
 
 from bonefe.sites.femur.anatomy import SUPPORT, FemurFrame, fall_patches
-from bonefe.assessment import RiskOptions, cell_centres, failure_points, needs_lesion_map
+from bonefe.assessment import FailurePoints, RiskOptions, cell_centres, failure_points, needs_lesion_map
 from bonefe.materials import LesionMap
 from bonefe.errors import BonefeError
 from bonefe.risk import GRAVITY, distance_mask, failure_under_unit_load
@@ -239,6 +239,7 @@ def fall_strength(mesh, facet_tags, E, labels, nu, frame: FemurFrame, options: R
     needs_lesion_map(mesh, labels, lesion)
     section, centre = pinned_section(mesh, facet_tags, frame)
     centres = cell_centres(mesh)
+    bone = failure_points(mesh, lesion, np.ones(len(centres), bool), options.averaging_radius_mm)
     results = []
     for tilt in tilts:
         for rotation in rotations:
@@ -247,7 +248,7 @@ def fall_strength(mesh, facet_tags, E, labels, nu, frame: FemurFrame, options: R
             model = FallModel(mesh, E, nu, head, trochanter, section, centre, frame.shaft_axis, direction, degree)
             patches = np.concatenate([_gathered(mesh, f) for f in (head, trochanter, section)])
             away = ~distance_mask(centres, patches, options.exclusion_mm)
-            lattice = failure_points(mesh, lesion, away, options.averaging_radius_mm)
+            lattice = FailurePoints(bone.average, bone.weights, bone.selected & bone.average.centred_in(away))
             principal = principal_strains(lattice.nonlocal_field(cell_strain(model.u)))
             failure = failure_under_unit_load(principal, lattice.points, mesh.comm, criterion=options.criterion)
             results.append(FallDirection(float(tilt), float(rotation), failure.failure_load_n,
