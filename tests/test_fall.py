@@ -122,7 +122,7 @@ def test_real_femur_fall_strength_lies_in_the_cadaver_range():
     young 7.20 ± 1.09 kN; Eckstein et al. 2004: 3.95 ± 1.66 kN), weakest when most rotated."""
     from bonefe.validation.fall import femur_fall, real_femur
 
-    from conftest import shared_data
+    from real_data import shared_data
 
     folder = shared_data("femur-surface-gfxmorph")
     directions = femur_fall(*real_femur(folder / "femur.stl", folder / "femur_cortex.stl"), 5.0)

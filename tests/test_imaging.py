@@ -15,8 +15,8 @@ import SimpleITK as sitk
 from bonefe.errors import BonefeError
 from bonefe.imaging import read_image, read_volume, write_image
 from bonefe.volume import BLASTIC, BONE, LYTIC
+from real_data import SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TOTALSEG = SHARED_DATA / "ct-abdomen-totalsegmentator"
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 

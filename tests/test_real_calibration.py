@@ -13,7 +13,7 @@ import pytest
 from bonefe.errors import BonefeError
 from bonefe.imaging import read_sitk, sitk_affine, sitk_array
 from bonefe.internal_calibration import InternalCalibration, internal_fit
-from conftest import shared_data
+from real_data import shared_data
 
 HUMERUS_RIGHT, AORTA, VERTEBRAE_T11_L2 = 70, 52, [30, 31, 32, 33]
 

@@ -45,7 +45,7 @@ from bonefe.imaging import read_image, read_sitk, read_volume, sitk_array
 from bonefe.materials import MaterialOptions, cell_material
 from bonefe.meshing import bounding_box, mesh_bone
 from bonefe.volume import BONE, Volume
-from conftest import shared_data
+from real_data import shared_data
 
 COMM = MPI.COMM_WORLD
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])

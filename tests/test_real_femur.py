@@ -20,7 +20,7 @@ from bonefe.materials import MaterialOptions, cell_material, lesion_map
 from bonefe.sites.femur.surface_phantom import SurfaceSpec, make_surface_phantom, write_surface_phantom
 from bonefe.uncertainty import mesh_case
 from bonefe.volume import LYTIC
-from conftest import shared_data
+from real_data import shared_data
 
 COMM = MPI.COMM_WORLD
 VOXEL_MM, MESH_MM = 1.5, 6.0

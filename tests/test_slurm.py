@@ -2,16 +2,13 @@
 for, and both results checked (report.json present, failure load positive and finite, summary
 rows done and equal to the reports).
 
-Needs a running Slurm (`.ci/start-slurm` starts a single-node one as root). Without one the test
-skips, except when the environment variable CI is set: then it fails, so CI cannot skip it silently.
+Needs a running Slurm (tests/slurm_support.py: skipped without one, failed under CI).
 The job runs this interpreter by absolute path and is submitted from `/` to show that nothing
 depends on the working directory.
 """
 
 import json
 import math
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,29 +17,15 @@ import pytest
 import yaml
 
 from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
+from slurm_support import require_slurm
 
 WAIT_S = 300  # two tiny cases take well under a minute; a queue that never starts fails the test
 pytestmark = pytest.mark.slow
 
 
-def slurm_answers() -> str | None:
-    """None when a Slurm controller answers, else why not."""
-    if shutil.which("sbatch") is None or shutil.which("scontrol") is None:
-        return "sbatch/scontrol not installed"
-    try:
-        ping = subprocess.run(["scontrol", "ping"], capture_output=True, encoding="utf-8", timeout=20)
-    except subprocess.TimeoutExpired:
-        return "scontrol ping timed out"
-    return None if "UP" in ping.stdout else f"no Slurm controller answers ({ping.stdout.strip() or ping.stderr.strip()})"
-
-
 @pytest.fixture(scope="module")
 def slurm():
-    reason = slurm_answers()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}: CI must run the Slurm test (.ci/run starts Slurm with .ci/start-slurm)")
-        pytest.skip(f"{reason}; start one with `sudo .ci/start-slurm`")
+    require_slurm()
 
 
 def bonefe(*args) -> subprocess.CompletedProcess:

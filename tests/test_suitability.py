@@ -17,7 +17,7 @@ from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.suitability import (SuitabilityOptions, check_field_of_view, check_metal, check_scan, dicom_header,
                                 is_sharp_kernel)
 from bonefe.volume import Volume
-from conftest import shared_data
+from real_data import shared_data
 
 DEFAULTS = SuitabilityOptions()
 

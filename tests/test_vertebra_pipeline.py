@@ -17,7 +17,7 @@ from mpi4py import MPI
 
 from bonefe.cli import main
 from bonefe.sites.vertebra.phantom import VertebraPhantomSpec, write_vertebra_phantom
-from conftest import shared_data
+from real_data import shared_data
 
 COMM = MPI.COMM_WORLD
 

@@ -4,6 +4,9 @@ BONEFE_SERVICE_HOME          folder of the SQLite database, the secret key and e
                              (default: ./service-data)
 BONEFE_SERVICE_DATABASE_URL  postgresql://user:password@host:port/name to use PostgreSQL instead of SQLite
 BONEFE_SERVICE_RANKS         MPI ranks per run (default 1: no mpirun)
+BONEFE_SERVICE_LAUNCHER      where runs go: local (default: processes of the worker's machine) or slurm
+                             (each run in a Slurm allocation of its own, started with srun)
+BONEFE_SERVICE_SLURM_OPTIONS more srun options for the slurm launcher (e.g. "--partition=fe --time=30")
 BONEFE_SERVICE_MESH_MM       mesh.size_mm of every generated case (mm, default 3.0, the demo's)
 BONEFE_SERVICE_LEASE_S       seconds a worker's claim on a request lasts without a heartbeat (default 60)
 BONEFE_SERVICE_MAX_UPLOAD_MB largest request upload, CT and labels together (MB, default 1024)
@@ -18,6 +21,8 @@ import shlex
 import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
 
 HOME = Path(os.environ.get("BONEFE_SERVICE_HOME", "service-data")).resolve()
 HOME.mkdir(parents=True, exist_ok=True)
@@ -51,6 +56,10 @@ DATABASES = {"default": _database(os.environ.get("BONEFE_SERVICE_DATABASE_URL"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 RANKS = int(os.environ.get("BONEFE_SERVICE_RANKS", "1"))
+LAUNCHER = os.environ.get("BONEFE_SERVICE_LAUNCHER", "local")
+if LAUNCHER not in ("local", "slurm"):
+    raise ImproperlyConfigured(f"BONEFE_SERVICE_LAUNCHER must be local or slurm (got {LAUNCHER!r})")
+SLURM_OPTIONS = shlex.split(os.environ.get("BONEFE_SERVICE_SLURM_OPTIONS", ""))
 MESH_MM = float(os.environ.get("BONEFE_SERVICE_MESH_MM", "3.0"))
 LEASE_SECONDS = float(os.environ.get("BONEFE_SERVICE_LEASE_S", "60"))
 MAX_UPLOAD_BYTES = int(float(os.environ.get("BONEFE_SERVICE_MAX_UPLOAD_MB", "1024")) * 2**20)

@@ -82,6 +82,18 @@ def die_with_parent():
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
+def launcher() -> list[str]:
+    """The command words before the run command: mpirun for more than one rank, inside a Slurm
+    allocation of one node when BONEFE_SERVICE_LAUNCHER is slurm (srun waits for the run, passes its
+    output through and forwards the worker's SIGTERM on cancel; the request folder must be on a file
+    system the node shares)."""
+    mpi = ["mpirun", "-n", str(settings.RANKS)] if settings.RANKS > 1 else []
+    if settings.LAUNCHER == "slurm":
+        return ["srun", "--job-name=bonefe-request", "--nodes=1", "--ntasks=1", f"--cpus-per-task={settings.RANKS}",
+                "--quiet", *settings.SLURM_OPTIONS, *mpi]
+    return mpi
+
+
 def run(request: RiskRequest) -> None:
     """Run a claimed request to its end: done, failed (with the run's one-line message) or lost."""
     folder = request_dir(request)
@@ -94,8 +106,7 @@ def run(request: RiskRequest) -> None:
     if finished is not None:  # the run had finished (bonefe run publishes its folder only on success)
         return _finish(request, 0, finished)
     case = write_case(request)
-    launcher = ["mpirun", "-n", str(settings.RANKS)] if settings.RANKS > 1 else []
-    command = [*launcher, *settings.RUN_COMMAND, str(case), "--output", str(attempt / "report")]
+    command = [*launcher(), *settings.RUN_COMMAND, str(case), "--output", str(attempt / "report")]
     attempt.mkdir()
     with open(attempt / "run.log", "wb") as log:
         try:

@@ -1,7 +1,7 @@
 """TEST ONLY — a fake fast `bonefe run` for the service's load test: no physics at all.
 
 Called as `python fake_runner.py CASE --output DIR`; prints stage lines like `bonefe run`, sleeps
-FAKE_RUN_S seconds, writes a placeholder report.json/.html/.pdf and appends `start`/`end` lines for
+FAKE_RUN_S seconds, writes a placeholder report.json/.html/.pdf (with the Slurm job id when run by Slurm) and appends `start`/`end` lines for
 the request to FAKE_RUN_LEDGER, so the test can count how often each request really ran.
 """
 
@@ -28,7 +28,8 @@ for number, stage in enumerate(stages, 1):
     time.sleep(float(os.environ.get("FAKE_RUN_S", "0.6")) / len(stages))
 partial = output.with_name(output.name + ".partial")  # published in one rename, as `bonefe run` does
 partial.mkdir(parents=True)
-(partial / "report.json").write_text(json.dumps({"failure_load_bw": 9.5, "risk_category": "moderate"}))
+(partial / "report.json").write_text(json.dumps({"failure_load_bw": 9.5, "risk_category": "moderate",
+                                                 "slurm_job": os.environ.get("SLURM_JOB_ID")}))
 (partial / "report.html").write_text("<html><body><h1>fake report</h1></body></html>")
 (partial / "report.pdf").write_bytes(b"%PDF-1.4\n% fake\n")
 partial.rename(output)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOME, PASSWORD, REPO, free_port, start, stop, wait_for_port
+from service_support import HOME, PASSWORD, REPO, free_port, start, stop, wait_for_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright = pytest.importorskip("playwright.sync_api")

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import HOME, PASSWORD, free_port, start, stop, wait_for_port
+from service_support import HOME, PASSWORD, free_port, start, stop, wait_for_port
 
 SUBMISSIONS = 20
 FAKE = {"FAKE_RUN_S": "0.8"}

@@ -11,7 +11,7 @@ import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from conftest import HOME, PASSWORD, leave_queued_only, nifti_bytes
+from service_support import HOME, PASSWORD, leave_queued_only, nifti_bytes
 
 PLANTED = ["DOE^JANE^PLANTED", "PLANTED-ID-4711", "19420317", "St Planted Hospital", "ACC-PLANTED-99",
            "Dr^Planted^Referrer", "PLANTED-PRIVATE-TAG"]

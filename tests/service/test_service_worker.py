@@ -1,5 +1,6 @@
 """Workers in-process: a run's user error reaches the request page as its one line; cancelling a
-running request kills its run and leaves nothing of it."""
+running request kills its run and leaves nothing of it; the Slurm launcher runs a request in a
+Slurm job (needs a Slurm controller: tests/slurm_support.py)."""
 
 import threading
 import time
@@ -7,7 +8,8 @@ import time
 import numpy as np
 from django.test import override_settings
 
-from conftest import HOME, leave_queued_only, nifti_bytes
+from service_support import HOME, leave_queued_only, nifti_bytes
+from slurm_support import require_slurm
 from test_service_security import client, upload
 
 
@@ -89,3 +91,21 @@ def test_a_run_that_finished_before_its_worker_died_is_not_run_again(django_db, 
     assert (request.status, request.attempts, request.failure_load_bw, request.risk_category) == ("done", 2, 4.2, "high")
     assert (request_dir(request) / "report" / "report.json").is_file()
     assert list(request_dir(request).glob("attempt-*")) == []
+
+
+def test_slurm_launcher_runs_the_request_in_a_slurm_job(django_db, make_user, small_images):
+    """BONEFE_SERVICE_LAUNCHER=slurm: the run (the fake runner) sees a Slurm job id, and the request is done."""
+    import json
+
+    from bonefe.service.models import RiskRequest
+    from bonefe.service.worker import request_dir, serve_forever
+
+    require_slurm()
+    user = make_user()
+    upload(client(user), ("ct.nii.gz", small_images[0]), ("labels.nii.gz", small_images[1]))
+    leave_queued_only(user)
+    with override_settings(LAUNCHER="slurm"):
+        serve_forever(once=True)
+    request = RiskRequest.objects.get(owner=user)
+    assert request.status == "done", request.error
+    assert json.loads((request_dir(request) / "report" / "report.json").read_text())["slurm_job"].isdigit()
