@@ -156,8 +156,9 @@ def test_partial_remineralisation_is_monotone_and_between_its_end_states(governe
     On a femur whose failure the lesion governs (the twin at least 1.5 × stronger), the failure load
     rises with t and the partial states lie between the scanned lesion's and the twin's, within
     LABEL_SWITCH: below t = 1 the lesion keeps its label (its points are not read for failure), at
-    t = 1 it becomes bone and is read, so the last step may dip (measured 2026-12-01: 3102, 5645,
-    8159, 9852 N for t = 0–0.75, twin 9813 N: −0.4 %)."""
+    t = 1 it becomes bone and is read, so the last step may dip (measured 2026-12-01: 2975, 5342,
+    8149, 9852 N for t = 0–0.75, twin 9813 N: −0.4 %; 3102, 5645, 8159, 9852 N while failure points
+    followed the tetrahedra's majority label instead of the CT's label at each point)."""
     twin = healthy_volume(governed.volume)
     states = []
     for t in (0.0, 0.25, 0.5, 0.75, 1.0):
