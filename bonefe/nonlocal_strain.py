@@ -31,15 +31,15 @@ image failed at 3424 / 2257 N on 3 mm meshes, 3406 / 2982 N on 5 mm ones
 weighting the quadrature points by theirs takes that decision from the CT, the same on every mesh:
 every mesh from 5 to 1.75 mm then fails at the rim, both sides within 2328–2570 N.
 
-Where it is evaluated. Failure is read at the points that lie in the mesh (`centred_in`) and, by
-the CT, in bone (`bonefe.assessment.failure_points`): a bin cut by the surface whose centre lies
-outside the bone still lends its bone to its neighbours' spheres but is not itself evaluated. Such a bin's sphere reaches only the outermost bone, and
-which of them hold any bone, and how little, depends on how deep the cells' quadrature points
-reach: deeper on a coarse mesh. Evaluating them made the phantom femur's failure load fall by
-about 3 % per refinement (+6.8 % at 3 mm against 1.1 mm; at 1.4 mm the failing bin held 8 %
-bone). At the points in the bone it does not trend: 3 mm lies within 0.2 % of 1.1 mm, and meshes
-from 6 to 1.1 mm scatter by up to 4.5 % as the surface moves the outermost points in or out
-(docs/validation.md).
+Where it is evaluated. Failure is read at the points that lie in the mesh (`centred_in`) and, by the
+CT, in bone (`bonefe.assessment.failure_points`): a bin cut by the surface whose centre lies outside
+the bone still lends its bone to its neighbours' spheres but is not itself evaluated. Such a bin's
+sphere reaches only the outermost bone, and which of them hold any bone, and how little, depends on
+how deep the cells' quadrature points reach: deeper on a coarse mesh. Evaluating them made the
+phantom femur's failure load fall by about 3 % per refinement (+6.8 % at 3 mm against 1.1 mm; at 1.4
+mm the failing bin held 8 % bone). At the points in the bone it does not trend: 3 mm lies within 0.2
+% of 1.1 mm, and meshes from 6 to 1.1 mm scatter by up to 4.5 % as the surface moves the outermost
+points in or out (docs/validation.md).
 
 The average is linear, so it is applied once to each unit-load strain and superposition holds.
 MPI: bins straddling ranks are summed through a halo of the bins inside each rank's bounding box

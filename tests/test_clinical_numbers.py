@@ -15,36 +15,37 @@ How the numbers were obtained: this file's `assessed` fixture run on 2026-12-01 
 commit after 3c3a33c), serial and under `mpirun -n 2` (identical to 1e-6); re-measured the same day
 (branch lesion-mesh) when the failure points came to follow the CT's label. What may legitimately
 move them, and then they are re-measured and the change is said in the commit: the phantom's
-geometry or CT values (bonefe.sites.femur.phantom), lesion placement (bonefe.sites.femur.lesions), the mesher or its
-refinement defaults (bonefe.meshing), the material law or its defaults, the strain limits, the
-nonlocal radius or exclusion zone, the walking hip-contact direction (the stance load and the
-head patch follow it) or the walking magnitude (only the safety factor and verdict). The mesh is
-gmsh's deterministic output for this volume, so the pinned numbers are reproducible to solver
-tolerance; but this lesion's failure load depends on the mesh (below), so any change to the mesh
-may move the lesioned numbers by more than 3 % (up to 6 % measured): re-measure, do not widen. Tolerance 3 % on
-forces and ratios (platform and library versions), far below a 2× error; the failure site within
-3 mm (lattice spacing 1 mm).
+geometry or CT values (bonefe.sites.femur.phantom), lesion placement (bonefe.sites.femur.lesions),
+the mesher or its refinement defaults (bonefe.meshing), the material law or its defaults, the strain
+limits, the nonlocal radius or exclusion zone, the walking hip-contact direction (the stance load
+and the head patch follow it) or the walking magnitude (only the safety factor and verdict). The
+mesh is gmsh's deterministic output for this volume, so the pinned numbers are reproducible to
+solver tolerance; but this lesion's failure load depends on the mesh (below), so any change to the
+mesh may move the lesioned numbers by more than 3 % (up to 6 % measured): re-measure, do not widen.
+Tolerance 3 % on forces and ratios (platform and library versions), far below a 2× error; the
+failure site within 3 mm (lattice spacing 1 mm).
 
-Mirror: the same voxels with x → −x (LPS: a right femur), its frame found as a right femur.
-(a) On the mirror image of the left mesh, every stage after meshing (frame, patches, loads, CT
-material, nonlocal strain, failure, twin, verdict) must give the same numbers to solver tolerance
-and the mirrored failure site exactly: a side error anywhere in the chain shows here. (b) Remeshed
-by the pipeline (gmsh does not mesh a mirror image as the mirror of the mesh), the intact twin,
-verdict and risk category agree (twin within 3 %; measured 0.7 %), and the lesioned failure load
-nearly so. Failure starts at the lattice point (±102.5, −0.5, 167.5) on the lesion's rim, 0.09 mm
-from the CT's lesion interface (1.5 mm voxels). Until 2026-12-01 whether that point was evaluated,
-and how much of its sphere counted as bone, followed the majority label of the tetrahedra around it,
-so each mesh tossed a coin (`bonefe.validation.convergence.LESION_REMAINDER`): left / mirrored right
-3406 / 2982 N at 5 mm, 4022 / 2594 N at 4.5 mm, 3424 / 2257 N at 3 mm (the default), 2333 / 2454 N
-at 2.25 mm, 2606 / 2484 N at 1.75 mm. Both now follow the CT's label at the point (nearest voxel,
-`bonefe.assessment.failure_points`), and every mesh fails at that rim point or 1 mm above it:
-2436 / 2570 N at 5 mm (+5.5 %), 2470 / 2526 N at 4.5 mm (+2.3 %), 2475 / 2328 N at 3 mm (−5.9 %),
-2411 / 2351 N at 2.75 mm (−2.5 %), 2367 / 2364 N at 2.25 mm (−0.1 %), 2477 / 2468 N at 1.75 mm
-(−0.4 %): all twelve meshes within 2328–2570 N (before: 2257–4022 N). What is left down to 2.75 mm
-is, presumably (not isolated), the finite-element strain at the rim itself: elements straddling the lesion's outline take the
-mean modulus of their CT samples and one constant strain, and each mesh cuts the outline
-differently. So the 5 mm mirror test (b) of the lesioned failure load still misses 3 % (+5.5 %;
-SFR 5.912 / 5.494, −7.1 %) and stays a strict xfail; the mirrored mesh (a) is identical.
+Mirror: the same voxels with x → −x (LPS: a right femur), its frame found as a right femur. (a) On
+the mirror image of the left mesh, every stage after meshing (frame, patches, loads, CT material,
+nonlocal strain, failure, twin, verdict) must give the same numbers to solver tolerance and the
+mirrored failure site exactly: a side error anywhere in the chain shows here. (b) Remeshed by the
+pipeline (gmsh does not mesh a mirror image as the mirror of the mesh), the intact twin, verdict and
+risk category agree (twin within 3 %; measured 0.7 %), and the lesioned failure load nearly so.
+Failure starts at the lattice point (±102.5, −0.5, 167.5) on the lesion's rim, 0.09 mm from the CT's
+lesion interface (1.5 mm voxels). Until 2026-12-01 whether that point was evaluated, and how much of
+its sphere counted as bone, followed the majority label of the tetrahedra around it, so each mesh
+tossed a coin (`bonefe.validation.convergence.LESION_REMAINDER`): left / mirrored right 3406 / 2982
+N at 5 mm, 4022 / 2594 N at 4.5 mm, 3424 / 2257 N at 3 mm (the default), 2333 / 2454 N at 2.25 mm,
+2606 / 2484 N at 1.75 mm. Both now follow the CT's label at the point (nearest voxel,
+`bonefe.assessment.failure_points`), and every mesh fails at that rim point or 1 mm above it: 2436 /
+2570 N at 5 mm (+5.5 %), 2470 / 2526 N at 4.5 mm (+2.3 %), 2475 / 2328 N at 3 mm (−5.9 %), 2411 /
+2351 N at 2.75 mm (−2.5 %), 2367 / 2364 N at 2.25 mm (−0.1 %), 2477 / 2468 N at 1.75 mm (−0.4 %):
+all twelve meshes within 2328–2570 N (before: 2257–4022 N). What is left down to 2.75 mm is,
+presumably (not isolated), the finite-element strain at the rim itself: elements straddling the
+lesion's outline take the mean modulus of their CT samples and one constant strain, and each mesh
+cuts the outline differently. So the 5 mm mirror test (b) of the lesioned failure load still misses
+3 % (+5.5 %; SFR 5.912 / 5.494, −7.1 %) and stays a strict xfail; the mirrored mesh (a) is
+identical.
 
 Boundary artefacts: the reported failure site lies outside the excluded zone (`exclusion_mm` = 10
 mm from a load or support patch, RiskOptions default) of every patch.
@@ -234,6 +235,7 @@ def test_remeshed_mirror_keeps_the_intact_strength_and_the_verdicts(assessed, re
                                        "(module docstring): left 2436 N, remeshed mirror 2570 N (+5.5 %), SFR "
                                        "5.912 / 5.494; the rim elements' mixed moduli, not the failure points")
 def test_remeshed_mirror_gives_the_same_lesioned_failure_load(assessed, remeshed):
-    """(b) The lesioned failure load and SFR of the remeshed mirror within 3 %: fails today (+5.5 % and −7.1 % at 5 mm)."""
+    """(b) The lesioned failure load and SFR of the remeshed mirror within 3 %: fails today (+5.5 % and
+    −7.1 % at 5 mm)."""
     assert remeshed["load"] == pytest.approx(assessed["load"], rel=0.03)
     assert remeshed["sfr"] == pytest.approx(assessed["sfr"], rel=0.03)

@@ -3,13 +3,14 @@ and in the report.
 
 Pinned numbers were obtained by running `bonefe.window.exercise_window` on this phantom on one rank
 (bonefe commit after 0ce016a); they must hold on 1 and 2 ranks alike (the nonlocal strain is read at
-rank-independent lattice points). Re-measured 2026-12-01 (branch lesion-mesh) when failure points and
-sphere weights came to follow the CT's label at each point instead of the tetrahedron's majority
+rank-independent lattice points). Re-measured 2026-12-01 (branch lesion-mesh) when failure points
+and sphere weights came to follow the CT's label at each point instead of the tetrahedron's majority
 label (`bonefe.assessment.failure_points`): region 20517.09 → 20792.94 mm³ (+1.3 %), walking
 stimulus multiple 2.16123 → 2.16066, squat 4.55525 → 4.55698, walking ψ 15.701 → 15.617 MPa; grown
 lesion: walking SF 1.4110 → 1.5052 (+6.7 %), squat SF 6.7604 → 7.8884 (+16.7 %), squat stimulus
-multiple 3.15283 → 3.15326; safety factors of the scanned bone unchanged within 1e-4. Tolerance 1e-4 relative: the iterative solver's rtol 1e-10 on
-the residual, with margin for the summation order over ranks.
+multiple 3.15283 → 3.15326; safety factors of the scanned bone unchanged within 1e-4. Tolerance 1e-4
+relative: the iterative solver's rtol 1e-10 on the residual, with margin for the summation order
+over ranks.
 
 Independent references: the safety factor of each row is the activity table's (`bonefe.assessment`,
 computed without the window); the largest safe load is SF / 2 times the peak (linear elasticity:
