@@ -232,8 +232,8 @@ def test_remeshed_mirror_keeps_the_intact_strength_and_the_verdicts(assessed, re
 
 
 @pytest.mark.xfail(strict=True, reason="lesioned failure load at 5 mm still depends on the mesh by ~5 % "
-                                       "(module docstring): left 2436 N, remeshed mirror 2570 N (+5.5 %), SFR "
-                                       "5.912 / 5.494; the rim elements' mixed moduli, not the failure points")
+                                       "(module docstring): left 2436 N, remeshed mirror 2570 N (+5.5 %), "
+                                       "SFR 5.912 / 5.494; presumably the rim elements' mixed moduli")
 def test_remeshed_mirror_gives_the_same_lesioned_failure_load(assessed, remeshed):
     """(b) The lesioned failure load and SFR of the remeshed mirror within 3 %: fails today (+5.5 % and
     −7.1 % at 5 mm)."""
