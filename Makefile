@@ -21,7 +21,7 @@ MPI_TESTS := tests/test_solver_verification.py tests/test_fields.py tests/test_m
              tests/test_fall.py tests/test_demo.py \
              tests/test_vertebra_loading.py tests/test_vertebra_pipeline.py tests/test_calibration_run.py \
              tests/test_clinical_numbers.py tests/test_window.py tests/test_stimulus.py tests/test_sites.py \
-             tests/test_femur_golden.py tests/test_followup_fe.py
+             tests/test_femur_golden.py tests/test_followup_fe.py tests/test_failure_points.py
 
 .PHONY: venv demo spine-demo followup-demo test serve benchmarks clean
 

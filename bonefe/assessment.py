@@ -7,11 +7,14 @@ gives the force F_allow at which the nonlocal strain (averaged over a sphere of 
 `bonefe.nonlocal_strain`) first reaches the strain limit (`bonefe.risk.failure_load`); the safety
 factor is F_allow / F. The failure load the report leads with is that of the site's reference load.
 
-Cells that are not evaluated for failure: lesion tissue itself (its strain is that of soft tissue,
-not of bone) and cells within `exclusion_mm` of a load or support patch (the tagged facets), where
-the idealised boundary conditions create strain artefacts (Saint-Venant); a site that loads through
-its own operator without patches has none. A lattice point of the nonlocal strain is evaluated when
-it lies in an evaluated cell.
+Where failure is read (`failure_points`): at the lattice points of the nonlocal strain that lie in
+the mesh, in a cell away from the load and support patches (cells within `exclusion_mm` of a tagged
+facet, where the idealised boundary conditions create strain artefacts: Saint-Venant; a site that
+loads through its own operator without patches has none), and in bone by the CT: not in lesion
+tissue, whose strain is that of soft tissue, not of bone. The spheres average over bone by the CT
+too. "By the CT": the label map's label at the point, nearest voxel (`bonefe.materials.LesionMap`),
+not the label of the tetrahedron holding it (the majority of its CT samples), which a lesion's rim
+splits differently on every mesh (`bonefe.nonlocal_strain`).
 
 Lesion-free twin and strain fold ratio (Sternheim et al. 2020): when the bone has lesion cells
 and the caller gives the twin's moduli (`bonefe.materials.healthy_volume` → `cell_material`, same
@@ -29,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
+from bonefe.materials import LesionMap
 from bonefe.nonlocal_strain import DEFAULT_RADIUS_MM, SphereAverage, sphere_average
 from bonefe.risk import (
     ActivityAssessment,
@@ -101,7 +105,8 @@ class Assessment:
     basis: StrainBasis
     """The unit-load solutions of the bone, for per-activity fields."""
     evaluated: np.ndarray
-    """True for local cells evaluated for failure."""
+    """True for local bone cells (majority label) away from the patches: where failure is read,
+    as a cell field for display (the points themselves follow the CT, `failure_points`)."""
     dofs: int
     iterations: list[int]
     twin: "TwinComparison | None" = None
@@ -158,62 +163,77 @@ def _patch_points(mesh, facet_tags) -> np.ndarray:
     return np.concatenate(mesh.comm.allgather(local), axis=0)
 
 
-def evaluated_cells(mesh, facet_tags, labels, exclusion_mm) -> np.ndarray:
-    """True for local cells evaluated for failure: bone, away from the load and support patches
-    (the tagged facets; none when facet_tags is None)."""
-    points = _patch_points(mesh, facet_tags)
-    near = distance_mask(cell_centres(mesh), points, exclusion_mm)
-    return ~near & ~np.isin(labels, LESION_LABELS)
+def away_from_patches(mesh, facet_tags, exclusion_mm) -> np.ndarray:
+    """True for local cells whose centre lies farther than exclusion_mm from every load and support
+    patch (the tagged facets; every cell when facet_tags is None)."""
+    return ~distance_mask(cell_centres(mesh), _patch_points(mesh, facet_tags), exclusion_mm)
 
 
 @dataclass
 class FailurePoints:
     """The lattice points of one mesh evaluated for failure and the nonlocal strain there.
 
-    average: the mesh's sphere average (shared by every model on the mesh); bone: per local cell,
-    True where the cell is bone (lesion tissue is not averaged); bone_fraction: per point of the
-    average, the fraction of its bin that is bone; selected: the average's points that are
-    evaluated. points, keys, volumes: their centres (world mm), lattice keys and the bone volume in
-    their bins (mm³).
+    average: the mesh's sphere average (shared by every model on the mesh); weights: the bone the
+    spheres average over, per local cell (1 bone, 0 not) or per quadrature point
+    (`SphereAverage.point_weights`); selected: the average's points that are evaluated. points, keys,
+    volumes: their centres (world mm), lattice keys and the bone volume in their bins (mm³).
     """
 
     average: SphereAverage
-    bone: np.ndarray
-    bone_fraction: np.ndarray
+    weights: object
     selected: np.ndarray
 
     def __post_init__(self):
         self.points = self.average.points[self.selected]
         self.keys = self.average.keys[self.selected]
-        self.volumes = (self.average.bin_volume * self.bone_fraction)[self.selected]
+        self.volumes = (self.average.bin_volume * self.average.fraction(self.weights))[self.selected]
 
     def nonlocal_field(self, field: np.ndarray) -> np.ndarray:
         """The bone's sphere average of a per-cell field (n_local, ...) at the points (m, ...)."""
-        return self.average(field, self.bone)[self.selected]
+        return self.average(field, self.weights)[self.selected]
 
 
-def failure_points(mesh, labels, evaluated: np.ndarray, radius_mm: float) -> FailurePoints:
-    """The lattice points evaluated for failure, given the cell labels (lesion tissue is not bone)
-    and the evaluated cells (bone only): the points that lie in an evaluated cell. A bin cut by the
-    bone surface whose centre lies outside the bone is averaged over but not evaluated: which
-    such bins hold bone, and how little, changes with the mesh (see `bonefe.nonlocal_strain`)."""
+def failure_points(mesh, lesion: LesionMap | None, away: np.ndarray, radius_mm: float) -> FailurePoints:
+    """The lattice points evaluated for failure and the bone their spheres average over.
+
+    lesion: which world points (k, 3) mm lie in lesion tissue, True/False (k,): the CT's label at the
+    point, nearest voxel (`bonefe.materials.LesionMap`), or any such callable; None: none do.
+    away: per local cell, True away from the load and support patches.
+    Evaluated: the points that lie in an `away` cell and not in lesion tissue; a bin cut by the bone
+    surface whose centre lies outside the mesh is averaged over but not evaluated (which such bins
+    hold bone, and how little, changes with the mesh). Averaged: the quadrature points of the
+    sphere average that are not in lesion tissue. Why the point's own label and not its
+    tetrahedron's: `bonefe.nonlocal_strain`."""
     average = sphere_average(mesh, radius_mm)
-    bone = ~np.isin(labels, LESION_LABELS)
-    return FailurePoints(average, bone, average.fraction(bone), average.centred_in(evaluated))
+    if lesion is None:
+        return FailurePoints(average, np.ones(len(away)), average.centred_in(away))
+    bone = average.point_weights(lambda points: ~lesion(points))
+    return FailurePoints(average, bone, average.centred_in(away) & ~lesion(average.points))
+
+
+def needs_lesion_map(mesh, labels, lesion: LesionMap | None) -> None:
+    """A bone with lesion cells must come with its lesion map (collective)."""
+    if lesion is None and has_lesion(mesh, labels):
+        raise ValueError("a bone with lesion cells needs its lesion map (bonefe.materials.lesion_map)")
 
 
 class BoneModel:
     """One bone on one mesh: its loading's solver and unit-load basis (given by the site,
     `bonefe.sites.base.Setup.model`), its nonlocal strain at the lattice points evaluated for failure.
 
-    basis: a `bonefe.solver.StrainBasis` over the site's load components; evaluated: per local
-    cell, True where failure is read."""
+    labels: the cells' labels (majority of their CT samples); basis: a `bonefe.solver.StrainBasis`
+    over the site's load components; away: per local cell, True away from the load and support
+    patches; lesion: the CT's lesion map (`bonefe.materials.lesion_map`), required when there are
+    lesion cells. evaluated: per local cell, bone away from the patches (a display field: the points
+    themselves follow the CT, `failure_points`)."""
 
-    def __init__(self, mesh, labels, options: RiskOptions, solver, basis: StrainBasis, evaluated: np.ndarray):
+    def __init__(self, mesh, labels, options: RiskOptions, solver, basis: StrainBasis, away: np.ndarray,
+                 lesion: LesionMap | None = None):
+        needs_lesion_map(mesh, labels, lesion)
         self.mesh, self.options, self.solver, self.basis = mesh, options, solver, basis
         self.centres = cell_centres(mesh)
-        self.evaluated = evaluated
-        self.lattice = failure_points(mesh, labels, self.evaluated, options.averaging_radius_mm)
+        self.evaluated = away & ~np.isin(labels, LESION_LABELS)
+        self.lattice = failure_points(mesh, lesion, away, options.averaging_radius_mm)
         self.nonlocal_basis = self.basis.mapped(self.lattice.nonlocal_field)
 
     def principal(self, forces: dict) -> np.ndarray:
@@ -259,11 +279,11 @@ def has_lesion(mesh, labels) -> bool:
 
 
 def assess(setup: Setup, mesh, facet_tags, E, labels, nu, loads: list[Load], options: RiskOptions,
-           degree: int = 1, twin_E: np.ndarray | None = None) -> Assessment:
+           degree: int = 1, twin_E: np.ndarray | None = None, lesion: LesionMap | None = None) -> Assessment:
     """Solve the site's unit loads once and assess every load, the reference failure load and, given
     the lesion-free twin's moduli twin_E on the same mesh and lesion cells in `labels`, the strain
-    fold ratio."""
-    model = setup.model(mesh, facet_tags, E, labels, nu, options, degree)
+    fold ratio. lesion: the CT's lesion map (`BoneModel`)."""
+    model = setup.model(mesh, facet_tags, E, labels, nu, options, degree, lesion)
     rows = [assess_activity(load.name, load.label, load.peak_n, model.failure(load.unit).failure_load_n,
                             load.reference, options.verdict) for load in loads]
     reference = setup.reference()

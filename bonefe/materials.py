@@ -34,7 +34,10 @@ Lesions (label map, `bonefe.volume`): a sample takes the label of its nearest vo
 keep their low CT density and their modulus is further multiplied by `lytic_factor`; blastic
 samples, dense but woven and disorganised, by `blastic_factor` (see `MaterialOptions`). An
 element's label is the majority label of its samples; on a tie the lesion wins (lytic before
-blastic before bone), so a half-lesion element is shown and treated as lesion.
+blastic before bone), so a half-lesion element is shown and treated as lesion. Where failure is
+read, and which volume its strain averages count as bone, follows the label at each point instead
+(`LesionMap`: nearest voxel, after the same fill), not the element's majority label, which a
+lesion's rim splits differently on every mesh (`bonefe.nonlocal_strain`).
 """
 
 from __future__ import annotations
@@ -258,6 +261,29 @@ def subdivisions(vertices: np.ndarray, voxel_mm: float, spacing_voxels: float) -
     return np.clip(n, MIN_SUBDIVISIONS, MAX_SUBDIVISIONS)
 
 
+def _fill(volume: Volume):
+    """The partial-volume fill (module docstring): the bone's bounding box (+ margin) as slices, the
+    index arrays of each box voxel's nearest bone or lesion voxel, and the box's first voxel index."""
+    bone = volume.labels != BACKGROUND
+    if not bone.any():
+        raise BonefeError("The label map has no bone voxels (all 0): check the label file and label_values.")
+    hits = [np.flatnonzero(bone.any(axis=tuple(b for b in range(3) if b != a))) for a in range(3)]
+    lo = np.array([max(h[0] - FILL_MARGIN_VOXELS, 0) for h in hits])
+    hi = np.array([min(h[-1] + 1 + FILL_MARGIN_VOXELS, s) for h, s in zip(hits, bone.shape)])
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    nearest = ndimage.distance_transform_edt(~bone[box], sampling=volume.spacing,
+                                             return_distances=False, return_indices=True)
+    return box, tuple(nearest), lo
+
+
+def _nearest_label(labels: np.ndarray, origin: np.ndarray, ijk: np.ndarray) -> np.ndarray:
+    """Label of the nearest voxel of a box (first voxel index `origin`) at continuous voxel indices
+    (n, 3) of the full volume; beyond the box, of its nearest voxel."""
+    local = (np.asarray(ijk, float) - origin).T
+    nearest = [np.clip(np.rint(local[a]).astype(int), 0, labels.shape[a] - 1) for a in range(3)]
+    return labels[tuple(nearest)]
+
+
 @dataclass(frozen=True)
 class FilledCT:
     """HU and labels on the bone's bounding box (+ margin) with every background voxel replaced by
@@ -270,23 +296,42 @@ class FilledCT:
     @classmethod
     def from_volume(cls, volume: Volume) -> FilledCT:
         """The partial-volume fill of the module docstring (identical on every rank)."""
-        bone = volume.labels != BACKGROUND
-        if not bone.any():
-            raise BonefeError("The label map has no bone voxels (all 0): check the label file and label_values.")
-        hits = [np.flatnonzero(bone.any(axis=tuple(b for b in range(3) if b != a))) for a in range(3)]
-        lo = np.array([max(h[0] - FILL_MARGIN_VOXELS, 0) for h in hits])
-        hi = np.array([min(h[-1] + 1 + FILL_MARGIN_VOXELS, s) for h, s in zip(hits, bone.shape)])
-        box = tuple(slice(a, b) for a, b in zip(lo, hi))
-        nearest = ndimage.distance_transform_edt(~bone[box], sampling=volume.spacing,
-                                                 return_distances=False, return_indices=True)
-        return cls(volume.hu[box][tuple(nearest)].astype(float), volume.labels[box][tuple(nearest)], lo)
+        box, nearest, lo = _fill(volume)
+        return cls(volume.hu[box][nearest].astype(float), volume.labels[box][nearest], lo)
 
     def sample(self, ijk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Trilinear HU and nearest-voxel label at continuous voxel indices (n, 3) of the full volume."""
         local = (ijk - self.origin).T
         hu = ndimage.map_coordinates(self.hu, local, order=1, mode="nearest", prefilter=False)
-        nearest = [np.clip(np.rint(local[a]).astype(int), 0, self.labels.shape[a] - 1) for a in range(3)]
-        return hu, self.labels[tuple(nearest)]
+        return hu, _nearest_label(self.labels, self.origin, ijk)
+
+
+@dataclass(frozen=True)
+class LesionMap:
+    """Which world points lie in lesion tissue by the CT's label map: a point takes the label of its
+    nearest voxel after the partial-volume fill (module docstring), the label a material sample there
+    takes. The failure reading follows it (`bonefe.assessment.failure_points`). Identical on every rank.
+
+    labels, origin: the filled labels of the bone's bounding box and its first voxel index; volume:
+    the CT (for its voxel → world map).
+    """
+
+    labels: np.ndarray
+    origin: np.ndarray
+    volume: Volume
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        """True (k,) where the world points (k, 3) mm lie in lesion tissue."""
+        ijk = self.volume.to_index(np.asarray(points, float).reshape(-1, 3))
+        return np.isin(_nearest_label(self.labels, self.origin, ijk), LESION_LABELS)
+
+
+def lesion_map(volume: Volume) -> LesionMap | None:
+    """The volume's `LesionMap`, None when it has no lesion voxels (every point is bone)."""
+    if not np.isin(volume.labels, LESION_LABELS).any():
+        return None
+    box, nearest, lo = _fill(volume)
+    return LesionMap(volume.labels[box][nearest], lo, volume)
 
 
 def _integrate(corners: np.ndarray, n: int, ct: FilledCT, options: MaterialOptions):

@@ -15,18 +15,31 @@ of a bin, so every bin a cell overlaps gets its share). The nonlocal strain at a
 volume-weighted mean strain of the bins whose centres lie within R of it: an integer stencil, so
 rounding never decides membership. Only bone is averaged: the operator is built once per mesh and
 radius (`sphere_average`, shared by the bone, its lesion-free twin and every what-if on that mesh)
-and weights the cells by a bone indicator, nonlocal ε = A(bone·ε) / A(bone), so lesion tissue
-drops out; the sphere is cut by the bone surface.
+and weighted by a bone indicator, nonlocal ε = A(bone·ε) / A(bone), so lesion tissue drops out and
+the sphere is cut by the bone surface (the weight normalised over the material the sphere holds,
+as in Pijaudier-Cabot & Bažant 1987). The indicator is taken per quadrature point
+(`point_weights`; in bonefe the CT's label at the point, `bonefe.assessment.failure_points`) or,
+for fields without a label map, per cell.
 
-Where it is evaluated. Failure is read at the points that lie in the bone (`centred_in`): a bin
-cut by the surface whose centre lies outside the bone still lends its bone to its neighbours'
-spheres but is not itself evaluated. Such a bin's sphere reaches only the outermost bone, and
-which of them hold any bone, and how little, depends on how deep the cells' quadrature points
-reach: deeper on a coarse mesh. Evaluating them made the phantom femur's failure load fall by
-about 3 % per refinement (+6.8 % at 3 mm against 1.1 mm; at 1.4 mm the failing bin held 8 %
-bone). At the points in the bone it does not trend: 3 mm lies within 0.2 % of 1.1 mm, and meshes
-from 6 to 1.1 mm scatter by up to 4.5 % as the surface moves the outermost points in or out
-(docs/validation.md).
+Lesions: by the CT, not by the tetrahedra. A lesion's outline cuts tetrahedra, and where failure
+starts, on the lesion's rim where it breaches the cortex, the lattice point lies within a fraction
+of a voxel of it. Weighting and evaluating by the tetrahedron's label (the majority of its CT
+samples, `bonefe.materials`) made each mesh decide whether that point and its neighbours are bone:
+the demo's femur (20 mm lytic lesion through the inferomedial neck cortex) and its remeshed mirror
+image failed at 3424 / 2257 N on 3 mm meshes, 3406 / 2982 N on 5 mm ones
+(`bonefe.validation.convergence.LESION_REMAINDER`). Reading the label at the lattice points and
+weighting the quadrature points by theirs takes that decision from the CT, the same on every mesh:
+every mesh from 5 to 1.75 mm then fails at the rim, both sides within 2328–2570 N.
+
+Where it is evaluated. Failure is read at the points that lie in the mesh (`centred_in`) and, by the
+CT, in bone (`bonefe.assessment.failure_points`): a bin cut by the surface whose centre lies outside
+the bone still lends its bone to its neighbours' spheres but is not itself evaluated. Such a bin's
+sphere reaches only the outermost bone, and which of them hold any bone, and how little, depends on
+how deep the cells' quadrature points reach: deeper on a coarse mesh. Evaluating them made the
+phantom femur's failure load fall by about 3 % per refinement (+6.8 % at 3 mm against 1.1 mm; at 1.4
+mm the failing bin held 8 % bone). At the points in the bone it does not trend: 3 mm lies within 0.2
+% of 1.1 mm, and meshes from 6 to 1.1 mm scatter by up to 4.5 % as the surface moves the outermost
+points in or out (docs/validation.md).
 
 The average is linear, so it is applied once to each unit-load strain and superposition holds.
 MPI: bins straddling ranks are summed through a halo of the bins inside each rank's bounding box
@@ -87,6 +100,10 @@ def _quadrature_points(vertices: np.ndarray, volumes: np.ndarray, bin_volume: fl
         yield cells, points, volumes[cells, None] * (6.0 * np.asarray(weights))[None, :]
 
 
+def _joined(parts: list, dtype) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+
 def _containing(tree, vertices: np.ndarray, points: np.ndarray, chunk: int = 100_000) -> np.ndarray:
     """A cell (row of `vertices` (n, 4, 3), the cells of the bounding-box `tree`) holding each point
     (m, 3), -1 for none: box candidates from dolfinx, then barycentric coordinates in numpy
@@ -120,25 +137,49 @@ class SphereAverage:
         if not radius_mm > 0:
             raise BonefeError(f"the strain averaging radius must be positive in mm, got {radius_mm}")
         self.comm, self.radius_mm = mesh.comm, float(radius_mm)
-        spacing = self.radius_mm / LATTICE_PER_RADIUS
-        n = mesh.topology.index_map(3).size_local
-        vertices = mesh.geometry.x[mesh.geometry.dofmaps[0][:n, :4]]
-        volumes = np.abs(np.linalg.det(vertices[:, 1:] - vertices[:, :1])) / 6.0
-        rows, columns, shares = [], [], []
-        for cells, points, share in _quadrature_points(vertices, volumes, spacing**3 / 8.0):
-            rows.append(_keys(np.floor(points.reshape(-1, 3) / spacing)))
-            columns.append(np.repeat(cells, points.shape[1]))
-            shares.append(share.ravel())
-        point_keys = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-        partial_keys, partial_row = np.unique(point_keys, return_inverse=True)
-        self._cells_to_partials = sp.csr_matrix(
-            (np.concatenate(shares) if shares else np.zeros(0),
-             (partial_row, np.concatenate(columns) if columns else np.zeros(0, int))),
-            shape=(len(partial_keys), n))
-        self._plan(partial_keys, _stencil(LATTICE_PER_RADIUS))
-        self.points = (_ijk(self.keys) + 0.5) * spacing
-        self.bin_volume = self._bins(np.ones((n, 1)))[:, 0]
+        self._spacing = self.radius_mm / LATTICE_PER_RADIUS
+        self._n = mesh.topology.index_map(3).size_local
+        self._vertices = vertices = mesh.geometry.x[mesh.geometry.dofmaps[0][:self._n, :4]]
+        self._volumes = np.abs(np.linalg.det(vertices[:, 1:] - vertices[:, :1])) / 6.0
+        cells, keys, shares = [], [], []
+        for c, points, share in self._quadrature():
+            cells.append(c)
+            keys.append(_keys(np.floor(points / self._spacing)))
+            shares.append(share)
+        self._partial_keys, rows = np.unique(_joined(keys, np.int64), return_inverse=True)
+        self._cells_to_partials = self._matrix(rows, _joined(cells, int), _joined(shares, float))
+        self._plan(self._partial_keys, _stencil(LATTICE_PER_RADIUS))
+        self.points = (_ijk(self.keys) + 0.5) * self._spacing
+        self.bin_volume = self._bins(np.ones((self._n, 1)))[:, 0]
         self._locate(mesh, vertices)
+
+    def _quadrature(self):
+        """This rank's quadrature points, group by group: their cells (k,), points (k, 3) world mm and
+        volume shares (k,) mm³ (`_quadrature_points`), in the same order on every call."""
+        for cells, points, share in _quadrature_points(self._vertices, self._volumes, self._spacing**3 / 8.0):
+            yield np.repeat(cells, points.shape[1]), points.reshape(-1, 3), share.ravel()
+
+    def _matrix(self, rows: np.ndarray, cells: np.ndarray, shares: np.ndarray) -> sp.csr_matrix:
+        """(partial bins x local cells) sums of the quadrature points' shares (mm³)."""
+        return sp.csr_matrix((shares, (rows, cells)), shape=(len(self._partial_keys), self._n))
+
+    def point_weights(self, weight) -> sp.csr_matrix:
+        """Weights per quadrature point, for `__call__` and `fraction`: (this rank's partial bins x local
+        cells), each cell's volume share in each bin (mm³) from its quadrature points p, each times
+        weight(p) (callable on world points (k, 3) mm, e.g. 1 in bone and 0 in lesion tissue by the
+        CT's label map)."""
+        rows, cells, shares = [], [], []
+        for c, points, share in self._quadrature():
+            rows.append(np.searchsorted(self._partial_keys, _keys(np.floor(points / self._spacing))))
+            cells.append(c)
+            shares.append(share * np.asarray(weight(points), float))
+        return self._matrix(_joined(rows, int), _joined(cells, int), _joined(shares, float))
+
+    def _weights(self, weight) -> sp.csr_matrix:
+        """`point_weights`' matrix as is; per-cell weights (n_local,) spread over the cells' shares."""
+        if sp.issparse(weight):
+            return weight
+        return self._cells_to_partials @ sp.diags(np.asarray(weight, float)[:self._n])
 
     def _plan(self, partial_keys: np.ndarray, stencil: np.ndarray) -> None:
         """Halo plan, bin summation and the stencil sum, restricted to the bins this rank owns."""
@@ -209,20 +250,21 @@ class SphereAverage:
 
     def __call__(self, field: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """Weighted sphere averages (m, ...) of a per-cell field (n_local, ...) at this rank's points:
-        A(weight·field) / A(weight), weight per local cell (e.g. 1 for bone, 0 for lesion tissue);
-        0 where the sphere holds no weight."""
+        A(weight·field) / A(weight), weight per local cell (e.g. 1 for bone, 0 for lesion tissue) or
+        per quadrature point (`point_weights`); 0 where the sphere holds no weight."""
         field = np.asarray(field, float)
-        weighted = self._cells_to_partials @ sp.diags(np.asarray(weight, float)[:len(field)])
+        weighted = self._weights(weight)
         partials = weighted @ field.reshape(len(field), -1)  # a view of the field: no dense copy
         integral = self._sphere @ self._exchange(np.column_stack([weighted.sum(axis=1).A1, partials]))
         total = integral[:, :1]
         mean = np.divide(integral[:, 1:], total, out=np.zeros_like(integral[:, 1:]), where=total > 0)
         return mean.reshape((len(self.keys),) + field.shape[1:])
 
-    def fraction(self, indicator: np.ndarray) -> np.ndarray:
-        """Volume fraction (m,) of each owned bin lying in cells where the per-cell `indicator` is True."""
-        inside = self._bins(np.asarray(indicator, float).reshape(-1, 1))[:, 0]
-        return inside / self.bin_volume
+    def fraction(self, weight) -> np.ndarray:
+        """Weighted volume fraction (m,) of each owned bin: weight per local cell (e.g. True in bone
+        cells) or per quadrature point (`point_weights`)."""
+        inside = self._own @ self._exchange(self._weights(weight).sum(axis=1).A)
+        return inside[:, 0] / self.bin_volume
 
 
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from bonefe.assessment import FailurePoints, evaluated_cells
+from bonefe.assessment import FailurePoints, away_from_patches
 from bonefe.materials import (MaterialOptions, FilledCT, canonical_order, cell_vertices, sample_modulus,
                               subdivision_points, subdivisions)
 from bonefe.nonlocal_strain import sphere_average
@@ -119,7 +119,7 @@ class SharedMesh:
         self.lesion_distance = self._trilinear(signed_distance(lesion, volume.spacing), ijk)
         kind = _lesion_kind(volume.labels)
         self.lesion_kind = kind if np.isscalar(kind) else self._nearest(kind, ijk)
-        self.away = evaluated_cells(mesh, facet_tags, np.full(self.n_cells, BONE), exclusion_mm)
+        self.away = away_from_patches(mesh, facet_tags, exclusion_mm)
         self.average = sphere_average(mesh, radius_mm)
 
     @staticmethod
@@ -159,4 +159,4 @@ class SharedMesh:
         outline as drawn (bone offset `drawn_bone_mm`) both hold as bone, away from the load patches."""
         drawn = self.cell_labels(SegmentationState(drawn_bone_mm, -np.inf)) == BONE
         bone = (self.cell_labels(state) == BONE) & drawn
-        return FailurePoints(self.average, bone, self.average.fraction(bone), self.average.centred_in(bone & self.away))
+        return FailurePoints(self.average, bone, self.average.centred_in(bone & self.away))

@@ -53,10 +53,10 @@ import numpy as np
 from mpi4py import MPI
 from scipy import stats
 
-from bonefe.assessment import FailurePoints, RiskOptions, evaluated_cells, failure_points
+from bonefe.assessment import FailurePoints, RiskOptions, away_from_patches, failure_points
 from bonefe.calibration import LineErrors
 from bonefe.errors import BonefeError
-from bonefe.materials import LAWS, MaterialOptions, cell_material
+from bonefe.materials import LAWS, MaterialOptions, cell_material, lesion_map
 from bonefe.perturbation import SegmentationState, SharedMesh, grown_volume
 from bonefe.risk import body_weight_n, risk_category
 from bonefe.volume import Volume
@@ -284,11 +284,12 @@ def reference_failure(study: Study, bone: MeshedBone, E: np.ndarray, nu: float) 
 
 def case_failure(study: Study, comm=MPI.COMM_WORLD) -> float:
     """The case's reference failure load F₀ (N) as the pipeline computes it: the case mesh, the CT
-    material of `bonefe.materials.cell_material`, read in its bone cells."""
+    material of `bonefe.materials.cell_material`, read where the CT holds bone
+    (`bonefe.assessment.failure_points`)."""
     bone, tags = study.setup.mesh(study.volume, study.mesh, comm)
     cells = cell_material(bone.mesh, study.volume, study.material)
-    evaluated = evaluated_cells(bone.mesh, tags, cells.label, study.risk.exclusion_mm)
-    lattice = failure_points(bone.mesh, cells.label, evaluated, study.risk.averaging_radius_mm)
+    away = away_from_patches(bone.mesh, tags, study.risk.exclusion_mm)
+    lattice = failure_points(bone.mesh, lesion_map(study.volume), away, study.risk.averaging_radius_mm)
     return reference_failure(study, MeshedBone(bone.mesh, tags, lattice), cells.E, study.material.poisson)
 
 

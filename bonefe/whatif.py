@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from bonefe.assessment import RiskOptions
-from bonefe.materials import MaterialOptions, cell_material, healthy_volume
+from bonefe.materials import MaterialOptions, cell_material, healthy_volume, lesion_map
 from bonefe.risk import body_weight_n, risk_category
 from bonefe.volume import BACKGROUND, BONE, LESION_LABELS, Volume
 
@@ -119,7 +119,7 @@ def reference_failure_load(scenario: Scenario, volume: Volume, material: Materia
     """Reference failure load (N) of the mesh with the material of `volume` (one operator, its basis)."""
     cells = cell_material(scenario.mesh, volume, material)
     model = scenario.setup.model(scenario.mesh, scenario.facet_tags, cells.E, cells.label, material.poisson,
-                                 scenario.risk, scenario.degree)
+                                 scenario.risk, scenario.degree, lesion_map(volume))
     return model.failure(scenario.setup.reference().unit).failure_load_n
 
 

@@ -34,6 +34,13 @@ FRAME = FemurFrame(head_centre=np.array([10.0, 10.0, 100.0]), head_radius=10.0,
                    distal_centre=np.array([10.0, 10.0, 0.0]))
 
 
+def notch(depth: float = np.inf):
+    """The lesion map of a defect through the bar's x < depth side over 44 < z < 56 mm (whole 4 mm
+    cell layers: the cells whose centre lies within 6 mm of z = 50, and those with x < depth when
+    depth is a multiple of 4), as the CT's would be: True at the world points (k, 3) inside it."""
+    return lambda p: (p[:, 0] < depth) & (np.abs(p[:, 2] - 50.0) < 6.0)
+
+
 def bar():
     """Mesh (4 mm tetrahedra) and facet tags: support at z = 0, head on top, trochanter patch on
     the x = 20 face above z = 92 (needed by the unit-load basis, unused here)."""
@@ -83,8 +90,8 @@ def test_twin_of_a_bone_without_lesion_gives_sfr_one_and_the_same_failure_load(u
     is 1 (to solver tolerance) and both failure loads are the closed-form 41.6 kN in compression."""
     mesh, tags, E, _ = uniform_bar
     centres = cell_centres(mesh)
-    fake = np.where(np.abs(centres[:, 2] - 50.0) < 4.0, LYTIC, BONE).astype(np.int32)
-    model = femur_model(mesh, tags, E, fake, NU, OPTIONS)
+    fake = np.where(np.abs(centres[:, 2] - 50.0) < 6.0, LYTIC, BONE).astype(np.int32)
+    model = femur_model(mesh, tags, E, fake, NU, OPTIONS, lesion=notch())
     twin = femur_model(mesh, tags, E, np.full_like(fake, BONE), NU, OPTIONS)
     down = {"head": FRAME.basis() @ plane_direction("frontal", 0.0)}
     comparison = compare_twin(model, twin, lesion_region(model, fake), down, 1000.0)
@@ -118,7 +125,7 @@ def test_strain_fold_ratio_of_a_notched_bar_against_beam_theory(uniform_bar, dep
     centres = cell_centres(mesh)
     defect = (centres[:, 0] < depth) & (np.abs(centres[:, 2] - 50.0) < 6.0)
     labels = np.where(defect, LYTIC, BONE).astype(np.int32)
-    model = femur_model(mesh, tags, np.where(defect, E0 * 1e-3, E0), labels, NU, OPTIONS)
+    model = femur_model(mesh, tags, np.where(defect, E0 * 1e-3, E0), labels, NU, OPTIONS, lesion=notch(depth))
     twin = femur_model(mesh, tags, E, np.full_like(labels, BONE), NU, OPTIONS)
     down = {"head": FRAME.basis() @ plane_direction("frontal", 0.0)}  # axial compression
     comparison = compare_twin(model, twin, lesion_region(model, labels), down, 1000.0)
@@ -140,7 +147,7 @@ def test_assess_reports_the_twin_under_the_stance_activity(uniform_bar):
     defect = (centres[:, 0] < 8.0) & (np.abs(centres[:, 2] - 50.0) < 6.0)
     labels = np.where(defect, LYTIC, BONE).astype(np.int32)
     result = assess(mesh, tags, np.where(defect, E0 * 1e-3, E0), labels, NU, FRAME, 75.0,
-                    [ACTIVITIES["walking"]], OPTIONS, twin_E=E, envelope_step_deg=None)
+                    [ACTIVITIES["walking"]], OPTIONS, twin_E=E, envelope_step_deg=None, lesion=notch(8.0))
     assert result.twin.strain_fold_ratio > 1.0
     assert result.twin.twin_stance.failure_load_n > result.stance.failure_load_n
     assert "envelope" not in result.extras
@@ -153,7 +160,7 @@ def test_sfr_region_is_every_evaluated_point_within_ten_millimetres_of_a_lesion_
     centres = cell_centres(mesh)
     defect = (centres[:, 0] < 4.0) & (np.abs(centres[:, 2] - 50.0) < 6.0)
     labels = np.where(defect, LYTIC, BONE).astype(np.int32)
-    model = femur_model(mesh, tags, np.where(defect, E0 * 1e-3, E0), labels, NU, OPTIONS)
+    model = femur_model(mesh, tags, np.where(defect, E0 * 1e-3, E0), labels, NU, OPTIONS, lesion=notch(4.0))
     lesion = np.concatenate(COMM.allgather(centres[defect]))
     points = model.lattice.points
     nearest = np.sqrt(((points[:, None, :] - lesion[None, :, :]) ** 2).sum(axis=2)).min(axis=1)

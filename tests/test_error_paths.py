@@ -22,7 +22,7 @@ from bonefe.sites.femur.anatomy import femur_frame
 from bonefe.cohort.batch import prepare, run_local
 from bonefe.case import load_case
 from bonefe.errors import BonefeError
-from bonefe.imaging import read_sitk, write_image
+from bonefe.imaging import read_sitk
 from bonefe.sites.femur.loads import activity_from_dict
 from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.cohort.slurm import SlurmOptions, render_script

@@ -79,17 +79,22 @@ def test_linear_field_is_reproduced_at_interior_points():
 
 def test_results_do_not_depend_on_the_number_of_ranks():
     """The same cube and field averaged on this rank alone and on all ranks: by lattice key, the
-    averages and the bin volumes agree to rounding, and every key is evaluated exactly once."""
+    averages (weighted per cell and per quadrature point) and the bin volumes agree to rounding,
+    and every key is evaluated exactly once."""
     serial_mesh, mesh = box(MPI.COMM_SELF), box(COMM)
     field = lambda m: np.sin(centres(m) @ np.array([0.3, 0.2, 0.1]))  # noqa: E731
     weight = lambda m: 1.0 + (centres(m)[:, 0] > 4.0)  # noqa: E731  (a non-uniform weight too)
+    at_points = lambda p: p[:, 0] + p[:, 1] ** 2 > 30.0  # noqa: E731  (a surface cutting cells)
     serial, parallel = SphereAverage(serial_mesh), SphereAverage(mesh)
     keys = np.concatenate(COMM.allgather(parallel.keys))
     values = np.concatenate(COMM.allgather(parallel(field(mesh), weight(mesh))))
+    by_points = np.concatenate(COMM.allgather(parallel(field(mesh), parallel.point_weights(at_points))))
     volumes = np.concatenate(COMM.allgather(parallel.bin_volume))
     order = np.argsort(keys)
     np.testing.assert_array_equal(keys[order], serial.keys)
     np.testing.assert_allclose(values[order], serial(field(serial_mesh), weight(serial_mesh)), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(by_points[order], serial(field(serial_mesh), serial.point_weights(at_points)),
+                               rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(volumes[order], serial.bin_volume, rtol=1e-12)
 
 

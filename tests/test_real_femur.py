@@ -17,7 +17,7 @@ from bonefe.sites.femur.anatomy import neck_shaft_angle
 from bonefe.assessment import RiskOptions
 from bonefe.sites.femur.assessment import activity_list, assess
 from bonefe.case import MeshOptions
-from bonefe.materials import MaterialOptions, cell_material
+from bonefe.materials import MaterialOptions, cell_material, lesion_map
 from bonefe.sites.femur.surface_phantom import SurfaceSpec, make_surface_phantom, write_surface_phantom
 from bonefe.sites.femur.site import mesh_case
 from bonefe.volume import LYTIC
@@ -102,7 +102,8 @@ def stance(meshed, frame, volume) -> tuple[float, float, float]:
     bone, tags = meshed
     material = cell_material(bone.mesh, volume, MaterialOptions())
     result = assess(bone.mesh, tags, material.E, material.label, 0.4, frame, 75.0,
-                    activity_list(["walking"], []), RiskOptions(), envelope_step_deg=None).stance
+                    activity_list(["walking"], []), RiskOptions(), envelope_step_deg=None,
+                    lesion=lesion_map(volume)).stance
     patches = np.concatenate([compute_midpoints(bone.mesh, 2, tags.find(t).astype(np.int32)).reshape(-1, 3)
                               for t in (HEAD, TROCHANTER, SUPPORT)])
     patches = np.concatenate(COMM.allgather(patches))
@@ -116,8 +117,11 @@ def test_lesion_site_matters(femur, meshed):
     the inferomedial (compressive-side) lesion clearly weakens the femur, the superolateral one hardly.
 
     Pinned (measured 2026-12-01 on this mesh, see docs/real-femur.md): intact 5566 N, superolateral 5566 N
-    (the femur still fails in the shaft, 186 mm below the head centre), inferomedial 2199 N (in the neck,
-    25 mm below), i.e. ratios 1.00 and 0.395. Tolerances: intact ±3 %, inferomedial ratio ±0.03,
+    (the femur still fails in the shaft, 186 mm below the head centre), inferomedial 2004 N (in the neck,
+    28 mm below), i.e. ratios 1.00 and 0.360. (Re-measured the same day when failure points and sphere
+    weights came to follow the CT's label at each point instead of the tetrahedron's majority label,
+    `bonefe.assessment.failure_points`: inferomedial 2199 → 2004 N, −8.9 %, ratio 0.395 → 0.360; intact
+    and superolateral unchanged.) Tolerances: intact ±3 %, inferomedial ratio ±0.03,
     superolateral ratio ≥ 0.97 (a lesion cannot strengthen the bone: ≤ 1 to solver tolerance). They move
     with the mesher, material law, strain limits, nonlocal radius, the walking direction, or the real-femur
     potting (bonefe.sites.femur.anatomy). No failure site lies within the 10 mm excluded zone of a patch (no boundary
@@ -136,7 +140,7 @@ def test_lesion_site_matters(femur, meshed):
           + f"; ratios {up / healthy[0]:.3f} and {down / healthy[0]:.3f}")
     assert volumes["neck_superolateral"] == pytest.approx(volumes["neck_inferomedial"], rel=0.03)
     assert healthy[0] == pytest.approx(5566.0, rel=0.03)
-    assert down / healthy[0] == pytest.approx(0.395, abs=0.03)
+    assert down / healthy[0] == pytest.approx(0.360, abs=0.03)
     assert 0.97 <= up / healthy[0] <= 1.0 + 1e-6
     assert 20.0 <= loads["neck_inferomedial"][1] <= 35.0  # the neck, below the head centre
     assert min(clearance for *_, clearance in (healthy, *loads.values())) >= 10.0

@@ -28,7 +28,7 @@ from mpi4py import MPI
 
 from bonefe.assessment import RiskOptions, assess
 from bonefe.case import Case, MeshOptions, Patient
-from bonefe.materials import MaterialOptions, cell_material, healthy_volume
+from bonefe.materials import MaterialOptions, cell_material, healthy_volume, lesion_map
 from bonefe.risk import risk_category
 from bonefe.sites import SITES, site_of
 from bonefe.whatif import Scenario, what_if
@@ -65,7 +65,8 @@ def built(request):
     material = cell_material(bone.mesh, anatomy.volume, MaterialOptions())
     twin_E = cell_material(bone.mesh, healthy_volume(anatomy.volume), MaterialOptions()).E
     loads = setup.loads(None, [])
-    result = assess(setup, bone.mesh, tags, material.E, material.label, 0.4, loads, case.risk, twin_E=twin_E)
+    result = assess(setup, bone.mesh, tags, material.E, material.label, 0.4, loads, case.risk, twin_E=twin_E,
+                    lesion=lesion_map(anatomy.volume))
     return name, site, case, anatomy, setup, bone.mesh, tags, material, loads, result
 
 

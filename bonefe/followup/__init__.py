@@ -33,7 +33,7 @@ from bonefe.followup import course as courses
 from bonefe.followup.lesion_change import healing_fraction, lesions, match
 from bonefe.followup.report import write_followup
 from bonefe.imaging import read_volume
-from bonefe.materials import cell_material, healthy_volume
+from bonefe.materials import cell_material, healthy_volume, lesion_map
 from bonefe.outputs import staged_folder
 from bonefe.pipeline import run_case
 from bonefe.registration import register, resample_to_baseline
@@ -136,7 +136,7 @@ def assess_on_mesh(case, mesh, tags, setup, volumes, materials) -> list:
         twin = healthy_volume(volume)
         twin_E = cell_material(mesh, twin, material).E if twin is not volume else None
         results.append(assess(setup, mesh, tags, cells.E, cells.label, material.poisson, loads, case.risk,
-                              case.solver.degree, twin_E))
+                              case.solver.degree, twin_E, lesion_map(volume)))
     return results
 
 

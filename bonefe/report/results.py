@@ -9,7 +9,6 @@ does not name. Results must never carry DICOM header fields or other patient ide
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from dataclasses import dataclass, field

@@ -78,8 +78,9 @@ class Setup(Protocol):
     def mesh(self, volume, options, comm) -> tuple[Any, Any]:
         """The mesh stage: (`bonefe.meshing.BoneMesh`, facet tags of the patches or None)."""
 
-    def model(self, mesh, facet_tags, E, labels, nu, risk, degree: int = 1):
-        """The bone model (`bonefe.assessment.BoneModel`) of one material on one mesh."""
+    def model(self, mesh, facet_tags, E, labels, nu, risk, degree: int = 1, lesion=None):
+        """The bone model (`bonefe.assessment.BoneModel`) of one material on one mesh; lesion: the
+        CT's lesion map (`bonefe.materials.lesion_map`), required when labels hold lesion cells."""
 
     def reference(self) -> Load:
         """The load the failure load refers to (femur: walking; vertebra: standing, axial)."""
@@ -122,8 +123,9 @@ class Site(Protocol):
     def assess_more(self, setup: Setup, model, loads: list[Load], rows: list) -> dict:
         """Results the site adds to the generic assessment (envelopes, unit loads), by results key."""
 
-    def analyses(self, case, setup: Setup, mesh, facet_tags, material) -> dict:
-        """Results of analyses only this site has (femur: the sideways fall), by results key."""
+    def analyses(self, case, setup: Setup, mesh, facet_tags, material, lesion) -> dict:
+        """Results of analyses only this site has (femur: the sideways fall), by results key;
+        lesion: the CT's lesion map (`bonefe.materials.lesion_map`)."""
 
     def scores_of(self, case, anatomy: Anatomy, twin_volume) -> dict:
         """The clinical scores (by results key) from the images."""

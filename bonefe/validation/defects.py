@@ -29,7 +29,6 @@ from bonefe.validation.checks import Check, Section
 from bonefe.validation.models import (COMM, bending_traction, boundary, n_cells, torsion_traction,
                                       tube_mesh)
 from bonefe.validation.plots import line_plot
-from bonefe.volume import BONE
 
 RO, RI, E_BONE, NU_BONE = 8.0, 5.0, 17000.0, 0.3
 LENGTH, SIZE = 8 * 2 * RO, 2.0
@@ -76,7 +75,7 @@ def tube_strengths(ratio: float, through: bool) -> dict:
     end = boundary(mesh, lambda p: np.isclose(p[2], LENGTH))
     z = mesh.geometry.x[mesh.geometry.dofmaps[0][:n, :4]].mean(axis=1)[:, 2]
     evaluated = (z > 4 * RO) & (z < LENGTH - 4 * RO)
-    lattice = failure_points(mesh, np.full(n, BONE), evaluated, DEFAULT_RADIUS_MM)
+    lattice = failure_points(mesh, None, evaluated, DEFAULT_RADIUS_MM)
     loads = {"bending": (end, bending_traction(1.0, RO, RI)), "torsion": (end, torsion_traction(1.0, RO, RI))}
     out = {}
     for name, load in loads.items():

@@ -25,7 +25,7 @@ from pathlib import Path
 from bonefe.sites.femur.anatomy import boundary_tags
 from bonefe.assessment import RiskOptions
 from bonefe.sites.femur.fall import FallDirection, fall_strength
-from bonefe.materials import MaterialOptions, cell_material
+from bonefe.materials import MaterialOptions, cell_material, lesion_map
 from bonefe.meshing import mesh_bone
 from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.validation.checks import Check, Section
@@ -48,7 +48,8 @@ def femur_fall(volume, frame, size_mm: float, comm=COMM) -> list[FallDirection]:
     bone = mesh_bone(volume, size_mm, comm)
     cells = cell_material(bone.mesh, volume, MaterialOptions())
     tags = boundary_tags(bone.mesh, frame)
-    return fall_strength(bone.mesh, tags, cells.E, cells.label, MaterialOptions().poisson, frame, RiskOptions())
+    return fall_strength(bone.mesh, tags, cells.E, cells.label, MaterialOptions().poisson, frame, RiskOptions(),
+                         lesion=lesion_map(volume))
 
 
 def real_femur(outer: Path, inner: Path | None):

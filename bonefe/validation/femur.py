@@ -14,10 +14,10 @@ import numpy as np
 from mpi4py import MPI
 
 from bonefe.sites.femur.anatomy import FemurFrame, boundary_tags
-from bonefe.assessment import RiskOptions
+from bonefe.assessment import BoneModel, RiskOptions
 from bonefe.sites.femur.assessment import femur_model, unit_forces
 from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
-from bonefe.materials import MaterialOptions, cell_material
+from bonefe.materials import MaterialOptions, cell_material, lesion_map
 from bonefe.meshing import mesh_bone
 from bonefe.risk import FailureResult, failure_under_unit_load, peak
 from bonefe.solver import principal_strains
@@ -68,5 +68,5 @@ def femur(volume: Volume, frame: FemurFrame, size_mm: float, options: RiskOption
     bone = mesh_bone(volume, size_mm, COMM)
     tags = boundary_tags(bone.mesh, frame, cap_axis=-(frame.basis() @ WALKING_DIRECTION))
     cells = cell_material(bone.mesh, volume, material)
-    model = femur_model(bone.mesh, tags, cells.E, cells.label, material.poisson, options)
+    model = femur_model(bone.mesh, tags, cells.E, cells.label, material.poisson, options, lesion=lesion_map(volume))
     return Femur(model, tags, frame, cells.E, cells.label, material.poisson, size_mm, int(bone.quality["tets"]))

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bonefe.assessment import Assessment, BoneModel, RiskOptions, assess as assess_bone, evaluated_cells
+from bonefe.assessment import Assessment, BoneModel, RiskOptions, assess as assess_bone, away_from_patches
 from bonefe.errors import BonefeError
+from bonefe.materials import LesionMap
 from bonefe.risk import ActivityAssessment
 from bonefe.sites.base import Load
 from bonefe.sites.femur.anatomy import HEAD, SUPPORT, TROCHANTER, FemurFrame
@@ -62,13 +63,14 @@ class EnvelopeMark:
     allowed_force_n: float
 
 
-def femur_model(mesh, facet_tags, E, labels, nu, options: RiskOptions, degree: int = 1) -> BoneModel:
+def femur_model(mesh, facet_tags, E, labels, nu, options: RiskOptions, degree: int = 1,
+                lesion: LesionMap | None = None) -> BoneModel:
     """The femur on one mesh: SUPPORT fixed, three unit forces on each load patch, cells within
-    options.exclusion_mm of a patch not evaluated."""
+    options.exclusion_mm of a patch not evaluated; lesion: the CT's lesion map (`BoneModel`)."""
     solver = ElasticitySolver(mesh, E, nu, facet_tags.find(SUPPORT), degree=degree)
     basis = UnitLoadBasis(solver, {name: facet_tags.find(tag) for name, tag in PATCH_TAGS.items()})
     return BoneModel(mesh, labels, options, solver, basis,
-                     evaluated_cells(mesh, facet_tags, labels, options.exclusion_mm))
+                     away_from_patches(mesh, facet_tags, options.exclusion_mm), lesion)
 
 
 def unit_forces(activity: Activity, frame: FemurFrame, body_mass_kg: float, abductor: bool) -> tuple[dict, float]:
@@ -129,14 +131,16 @@ def envelope_marks(activities: list[Activity], rows: list[ActivityAssessment]) -
 
 def assess(mesh, facet_tags, E, labels, nu, frame: FemurFrame, body_mass_kg: float,
            activities: list[Activity], options: RiskOptions, degree: int = 1,
-           twin_E: np.ndarray | None = None, envelope_step_deg: float | None = ENVELOPE_STEP_DEG) -> Assessment:
+           twin_E: np.ndarray | None = None, envelope_step_deg: float | None = ENVELOPE_STEP_DEG,
+           lesion: LesionMap | None = None) -> Assessment:
     """The generic assessment (`bonefe.assessment.assess`) of a femur for library or custom
-    activities, with the force envelope (unless envelope_step_deg is None) in `extras`."""
+    activities, with the force envelope (unless envelope_step_deg is None) in `extras`; lesion: the
+    CT's lesion map (`bonefe.assessment.BoneModel`)."""
     from bonefe.sites.femur.site import FemurSetup
 
     setup = FemurSetup(frame, body_mass_kg, options.abductor)
     loads = [activity_load(a, frame, body_mass_kg, options.abductor) for a in activities]
-    result = assess_bone(setup, mesh, facet_tags, E, labels, nu, loads, options, degree, twin_E)
+    result = assess_bone(setup, mesh, facet_tags, E, labels, nu, loads, options, degree, twin_E, lesion)
     if envelope_step_deg:
         result.extras = {"envelope": force_envelope(result.model, frame, envelope_step_deg),
                          "envelope_marks": envelope_marks(activities, result.activities)}

@@ -45,11 +45,11 @@ from dolfinx import fem
 from mpi4py import MPI
 
 from bonefe.sites.femur.anatomy import SUPPORT, FemurFrame, fall_patches
-from bonefe.assessment import RiskOptions, cell_centres, failure_points
+from bonefe.assessment import FailurePoints, RiskOptions, cell_centres, failure_points, needs_lesion_map
+from bonefe.materials import LesionMap
 from bonefe.errors import BonefeError
 from bonefe.risk import GRAVITY, distance_mask, failure_under_unit_load
 from bonefe.solver import ElasticitySolver, _facet_measure, cell_strain, patch_traction, principal_strains
-from bonefe.volume import LESION_LABELS
 
 FALL_TILTS_DEG = (10.0, 20.0, 30.0)
 """α, the shaft's inclination to the ground (°): 10° in the standard test (Courtney et al. 1995,
@@ -232,10 +232,14 @@ def _gathered(mesh, facets) -> np.ndarray:
 
 
 def fall_strength(mesh, facet_tags, E, labels, nu, frame: FemurFrame, options: RiskOptions, degree: int = 1,
-                  tilts=FALL_TILTS_DEG, rotations=FALL_ROTATIONS_DEG) -> list[FallDirection]:
-    """Failure load under a sideways fall along every direction of the grid tilts × rotations (°)."""
+                  tilts=FALL_TILTS_DEG, rotations=FALL_ROTATIONS_DEG, lesion: LesionMap | None = None
+                  ) -> list[FallDirection]:
+    """Failure load under a sideways fall along every direction of the grid tilts × rotations (°);
+    labels: the cells' labels, lesion: the CT's lesion map (`bonefe.assessment.BoneModel`)."""
+    needs_lesion_map(mesh, labels, lesion)
     section, centre = pinned_section(mesh, facet_tags, frame)
-    centres, bone = cell_centres(mesh), ~np.isin(labels, LESION_LABELS)
+    centres = cell_centres(mesh)
+    bone = failure_points(mesh, lesion, np.ones(len(centres), bool), options.averaging_radius_mm)
     results = []
     for tilt in tilts:
         for rotation in rotations:
@@ -243,8 +247,8 @@ def fall_strength(mesh, facet_tags, E, labels, nu, frame: FemurFrame, options: R
             head, trochanter = fall_patches(mesh, frame, direction)
             model = FallModel(mesh, E, nu, head, trochanter, section, centre, frame.shaft_axis, direction, degree)
             patches = np.concatenate([_gathered(mesh, f) for f in (head, trochanter, section)])
-            evaluated = bone & ~distance_mask(centres, patches, options.exclusion_mm)
-            lattice = failure_points(mesh, labels, evaluated, options.averaging_radius_mm)
+            away = ~distance_mask(centres, patches, options.exclusion_mm)
+            lattice = FailurePoints(bone.average, bone.weights, bone.selected & bone.average.centred_in(away))
             principal = principal_strains(lattice.nonlocal_field(cell_strain(model.u)))
             failure = failure_under_unit_load(principal, lattice.points, mesh.comm, criterion=options.criterion)
             results.append(FallDirection(float(tilt), float(rotation), failure.failure_load_n,

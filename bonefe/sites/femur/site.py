@@ -50,8 +50,8 @@ class FemurSetup:
     def mesh(self, volume, options, comm):
         return mesh_case(volume, options, self.frame, comm)
 
-    def model(self, mesh, facet_tags, E, labels, nu, risk, degree: int = 1):
-        return femur_model(mesh, facet_tags, E, labels, nu, risk, degree)
+    def model(self, mesh, facet_tags, E, labels, nu, risk, degree: int = 1, lesion=None):
+        return femur_model(mesh, facet_tags, E, labels, nu, risk, degree, lesion)
 
     def _load(self, activity) -> Load:
         return activity_load(activity, self.frame, self.body_mass_kg, self.abductor)
@@ -116,13 +116,13 @@ class FemurSite:
         return {"envelope": force_envelope(model, setup.frame),
                 "envelope_marks": envelope_marks([load.source for load in loads], rows)}
 
-    def analyses(self, case, setup: FemurSetup, mesh, facet_tags, material) -> dict:
+    def analyses(self, case, setup: FemurSetup, mesh, facet_tags, material, lesion) -> dict:
         """The sideways fall (`bonefe.sites.femur.fall`)."""
         from bonefe.sites.femur.fall import fall_risk, fall_strength
 
         patient = case.patient
         strength = fall_strength(mesh, facet_tags, material.E, material.label, case.material.poisson, setup.frame,
-                                 case.risk, case.solver.degree)
+                                 case.risk, case.solver.degree, lesion=lesion)
         return {"fall": as_plain(fall_risk(strength, patient.body_mass_kg, patient.height_m,
                                            patient.trochanteric_soft_tissue_mm))}
 

@@ -3,7 +3,8 @@ unit load and the load-line envelope.
 
 Failure: the femur's criterion unchanged — maximum principal strain limits (Schileo et al. 2008,
 0.73 % tension, 1.04 % compression) on the strain averaged over spheres of bone
-(`bonefe.nonlocal_strain`), read in every bone cell (lesion tissue excluded). No cells are excluded
+(`bonefe.nonlocal_strain`), read at every lattice point in bone by the CT (lesion tissue excluded,
+`bonefe.assessment.failure_points`). No cells are excluded
 near the endplates: the layers spread the load, so there is no concentrated patch to keep away from.
 The vertebra-specific alternative of the literature — peak force of a non-linear model at 1.9 %
 apparent strain in PMMA-capped compression (Costa 2019) — needs a non-linear solver bonefe lacks;
@@ -20,10 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from bonefe.assessment import BoneModel, RiskOptions
+from bonefe.materials import LesionMap
 from bonefe.risk import RiskThresholds, VerdictPolicy
 from bonefe.sites.vertebra.anatomy import VertebraFrame
 from bonefe.sites.vertebra.loading import UNIT_LOADS, EndplateLoading, Layer
-from bonefe.volume import LESION_LABELS
 
 OFFSETS_MM = tuple(float(e) for e in np.arange(-15.0, 15.1, 2.5))
 """Load-line offsets of the envelope (mm from the cranial endplate centre)."""
@@ -33,14 +34,14 @@ COMPRESSION = {"force": np.array([0.0, 0.0, -1.0])}
 
 class VertebraModel(BoneModel):
     """A vertebra on its endplate layers: the generic failure reading (`bonefe.assessment.BoneModel`)
-    over the endplate loading's basis, every bone cell evaluated."""
+    over the endplate loading's basis, no patch excluded; lesion: the CT's lesion map."""
 
     def __init__(self, mesh, E, labels, nu, frame: VertebraFrame, layer: Layer, options: RiskOptions,
-                 degree: int = 1):
+                 degree: int = 1, lesion: LesionMap | None = None):
         self.frame = frame
         self.loading = EndplateLoading(mesh, E, nu, frame, layer, degree)
         super().__init__(mesh, labels, options, self.loading.solver, self.loading.strain_basis(),
-                         ~np.isin(labels, LESION_LABELS))
+                         np.ones(len(labels), bool), lesion)
 
     def region(self, location_mm) -> str:
         """'vertebral body' or 'posterior elements' for a failure location."""

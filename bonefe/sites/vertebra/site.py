@@ -43,8 +43,8 @@ class VertebraSetup:
                          thin_cortex_mm=options.thin_cortex_mm, cortex_hu=options.cortex_hu)
         return bone, None
 
-    def model(self, mesh, facet_tags, E, labels, nu, risk, degree: int = 1) -> VertebraModel:
-        return VertebraModel(mesh, E, labels, nu, self.frame, LAYERS[self.layer], risk, degree)
+    def model(self, mesh, facet_tags, E, labels, nu, risk, degree: int = 1, lesion=None) -> VertebraModel:
+        return VertebraModel(mesh, E, labels, nu, self.frame, LAYERS[self.layer], risk, degree, lesion)
 
     def _load(self, activity) -> Load:
         return Load(activity.name, activity.label, COMPRESSION, activity.force_n(self.body_mass_kg, self.level),
@@ -111,7 +111,7 @@ class VertebraSite:
                 "envelope": load_line_envelope(model),
                 "axial_stiffness_n_per_mm": model.loading.stiffness_axial()}
 
-    def analyses(self, case, setup, mesh, facet_tags, material) -> dict:
+    def analyses(self, case, setup, mesh, facet_tags, material, lesion) -> dict:
         return {}
 
     def scores_of(self, case, anatomy: Anatomy, twin_volume) -> dict:
