@@ -122,10 +122,12 @@ def test_report_renders_in_chromium(series, tmp_path):
     assert image_is_real(series["out"] / "timeline.png")
 
 
-ONE_MESH_N = (4097.2826554802405, 1170.704620451333, 6613.811274734745)
-"""Failure loads on the baseline mesh of the three scans, serial run (N); pinned to show rank independence."""
-OWN_MESH_N = (5631.968942663598, 1354.6171827003539, 1971.5898175133048)
-"""Failure loads on each scan's own mesh, serial run (N)."""
+ONE_MESH_N = (2725.149264152852, 1195.288776547192, 6715.975235317837)
+"""Failure loads on the baseline mesh of the three scans, serial run (N); pinned to show rank independence.
+Re-pinned 2026-12-01 when failure came to be read where the CT holds bone (was 4097, 1171, 6614 N)."""
+OWN_MESH_N = (2831.059058389688, 1380.250586180154, 1844.304160775478)
+"""Failure loads on each scan's own mesh, serial run (N) (was 5632, 1355, 1972 N before the same change:
+the baseline scan's two routes now differ by 3.9 % instead of 37 %)."""
 
 
 def test_results_do_not_depend_on_the_rank_count(series):
