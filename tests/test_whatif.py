@@ -66,13 +66,18 @@ def test_growth_stays_inside_the_bone_envelope():
     assert np.all(grown.labels[:, :, 4:] == LYTIC)
 
 
-@pytest.fixture(scope="module")
-def scenario():
-    volume, frame = make_phantom(PhantomSpec(voxel_mm=2.0, lesion_site="neck", lesion_diameter_mm=20.0,
-                                             cortical_involvement=0.5))
+def phantom_scenario(lesion_site: str, cortical_involvement: float) -> Scenario:
+    """The phantom femur (2 mm voxels, 20 mm lytic lesion at lesion_site) on a 3 mm mesh."""
+    volume, frame = make_phantom(PhantomSpec(voxel_mm=2.0, lesion_site=lesion_site, lesion_diameter_mm=20.0,
+                                             cortical_involvement=cortical_involvement))
     mesh = mesh_bone(volume, 3.0, COMM).mesh
     tags = boundary_tags(mesh, frame, cap_axis=-(frame.basis() @ WALKING_DIRECTION))
     return Scenario(mesh, tags, volume, MaterialOptions(), FemurSetup(frame, BODY_MASS_KG), RiskOptions())
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    return phantom_scenario("neck", 0.5)
 
 
 @pytest.fixture(scope="module")
@@ -145,11 +150,7 @@ def test_full_remineralisation_is_the_lesion_free_twin(scenario, baseline):
 @pytest.fixture(scope="module")
 def governed():
     """The demo's lesion (20 mm, inferomedial neck, through the cortex): failure starts at it."""
-    volume, frame = make_phantom(PhantomSpec(voxel_mm=2.0, lesion_site="neck_inferomedial", lesion_diameter_mm=20.0,
-                                             cortical_involvement=1.0))
-    mesh = mesh_bone(volume, 3.0, COMM).mesh
-    tags = boundary_tags(mesh, frame, cap_axis=-(frame.basis() @ WALKING_DIRECTION))
-    return Scenario(mesh, tags, volume, MaterialOptions(), FemurSetup(frame, BODY_MASS_KG), RiskOptions())
+    return phantom_scenario("neck_inferomedial", 1.0)
 
 
 def test_partial_remineralisation_is_monotone_and_between_its_end_states(governed):
