@@ -22,7 +22,7 @@ import pytest
 
 from bonefe.risk import VerdictPolicy, assess_activity, failure_under_unit_load
 from bonefe.stimulus import StrainField, fraction_above, measure, scale_to_reach
-from bonefe.window import window_row
+from bonefe.window import CARRIED, window_row
 
 A_MM, B_MM, E_MPA, NU = 10.0, 15.0, 17000.0, 0.3
 AREA = np.pi * (B_MM**2 - A_MM**2)
@@ -111,7 +111,7 @@ def test_window_and_dose_of_the_tube_in_bending():
     above 1500 µε: in the window. Dose: safe up to SF/2 = 1.3199 × the peak (+24 kg carried),
     stimulating from 0.62392 × (−28 kg: unloaded); a window."""
     field, y = bending_field()
-    result = window_row(field, row(field, y, 1000.0), 75.0, VerdictPolicy())
+    result = window_row(field, row(field, y, 1000.0), 75.0, VerdictPolicy(), kind=CARRIED)
     assert result.in_window and result.verdict == "safe"
     assert result.dose.safe_scale == pytest.approx(1.31988, rel=RTOL)
     assert result.dose.stimulus_scale == pytest.approx(0.62392, rel=RTOL)
@@ -125,12 +125,12 @@ def test_no_window_when_the_stimulus_needs_more_than_safety_allows():
     safe factor of 8, safety allows 2.314/8 = 0.289 × the 30 kN peak, the stimulus needs 0.334 ×:
     no window."""
     field, y = compression_field()
-    safe = window_row(field, row(field, y, 30000.0), 75.0, VerdictPolicy())
+    safe = window_row(field, row(field, y, 30000.0), 75.0, VerdictPolicy(), kind=CARRIED)
     assert safe.in_window and safe.dose.window
-    caution = window_row(field, row(field, y, 40000.0), 75.0, VerdictPolicy())
+    caution = window_row(field, row(field, y, 40000.0), 75.0, VerdictPolicy(), kind=CARRIED)
     assert caution.verdict == "caution" and not caution.in_window
     assert caution.dose.safe_scale == pytest.approx(69429.2 / 40000.0 / 2.0, rel=1e-6)
     assert caution.dose.stimulus_scale == pytest.approx(10013.83 / 40000.0, rel=1e-6)
     strict = VerdictPolicy(safe_factor=8.0)
-    tight = window_row(field, row(field, y, 30000.0, policy=strict), 75.0, strict)
+    tight = window_row(field, row(field, y, 30000.0, policy=strict), 75.0, strict, kind=CARRIED)
     assert not tight.in_window and not tight.dose.window and tight.dose.text.startswith("no window")
