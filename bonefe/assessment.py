@@ -26,8 +26,11 @@ cell centre; the same points in both models. "Peak": the largest failure index m
 cannot set it.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from mpi4py import MPI
@@ -47,9 +50,11 @@ from bonefe.risk import (
     distance_mask,
     failure_under_unit_load,
 )
-from bonefe.sites.base import Load, Setup
 from bonefe.solver import StrainBasis, principal_strains
 from bonefe.volume import BONE, LESION_LABELS
+
+if TYPE_CHECKING:  # the interface names only: sites import this module, not the other way round
+    from bonefe.sites.base import Load, Setup
 
 SFR_REGION_MM = 10.0
 """Bone cells within this distance (mm, centre to centre) of a lesion cell form the region whose

@@ -206,7 +206,7 @@ def _phantom(args) -> int:
 
 def _vertebra_phantom(args) -> int:
     """`bonefe phantom --site vertebra`: the procedural vertebra of `bonefe.sites.vertebra.phantom`."""
-    from bonefe.sites.base import site_of
+    from bonefe.sites import site_of
 
     lesion_site = args.lesion_site or "central"
     if lesion_site not in (*VERTEBRA_SITES, "none"):

@@ -27,7 +27,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from bonefe.errors import BonefeError
 
 
 @dataclass(frozen=True)
@@ -144,20 +143,3 @@ class Site(Protocol):
 
     def summary(self, case, results: dict) -> str:
         """The one line `bonefe run` prints."""
-
-
-SITES = ("femur", "vertebra")
-"""Sites a case file may name (`site:`); femur is the default."""
-
-
-def site_of(name: str) -> Site:
-    """The site object of a site name (`SITES`)."""
-    if name == "femur":
-        from bonefe.sites.femur.site import FEMUR
-
-        return FEMUR
-    if name == "vertebra":
-        from bonefe.sites.vertebra.site import VERTEBRA
-
-        return VERTEBRA
-    raise BonefeError(f"unknown bone site '{name}': choose from {', '.join(SITES)}")
