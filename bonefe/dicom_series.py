@@ -86,12 +86,15 @@ def _choose(folder: Path, series: dict[str, list], choice: str | int | None) -> 
 
 
 def _listing(series: dict[str, list]) -> str:
-    """Series by number, modality, slice count and thickness: nothing free-text or identifying."""
+    """Series in ascending number, with modality, slice count and thickness: nothing free-text or identifying."""
     def thickness(header) -> str:
         value = header.get("SliceThickness")
         return f" of {float(value):g} mm" if value not in (None, "") else ""
-    return "; ".join(f"number {items[0][1].get('SeriesNumber') or '?'}: {items[0][1].get('Modality') or '?'}, "
-                     f"{len(items)} slice(s){thickness(items[0][1])}" for items in series.values())
+    def number(items) -> str:
+        return str(items[0][1].get("SeriesNumber") or "?")
+    ordered = sorted(series.values(), key=lambda items: (len(number(items)), number(items)))
+    return "; ".join(f"number {number(items)}: {items[0][1].get('Modality') or '?'}, "
+                     f"{len(items)} slice(s){thickness(items[0][1])}" for items in ordered)
 
 
 def _vet(folder: Path, items: list) -> list[Path]:
