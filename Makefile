@@ -7,6 +7,8 @@
 VENV   := .venv
 BIN    := $(VENV)/bin
 NP     ?= 2
+# pytest worker processes of the serial part (pytest-xdist; a test file runs whole on one worker)
+TEST_WORKERS ?= 2
 WORKERS ?= 1
 DEMO   := cases/femur-neck-lytic.yaml
 PHANTOM_DIR := cases/data/phantom-neck-lytic
@@ -58,7 +60,7 @@ demo: venv
 	$(BIN)/mpirun -n $(NP) $(BIN)/bonefe run $(DEMO)
 
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 	$(BIN)/mpirun -n 2 $(BIN)/python -m pytest -q -p no:cacheprovider $(MPI_TESTS_A)
 	$(BIN)/mpirun -n 2 $(BIN)/python -m pytest -q -p no:cacheprovider $(MPI_TESTS_B)
 	$(BIN)/mpirun -n 2 $(BIN)/python -m pytest -q -p no:cacheprovider $(MPI_TESTS_C)

@@ -2,7 +2,8 @@
 
 BONEFE_SERVICE_HOME          folder of the SQLite database, the secret key and every request's files
                              (default: ./service-data)
-BONEFE_SERVICE_DATABASE_URL  postgresql://user:password@host:port/name to use PostgreSQL instead of SQLite
+BONEFE_SERVICE_DATABASE_URL  postgresql://user:password@host:port/name[?libpq parameters] to use PostgreSQL
+                             instead of SQLite (e.g. ?sslmode=require)
 BONEFE_SERVICE_RANKS         MPI ranks per run (default 1: no mpirun)
 BONEFE_SERVICE_LAUNCHER      where runs go: local (default: processes of the worker's machine) or slurm
                              (each run in a Slurm allocation of its own, started with srun)
@@ -20,7 +21,7 @@ import secrets
 import shlex
 import sys
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -46,7 +47,8 @@ def _database(url: str | None) -> dict:
     parts = urlparse(url)
     return {"ENGINE": "django.db.backends.postgresql", "NAME": parts.path.lstrip("/"),
             "USER": unquote(parts.username or ""), "PASSWORD": unquote(parts.password or ""),
-            "HOST": parts.hostname or "", "PORT": parts.port or ""}
+            "HOST": parts.hostname or "", "PORT": parts.port or "",
+            "OPTIONS": dict(parse_qsl(parts.query))}  # libpq parameters, e.g. ?sslmode=require
 
 
 SECRET_KEY = _secret_key()

@@ -2,7 +2,7 @@
 small images to upload (the service home, environment and helpers: service_support.py).
 
 The database is PostgreSQL when BONEFE_SERVICE_TEST_DATABASE_URL names one (`.ci/run` sets it;
-the tests empty its public schema first), SQLite in the session's temporary home otherwise.
+each test process empties a schema of its own first), SQLite in the session's temporary home otherwise.
 """
 
 import importlib.util
@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from service_support import HOME, PASSWORD, nifti_bytes
+from service_support import HOME, PASSWORD, SCHEMA, nifti_bytes
 
 if importlib.util.find_spec("django") is None:
     collect_ignore_glob = ["test_service_*.py"]  # the service extra is not installed (pip install -e '.[service]')
@@ -32,7 +32,7 @@ def django_db():
     django.setup()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+            cursor.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")
     call_command("migrate", interactive=False, verbosity=0)
     return connection
 

@@ -26,8 +26,11 @@ SERVICE_ENV = {
     "BONEFE_SERVICE_RUN_COMMAND": f"{sys.executable} {HERE / 'fake_runner.py'}",  # TEST ONLY fake runner
     "FAKE_RUN_LEDGER": str(HOME / "fake-runs.txt"),
 }
+SCHEMA = "test_" + os.environ.get("PYTEST_XDIST_WORKER", "main")
+"""PostgreSQL schema of this test process: `pytest -n 2` workers share the database, not the tables."""
 if os.environ.get("BONEFE_SERVICE_TEST_DATABASE_URL"):
-    SERVICE_ENV["BONEFE_SERVICE_DATABASE_URL"] = os.environ["BONEFE_SERVICE_TEST_DATABASE_URL"]
+    SERVICE_ENV["BONEFE_SERVICE_DATABASE_URL"] = (os.environ["BONEFE_SERVICE_TEST_DATABASE_URL"]
+                                                  + f"?options=-c%20search_path%3D{SCHEMA}")
 os.environ.update(SERVICE_ENV)
 
 
