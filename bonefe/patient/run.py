@@ -1,0 +1,85 @@
+"""`bonefe patient run`: every bone of one patient through the batch machinery, then one report.
+
+The output folder is a batch folder (`bonefe.cohort.batch`: batch.json, cases/<name>/, status/,
+logs/, cohort-summary) with the patient's own files beside it:
+
+  inputs/<bone>.yaml   each bone's complete case (absolute paths, the patient's body mass)
+  patient-bones.json   the patient id, body mass and which case is which bone (read by `patient report`)
+  patient.json/.html/.pdf   the patient report (`bonefe.patient.report`)
+
+Locally each bone runs in its own process (`--ranks` MPI ranks each, `--jobs` bones at a time); with
+Slurm the bones are one job array and `bonefe patient report DIR` rewrites the report once they have
+run. A bone that fails leaves the others' results: the report says which bone is missing and why.
+Rerunning runs only the bones without a result.
+"""
+
+import json
+from pathlib import Path
+
+from bonefe.cohort.batch import load_cohort, prepare, run_local, summary_row
+from bonefe.cohort.slurm import SlurmOptions, submit
+from bonefe.errors import BonefeError
+from bonefe.outputs import atomic_write_json
+from bonefe.patient.combine import BoneResult, patient_report
+from bonefe.patient.report import write_patient_report
+from bonefe.patient.spec import load_patient, write_inputs
+
+MANIFEST = "patient-bones.json"
+
+
+def run_patient(path, output: Path | None = None, jobs: int = 1, ranks: int = 1, mesh_size: float | None = None,
+                launcher: str | None = None, slurm: SlurmOptions | None = None) -> tuple[Path, dict, str | None]:
+    """Run (or submit, with `slurm`) every bone without a result and write the patient report;
+    returns the folder, the report and the Slurm job id (None when run here or nothing was left to run)."""
+    patient = load_patient(path)
+    folder = Path(output).resolve() if output is not None else patient.output
+    inputs = write_inputs(patient, folder)
+    cohort = prepare(inputs, folder, ranks, mesh_size, launcher)
+    atomic_write_json(folder / MANIFEST, {
+        "patient": patient.patient, "body_mass_kg": patient.body_mass_kg,
+        "bones": [{"bone": b.bone, "site": b.case.site, "case": b.case.name} for b in patient.bones]})
+    job = None
+    if slurm is not None:
+        cohort, job = submit(cohort, slurm)
+    else:
+        run_local(cohort, jobs)
+    return folder, write_report(folder), job
+
+
+def bone_results(folder: Path) -> tuple[dict, list[BoneResult]]:
+    """The patient manifest of a patient folder and each bone's result (report.json, or why not)."""
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise BonefeError(f"{folder} is not a patient folder (no {MANIFEST}): start one with "
+                          "bonefe patient run patient.yaml") from None
+    cohort = load_cohort(folder)
+    results = []
+    for bone in manifest["bones"]:
+        if cohort.is_done(bone["case"]):
+            report = json.loads((cohort.output(bone["case"]) / "report.json").read_text())
+            results.append(BoneResult(bone["bone"], bone["site"], bone["case"], report))
+        else:
+            row = summary_row(cohort, bone["case"])
+            results.append(BoneResult(bone["bone"], bone["site"], bone["case"], None, row["status"],
+                                      row["error"] or "not run yet"))
+    return manifest, results
+
+
+def write_report(folder: Path) -> dict:
+    """Rewrite the patient report of a patient folder from its bones' results; returns patient.json."""
+    manifest, results = bone_results(folder)
+    report = patient_report(manifest["patient"], manifest["body_mass_kg"], results)
+    write_patient_report(Path(folder), report)
+    return report
+
+
+def summary_line(report: dict, folder: Path) -> str:
+    """The line `bonefe patient run` prints: worst risk and bone, missing bones, walking-aid flag."""
+    done = sum(b["status"] == "done" for b in report["bones"])
+    risk = (f"{report['risk'].upper()} risk (limited by {report['limiting_bone']})" if report["risk"]
+            else "no bone has a result yet")
+    missing = "".join(f"; MISSING {m['bone']} ({m['status']}: {m['error']})" for m in report["missing"])
+    aid = "; WALKING AID CONFLICT" if report["walking_aids"]["flag"] else ""
+    return (f"patient {report['patient']}: {risk}; {done} of {len(report['bones'])} bones{missing}{aid}; "
+            f"report: {Path(folder) / 'patient.html'}")
