@@ -122,8 +122,9 @@ def _aid_message(advised: list[dict], aids: list[dict], conflicts: list[dict], f
     if flag:
         clash = "; ".join(f"{c['label'].lower()} is {c['verdict'].upper()} for {c['bone']} (safety factor "
                           f"{c['safety_factor']:.2f})" for c in conflicts)
-        safe = [a["label"].lower() for a in aids if a["modelled_for"] and a["verdict"] == "safe"]
-        alternative = f" Safe for every bone: {', '.join(safe)}." if safe else ""
+        safe = [f"{a['label'].lower()} (safe for {', '.join(a['modelled_for'])})" for a in aids
+                if a["modelled_for"] and not a["unsafe_for"]]
+        alternative = f" Safe for every bone that models it: {'; '.join(safe)}." if safe else ""
         return f"WALKING AID CONFLICT: a walking aid is advised for {who}, but {clash}.{alternative}"
     modelled = [a for a in aids if a["modelled_for"]]
     if not modelled:

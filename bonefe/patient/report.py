@@ -12,9 +12,11 @@ from html import escape
 from pathlib import Path
 
 from bonefe.outputs import atomic_write_bytes, atomic_write_json, atomic_write_text
+from bonefe.patient.combine import NO_RESULT, NOT_MODELLED
 from bonefe.report.content import DISCLAIMER
 from bonefe.report.pdf import LEVEL_COLOURS, VERDICT_FILLS, new_document, pdf_table, section_heading
 
+UNKNOWN_FILL = (238, 238, 238)  # grey: not modelled / no result, never the green of safe
 BONE_HEADER = ("Bone", "Case", "Risk", "Failure load", "Failure starts", "Weight bearing (walking)")
 RULES = (
     "Each bone's numbers come from its own report (cases/<case>/report.html); nothing is recomputed here.",
@@ -136,8 +138,8 @@ def render_pdf(c: Content, generated: str) -> bytes:
     section_heading(pdf, "Bones")
     pdf_table(pdf, BONE_HEADER, c.bone_rows, (30, 30, 45, 70, 50, 42))
     section_heading(pdf, "Activities across bones")
-    fills = {(i, j): VERDICT_FILLS[v] for i, row in enumerate(c.activity_verdicts)
-             for j, v in enumerate(row) if v in VERDICT_FILLS}
+    colours = {**VERDICT_FILLS, NOT_MODELLED: UNKNOWN_FILL, NO_RESULT: UNKNOWN_FILL}
+    fills = {(i, j): colours[v] for i, row in enumerate(c.activity_verdicts) for j, v in enumerate(row) if v}
     bones = len(c.activity_header) - 3
     pdf_table(pdf, c.activity_header, c.activity_rows, (55, 35, 30, *[(267 - 120) / bones] * bones), fills)
     section_heading(pdf, "Rules")
