@@ -274,3 +274,19 @@ def test_slurm_submission_writes_an_array_and_a_pending_report(tmp_path):
     assert [(m["bone"], m["status"]) for m in p["missing"]] == [("femur-left", "pending"), ("vertebra-L1", "pending")]
     report = patient_cli("report", out, env=env)
     assert report.returncode == 0 and "0 of 2 bones" in report.stdout
+
+
+def test_a_result_for_another_body_mass_is_stale_not_combined(tmp_path):
+    """The patient file's body mass changed after a bone ran: its old report is not the patient's."""
+    from bonefe.cohort.batch import Cohort
+    from bonefe.patient.run import MANIFEST
+
+    Cohort(tmp_path, {"femur-l": tmp_path / "femur.yaml"}).save()
+    (tmp_path / MANIFEST).write_text(json.dumps({"patient": "P-1", "body_mass_kg": 70.0,
+                                                 "bones": [{"bone": "femur-left", "site": "femur", "case": "femur-l"}]}))
+    (tmp_path / "cases" / "femur-l").mkdir(parents=True)
+    (tmp_path / "cases" / "femur-l" / "report.json").write_text(json.dumps(
+        {**report([activity("walking", 2.5)], "low", 9000.0), "body_mass_kg": 80.0}))
+    _, (result,) = bone_results(tmp_path)
+    assert (result.status, result.report) == ("stale", None)
+    assert result.error.startswith("its result is for 80 kg, the patient's body mass is 70 kg")

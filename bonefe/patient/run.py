@@ -16,7 +16,7 @@ Rerunning runs only the bones without a result.
 import json
 from pathlib import Path
 
-from bonefe.cohort.batch import load_cohort, prepare, run_local, summary_row
+from bonefe.cohort.batch import Cohort, load_cohort, prepare, run_local, summary_row
 from bonefe.cohort.slurm import SlurmOptions, submit
 from bonefe.errors import BonefeError
 from bonefe.outputs import atomic_write_json
@@ -54,16 +54,21 @@ def bone_results(folder: Path) -> tuple[dict, list[BoneResult]]:
         raise BonefeError(f"{folder} is not a patient folder (no {MANIFEST}): start one with "
                           "bonefe patient run patient.yaml") from None
     cohort = load_cohort(folder)
-    results = []
-    for bone in manifest["bones"]:
-        if cohort.is_done(bone["case"]):
-            report = json.loads((cohort.output(bone["case"]) / "report.json").read_text())
-            results.append(BoneResult(bone["bone"], bone["site"], bone["case"], report))
-        else:
-            row = summary_row(cohort, bone["case"])
-            results.append(BoneResult(bone["bone"], bone["site"], bone["case"], None, row["status"],
-                                      row["error"] or "not run yet"))
-    return manifest, results
+    return manifest, [_result(cohort, bone, manifest["body_mass_kg"]) for bone in manifest["bones"]]
+
+
+def _result(cohort: Cohort, bone: dict, body_mass_kg: float) -> BoneResult:
+    """One bone's result; a report made for another body mass (the patient file changed since) is stale."""
+    name = bone["case"]
+    if not cohort.is_done(name):
+        row = summary_row(cohort, name)
+        return BoneResult(bone["bone"], bone["site"], name, None, row["status"], row["error"] or "not run yet")
+    report = json.loads((cohort.output(name) / "report.json").read_text())
+    if report["body_mass_kg"] != body_mass_kg:
+        return BoneResult(bone["bone"], bone["site"], name, None, "stale",
+                          f"its result is for {report['body_mass_kg']:g} kg, the patient's body mass is "
+                          f"{body_mass_kg:g} kg: delete {cohort.output(name)} and rerun")
+    return BoneResult(bone["bone"], bone["site"], name, report)
 
 
 def write_report(folder: Path) -> dict:
