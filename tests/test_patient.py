@@ -88,6 +88,8 @@ def test_no_flag_when_no_bone_calls_for_an_aid_and_a_missing_bone_is_never_safe(
     assert (walking["verdict"], walking["limiting_bone"], walking["no_result"], walking["not_modelled"]) == \
         ("not modelled", "humerus-right", ["vertebra-L1"], ["humerus-right"])
     assert not p["walking_aids"]["flag"] and p["walking_aids"]["conflicts"] == []
+    assert p["walking_aids"]["message"] == ("No bone's result calls for a walking aid; if the patient uses one: "
+                                            "walking with crutches is AVOID for humerus-right (safety factor 0.80).")
     assert p["missing"] == [{"bone": "vertebra-L1", "status": "failed", "error": "ct.nii.gz not found"}]
     # the risk is the worst over the bones that have a result
     assert (p["risk"], p["limiting_bone"]) == ("high", "humerus-right")

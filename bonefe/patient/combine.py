@@ -116,12 +116,12 @@ def walking_aids(results: list[BoneResult], rows: list[dict]) -> dict:
 
 def _aid_message(advised: list[dict], aids: list[dict], conflicts: list[dict], flag: bool) -> str:
     """The walking-aid sentence of the report."""
+    clash = "; ".join(f"{c['label'].lower()} is {c['verdict'].upper()} for {c['bone']} (safety factor "
+                      f"{c['safety_factor']:.2f})" for c in conflicts)
     if not advised:
-        return "No bone's result calls for a walking aid."
+        return "No bone's result calls for a walking aid" + (f"; if the patient uses one: {clash}." if clash else ".")
     who = "; ".join(f"{a['bone']} ({a['reason']})" for a in advised)
     if flag:
-        clash = "; ".join(f"{c['label'].lower()} is {c['verdict'].upper()} for {c['bone']} (safety factor "
-                          f"{c['safety_factor']:.2f})" for c in conflicts)
         safe = [f"{a['label'].lower()} (safe for {', '.join(a['modelled_for'])})" for a in aids
                 if a["modelled_for"] and not a["unsafe_for"]]
         alternative = f" Safe for every bone that models it: {'; '.join(safe)}." if safe else ""
