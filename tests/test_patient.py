@@ -79,6 +79,21 @@ def test_crutches_are_flagged_by_the_humerus_while_walking_is_limited_by_the_fem
     assert (p["risk"], p["limiting_bone"]) == ("high", "humerus-right")
 
 
+def test_the_report_pages_show_the_flag_and_colour_the_patient_s_verdict(tmp_path):
+    from bonefe.patient.report import write_patient_report
+
+    femur = BoneResult("femur-left", "femur", "femur-l", report([activity("walking", 0.9)], "high", 1500.0))
+    paths = write_patient_report(tmp_path, patient_report("P-1", 70.0, [femur, HUMERUS]))
+    html = paths["html"].read_text(encoding="utf-8")
+    assert '<p id="walking-aids" class="flag">WALKING AID CONFLICT' in html
+    # label, patient verdict (coloured), limiting bone, then each bone's own cell
+    assert ('<tr><td class="">Walking with crutches</td><td class="avoid">avoid (SF 0.80)</td>'
+            '<td class="">humerus-right</td><td class="not-modelled">not modelled</td>'
+            '<td class="avoid">avoid (SF 0.80)</td></tr>') in html
+    assert json.loads(paths["json"].read_text())["walking_aids"]["flag"]
+    assert paths["pdf"].read_bytes().startswith(b"%PDF")
+
+
 def test_no_flag_when_no_bone_calls_for_an_aid_and_a_missing_bone_is_never_safe():
     femur = BoneResult("femur-left", "femur", "femur-l", report([activity("walking", 2.4)], "low", 9000.0,
                                                                walking_weight_bearing_fraction=1.0))

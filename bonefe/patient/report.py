@@ -71,7 +71,7 @@ def build_content(report: dict) -> Content:
     rows, verdicts = [], []
     for a in report["activities"]:
         rows.append((a["label"], _cell(a), a["limiting_bone"], *(_cell(a["bones"][b]) for b in bones)))
-        verdicts.append([a["verdict"], "", "", *(a["bones"][b]["verdict"] for b in bones)])
+        verdicts.append(["", a["verdict"], "", *(a["bones"][b]["verdict"] for b in bones)])
     return Content(
         title=f"Patient {report['patient']}: {len(bones)} bones, body mass {report['body_mass_kg']:g} kg",
         level=risk or "indeterminate", headline=headline,
