@@ -46,10 +46,12 @@ def report(activities: list[dict], risk: str, load_n: float, **extra) -> dict:
             "failure_location_mm": [0.0, 0.0, 0.0], "failure_mode": "compressive", "activities": activities, **extra}
 
 
-# SYNTHETIC: a humerus-like result until the humerus site lands (crutch walking unsafe, walker safe).
+# SYNTHETIC: a humerus-like result until the humerus site lands (crutch walking unsafe, walker safe;
+# a weight-bearing fraction below 1, as a report on the femur's schema might carry, calls for no aid
+# from a bone that does not model walking).
 HUMERUS = BoneResult("humerus-right", "humerus", "humerus-r", report(
     [activity("walking_with_crutches", 0.8), activity("walking_with_walker", 2.5), activity("sit_to_stand", 3.0)],
-    "high", 900.0, failure_site="surgical neck"))
+    "high", 900.0, failure_site="surgical neck", walking_weight_bearing_fraction=0.3))
 
 
 def test_crutches_are_flagged_by_the_humerus_while_walking_is_limited_by_the_femur():

@@ -84,9 +84,13 @@ def activity_rows(results: list[BoneResult]) -> list[dict]:
 
 
 def _aid_reasons(result: BoneResult, walking: dict | None) -> str:
-    """Why this bone's advice sends the patient to a walking aid ('' when it does not)."""
+    """Why this bone's advice sends the patient to a walking aid ('' when it does not): its walking is
+    not safe, or the weight bearing its walking allows is partial. A bone that does not model walking
+    (walking: None or not modelled) sends nobody to an aid, whatever else its report holds."""
+    if not walking or "safety_factor" not in walking:
+        return ""
     reasons = []
-    if walking and walking["verdict"] in UNSAFE:
+    if walking["verdict"] in UNSAFE:
         reasons.append(f"walking {walking['verdict']} (safety factor {walking['safety_factor']:.2f})")
     fraction = (result.report or {}).get("walking_weight_bearing_fraction")
     if fraction is not None and fraction < 1.0:

@@ -26,7 +26,8 @@ RULES = (
     "an activity is safe for the patient only when every bone has it safe. 'Not modelled': the bone's "
     "site has no such activity (never counted as safe); 'no result': the bone did not run.",
     "Among bones with the worst verdict the lowest safety factor (allowed / peak force) limits.",
-    "A bone calls for a walking aid when its walking is not safe or it allows only partial weight bearing; "
+    "A bone that models walking calls for a walking aid when its walking is not safe or allows only partial "
+    "weight bearing; "
     "an aid that is not safe for another bone is flagged.",
 )
 
