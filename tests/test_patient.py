@@ -15,6 +15,7 @@ hand-made dicts shaped like a single-bone report.json, with an unsafe `walking_w
 import json
 import os
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -309,3 +310,38 @@ def test_a_result_for_another_body_mass_is_stale_not_combined(tmp_path):
     _, (result,) = bone_results(tmp_path)
     assert (result.status, result.report) == ("stale", None)
     assert result.error.startswith("its result is for 80 kg, the patient's body mass is 70 kg")
+
+
+@pytest.mark.slow
+def test_a_patient_on_a_real_slurm_controller(tmp_path):
+    """Both bones as one job array on a running Slurm (skipped without one, failed under CI), then
+    `bonefe patient report` combines them; submitted from `/` (nothing depends on the working folder)."""
+    from slurm_support import require_slurm
+
+    from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
+    from bonefe.sites.vertebra.phantom import VertebraPhantomSpec, write_vertebra_phantom
+
+    require_slurm()
+    femur = write_phantom(PhantomSpec(voxel_mm=3.0), tmp_path / "femur")
+    spine = write_vertebra_phantom(VertebraPhantomSpec(level="L1", lesion_site="central", voxel_mm=1.2), tmp_path / "l1")
+    path = write_yaml(tmp_path / "patient.yaml", {"patient": "P-S", "body_mass_kg": 70, "bones": [
+        {"name": "f", "ct": str(femur["ct"]), "labels": str(femur["labels"]), "mesh": {"size_mm": 10.0},
+         "activities": ["walking"]},
+        {"name": "v", "site": "vertebra", "level": "L1", "ct": str(spine["ct"]), "labels": str(spine["labels"]),
+         "mesh": {"size_mm": 4.0}, "material": {"law": "morgan2003_vertebra"}, "activities": ["standing"]}]})
+    out = tmp_path / "out"
+    submitted = patient_cli("run", path, "--output", out, "--slurm", "--memory", "2G", "--time", "00:15:00", cwd="/")
+    assert submitted.returncode == 0 and "submitted Slurm job array" in submitted.stdout, submitted.stderr
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        status = patient_cli("report", out, cwd="/")
+        p = json.loads((out / "patient.json").read_text())
+        if not any(m["status"] in ("pending", "running") for m in p["missing"]):
+            break
+        assert time.monotonic() < deadline, status.stdout
+        time.sleep(5)
+    assert p["missing"] == [], p["missing"]
+    rows = {a["activity"]: a for a in p["activities"]}
+    femur_walking = json.loads((out / "cases" / "f" / "report.json").read_text())["activities"][0]
+    assert rows["walking"]["bones"]["femur-left"]["safety_factor"] == femur_walking["safety_factor"]
+    assert rows["walking"]["bones"]["vertebra-L1"]["verdict"] == "not modelled"
