@@ -314,7 +314,8 @@ def _patient_run(args) -> int:
     folder, report, job = run_patient(args.patient, args.output, _jobs(args), args.ranks, args.mesh_size,
                                       args.launcher, _slurm_options(args) if args.slurm else None)
     if job is not None:
-        print(f"bonefe patient: submitted Slurm job array {job}; when it has run: bonefe patient report {folder}")
+        print(f"bonefe patient: submitted Slurm job array {job} and the report job after it; "
+              f"follow it with: bonefe patient report {folder}")
         return 0
     print(summary_line(report, folder))
     return 0 if not report["missing"] else 1

@@ -277,7 +277,7 @@ def test_slurm_submission_writes_an_array_and_a_pending_report(tmp_path):
     tests/test_slurm.py): one array over both bones, the report lists them as pending."""
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "sbatch").write_text("#!/bin/sh\necho 4242\n")
+    (fake / "sbatch").write_text(f"#!/bin/sh\necho \"$@\" >> {fake / 'calls'}\necho 4242\n")
     (fake / "squeue").write_text("#!/bin/sh\necho '4242 0'\necho '4242 1'\n")
     for tool in ("sbatch", "squeue"):
         (fake / tool).chmod(0o755)
@@ -287,6 +287,9 @@ def test_slurm_submission_writes_an_array_and_a_pending_report(tmp_path):
     result = patient_cli("run", path, "--slurm", "--ranks", "2", env=env)
     assert result.returncode == 0, result.stderr
     assert "submitted Slurm job array 4242" in result.stdout
+    array, report_job = (fake / "calls").read_text().splitlines()
+    assert array.endswith("bonefe-array.sbatch")
+    assert "--dependency=afterany:4242" in report_job and report_job.endswith(f"patient report {tmp_path / 'runs' / 'P-9'}")
     out = tmp_path / "runs" / "P-9"
     script = (out / "bonefe-array.sbatch").read_text()
     assert "#SBATCH --array=0,1" in script and "#SBATCH --ntasks=2" in script
@@ -314,8 +317,8 @@ def test_a_result_for_another_body_mass_is_stale_not_combined(tmp_path):
 
 @pytest.mark.slow
 def test_a_patient_on_a_real_slurm_controller(tmp_path):
-    """Both bones as one job array on a running Slurm (skipped without one, failed under CI), then
-    `bonefe patient report` combines them; submitted from `/` (nothing depends on the working folder)."""
+    """Both bones as one job array on a running Slurm (skipped without one, failed under CI), then the
+    report job after it combines them; submitted from `/` (nothing depends on the working folder)."""
     from slurm_support import require_slurm
 
     from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
@@ -333,13 +336,13 @@ def test_a_patient_on_a_real_slurm_controller(tmp_path):
     submitted = patient_cli("run", path, "--output", out, "--slurm", "--memory", "2G", "--time", "00:15:00", cwd="/")
     assert submitted.returncode == 0 and "submitted Slurm job array" in submitted.stdout, submitted.stderr
     deadline = time.monotonic() + TIMEOUT_S
-    while True:
-        status = patient_cli("report", out, cwd="/")
+    while True:  # the report job after the array rewrites patient.json
         p = json.loads((out / "patient.json").read_text())
         if not any(m["status"] in ("pending", "running") for m in p["missing"]):
             break
-        assert time.monotonic() < deadline, status.stdout
+        assert time.monotonic() < deadline, "\n".join(f.read_text() for f in (out / "logs").glob("slurm-*"))
         time.sleep(5)
+    assert list((out / "logs").glob("slurm-patient-report-*.out"))
     assert p["missing"] == [], p["missing"]
     rows = {a["activity"]: a for a in p["activities"]}
     femur_walking = json.loads((out / "cases" / "f" / "report.json").read_text())["activities"][0]

@@ -8,12 +8,15 @@ logs/, cohort-summary) with the patient's own files beside it:
   patient.json/.html/.pdf   the patient report (`bonefe.patient.report`)
 
 Locally each bone runs in its own process (`--ranks` MPI ranks each, `--jobs` bones at a time); with
-Slurm the bones are one job array and `bonefe patient report DIR` rewrites the report once they have
-run. A bone that fails leaves the others' results: the report says which bone is missing and why.
+Slurm the bones are one job array, and a job that depends on it (afterany) runs `bonefe patient
+report DIR` when the array has ended (which anyone may also run at any time). A bone that fails leaves the others' results: the report says which bone is missing and why.
 Rerunning runs only the bones without a result.
 """
 
 import json
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 from bonefe.cohort.batch import Cohort, load_cohort, prepare, run_local, summary_row
@@ -41,9 +44,25 @@ def run_patient(path, output: Path | None = None, jobs: int = 1, ranks: int = 1,
     job = None
     if slurm is not None:
         cohort, job = submit(cohort, slurm)
+        if job is not None:
+            submit_report(folder, job, slurm)
     else:
         run_local(cohort, jobs)
     return folder, write_report(folder), job
+
+
+def submit_report(folder: Path, job: str, options: SlurmOptions) -> str:
+    """A Slurm job that rewrites the patient report once the array `job` has ended, however its
+    tasks ended (afterany); returns its id. Takes the array's extra sbatch options (partition, account)."""
+    command = shlex.join([sys.executable, "-m", "bonefe.cli", "patient", "report", str(folder)])
+    result = subprocess.run(["sbatch", "--parsable", f"--dependency=afterany:{job}", "--job-name=bonefe-patient-report",
+                             "--ntasks=1", "--time=00:10:00", f"--chdir={folder}",
+                             f"--output={folder / 'logs' / 'slurm-patient-report-%j.out'}", *options.sbatch,
+                             f"--wrap={command}"], capture_output=True, text=True, cwd=folder)
+    if result.returncode != 0:
+        raise BonefeError(f"sbatch refused the patient report job after array {job}: "
+                          f"{result.stderr.strip().splitlines()[-1:]}; run bonefe patient report {folder} when it ends")
+    return result.stdout.strip().split(";")[0]
 
 
 def bone_results(folder: Path) -> tuple[dict, list[BoneResult]]:
