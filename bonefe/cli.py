@@ -329,9 +329,7 @@ def _patient_report(args) -> int:
 
 
 CALIBRATE_HELP = """\
-Risk mode:      bonefe patient run PATIENT.yaml [--output DIR] [--jobs J] [--ranks R] [--slurm]
-      one patient's bones (a case each), one report: worst verdict per activity, walking-aid conflicts
-  bonefe calibrate OUTCOMES.csv --cohort DIR_OR_SUMMARY.csv --out CALDIR
+Risk mode:      bonefe calibrate OUTCOMES.csv --cohort DIR_OR_SUMMARY.csv --out CALDIR
                 [--target-sensitivity 1.0] [--bootstrap 2000] [--seed 0]
   Joins outcomes with the cohort summary (done cases only) and, per predictor (failure_load_bw:
   lower is riskier; strain_fold_ratio, Mirels midpoint (min+max)/2, axial_involvement_mm: higher is
