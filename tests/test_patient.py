@@ -348,3 +348,39 @@ def test_a_patient_on_a_real_slurm_controller(tmp_path):
     femur_walking = json.loads((out / "cases" / "f" / "report.json").read_text())["activities"][0]
     assert rows["walking"]["bones"]["femur-left"]["safety_factor"] == femur_walking["safety_factor"]
     assert rows["walking"]["bones"]["vertebra-L1"]["verdict"] == "not modelled"
+
+
+@pytest.mark.slow
+def test_femur_and_humerus_patient_flags_crutches_by_the_humerus(tmp_path):
+    """Issue 17's done-when with the real humerus site (skipped until it is merged): a femur with a
+    26 mm lytic calcar lesion and a right humerus with a 24 mm mid-shaft lesion breaching the cortex;
+    walking is limited by the femur, crutch walking by the humerus, and the aid is flagged. Checked
+    before the merge on branch humerus at 298b321 with this file: walking avoid (femur SF 0.99),
+    crutches avoid (humerus SF 0.50 alone; 0.58 kN failure load)."""
+    from bonefe.sites import SITES
+    from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
+
+    if "humerus" not in SITES:
+        pytest.skip("the humerus site is not merged yet (branch humerus)")
+    femur = write_phantom(PhantomSpec(voxel_mm=3.0, lesion_site="neck_inferomedial", lesion_diameter_mm=26.0,
+                                      cortical_involvement=1.0), tmp_path / "femur")
+    subprocess.run([sys.executable, "-m", "bonefe.cli", "phantom", "--site", "humerus", "--side", "right",
+                    "--lesion-site", "mid_shaft", "--lesion-diameter", "24", "--cortical-involvement", "1",
+                    "--voxel", "1.5", "--out", str(tmp_path / "humerus")], check=True, capture_output=True)
+    path = write_yaml(tmp_path / "patient.yaml", {"patient": "P-H", "body_mass_kg": 70, "bones": [
+        {"name": "f", "ct": str(femur["ct"]), "labels": str(femur["labels"]), "mesh": {"size_mm": 8.0}},
+        {"name": "h", "site": "humerus", "ct": str(tmp_path / "humerus" / "ct.nii.gz"),
+         "labels": str(tmp_path / "humerus" / "labels.nii.gz"), "patient": {"side": "right"},
+         "mesh": {"size_mm": 6.0}}]})
+    result = patient_cli("run", path, "--output", tmp_path / "out", "--jobs", "1", "--ranks", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    p = json.loads((tmp_path / "out" / "patient.json").read_text())
+    rows = {a["activity"]: a for a in p["activities"]}
+    humerus = json.loads((tmp_path / "out" / "cases" / "h" / "report.json").read_text())
+    crutches = {a["name"]: a for a in humerus["activities"]}["walking_with_crutches"]
+    assert rows["walking"]["limiting_bone"] == "femur-left" and rows["walking"]["verdict"] in ("caution", "avoid")
+    assert (rows["walking_with_crutches"]["limiting_bone"], rows["walking_with_crutches"]["safety_factor"]) == \
+        ("humerus-right", crutches["safety_factor"])
+    assert crutches["verdict"] in ("caution", "avoid") and p["walking_aids"]["flag"]
+    assert [c["bone"] for c in p["walking_aids"]["conflicts"]] == ["humerus-right"]
+    assert "WALKING AID CONFLICT" in result.stdout
