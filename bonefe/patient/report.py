@@ -99,7 +99,8 @@ def render_html(c: Content, generated: str) -> str:
 <style>body{{font-family:"DejaVu Sans",Arial,sans-serif;max-width:1100px;margin:auto;padding:24px}}
 table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #ccc;padding:5px 8px;text-align:left}}
 th{{background:#f2f2f2}}.verdict{{border-radius:8px;padding:16px 24px;color:white;font-size:2em;font-weight:bold}}
-.level-high{{background:#c62828}}.level-moderate,.level-indeterminate{{background:#ef8f00}}.level-low{{background:#2e7d32}}
+.level-high{{background:#c62828}}.level-moderate,.level-indeterminate{{background:#ef8f00}}
+.level-low{{background:#2e7d32}}
 .flag{{background:#c62828;color:white;font-size:1.3em;font-weight:bold;padding:12px 16px;border-radius:6px}}
 .note{{font-size:1.1em}}.missing{{color:#b71c1c;font-weight:bold}}
 .safe{{background:#e3f1e4}}.caution{{background:#fff1dc}}.avoid{{background:#fbe3e3;font-weight:bold}}

@@ -9,8 +9,9 @@ logs/, cohort-summary) with the patient's own files beside it:
 
 Locally each bone runs in its own process (`--ranks` MPI ranks each, `--jobs` bones at a time); with
 Slurm the bones are one job array, and a job that depends on it (afterany) runs `bonefe patient
-report DIR` when the array has ended (which anyone may also run at any time). A bone that fails leaves the others' results: the report says which bone is missing and why.
-Rerunning runs only the bones without a result.
+report DIR` when the array has ended (which anyone may also run at any time). A bone that fails
+leaves the others' results: the report says which bone is missing and why. Rerunning runs only the
+bones without a result.
 """
 
 import json

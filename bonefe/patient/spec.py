@@ -133,6 +133,6 @@ def write_inputs(patient: Patient, folder: Path) -> list[Path]:
     for bone in patient.bones:
         case = replace(bone.case, output=folder / "cases" / bone.case.name)
         paths.append(folder / "inputs" / f"{bone.bone}.yaml")
-        atomic_write_text(paths[-1], f"# {bone.bone} of patient {patient.patient}, from {bone.source} "
-                                     "(written by bonefe patient run)\n" + yaml.safe_dump(as_plain(case), sort_keys=False))
+        header = f"# {bone.bone} of patient {patient.patient}, from {bone.source} (written by bonefe patient run)\n"
+        atomic_write_text(paths[-1], header + yaml.safe_dump(as_plain(case), sort_keys=False))
     return paths
