@@ -1,6 +1,7 @@
 # bonefe — two commands for a fresh machine:
 #   make demo   build the environment, make a synthetic femur CT with a lytic lesion, run the whole chain
 #   make followup-demo  the demo patient scanned three times: growth, then healing (runs/followup-demo)
+#   make patient-demo   one patient, two bones (the demo femur and an L1): one report (runs/patient-demo)
 #   make test   build the environment, run the test suite serially and under MPI (2 ranks)
 #   make serve  the web service for clinicians on http://127.0.0.1:8000/ (docs/service.md)
 
@@ -29,7 +30,7 @@ MPI_TESTS_B := tests/test_fall.py tests/test_demo.py \
 MPI_TESTS_C := tests/test_sites.py tests/test_femur_golden.py tests/test_followup_fe.py tests/test_failure_points.py
 MPI_TESTS := $(MPI_TESTS_A) $(MPI_TESTS_B) $(MPI_TESTS_C)
 
-.PHONY: venv demo spine-demo followup-demo test serve benchmarks clean
+.PHONY: venv demo spine-demo followup-demo patient-demo test serve benchmarks clean
 
 venv: $(VENV)/.installed
 
@@ -54,6 +55,12 @@ followup-demo: venv
 	$(BIN)/python -m bonefe.followup.synthetic $(FOLLOWUP_DIR)
 	$(BIN)/mpirun -n $(NP) $(BIN)/bonefe followup $(FOLLOWUP_DIR)/demo-followup-0.yaml \
 	  $(FOLLOWUP_DIR)/demo-followup-1.yaml $(FOLLOWUP_DIR)/demo-followup-2.yaml --output runs/followup-demo
+
+# The patient demo: the demo femur and the spine demo's L1 as one 75 kg patient (docs/patient.md).
+patient-demo: venv
+	$(BIN)/bonefe phantom --out $(PHANTOM_DIR) $(DEMO_LESION)
+	$(BIN)/bonefe phantom --site vertebra --level L1 --lesion-site central --lesion-diameter 15 --out $(SPINE_PHANTOM)
+	$(BIN)/bonefe patient run cases/patient-demo.yaml --jobs 1 --ranks $(NP)
 
 demo: venv
 	$(BIN)/bonefe phantom --out $(PHANTOM_DIR) $(DEMO_LESION)

@@ -198,21 +198,30 @@ class Case:
         return self.patient.body_mass_kg * 9.81
 
 
-def load_case(path: str | Path) -> Case:
-    """Read and validate a case file; relative paths become relative to the file's folder."""
-    path = Path(path)
+def read_yaml(path: Path, kind: str = "case"):
+    """The parsed content of a YAML file; one-line BonefeError when it is missing or not YAML."""
     if not path.is_file():
-        raise BonefeError(f"case file {path} not found: give the path to a .yaml case file")
+        raise BonefeError(f"{kind} file {path} not found: give the path to a .yaml {kind} file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise BonefeError(f"{path.name}: not valid YAML{where}: {getattr(error, 'problem', error)}") from None
+
+
+def load_case(path: str | Path) -> Case:
+    """Read and validate a case file; relative paths become relative to the file's folder."""
+    path = Path(path)
+    return case_from_data(read_yaml(path), path.resolve().parent, path.name, path.resolve())
+
+
+def case_from_data(data, base: Path, where: str, path: Path | None = None) -> Case:
+    """A case from its parsed YAML mapping (`load_case`, or a case written inline in a patient file):
+    relative paths become relative to `base`; `where` names it in messages; path: its file, if any."""
     if isinstance(data, dict) and data.get("calibration") == "internal":
-        data["calibration"] = {"internal": {}}  # the short form of calibration.internal with its defaults
-    case = build(Case, data, path.name)
-    base = path.resolve().parent
+        data = {**data, "calibration": {"internal": {}}}  # the short form of calibration.internal with its defaults
+    case = build(Case, data, where)
     output = case.output or Path("runs") / case.name
     risk = case.risk
     if risk.calibration_file is not None:
@@ -220,8 +229,8 @@ def load_case(path: str | Path) -> Case:
         risk = replace(risk, calibration_file=calibration_file,
                        thresholds=thresholds_from_calibration(calibration_file))
     output = (base / output).resolve()
-    inside = [f for f in (path.resolve(), base / case.ct, base / case.labels) if f.resolve().is_relative_to(output)]
+    inside = [f for f in (path, base / case.ct, base / case.labels) if f and f.resolve().is_relative_to(output)]
     if inside:
-        raise BonefeError(f"{path.name}: output folder {output} holds {inside[0].name}, but a finished run replaces "
+        raise BonefeError(f"{where}: output folder {output} holds {inside[0].name}, but a finished run replaces "
                           "that whole folder: choose an output folder of its own (e.g. runs/<name>)")
     return replace(case, ct=base / case.ct, labels=base / case.labels, output=output, risk=risk)

@@ -27,6 +27,8 @@ CT-based finite-element fracture risk for bones with metastases.
       scans of one bone over time: registration, lesion change, failure load on one mesh, course
   bonefe batch run CASES... --out DIR [--jobs J] [--ranks R] [--slurm]
       a cohort, one process per case (or a Slurm job array); rerun to resume; bonefe batch status DIR
+  bonefe patient run PATIENT.yaml [--output DIR] [--jobs J] [--ranks R] [--slurm]
+      one patient's bones (a case each), one report: worst verdict per activity, walking-aid conflicts
   bonefe calibrate OUTCOMES.csv --cohort DIR --out CALDIR  |  bonefe calibrate --specimens S.csv ...
       ROC/AUC of the risk predictors against fracture outcomes -> calibration.json; or fit modulus_scale
   bonefe validate [--quick] [--out docs/validation.md] [--femur-surface OUTER.stl [--femur-inner INNER.stl]]
@@ -118,17 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     batch_run = batch_commands.add_parser("run", help="run (or resume) every case not yet done")
     batch_run.add_argument("cases", type=Path, nargs="+", metavar="CASE", help="case files (YAML)")
     batch_run.add_argument("--out", type=Path, required=True, help="batch folder (cases/, status/, summary)")
-    batch_run.add_argument("--jobs", type=int, metavar="J", help="cases at a time locally (default: cores / ranks)")
-    batch_run.add_argument("--ranks", type=int, default=1, metavar="R", help="MPI ranks per case (default: 1)")
-    batch_run.add_argument("--mesh-size", type=float, metavar="MM", help="override mesh.size_mm of every case")
-    batch_run.add_argument("--launcher", metavar="CMD",
-                           help="MPI launcher when R > 1, given `-n R` (default: the mpirun beside Python)")
-    batch_run.add_argument("--slurm", action="store_true", help="submit a Slurm job array instead of running here")
-    batch_run.add_argument("--memory", default="4G", help="Slurm: memory per case, sbatch --mem (default: 4G)")
-    batch_run.add_argument("--time", default="02:00:00", help="Slurm: time limit per case (default: 02:00:00)")
-    batch_run.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
-                           help="Slurm: extra #SBATCH option, e.g. --sbatch=--partition=short (repeatable)")
-    batch_run.add_argument("--template", type=Path, help="Slurm: job-script template (default: hpc/bonefe-array.sbatch.in)")
+    _cohort_options(batch_run)
     batch_run.set_defaults(command=_batch_run)
     batch_status = batch_commands.add_parser("status", help="print the cohort table and rewrite the summary")
     batch_status.add_argument("out", type=Path, metavar="DIR", help="batch folder")
@@ -137,6 +129,18 @@ def _parser() -> argparse.ArgumentParser:
     batch_task.add_argument("out", type=Path, metavar="DIR", help="batch folder")
     batch_task.add_argument("index", type=int, help="case index (0-based, order of batch.json)")
     batch_task.set_defaults(command=_batch_task)
+
+    patient = commands.add_parser("patient", help="one patient, several bones: each bone's run, one report "
+                                                  "(see docs/patient.md)")
+    patient_commands = patient.add_subparsers(title="patient commands", metavar="PATIENT_COMMAND", required=True)
+    patient_run = patient_commands.add_parser("run", help="run every bone not yet done and write the patient report")
+    patient_run.add_argument("patient", type=Path, help="patient file (YAML)")
+    patient_run.add_argument("--output", type=Path, help="output folder (default: the patient file's `output`)")
+    _cohort_options(patient_run)
+    patient_run.set_defaults(command=_patient_run)
+    patient_report = patient_commands.add_parser("report", help="rewrite the patient report (after a Slurm run)")
+    patient_report.add_argument("out", type=Path, metavar="DIR", help="patient output folder")
+    patient_report.set_defaults(command=_patient_report)
 
     validate = commands.add_parser("validate", help="run the validation suite and rewrite docs/validation.md")
     validate.add_argument("--quick", action="store_true", help="the reduced set that CI asserts (~2 min)")
@@ -165,6 +169,32 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     calibrate.set_defaults(command=_calibrate)
     return parser
+
+
+def _cohort_options(parser) -> None:
+    """Options of the batch machinery (`bonefe batch run`, `bonefe patient run`): local jobs, MPI ranks, Slurm."""
+    parser.add_argument("--jobs", type=int, metavar="J", help="cases at a time locally (default: cores / ranks)")
+    parser.add_argument("--ranks", type=int, default=1, metavar="R", help="MPI ranks per case (default: 1)")
+    parser.add_argument("--mesh-size", type=float, metavar="MM", help="override mesh.size_mm of every case")
+    parser.add_argument("--launcher", metavar="CMD",
+                        help="MPI launcher when R > 1, given `-n R` (default: the mpirun beside Python)")
+    parser.add_argument("--slurm", action="store_true", help="submit a Slurm job array instead of running here")
+    parser.add_argument("--memory", default="4G", help="Slurm: memory per case, sbatch --mem (default: 4G)")
+    parser.add_argument("--time", default="02:00:00", help="Slurm: time limit per case (default: 02:00:00)")
+    parser.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
+                        help="Slurm: extra #SBATCH option, e.g. --sbatch=--partition=short (repeatable)")
+    parser.add_argument("--template", type=Path, help="Slurm: job-script template (default: hpc/bonefe-array.sbatch.in)")
+
+
+def _jobs(args) -> int:
+    """--jobs, or as many cases at a time as the cores allow with --ranks each."""
+    return args.jobs if args.jobs is not None else max(1, len(os.sched_getaffinity(0)) // args.ranks)
+
+
+def _slurm_options(args):
+    from bonefe.cohort.slurm import SlurmOptions
+
+    return SlurmOptions(args.memory, args.time, args.sbatch, args.template)
 
 
 def _phantom(args) -> int:
@@ -239,11 +269,11 @@ def _followup(args) -> int:
 
 def _batch_run(args) -> int:
     from bonefe.cohort.batch import prepare, run_local, status_table, write_summary
-    from bonefe.cohort.slurm import SlurmOptions, submit
+    from bonefe.cohort.slurm import submit
 
     cohort = prepare(args.cases, args.out, args.ranks, args.mesh_size, args.launcher)
     if args.slurm:
-        cohort, job = submit(cohort, SlurmOptions(args.memory, args.time, args.sbatch, args.template))
+        cohort, job = submit(cohort, _slurm_options(args))
         rows = write_summary(cohort)
         if job is None:
             return _batch_finish(cohort, rows)
@@ -251,8 +281,7 @@ def _batch_run(args) -> int:
         print(f"bonefe batch: submitted Slurm job array {job} ({pending} cases); "
               f"follow it with: bonefe batch status {cohort.folder}")
         return 0
-    jobs = args.jobs if args.jobs is not None else max(1, len(os.sched_getaffinity(0)) // args.ranks)
-    rows = run_local(cohort, jobs)
+    rows = run_local(cohort, _jobs(args))
     print(status_table(rows))
     return _batch_finish(cohort, rows)
 
@@ -277,6 +306,26 @@ def _batch_task(args) -> int:
     from bonefe.cohort.slurm import run_task
 
     return run_task(args.out, args.index, os.environ.get("SLURM_ARRAY_JOB_ID"))
+
+
+def _patient_run(args) -> int:
+    from bonefe.patient.run import run_patient, summary_line
+
+    folder, report, job = run_patient(args.patient, args.output, _jobs(args), args.ranks, args.mesh_size,
+                                      args.launcher, _slurm_options(args) if args.slurm else None)
+    if job is not None:
+        print(f"bonefe patient: submitted Slurm job array {job} and the report job after it; "
+              f"follow it with: bonefe patient report {folder}")
+        return 0
+    print(summary_line(report, folder))
+    return 0 if not report["missing"] else 1
+
+
+def _patient_report(args) -> int:
+    from bonefe.patient.run import summary_line, write_report
+
+    print(summary_line(write_report(args.out), args.out))
+    return 0
 
 
 CALIBRATE_HELP = """\

@@ -19,9 +19,9 @@ LEVEL_COLOURS = {"high": (198, 40, 40), "moderate": (239, 143, 0), "indeterminat
 VERDICT_FILLS = {"safe": (227, 241, 228), "caution": (255, 241, 220), "avoid": (251, 227, 227)}
 
 
-def _document() -> FPDF:
-    """An A4 portrait document with DejaVu Sans regular and bold."""
-    pdf = FPDF(orientation="portrait", unit="mm", format="A4")
+def new_document(orientation: str = "portrait") -> FPDF:
+    """An A4 document with DejaVu Sans regular and bold (also the patient report's, `bonefe.patient.report`)."""
+    pdf = FPDF(orientation=orientation, unit="mm", format="A4")
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans.ttf"))
     pdf.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
@@ -29,7 +29,7 @@ def _document() -> FPDF:
     return pdf
 
 
-def _heading(pdf: FPDF, text: str) -> None:
+def section_heading(pdf: FPDF, text: str) -> None:
     """A section heading."""
     pdf.ln(4)
     pdf.set_font("DejaVu", "B", 13)
@@ -50,7 +50,7 @@ def _verdict(pdf: FPDF, content: Content) -> None:
     pdf.set_fill_color(255, 255, 255)
 
 
-def _table(pdf: FPDF, header, rows, widths, fills=None) -> None:
+def pdf_table(pdf: FPDF, header, rows, widths, fills=None) -> None:
     """A table with a header row; fills[(i, j)] = RGB background of a cell."""
     pdf.set_font("DejaVu", "", 8)
     headings = FontFace(emphasis="BOLD", fill_color=(242, 242, 242))
@@ -79,7 +79,7 @@ def _pictures(pdf: FPDF, pictures: list[Picture]) -> None:
 
 def render_pdf(content: Content, pictures: list[Picture], generated: str) -> bytes:
     """The report as PDF bytes, in the HTML's order."""
-    pdf = _document()
+    pdf = new_document()
     pdf.set_title(content.title)
     pdf.set_font("DejaVu", "", 11)
     pdf.cell(0, 7, content.title, new_x="LMARGIN", new_y="NEXT")
@@ -88,31 +88,31 @@ def render_pdf(content: Content, pictures: list[Picture], generated: str) -> byt
         pdf.ln(2)
         pdf.set_font("DejaVu", "B", 10)
         pdf.multi_cell(0, 5, content.agreement, new_x="LMARGIN", new_y="NEXT")
-    _heading(pdf, "Key numbers")
-    _table(pdf, KEY_HEADER, content.key_rows, (30, 45, 55, 50))
-    _heading(pdf, "Activities")
+    section_heading(pdf, "Key numbers")
+    pdf_table(pdf, KEY_HEADER, content.key_rows, (30, 45, 55, 50))
+    section_heading(pdf, "Activities")
     verdict_column = ACTIVITY_HEADER.index("Verdict")
     fills = {(i, verdict_column): VERDICT_FILLS[v] for i, v in enumerate(content.activity_verdicts)}
-    _table(pdf, ACTIVITY_HEADER, content.activity_rows, (28, 30, 30, 17, 17, 58), fills)
+    pdf_table(pdf, ACTIVITY_HEADER, content.activity_rows, (28, 30, 30, 17, 17, 58), fills)
     if content.guideline_rows:
-        _heading(pdf, "Exercise guidance beside the FE verdict")
+        section_heading(pdf, "Exercise guidance beside the FE verdict")
         pdf.multi_cell(0, 4.5, content.guideline_summary, new_x="LMARGIN", new_y="NEXT")
-        _table(pdf, GUIDELINE_HEADER, content.guideline_rows, (30, 30, 42, 42, 36))
+        pdf_table(pdf, GUIDELINE_HEADER, content.guideline_rows, (30, 30, 42, 42, 36))
     if content.window_rows:
-        _heading(pdf, "Exercise that may build bone")
+        section_heading(pdf, "Exercise that may build bone")
         pdf.multi_cell(0, 4.5, content.window_summary, new_x="LMARGIN", new_y="NEXT")
-        _table(pdf, WINDOW_HEADER, content.window_rows, (26, 20, 28, 22, 26, 30, 28))
+        pdf_table(pdf, WINDOW_HEADER, content.window_rows, (26, 20, 28, 22, 26, 30, 28))
         for note in content.window_notes:
             pdf.multi_cell(0, 4, f"• {note}", new_x="LMARGIN", new_y="NEXT")
     pdf.add_page()
-    _heading(pdf, "Pictures")
+    section_heading(pdf, "Pictures")
     _pictures(pdf, pictures)
-    _heading(pdf, "Inputs")
-    _table(pdf, INPUT_HEADER, content.input_rows, (50, 130))
-    _heading(pdf, "Assumptions")
+    section_heading(pdf, "Inputs")
+    pdf_table(pdf, INPUT_HEADER, content.input_rows, (50, 130))
+    section_heading(pdf, "Assumptions")
     for assumption in content.assumptions or ["None recorded."]:
         pdf.multi_cell(0, 4.5, f"• {assumption}", new_x="LMARGIN", new_y="NEXT")
-    _heading(pdf, "Provenance")
+    section_heading(pdf, "Provenance")
     pdf.multi_cell(0, 4.5, f"Generated {generated}.", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("DejaVu", "", 6.5)
     pdf.multi_cell(0, 3.2, content.provenance_text, new_x="LMARGIN", new_y="NEXT")
