@@ -19,11 +19,13 @@ signed distances, trilinear too, so an outline can move by any fraction of a vox
 distance is ≥ b (void: modulus `min_modulus`, a fictitious-domain approximation — a 10 MPa layer
 beside 10–20 GPa cortex carries no load), lesion if inside and its lesion distance is < l, bone
 otherwise; E per sample by `bonefe.materials.sample_modulus` and the element's E is the sample
-average, its label the samples' majority (lesion before bone before void on a tie).
+average.
 
-Where failure is read. In a state's bone cells that also lie inside the outline as drawn (the
-case's own segmentation; offset 0 unless a coverage experiment says otherwise), and the nonlocal
-strain averages over those cells only: voxels an outward move takes in add their CT stiffness but
+Where failure is read. At the lattice points in a state's bone tissue that also lie inside the
+outline as drawn (the case's own segmentation; offset 0 unless a coverage experiment says
+otherwise), classified by the two signed distances at the point itself, and the nonlocal strain
+averages over the quadrature points so classified (as the case's own evaluation reads the CT's
+label map, `bonefe.assessment.failure_points`): voxels an outward move takes in add their CT stiffness but
 are neither read nor averaged, because the strain limits (Schileo et al.
 2008) are those of bone tissue and the layer outside a drawn outline is at best a bone/soft-tissue
 mixture — reading it turned a dilated femur weaker than the eroded one (issue 24: a 1-voxel
@@ -45,7 +47,7 @@ from bonefe.assessment import FailurePoints, away_from_patches
 from bonefe.materials import (MaterialOptions, FilledCT, canonical_order, cell_vertices, sample_modulus,
                               subdivision_points, subdivisions)
 from bonefe.nonlocal_strain import sphere_average
-from bonefe.volume import BACKGROUND, BLASTIC, BONE, LESION_LABELS, LYTIC, Volume
+from bonefe.volume import BACKGROUND, BONE, LESION_LABELS, LYTIC, Volume
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,11 @@ class SharedMesh:
         filled = FilledCT.from_volume(grown_volume(volume, reach_mm))
         self.hu = filled.sample(ijk)[0]
         lesion = np.isin(volume.labels, LESION_LABELS)
-        self.bone_distance = self._trilinear(signed_distance(volume.labels != BACKGROUND, volume.spacing), ijk)
-        self.lesion_distance = self._trilinear(signed_distance(lesion, volume.spacing), ijk)
+        self.to_index = volume.to_index
+        self.bone_field = signed_distance(volume.labels != BACKGROUND, volume.spacing)
+        self.lesion_field = signed_distance(lesion, volume.spacing)
+        self.bone_distance = self._trilinear(self.bone_field, ijk)
+        self.lesion_distance = self._trilinear(self.lesion_field, ijk)
         kind = _lesion_kind(volume.labels)
         self.lesion_kind = kind if np.isscalar(kind) else self._nearest(kind, ijk)
         self.away = away_from_patches(mesh, facet_tags, exclusion_mm)
@@ -141,13 +146,6 @@ class SharedMesh:
         lesion = inside & (self.lesion_distance < state.lesion_mm)
         return np.where(inside, np.where(lesion, self.lesion_kind, BONE), BACKGROUND).astype(np.uint8)
 
-    def cell_labels(self, state: SegmentationState) -> np.ndarray:
-        """Majority label per local cell (lytic, blastic, bone, void on a tie, in that order)."""
-        labels = self.sample_labels(state)
-        order = (LYTIC, BLASTIC, BONE, BACKGROUND)
-        counts = np.stack([np.bincount(self.cell, weights=labels == v, minlength=self.n_cells) for v in order], 1)
-        return np.array(order, np.int32)[np.argmax(counts, axis=1)]
-
     def modulus(self, state: SegmentationState, material: MaterialOptions) -> np.ndarray:
         """Element modulus (MPa) per local cell: the sample average, void samples at the floor."""
         labels = self.sample_labels(state)
@@ -155,8 +153,14 @@ class SharedMesh:
         return self._mean(np.where(labels == BACKGROUND, material.min_modulus * material.modulus_scale, E))
 
     def failure_points(self, state: SegmentationState, drawn_bone_mm: float = 0.0) -> FailurePoints:
-        """The lattice of `state`: averaged over and read in the cells that the state and the
-        outline as drawn (bone offset `drawn_bone_mm`) both hold as bone, away from the load patches."""
-        drawn = self.cell_labels(SegmentationState(drawn_bone_mm, -np.inf)) == BONE
-        bone = (self.cell_labels(state) == BONE) & drawn
-        return FailurePoints(self.average, bone, self.average.centred_in(bone & self.away))
+        """The lattice of `state`: points in bone tissue of both the state and the outline as drawn
+        (bone offset `drawn_bone_mm`), by the signed distances at the point itself (as
+        `bonefe.assessment.failure_points` reads the CT's label there), away from the load patches;
+        the spheres average over the quadrature points that are such bone."""
+        def bone(points: np.ndarray) -> np.ndarray:
+            ijk = self.to_index(points)
+            outline = self._trilinear(self.bone_field, ijk)
+            return ((outline < min(state.bone_mm, drawn_bone_mm))
+                    & (self._trilinear(self.lesion_field, ijk) >= state.lesion_mm))
+        return FailurePoints(self.average, self.average.point_weights(bone),
+                             self.average.centred_in(self.away) & bone(self.average.points))
