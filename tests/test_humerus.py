@@ -177,8 +177,11 @@ def test_tube_torsion_matches_beam_theory():
 
 def test_phantom_and_run_end_to_end(tmp_path_factory):
     """`bonefe phantom --site humerus` then `bonefe run` on it (coarse): the report speaks of the
-    humerus and walking with crutches, and the results carry the Mirels score of a humerus."""
+    humerus and walking with crutches, and the results carry the Mirels score of a humerus; a femur
+    lesion site is refused for the humerus phantom."""
     from bonefe.cli import main
+    from bonefe.errors import BonefeError
+    from bonefe.sites import site_of
 
     folder = Path(COMM.bcast(str(tmp_path_factory.mktemp("humerus")) if COMM.rank == 0 else None))
     if COMM.rank == 0:
@@ -197,9 +200,8 @@ def test_phantom_and_run_end_to_end(tmp_path_factory):
         assert {a["name"] for a in report["activities"]} == {"arm_elevation", "walking_with_crutches", "steering"}
         text = (folder / "run" / "report.html").read_text(encoding="utf-8")
         assert "Humerus (left)" in text and "Walking with crutches" in text
-    COMM.barrier()
-    if COMM.rank == 0:
-        assert main(["phantom", "--site", "humerus", "--lesion-site", "neck", "--out", str(folder / "bad")]) == 2
+    with pytest.raises(BonefeError, match="lesion_site must be one of surgical_neck"):
+        site_of("humerus").write_phantom({"lesion_site": "neck"}, folder / "bad", "nii.gz")
 
 
 def test_the_real_right_humerus_runs_end_to_end(tmp_path_factory):
