@@ -70,8 +70,9 @@ def test_a_partial_humerus_stands_on_the_image_superior_axis():
 def test_activity_forces_are_their_sources_maxima():
     """Magnitudes from the abstracts: Bergmann et al. 2011 (J Biomech 44:1543) forces up to 238 %BW
     raising the straight arm; Westerhoff et al. 2012 (Clin Biomech 27:711) up to 170 %BW walking
-    with crutches; Pandis et al. 2015 (Clin Biomech) in-vivo mean peak 60 %BW steering. The crutch
-    force points distally along the shaft (the load runs up the arm into the glenoid)."""
+    with crutches; a 2015 Clin Biomech driving study (PMC4577652) quotes an in-vivo mean peak of
+    60 %BW steering. The crutch force points distally along the shaft (the load runs up the arm into
+    the glenoid)."""
     from bonefe.sites.humerus.site import HumerusSetup
 
     _, frame = make_humerus_phantom(HumerusPhantomSpec(voxel_mm=2.0, lesion_site=None))

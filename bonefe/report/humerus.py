@@ -63,6 +63,7 @@ safety factor = allowed / peak force (safe from 2, avoid below 1). Crutches advi
 this shoulder: their verdict here is the humerus's.</p>
 {table(("Activity", "Peak force", "Safety factor", "Verdict", "Source"), activities)}
 {_strength(results)}{window_section(results)}{whatif_section(results)}{uncertainty_section(results)}
+<h2>Assumptions</h2><ul>{"".join(f"<li>{html.escape(a)}</li>" for a in results.get("assumptions", []))}</ul>
 <h2>Picture</h2><img src="strain.png" alt="maximum principal strain under the peak load of {html.escape(results['reference_activity'])}" width="600">
 <p>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by bonefe {html.escape(results['provenance']['bonefe'])}.</p>""")
 

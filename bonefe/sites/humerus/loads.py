@@ -14,9 +14,10 @@ Magnitudes (each read in the source's abstract in this session)
   or forearm crutches with complete or partial unloading of the legs (Westerhoff et al. 2012, Clin
   Biomech 27:711, abstract: "Maximum loads of up 170% of the bodyweight"; higher with forearm
   crutches in most patients). A maximum over patients and crutch types.
-* steering: 60 %BW, the in-vivo mean peak glenohumeral force of driving quoted by Pandis et al.
-  (2015, Clin Biomech, PMC4577652, abstract: "60 SD 1% body weight mean peak", against which their
-  model gave 61 ± 8 %BW); the in-vivo study it comes from is not named in the abstract
+* steering: 60 %BW, the in-vivo mean peak glenohumeral force of driving quoted by a 2015 Clin
+  Biomech musculoskeletal study of driving (UK National Shoulder Model; PubMed Central PMC4577652,
+  abstract: "60 SD 1% body weight mean peak", against which the model gave 61 ± 8 %BW; its authors
+  were not shown: unconfirmed); the in-vivo study the number comes from is not named in the abstract
   (presumably the OrthoLoad shoulder data; unconfirmed).
 
 Directions (assumptions: no force components were read in this session)
@@ -54,8 +55,8 @@ ALONG_SHAFT = np.array([0.0, 0.0, -1.0])
 
 B2011 = "Bergmann et al. 2011, J Biomech 44:1543 (abstract: forces up to 238 %BW, 6 patients)"
 W2012 = "Westerhoff et al. 2012, Clin Biomech 27:711 (abstract: up to 170 %BW, 6 patients)"
-P2015 = ("Pandis et al. 2015, Clin Biomech, PMC4577652 (abstract: in-vivo mean peak 60 ± 1 %BW; "
-         "in-vivo source not named: unconfirmed)")
+P2015 = ("Clin Biomech 2015 driving study, PubMed Central PMC4577652 (abstract: in-vivo mean peak "
+         "60 ± 1 %BW; authors and in-vivo source unconfirmed)")
 _ARTICULAR_NOTE = "assumed along the articular axis into the head (components not read: unconfirmed)"
 _SHAFT_NOTE = ("assumed along the shaft, distally (Westerhoff 2012 hypothesis for axillary crutches; "
                "unconfirmed)")
