@@ -67,6 +67,22 @@ def test_a_partial_humerus_stands_on_the_image_superior_axis():
     assert frame.basis()[0, 0] < -0.7  # medial of a left humerus points to the patient's right (−x in LPS)
 
 
+def test_landmarks_override_what_is_found():
+    """A given shaft axis and articular axis are used as given (the head is still fitted); the
+    femur's knee centre is no humerus landmark (one-line error)."""
+    from bonefe.errors import BonefeError
+
+    volume, truth = make_humerus_phantom(HumerusPhantomSpec(voxel_mm=1.5, lesion_site=None))
+    tilted = np.array([0.0, np.sin(np.radians(5.0)), np.cos(np.radians(5.0))])
+    neck = np.array([-0.6, 0.0, 0.8])
+    frame = humerus_frame(volume, "left", {"shaft_axis": list(tilted), "neck_axis": list(neck)})
+    assert np.allclose(frame.shaft_axis, tilted) and np.allclose(frame.neck_axis, neck)
+    assert (frame.shaft_from, frame.medial_from) == ("given", "given")
+    assert np.linalg.norm(frame.head_centre - truth.head_centre) < 1.0
+    with pytest.raises(BonefeError, match="unknown landmark 'knee_centre'"):
+        humerus_frame(volume, "left", {"knee_centre": [0.0, 0.0, 0.0]})
+
+
 def test_activity_forces_are_their_sources_maxima():
     """Magnitudes from the abstracts: Bergmann et al. 2011 (J Biomech 44:1543) forces up to 238 %BW
     raising the straight arm; Westerhoff et al. 2012 (Clin Biomech 27:711) up to 170 %BW walking

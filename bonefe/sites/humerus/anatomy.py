@@ -143,19 +143,21 @@ def head_sphere(volume, mask: np.ndarray, points: np.ndarray, axis: np.ndarray) 
     return centre, radius
 
 
-def shaft_line(points: np.ndarray, step: float, head_centre, head_radius: float,
-               axis: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
-    """A point on the shaft axis, its unit direction (distal → proximal) and how it was found (note 2)."""
-    for _ in range(3):
+def shaft_line(points: np.ndarray, step: float, head_centre, head_radius: float, axis: np.ndarray,
+               given: bool = False) -> tuple[np.ndarray, np.ndarray, str]:
+    """A point on the shaft axis, its unit direction (distal → proximal) and how it was found (note 2);
+    given: the axis is the case's and only the point is found (the same slabs, or the lowest one)."""
+    for _ in range(1 if given else 3):
         t = points @ axis
         top = float(np.asarray(head_centre) @ axis) - SHAFT_BELOW_HEAD_RADII * head_radius
         centroids = _slab_centroids(points, axis, step, t.min() + DISTAL_SKIP_MM, top)
         if len(centroids) < 3 or np.ptp(centroids @ axis) < MIN_SHAFT_MM:
-            t = points @ IMAGE_SUPERIOR
-            low = points[t <= t.min() + 2.0 * step]
-            return low.mean(axis=0), IMAGE_SUPERIOR.copy(), "image superior"
-        axis = _principal(centroids)
-    return centroids.mean(axis=0), axis, "diaphysis"
+            axis = axis if given else IMAGE_SUPERIOR.copy()
+            t = points @ axis
+            return points[t <= t.min() + 2.0 * step].mean(axis=0), axis, "given" if given else "image superior"
+        if not given:
+            axis = _principal(centroids)
+    return centroids.mean(axis=0), axis, "given" if given else "diaphysis"
 
 
 def neck_axis(head_centre, point, axis, side: str) -> tuple[np.ndarray, str]:
@@ -193,10 +195,7 @@ def humerus_frame(volume, side: str = "left", overrides: dict | None = None) -> 
         centre = found_centre if centre is None else centre
         radius = found_radius if radius is None else radius
     step = float(volume.spacing.max())
-    if "shaft_axis" in given:
-        point, shaft_from = _slab_centroids(points, axis, step, -np.inf, np.inf).mean(axis=0), "given"
-    else:
-        point, axis, shaft_from = shaft_line(points, step, centre, radius, axis)
+    point, axis, shaft_from = shaft_line(points, step, centre, radius, axis, given="shaft_axis" in given)
     if "neck_axis" in given:
         neck, medial_from = given["neck_axis"], "given"
     else:
