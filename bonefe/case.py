@@ -41,7 +41,7 @@ class Patient:
     """What the model needs of the patient — never a name, ID or date.
 
     body_mass_kg: body mass (kg); body weight BW = mass × 9.81 N scales every activity load.
-    side: which femur ("left" or "right").
+    side: which femur or humerus ("left" or "right").
     pain: Mirels pain component when the clinician supplies it.
     height_m: body height (m) for the sideways-fall impact force; default 1.70 m, the reference
         height of the impact formula (`bonefe.sites.femur.fall.impact_force`, van den Kroonenberg et al. 1995).

@@ -8,6 +8,7 @@ from pathlib import Path
 from bonefe import __version__
 from bonefe.errors import BonefeError
 from bonefe.sites.femur.lesions import SITE_NAMES
+from bonefe.sites.humerus.lesions import SITES as HUMERUS_SITES
 from bonefe.sites.vertebra.lesions import SITES as VERTEBRA_SITES
 
 DESCRIPTION = """\
@@ -17,6 +18,8 @@ CT-based finite-element fracture risk for bones with metastases.
       write a synthetic proximal-femur CT and label map to try things on
   bonefe phantom --site vertebra --level L1 --lesion-site central|posterior-wall|pedicle|... --out DIR
       a synthetic vertebra (cortical shell, endplates, trabecular core, posterior elements) with a lesion
+  bonefe phantom --site humerus --lesion-site surgical_neck|proximal_shaft|mid_shaft|distal --out DIR
+      a synthetic humerus (head, tuberosity, shaft; cortex, marrow, trabecular bone) with a lesion
   bonefe phantom --surface OUTER.stl [--inner INNER.stl] --out DIR [--voxel 1 --lesion-site ...]
       the same from a real bone surface (STL/VTK/PLY, mm): cortex, trabecular bone, lesion
       (--body tissues[+rods]: inside a body with air, fat, muscle, a vessel [and a rod phantom])
@@ -69,14 +72,15 @@ def _parser() -> argparse.ArgumentParser:
 
     phantom = commands.add_parser("phantom", help="write a synthetic proximal-femur CT + label map")
     phantom.add_argument("--out", type=Path, required=True, help="output folder")
-    phantom.add_argument("--site", default="femur", choices=["femur", "vertebra"],
+    phantom.add_argument("--site", default="femur", choices=["femur", "vertebra", "humerus"],
                          help="which bone (default: femur)")
     phantom.add_argument("--level", default="L1", help="--site vertebra: spinal level, C1-L5 (default: L1)")
-    phantom.add_argument("--lesion-site", "--lesion", choices=[*SITE_NAMES, *VERTEBRA_SITES, "none"],
-                         help="where the lesion sits (default: neck = neck_superolateral; vertebra: central)")
+    phantom.add_argument("--lesion-site", "--lesion", choices=[*SITE_NAMES, *VERTEBRA_SITES, *HUMERUS_SITES, "none"],
+                         help="where the lesion sits (default: neck = neck_superolateral; vertebra: central; "
+                              "humerus: mid_shaft)")
     phantom.add_argument("--lesion-type", default="lytic", choices=["lytic", "blastic"])
     phantom.add_argument("--lesion-diameter", "--size", type=float, metavar="MM",
-                         help="lesion diameter in mm (default: 20; vertebra: 15)")
+                         help="lesion diameter in mm (default: 20; vertebra: 15; humerus: 16)")
     phantom.add_argument("--cortical-involvement", type=float, default=0.5, metavar="FRACTION",
                          help="fraction 0-1 of the local cortex the lesion erodes (default: 0.5)")
     phantom.add_argument("--side", default="left", choices=["left", "right"])
@@ -201,11 +205,11 @@ def _phantom(args) -> int:
     """`bonefe phantom`: the procedural femur, or (--surface) a real bone surface made into a CT."""
     from bonefe.schema import build
 
-    if args.site == "vertebra":
-        return _vertebra_phantom(args)
+    if args.site != "femur":
+        return _site_phantom(args)
     lesion_site = args.lesion_site or "neck"
     if lesion_site not in (*SITE_NAMES, "none"):
-        raise BonefeError(f"--lesion-site {lesion_site} is a vertebra site; femur sites: {', '.join(SITE_NAMES)}")
+        raise BonefeError(f"--lesion-site {lesion_site} is not a femur site: choose from {', '.join(SITE_NAMES)}")
     common = {
         "side": args.side, "voxel_mm": 1.0 if args.voxel is None else args.voxel, "noise_hu": args.noise, "seed": args.seed,
         "lesion_site": None if lesion_site == "none" else lesion_site,
@@ -234,19 +238,29 @@ def _phantom(args) -> int:
     return 0
 
 
-def _vertebra_phantom(args) -> int:
-    """`bonefe phantom --site vertebra`: the procedural vertebra of `bonefe.sites.vertebra.phantom`."""
+PHANTOM_DEFAULTS = {"vertebra": {"lesion_site": "central", "lesion_diameter_mm": 15.0, "voxel_mm": 0.6},
+                    "humerus": {"lesion_site": "mid_shaft", "lesion_diameter_mm": 16.0, "voxel_mm": 1.0}}
+"""`bonefe phantom` defaults of the sites other than the femur's."""
+
+
+def _site_phantom(args) -> int:
+    """`bonefe phantom --site vertebra|humerus`: the site's procedural phantom (`Site.write_phantom`)."""
     from bonefe.sites import site_of
 
-    lesion_site = args.lesion_site or "central"
-    if lesion_site not in (*VERTEBRA_SITES, "none"):
-        raise BonefeError(f"--lesion-site {lesion_site} is not a vertebra site: choose from {', '.join(VERTEBRA_SITES)}")
+    site, defaults = site_of(args.site), PHANTOM_DEFAULTS[args.site]
+    lesion_site = args.lesion_site or defaults["lesion_site"]
+    if lesion_site not in (*site.lesion_sites, "none"):
+        raise BonefeError(f"--lesion-site {lesion_site} is not a {site.name} site: choose from "
+                          f"{', '.join(site.lesion_sites)}")
     if args.surface is not None or args.body:
-        raise BonefeError("--surface and --body are femur options; leave them out with --site vertebra")
-    options = {"level": args.level, "lesion_site": None if lesion_site == "none" else lesion_site,
-               "lesion_type": args.lesion_type, "lesion_diameter_mm": 15.0 if args.lesion_diameter is None else args.lesion_diameter,
-               "voxel_mm": 0.6 if args.voxel is None else args.voxel, "noise_hu": args.noise, "seed": args.seed}
-    for kind, path in site_of("vertebra").write_phantom(options, args.out, args.format).items():
+        raise BonefeError(f"--surface and --body are femur options; leave them out with --site {site.name}")
+    options = {"lesion_site": None if lesion_site == "none" else lesion_site, "lesion_type": args.lesion_type,
+               "lesion_diameter_mm": defaults["lesion_diameter_mm"] if args.lesion_diameter is None else args.lesion_diameter,
+               "voxel_mm": defaults["voxel_mm"] if args.voxel is None else args.voxel, "noise_hu": args.noise,
+               "seed": args.seed}
+    options.update({"level": args.level} if site.name == "vertebra" else
+                   {"side": args.side, "cortical_involvement": args.cortical_involvement})
+    for kind, path in site.write_phantom(options, args.out, args.format).items():
         print(f"{kind:>8}: {path}")
     return 0
 

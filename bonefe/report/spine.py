@@ -9,9 +9,7 @@ import html
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bonefe.outputs import atomic_write_bytes, atomic_write_json, atomic_write_text
-from bonefe.report.pictures import png_bytes, render_strain
-from bonefe.schema import plain_values
+from bonefe.report.sections import page, table, uncertainty_section, whatif_section, window_section, write_site_report
 
 DISCLAIMER = ("Research software: a finite-element estimate of vertebral strength and spinal instability "
               "scoring from the CT. It supports and never replaces the judgement of the treating team.")
@@ -20,55 +18,11 @@ SINS_ADVICE = {"stable": "SINS 0-6: stable; no surgical consultation needed for 
                "unstable": "SINS 13-18: unstable; surgical consultation is recommended."}
 
 
-def _rows(header, rows) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
 def _sins_text(sins: dict) -> str:
     lo, hi = sins["total"]
     total = f"{lo}" if lo == hi else f"{lo}-{hi} (pain or alignment not given)"
     advice = " ".join(SINS_ADVICE[c] for c in dict.fromkeys(sins["categories"]))
     return f"SINS {total}. {advice}"
-
-
-def _whatif(results: dict) -> str:
-    """What-if tables (lesion growth, re-mineralisation), empty without them."""
-    parts = []
-    for key, title, unit in (("whatif_growth", "Lesion growth", "mm"), ("whatif_remineralisation",
-                                                                        "Re-mineralisation", "fraction")):
-        series = results.get(key)
-        if series:
-            rows = [(f"{s['value']:g} {unit}", f"{s['equivalent_diameter_mm']:.0f} mm", f"{s['failure_load_n']:.0f} N",
-                     s["risk_category"]) for s in series["steps"]]
-            parts.append(f"<h3>{title}</h3>" + _rows(("Step", "Lesion (equivalent diameter)", "Failure load", "Risk"),
-                                                      rows))
-    return ("<h2>What if</h2>" + "".join(parts)) if parts else ""
-
-
-def _uncertainty(results: dict) -> str:
-    u = results.get("uncertainty")
-    if not u:
-        return ""
-    n = len(u["samples"])
-    what = (f"{100 * u['interval']:g} % interval of {n} samples" if u["expected_coverage"] + 1e-9 >= u["interval"]
-            else f"range of {n} samples, expected coverage {100 * u['expected_coverage']:.0f} %")
-    return (f"<h2>Uncertainty</h2><p>Failure load {u['lower_n']:.0f}-{u['upper_n']:.0f} N "
-            f"({what}); risk categories at the nominal "
-            f"load and the interval's ends: {html.escape(', '.join(u['categories']))}; most from "
-            f"{html.escape(u['dominant_words'])}.</p>")
-
-
-def _window(results: dict) -> str:
-    w = results.get("exercise_window")
-    if not w:
-        return ""
-    rows = [(r["label"], f"{r['safety_factor']:.2f}", r["verdict"], f"{100 * r['stimulus']['region_above_high']:.0f} %",
-             "yes" if r["in_window"] else "no") for r in w["rows"]]
-    return (f"<h2>Exercise window</h2><p>Region: {html.escape(w['region'])}; in the window when safe and at least "
-            f"{100 * w['target_fraction']:.0f} % of the region reaches {1e6 * w['mes_high']:.0f} µε.</p>"
-            + _rows(("Activity", "Safety factor", "Verdict", "Region above threshold", "In window"), rows))
 
 
 def render_spine_html(results: dict) -> str:
@@ -86,38 +40,25 @@ def render_spine_html(results: dict) -> str:
                    f"{a['peak_force_n']:.0f} N", f"{a['safety_factor']:.2f}", a["verdict"], a["reference"])
                   for a in results["activities"]]
     components = [(k.replace("_", " "), v[0] if v[0] == v[1] else f"{v[0]}-{v[1]}") for k, v in sins["components"].items()]
-    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>bonefe vertebra report</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #bbb;padding:3px 8px}}</style></head><body>
-<h1>Vertebra {html.escape(level)}: {html.escape(results['risk_category'])} risk</h1>
+    return page("bonefe vertebra report", f"""<h1>Vertebra {html.escape(level)}: {html.escape(results['risk_category'])} risk</h1>
 <p>{html.escape(DISCLAIMER)}</p>
-<h2>Finite-element result</h2>{_rows(("Quantity", "Value"), key)}
+<h2>Finite-element result</h2>{table(("Quantity", "Value"), key)}
 <h2>Spinal Instability Neoplastic Score</h2><p>{html.escape(_sins_text(sins))}</p>
-{_rows(("Component", "Points"), components)}
+{table(("Component", "Points"), components)}
 <p>Body involvement {100 * sins['body_involvement']:.0f} %; posterolateral involvement:
 {html.escape(', '.join(sins['posterolateral_sides']) or 'none')}; collapse:
 {'not measured (no whole neighbour)' if sins['collapse_fraction'] is None else f"{100 * sins['collapse_fraction']:.0f} % height loss"}.</p>
-<h2>Strength under each load direction</h2>{_rows(("Unit load", "Allowed", "Where", "Mode"), units)}
+<h2>Strength under each load direction</h2>{table(("Unit load", "Allowed", "Where", "Mode"), units)}
 <h2>Activities and exercise</h2>
 <p>Peak compressive force on the vertebral body from in-vivo data, scaled to {bw:.0f} N body weight;
 safety factor = allowed / peak force (safe from 2, avoid below 1). Flexion, lifting and twisting
 are the movements spinal guidance restricts in patients with an unstable spine.</p>
-{_rows(("Activity", "Peak force", "Safety factor", "Verdict", "Source"), activities)}
-{_window(results)}{_whatif(results)}{_uncertainty(results)}
+{table(("Activity", "Peak force", "Safety factor", "Verdict", "Source"), activities)}
+{window_section(results)}{whatif_section(results)}{uncertainty_section(results)}
 <h2>Picture</h2><img src="strain.png" alt="maximum principal strain under the peak load of {html.escape(results['reference_activity'])}" width="600">
-<p>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by bonefe {html.escape(results['provenance']['bonefe'])}.</p>
-</body></html>"""
+<p>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by bonefe {html.escape(results['provenance']['bonefe'])}.</p>""")
 
 
 def write_spine_report(out_dir, results: dict, picture_mesh: dict | None = None) -> dict[str, Path]:
     """report.json, report.html and (given the gathered mesh) strain.png in out_dir."""
-    out_dir = Path(out_dir)
-    results = plain_values(results)
-    paths = {"json": out_dir / "report.json", "html": out_dir / "report.html"}
-    atomic_write_json(paths["json"], {"schema": "bonefe-vertebra-report/1", **results})
-    if picture_mesh is not None:
-        paths["png"] = out_dir / "strain.png"
-        image = render_strain(picture_mesh, results["failure_location_mm"])
-        atomic_write_bytes(paths["png"], png_bytes(image))
-    atomic_write_text(paths["html"], render_spine_html(results))
-    return paths
+    return write_site_report(out_dir, results, picture_mesh, "bonefe-vertebra-report/1", render_spine_html)

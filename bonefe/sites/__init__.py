@@ -4,7 +4,7 @@ interface; this package is the registry that knows them all, above every site)."
 from bonefe.errors import BonefeError
 from bonefe.sites.base import Site
 
-SITES = ("femur", "vertebra")
+SITES = ("femur", "vertebra", "humerus")
 """Sites a case file may name (`site:`); femur is the default."""
 
 
@@ -18,6 +18,10 @@ def site_of(name: str) -> Site:
         from bonefe.sites.vertebra.site import VERTEBRA
 
         return VERTEBRA
+    if name == "humerus":
+        from bonefe.sites.humerus.site import HUMERUS
+
+        return HUMERUS
     raise BonefeError(f"unknown bone site '{name}': choose from {', '.join(SITES)}")
 
 

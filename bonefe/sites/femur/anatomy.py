@@ -132,12 +132,12 @@ def _principal_direction(points: np.ndarray) -> np.ndarray:
     return np.linalg.eigh(centred.T @ centred)[1][:, -1]
 
 
-def _check_overrides(overrides: dict | None) -> dict:
-    """Landmark overrides as float arrays; BonefeError for unknown keys or degenerate values."""
+def check_overrides(overrides: dict | None, allowed: tuple[str, ...] = OVERRIDES) -> dict:
+    """Landmark overrides (names in `allowed`) as float arrays; BonefeError for unknown keys or degenerate values."""
     overrides = dict(overrides or {})
-    unknown = sorted(set(overrides) - set(OVERRIDES))
+    unknown = sorted(set(overrides) - set(allowed))
     if unknown:
-        raise BonefeError(f"landmarks: unknown landmark '{unknown[0]}' (allowed: {', '.join(OVERRIDES)})")
+        raise BonefeError(f"landmarks: unknown landmark '{unknown[0]}' (allowed: {', '.join(allowed)})")
     checked = {}
     for key, value in overrides.items():
         array = np.asarray(value, float)
@@ -336,7 +336,7 @@ def femur_frame(volume, side: str = "left", overrides: dict | None = None) -> Fe
     """
     if side not in ("left", "right"):
         raise BonefeError(f"side must be 'left' or 'right' (got {side!r})")
-    given = _check_overrides(overrides)
+    given = check_overrides(overrides)
     bone = _Bone.from_volume(volume)
     point, axis = shaft_line(bone, given.get("shaft_axis"))
     centre, radius = given.get("head_centre"), given.get("head_radius")
@@ -432,7 +432,7 @@ class ExteriorFacets:
         return cls(facets, midpoint, normal * (outward / np.maximum(2.0 * area, 1e-300))[:, None], area)
 
 
-def _support(facets: ExteriorFacets, frame: FemurFrame) -> np.ndarray:
+def support_facets(facets: ExteriorFacets, frame: FemurFrame) -> np.ndarray:
     """The distal cut (no knee in the model), or the shaft potted below POTTED_BELOW_HEAD_MM."""
     axis = _unit(frame.shaft_axis)
     if frame.knee_centre is not None:
@@ -441,7 +441,7 @@ def _support(facets: ExteriorFacets, frame: FemurFrame) -> np.ndarray:
     return (height <= SUPPORT_TOLERANCE_MM) & (facets.normal @ axis <= -np.cos(np.radians(SUPPORT_NORMAL_DEG)))
 
 
-def _head_cap(facets: ExteriorFacets, frame: FemurFrame, cap_axis, half_angle_deg: float) -> np.ndarray:
+def head_cap(facets: ExteriorFacets, frame: FemurFrame, cap_axis, half_angle_deg: float) -> np.ndarray:
     offset = facets.midpoint - frame.head_centre
     distance = np.linalg.norm(offset, axis=1)
     on_sphere = np.abs(distance - frame.head_radius) <= HEAD_SHELL * frame.head_radius
@@ -482,8 +482,8 @@ def boundary_tags(mesh, frame: FemurFrame, cap_axis=None, cap_half_angle_deg: fl
     facets = ExteriorFacets.of(mesh)
     values = np.zeros(len(facets.index), np.int32)
     values[_trochanter(facets, frame, trochanter_radius_mm, mesh.comm)] = TROCHANTER
-    values[_head_cap(facets, frame, cap_axis, cap_half_angle_deg)] = HEAD
-    values[_support(facets, frame)] = SUPPORT
+    values[head_cap(facets, frame, cap_axis, cap_half_angle_deg)] = HEAD
+    values[support_facets(facets, frame)] = SUPPORT
     areas = mesh.comm.allreduce(np.bincount(values, weights=facets.area, minlength=4), op=MPI.SUM)
     hints = {SUPPORT: ("distal support", "distal_centre and shaft_axis"),
              HEAD: ("femoral head contact", "head_centre and head_radius"),
@@ -508,7 +508,7 @@ def fall_patches(mesh, frame: FemurFrame, direction) -> tuple[np.ndarray, np.nda
     direction = _unit(np.asarray(direction, float))
     superior = frame.basis()[:, 2]
     facets = ExteriorFacets.of(mesh)
-    head = _head_cap(facets, frame, -direction, CAP_HALF_ANGLE_DEG)
+    head = head_cap(facets, frame, -direction, CAP_HALF_ANGLE_DEG)
     trochanter = _trochanter(facets, frame, TROCHANTER_RADIUS_MM, mesh.comm,
                              direction - (direction @ superior) * superior) & ~head
     for name, chosen in (("head contact", head), ("greater trochanter support", trochanter)):

@@ -116,14 +116,21 @@ def sphere_centre(point, inward, thickness: float, radius: float, involvement: f
 def place_lesion(site: str, frame: FemurFrame, bone: BoneSurface, diameter_mm: float, involvement: float,
                  lesion_type: str = "lytic") -> Lesion:
     """The lesion sphere at `site` of the bone: diameter (mm), cortical involvement c in [0, 1]."""
+    site = canonical_site(site)
+    return lesion_on_ray(site, site_ray(site, frame), bone, diameter_mm, involvement, lesion_type)
+
+
+def lesion_on_ray(site: str, ray: tuple[np.ndarray, np.ndarray], bone: BoneSurface, diameter_mm: float,
+                  involvement: float, lesion_type: str = "lytic") -> Lesion:
+    """The lesion sphere anchored where the ray (start inside the bone, direction) leaves the bone
+    (module docstring), for any long bone: diameter (mm), cortical involvement c in [0, 1]."""
     if not 0.0 <= involvement <= 1.0:
         raise BonefeError(f"cortical_involvement must be between 0 and 1 (got {involvement})")
     if not diameter_mm > 0:
         raise BonefeError(f"lesion diameter must be positive (got {diameter_mm} mm)")
     if lesion_type not in ("lytic", "blastic"):
         raise BonefeError(f"lesion type must be lytic or blastic (got {lesion_type!r})")
-    site = canonical_site(site)
-    point, inward = bone.hit(*site_ray(site, frame))
+    point, inward = bone.hit(*ray)
     thickness = float(bone.cortical_thickness(point, inward))
     radius = diameter_mm / 2.0
     return Lesion(site, sphere_centre(point, inward, thickness, radius, involvement), radius,
@@ -172,7 +179,7 @@ class VoxelBone:
         values = self._sample(field, np.asarray(start) + steps[:, None] * direction, outside=np.inf)
         if values[0] >= 0 or not (values > 0).any():
             raise BonefeError("lesion placement: the site's ray does not start inside the bone or never leaves "
-                              "it; check the femur frame (landmarks in the case file)")
+                              "it; check the bone's frame (landmarks in the case file)")
         first = int(np.argmax(values > 0))
         lo, hi = steps[first - 1], steps[first]
         while hi - lo > 1e-3:

@@ -35,6 +35,7 @@ thickness, so separate stretches add up and gaps do not count.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,13 +166,19 @@ def _size_points(fraction: float) -> int:
     return 1 if fraction < 1.0 / 3.0 else (2 if fraction <= 2.0 / 3.0 else 3)
 
 
-def mirels_score(volume: Volume, frame: FemurFrame, pain: str | None = None) -> MirelsScore | None:
-    """Mirels score of the worst lesion of the bone (module doc); None without lesion voxels."""
+def mirels_score(volume: Volume, frame: FemurFrame, pain: str | None = None,
+                 site_points: Callable[[np.ndarray, FemurFrame], int] | None = None) -> MirelsScore | None:
+    """Mirels score of the worst lesion of the bone (module doc); None without lesion voxels.
+
+    frame: any long-bone frame with head_centre, head_radius, shaft_axis, neck_axis and distal_centre
+    (the local axes of the size); site_points: the site component of a lesion centroid (world mm),
+    by default the femur's (peritrochanteric 3, else lower limb 2); the humerus passes upper limb 1."""
+    site_of_lesion = _site if site_points is None else site_points
     scores = []
     for lesion in lesions(volume):
         centroid = volume.to_world(np.argwhere(lesion)).mean(axis=0)
         fraction = size_fraction(volume, lesion, frame)
-        site, kind, size = _site(centroid, frame), _type(volume, lesion), _size_points(fraction)
+        site, kind, size = site_of_lesion(centroid, frame), _type(volume, lesion), _size_points(fraction)
         pain_points = PAIN_POINTS[pain] if pain is not None else None
         low = site + kind + size + (pain_points or 1)
         high = site + kind + size + (pain_points or 3)
