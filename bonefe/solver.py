@@ -22,6 +22,7 @@ energies) are MPI reductions, so results do not depend on the number of ranks.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import shutil
@@ -210,6 +211,18 @@ def principal_strains(eps: np.ndarray) -> np.ndarray:
     return np.column_stack([e1, np.clip(3.0 * q - e1 - e3, e3, e1), e3])  # clip: rounding at ε1 = ε2
 
 
+def release_petsc_garbage(comm) -> None:
+    """Destroy the PETSc objects of solvers gone out of use on `comm` (collective).
+
+    On more than one rank petsc4py does not destroy a parallel object when Python frees it (destroy
+    is collective, freeing is not): it parks it until `PETSc.garbage_cleanup`. Each parked solver
+    holds about 14 MPI communicators (GAMG's levels), and MPICH has about 2000: a process that sets
+    up solver after solver on one mesh (what-if states, uncertainty draws, a test session) ran out
+    of them and was killed."""
+    gc.collect()
+    PETSc.garbage_cleanup(comm)
+
+
 class ElasticitySolver:
     """Linear elastic bone model with one assembled operator and one reusable KSP.
 
@@ -232,6 +245,7 @@ class ElasticitySolver:
                  springs: Sequence[tuple[np.ndarray, float, np.ndarray]] = ()):
         self.mesh = mesh
         self.comm = mesh.comm
+        release_petsc_garbage(self.comm)
         self._check_material(E, nu)
         self.E = cell_function(mesh, E, "E")
         self.nu = cell_function(mesh, nu, "nu")
