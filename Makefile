@@ -1,6 +1,7 @@
 # bonefe — two commands for a fresh machine:
 #   make demo   build the environment, make a synthetic femur CT with a lytic lesion, run the whole chain
 #   make followup-demo  the demo patient scanned three times: growth, then healing (runs/followup-demo)
+#   make spine-followup-demo  the same for a vertebra (runs/spine-followup-demo)
 #   make test   build the environment, run the test suite serially and under MPI (2 ranks)
 #   make serve  the web service for clinicians on http://127.0.0.1:8000/ (docs/service.md)
 
@@ -27,7 +28,7 @@ MPI_TESTS_B := tests/test_fall.py tests/test_demo.py \
 MPI_TESTS_C := tests/test_sites.py tests/test_femur_golden.py tests/test_followup_fe.py tests/test_failure_points.py
 MPI_TESTS := $(MPI_TESTS_A) $(MPI_TESTS_B) $(MPI_TESTS_C)
 
-.PHONY: venv demo spine-demo followup-demo test serve benchmarks clean
+.PHONY: venv demo spine-demo followup-demo spine-followup-demo test serve benchmarks clean
 
 venv: $(VENV)/.installed
 
@@ -47,11 +48,20 @@ spine-demo: venv
 
 FOLLOWUP_DIR := cases/data/followup-demo
 # The follow-up demo: the demo patient's 20 mm lytic calcar lesion grown to 26 mm by day 90, then
-# re-mineralised half way by day 180, each later scan moved a few mm and degrees (bonefe.followup.synthetic).
+# re-mineralised half way by day 180, each later scan moved a few mm and degrees (bonefe.sites.femur.series).
 followup-demo: venv
-	$(BIN)/python -m bonefe.followup.synthetic $(FOLLOWUP_DIR)
+	$(BIN)/python -m bonefe.sites.femur.series $(FOLLOWUP_DIR)
 	$(BIN)/mpirun -n $(NP) $(BIN)/bonefe followup $(FOLLOWUP_DIR)/demo-followup-0.yaml \
 	  $(FOLLOWUP_DIR)/demo-followup-1.yaml $(FOLLOWUP_DIR)/demo-followup-2.yaml --output runs/followup-demo
+
+SPINE_FOLLOWUP_DIR := cases/data/spine-followup-demo
+# The vertebra's follow-up demo: an L1 phantom's 12 mm central lytic lesion grown to 16 mm by day 90,
+# then re-mineralised half way by day 180, each later scan moved (bonefe.sites.vertebra.series).
+spine-followup-demo: venv
+	$(BIN)/python -m bonefe.sites.vertebra.series $(SPINE_FOLLOWUP_DIR)
+	$(BIN)/mpirun -n $(NP) $(BIN)/bonefe followup $(SPINE_FOLLOWUP_DIR)/spine-followup-0.yaml \
+	  $(SPINE_FOLLOWUP_DIR)/spine-followup-1.yaml $(SPINE_FOLLOWUP_DIR)/spine-followup-2.yaml \
+	  --output runs/spine-followup-demo
 
 demo: venv
 	$(BIN)/bonefe phantom --out $(PHANTOM_DIR) $(DEMO_LESION)
