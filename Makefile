@@ -56,11 +56,12 @@ followup-demo: venv
 
 SPINE_FOLLOWUP_DIR := cases/data/spine-followup-demo
 # The vertebra's follow-up demo: an L1 phantom's 12 mm central lytic lesion grown to 16 mm by day 90,
-# then re-mineralised half way by day 180, each later scan moved (bonefe.sites.vertebra.series).
+# then re-mineralised half way by day 180 and wholly by day 270, each later scan moved (bonefe.sites.vertebra.series).
 spine-followup-demo: venv
 	$(BIN)/python -m bonefe.sites.vertebra.series $(SPINE_FOLLOWUP_DIR)
 	$(BIN)/mpirun -n $(NP) $(BIN)/bonefe followup $(SPINE_FOLLOWUP_DIR)/spine-followup-0.yaml \
 	  $(SPINE_FOLLOWUP_DIR)/spine-followup-1.yaml $(SPINE_FOLLOWUP_DIR)/spine-followup-2.yaml \
+	  $(SPINE_FOLLOWUP_DIR)/spine-followup-3.yaml \
 	  --output runs/spine-followup-demo
 
 demo: venv

@@ -2,7 +2,8 @@
 
 The L1 phantom (`bonefe.sites.vertebra.phantom`) with a central lytic lesion; each later scan is
 placed by a known rigid motion about the body centre (`MOTIONS`, in turn):
-- `demo_scans`: 12 mm at day 0, grown to 16 mm by day 90, re-mineralised half-way by day 180;
+- `demo_scans`: 12 mm at day 0, grown to 16 mm by day 90, re-mineralised half-way by day 180 and
+  wholly (the lesion-free twin's HU, labels kept) by day 270: growth, then healing at 0.5/90 days;
 - `growth_scans`: a lesion whose volume doubles every T days, diameter d(t) = d₀·2^{t/(3T)} (the
   voxelised balls follow it to within their voxel error);
 - `conversion_scans`: a 14 mm lytic lesion turned blastic (sclerotic: the twin's HU + 200 HU).
@@ -24,7 +25,7 @@ LEVEL = "L1"
 MOTIONS = (([0.0, 0.0, 0.0], [0.0, 0.0, 0.0]), ([2.0, -1.5, 3.0], [2.0, -1.0, 3.0]),
            ([-1.5, 2.0, -2.5], [-3.0, 1.5, 1.0]), ([1.0, 1.0, -1.5], [1.0, 2.0, -2.0]))
 """Placements: x-y-z Euler angles (deg) about the body centre, translation (mm); the first is the baseline's."""
-DEMO_DAYS = (0.0, 90.0, 180.0)
+DEMO_DAYS = (0.0, 90.0, 180.0, 270.0)
 CONVERSION_EXCESS_HU = 200.0
 """A converted (sclerotic) lesion's HU above the lesion-free twin's."""
 
@@ -50,7 +51,7 @@ def placed(volumes: list[Volume]) -> list[tuple[Volume, np.ndarray]]:
 
 def demo_scans(voxel_mm: float = 1.0) -> list[tuple[Volume, np.ndarray]]:
     grown = phantom(16.0, voxel_mm)
-    return placed([phantom(12.0, voxel_mm), grown, remineralised_scan(grown, 0.5)])
+    return placed([phantom(12.0, voxel_mm), grown, remineralised_scan(grown, 0.5), remineralised_scan(grown, 1.0)])
 
 
 def growth_scans(days, doubling_days: float, first_mm: float, voxel_mm: float) -> list[tuple[Volume, np.ndarray]]:
@@ -63,7 +64,7 @@ def conversion_scans(voxel_mm: float) -> list[tuple[Volume, np.ndarray]]:
 
 
 def write_demo(out: Path, mesh_size_mm: float = 3.0, voxel_mm: float = 1.0) -> list[Path]:
-    """Write the demo series (module docstring); returns its three case files in time order."""
+    """Write the demo series (module docstring); returns its four case files in time order."""
     return write_series(out, "spine-followup", demo_scans(voxel_mm), DEMO_DAYS, case_keys(mesh_size_mm))
 
 
