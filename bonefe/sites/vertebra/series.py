@@ -30,9 +30,9 @@ CONVERSION_EXCESS_HU = 200.0
 """A converted (sclerotic) lesion's HU above the lesion-free twin's."""
 
 
-def case_keys(mesh_size_mm: float = 3.0, body_mass_kg: float = 70.0) -> dict:
+def case_keys(mesh_size_mm: float = 3.0, body_mass_kg: float = 70.0, level: str = LEVEL) -> dict:
     """A vertebra scan's case keys besides its images and days (as cases/spine-l1-lytic.yaml)."""
-    return {"site": "vertebra", "level": LEVEL, "patient": {"body_mass_kg": body_mass_kg},
+    return {"site": "vertebra", "level": level, "patient": {"body_mass_kg": body_mass_kg},
             "mesh": {"size_mm": mesh_size_mm}, "material": {"law": "morgan2003_vertebra"},
             "spine": {"layer": "disc"}, "activities": ["standing", "forward_flexion", "lifting_from_ground"]}
 
