@@ -2,8 +2,8 @@
 (`bonefe.sites.vertebra.series`; 1 mm voxels, 4 mm mesh; each later scan placed by a known rigid motion):
 
 - growth, then healing: 12 mm lytic lesion, 16 mm at day 90, re-mineralised half-way by day 180 and
-  wholly by day 270 (the lesion-free twin's HU, labels kept): healing fractions 0, 0, 0.5, 1 and a
-  three-scan healing trend of 0.5 per 90 days;
+  wholly by day 270 (the lesion-free twin's HU, labels kept), every scan with its own 20 HU noise:
+  healing fractions 0, 0, 0.5, 1 and a three-scan healing trend of 0.5 per 90 days;
 - a growth trend over four scans: volume doubling every 60 days (diameter 9 mm · 2^{t/180 d});
 - lytic → blastic conversion: the lesion takes the twin's HU + 200 HU and the blastic label, so its
   healing fraction is 1 + 200 / (180 − 40) (phantom trabecular HU 180, lytic lesion HU 40).
@@ -30,6 +30,9 @@ COMM = MPI.COMM_WORLD
 VOXEL_MM = 1.0
 MESH_MM = 4.0
 BODY_MASS_KG = 70.0
+NOISE_HU = 20.0
+"""Scan noise (SD, HU) of the growth-then-healing series: the healing fractions scatter, so the
+healing trend's interval is not empty."""
 TREND_DAYS = (0.0, 60.0, 120.0, 180.0)
 DOUBLING_DAYS = 60.0
 CONVERSION_DAYS = (0.0, 120.0)
@@ -50,7 +53,7 @@ def _followup(tmp_path_factory, name, scans, days) -> dict:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    return _followup(tmp_path_factory, "spine-demo", demo_scans(VOXEL_MM), DEMO_DAYS)
+    return _followup(tmp_path_factory, "spine-demo", demo_scans(VOXEL_MM, NOISE_HU), DEMO_DAYS)
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +84,8 @@ def test_registration_recovers_the_known_motions(demo):
 
 
 def test_growth_then_healing_lesions_and_trend(demo):
-    """Volumes exact, one lesion matched per scan; healing fractions 0, 0, 0.5, 1 (± 0.03: resampling
-    of a rotated scan); the course is healing, fitted on the last three scans (the trailing healing
+    """Volumes exact, one lesion matched per scan; healing fractions 0, 0, 0.5, 1 (± 0.03: noise and
+    resampling of a rotated scan); the course is healing, fitted on the last three scans (the trailing healing
     run) at 0.5 per 90 days with a 95 % interval holding it, R² ≈ 1, and nothing left to heal."""
     results = demo["results"]
     rows = results["lesions"]
@@ -155,13 +158,15 @@ def test_lytic_to_blastic_conversion(conversion):
         assert results["scans"][1][route]["failure_load_n"] > results["scans"][0][route]["failure_load_n"]
 
 
-ONE_MESH_N = (4659.080063768979, 4003.5483608411855, 5714.555854917626, 7907.013732611451)
+ONE_MESH_N = None
 """Failure loads of the demo series on the baseline mesh, serial run (N); pinned to show rank independence."""
 
 
 def test_results_do_not_depend_on_the_rank_count(demo):
     """The same numbers under `mpirun -n 2` as serially (to 1e-6)."""
     loads = [s["one_mesh"]["failure_load_n"] for s in demo["results"]["scans"]]
+    print("ONE_MESH_N", loads, demo["results"]["course"]["healing_fractions"],
+          demo["results"]["course"]["healing_rate_per_month"])
     assert loads == pytest.approx(ONE_MESH_N, rel=1e-6)
 
 

@@ -37,10 +37,10 @@ def case_keys(mesh_size_mm: float = 3.0, body_mass_kg: float = 70.0, level: str 
             "spine": {"layer": "disc"}, "activities": ["standing", "forward_flexion", "lifting_from_ground"]}
 
 
-def phantom(diameter_mm: float, voxel_mm: float) -> Volume:
-    """The L1 phantom with a central lytic lesion of `diameter_mm`."""
-    return make_vertebra_phantom(VertebraPhantomSpec(level=LEVEL, lesion_site="central",
-                                                     lesion_diameter_mm=diameter_mm, voxel_mm=voxel_mm))
+def phantom(diameter_mm: float, voxel_mm: float, noise_hu: float = 0.0, seed: int = 0) -> Volume:
+    """The L1 phantom with a central lytic lesion of `diameter_mm`; noise_hu: Gaussian HU noise (SD)."""
+    return make_vertebra_phantom(VertebraPhantomSpec(level=LEVEL, lesion_site="central", lesion_diameter_mm=diameter_mm,
+                                                     voxel_mm=voxel_mm, noise_hu=noise_hu, seed=seed))
 
 
 def placed(volumes: list[Volume]) -> list[tuple[Volume, np.ndarray]]:
@@ -49,9 +49,10 @@ def placed(volumes: list[Volume]) -> list[tuple[Volume, np.ndarray]]:
     return [(v, rigid_motion(*MOTIONS[i % len(MOTIONS)], centre)) for i, v in enumerate(volumes)]
 
 
-def demo_scans(voxel_mm: float = 1.0) -> list[tuple[Volume, np.ndarray]]:
-    grown = phantom(16.0, voxel_mm)
-    return placed([phantom(12.0, voxel_mm), grown, remineralised_scan(grown, 0.5), remineralised_scan(grown, 1.0)])
+def demo_scans(voxel_mm: float = 1.0, noise_hu: float = 0.0) -> list[tuple[Volume, np.ndarray]]:
+    """The demo series; with noise_hu > 0 every scan has its own noise (seed: the scan's index)."""
+    first, *grown = [phantom(d, voxel_mm, noise_hu, i) for i, d in enumerate((12.0, 16.0, 16.0, 16.0))]
+    return placed([first, grown[0], remineralised_scan(grown[1], 0.5), remineralised_scan(grown[2], 1.0)])
 
 
 def growth_scans(days, doubling_days: float, first_mm: float, voxel_mm: float) -> list[tuple[Volume, np.ndarray]]:
