@@ -44,14 +44,13 @@ from bonefe.whatif import Scenario, healed_material, lesion_growth, remineralisa
 
 ROUTE_TOLERANCE = 0.25
 """Largest relative difference accepted between a scan's failure load on its own mesh and on the
-baseline's mesh; a larger one is flagged per scan (`routes_agree`) and in the report. Measured on the
-demo series (20 mm lytic calcar lesion breaching the cortex, grown to 26 mm, then half healed) at the
-default 3 mm mesh: 7, 25 and 24 % for the three scans; at a coarse 8 mm mesh up to 38 %, the first
-scan included, whose CT is the same on both meshes. The difference is mesh noise around a lesion that
-breaches the cortex (the two meshes are refined around different lesion regions), which is why the
-change is read on one mesh: there a registered, resampled scan gives its unmoved phantom's failure load
-within 2 % (tests/test_followup_fe.py). The mesh convergence of docs/validation.md (within 5 % from 6
-to 1.1 mm) holds for the default phantom's lesion, which does not breach the cortex."""
+baseline's mesh; a larger one is flagged per scan (`routes_agree`) and in the report. Measured
+(docs/followup.md): the femur demo series (20 mm lytic calcar lesion breaching the cortex, grown to
+26 mm, then half healed) at a 4 mm mesh 10, 6 and 24 %; the vertebra demo series (12 mm central
+lesion, grown to 16 mm, healed) at 3 mm up to 9 %; a real T8 up to 13 %. The difference is mesh
+noise around the lesion (the two meshes are refined around different lesion regions), which is why
+the change is read on one mesh: there a registered, resampled scan gives its unmoved phantom's
+failure load within 2 % (tests/test_followup_fe.py)."""
 GROWTH_STEPS_MM = [1.0, 2.0, 4.0, 6.0, 8.0]
 """What-if growth of the last scan's lesion for the projection (mm)."""
 HEALING_STEPS = [0.25, 0.5, 0.75, 1.0]
