@@ -134,7 +134,8 @@ def test_failure_load_course_and_the_vertebra_threshold(demo):
 def test_growth_trend_recovers_the_doubling_time(trend):
     """Four scans of a lesion doubling every 60 days: the least-squares doubling time within 5 % of 60
     days (the voxelised balls' volumes deviate from the spheres by up to 1.5 %), its 95 % interval
-    holding 60 days, R² > 0.99; the failure load falls from scan to scan and on along the projection."""
+    holding 60 days, R² > 0.99 (measured 59.8 days, 58.9–60.7, R² 0.99998); the failure load falls
+    from scan to scan and on along the projection."""
     course = trend["results"]["course"]
     assert course["lesion_volumes_mm3"] == pytest.approx(_voxel_volumes(trend["scans"]))
     assert course["kind"] == "growth" and course["scans_fitted"] == 4
@@ -149,14 +150,15 @@ def test_growth_trend_recovers_the_doubling_time(trend):
 
 def test_lytic_to_blastic_conversion(conversion):
     """The later lesion is matched and flagged lytic → blastic; its healing fraction is
-    1 + 200/140 (within 0.1: the rim is blurred by resampling the rotated scan against the lesion's
-    own outline); the course is healing with nothing left to heal; the converted, denser lesion makes
-    the vertebra stronger than at baseline on both routes."""
+    1 + 200/140 = 2.4286 within 0.01 (measured 2.4286: the recovered motion maps the moved scan's
+    grid back onto the baseline's, so resampling hardly blurs the lesion's rim); the course is healing
+    with nothing left to heal; the converted, denser lesion makes the vertebra stronger than at
+    baseline on both routes (measured 4319 → 8109 N on the baseline mesh)."""
     results = conversion["results"]
     later = results["lesions"][1]
     assert later["lesions"][0]["baseline_match"] == 0 and later["lesions"][0]["lytic_to_blastic"]
     assert later["lesions"][0]["type"] == "blastic" and later["new_lesions"] == 0
-    assert later["healing_fraction"] == pytest.approx(1.0 + CONVERSION_EXCESS_HU / PHANTOM_GAP_HU, abs=0.1)
+    assert later["healing_fraction"] == pytest.approx(1.0 + CONVERSION_EXCESS_HU / PHANTOM_GAP_HU, abs=0.01)
     course = results["course"]
     assert course["kind"] == "healing" and course["full_remineralisation_days"] == 0.0
     assert course["projection"]["failure_load_n"] == pytest.approx([course["projection"]["failure_load_n"][0]] *
