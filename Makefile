@@ -2,6 +2,7 @@
 #   make demo   build the environment, make a synthetic femur CT with a lytic lesion, run the whole chain
 #   make followup-demo  the demo patient scanned three times: growth, then healing (runs/followup-demo)
 #   make patient-demo   one patient, two bones (the demo femur and an L1): one report (runs/patient-demo)
+#   make spine-followup-demo  the same for a vertebra (runs/spine-followup-demo)
 #   make test   build the environment, run the test suite serially and under MPI (2 ranks)
 #   make serve  the web service for clinicians on http://127.0.0.1:8000/ (docs/service.md)
 
@@ -16,10 +17,9 @@ PHANTOM_DIR := cases/data/phantom-neck-lytic
 # The demo lesion: 20 mm lytic, inferomedial neck (the calcar side, compressed in stance), breaching
 # the cortex; it halves the femur's stance strength and failure starts at it (tests/test_demo.py).
 DEMO_LESION := --lesion-site neck_inferomedial --lesion-diameter 20 --cortical-involvement 1
-# Test files that exercise distributed dolfinx code; they run again under `mpirun -n 2`, in three
-# invocations: one mpirun over all of them was ended by SIGTERM (exit 15, no message) after about
-# 170 tests, and one over the last twelve files after about 55, while each group below passes on its
-# own (2026-12-01; cause not found: a resource that grows with the meshes one process has made).
+# Test files that exercise distributed dolfinx code; they run again under `mpirun -n 2`. (The
+# vertebra follow-ups, tests/test_followup_spine.py, run serially only: their follow-up code is the
+# femur's, which tests/test_followup_fe.py runs under MPI, and they make about 40 meshes.)
 MPI_TESTS_A := tests/test_solver_verification.py tests/test_fields.py tests/test_meshing.py \
                tests/test_materials.py tests/test_anatomy.py tests/test_risk.py tests/test_assessment.py \
                tests/test_export.py tests/test_calculix.py tests/test_whatif.py tests/test_real_ct.py \
@@ -31,7 +31,7 @@ MPI_TESTS_C := tests/test_sites.py tests/test_femur_golden.py tests/test_followu
                tests/test_humerus.py
 MPI_TESTS := $(MPI_TESTS_A) $(MPI_TESTS_B) $(MPI_TESTS_C)
 
-.PHONY: venv demo spine-demo followup-demo patient-demo test serve benchmarks clean
+.PHONY: venv demo spine-demo followup-demo spine-followup-demo patient-demo test serve benchmarks clean
 
 venv: $(VENV)/.installed
 
@@ -51,9 +51,9 @@ spine-demo: venv
 
 FOLLOWUP_DIR := cases/data/followup-demo
 # The follow-up demo: the demo patient's 20 mm lytic calcar lesion grown to 26 mm by day 90, then
-# re-mineralised half way by day 180, each later scan moved a few mm and degrees (bonefe.followup.synthetic).
+# re-mineralised half way by day 180, each later scan moved a few mm and degrees (bonefe.sites.femur.series).
 followup-demo: venv
-	$(BIN)/python -m bonefe.followup.synthetic $(FOLLOWUP_DIR)
+	$(BIN)/python -m bonefe.sites.femur.series $(FOLLOWUP_DIR)
 	$(BIN)/mpirun -n $(NP) $(BIN)/bonefe followup $(FOLLOWUP_DIR)/demo-followup-0.yaml \
 	  $(FOLLOWUP_DIR)/demo-followup-1.yaml $(FOLLOWUP_DIR)/demo-followup-2.yaml --output runs/followup-demo
 
@@ -62,6 +62,15 @@ patient-demo: venv
 	$(BIN)/bonefe phantom --out $(PHANTOM_DIR) $(DEMO_LESION)
 	$(BIN)/bonefe phantom --site vertebra --level L1 --lesion-site central --lesion-diameter 15 --out $(SPINE_PHANTOM)
 	$(BIN)/bonefe patient run cases/patient-demo.yaml --jobs 1 --ranks $(NP)
+SPINE_FOLLOWUP_DIR := cases/data/spine-followup-demo
+# The vertebra's follow-up demo: an L1 phantom's 12 mm central lytic lesion grown to 16 mm by day 90,
+# then re-mineralised half way by day 180 and wholly by day 270, each later scan moved (bonefe.sites.vertebra.series).
+spine-followup-demo: venv
+	$(BIN)/python -m bonefe.sites.vertebra.series $(SPINE_FOLLOWUP_DIR)
+	$(BIN)/mpirun -n $(NP) $(BIN)/bonefe followup $(SPINE_FOLLOWUP_DIR)/spine-followup-0.yaml \
+	  $(SPINE_FOLLOWUP_DIR)/spine-followup-1.yaml $(SPINE_FOLLOWUP_DIR)/spine-followup-2.yaml \
+	  $(SPINE_FOLLOWUP_DIR)/spine-followup-3.yaml \
+	  --output runs/spine-followup-demo
 
 demo: venv
 	$(BIN)/bonefe phantom --out $(PHANTOM_DIR) $(DEMO_LESION)

@@ -16,6 +16,7 @@ from bonefe.followup.course import (course_kind, doubling_time_days, first_day_b
                                     project, Rate)
 from bonefe.followup.lesion_change import healing_fraction, lesions, match
 from bonefe.followup.synthetic import moved, rigid_motion, write_scan
+from bonefe.sites.femur.series import case_keys
 from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.materials import healthy_volume
 from bonefe.registration import register, resample_to_baseline
@@ -119,7 +120,7 @@ def test_projection_and_threshold_crossing():
 
 
 def _cases(tmp_path, volumes_days, sides=None):
-    return [str(write_scan(tmp_path, f"scan{i}", volume, days, side=(sides or ["left"] * 9)[i], mesh_size_mm=6.0))
+    return [str(write_scan(tmp_path, f"scan{i}", volume, days, case_keys(6.0, side=(sides or ["left"] * 9)[i])))
             for i, (volume, days) in enumerate(volumes_days)]
 
 
@@ -134,20 +135,20 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, phantom):
     volume, frame = phantom
     later = moved(volume, rigid_motion([0, 0, 2.0], [2.0, 0, 0], frame.head_centre))
     paths = _cases(tmp_path / "sides", [(volume, 0), (later, 90)], sides=["left", "right"])
-    assert "side right" in _refused(capsys, paths)
+    assert "the right femur but the baseline is the left femur" in _refused(capsys, paths)
     paths = _cases(tmp_path / "order", [(volume, 0), (later, 0)])
     assert "days_since_baseline" in _refused(capsys, paths)
     assert "at least two" in _refused(capsys, paths[:1])
     half = volume.hu.shape[2] // 2
     cropped = Volume(later.hu[:, :, :half], later.labels[:, :, :half], later.affine)
-    assert "field of view" in _refused(capsys, _cases(tmp_path / "fov", [(volume, 0), (cropped, 60)]))
+    assert "scan1.yaml: femur frame" in _refused(capsys, _cases(tmp_path / "fov", [(volume, 0), (cropped, 60)]))
     upside_down = moved(volume, rigid_motion([180.0, 0.0, 0.0], [0, 0, 0], frame.head_centre))
     assert "registration" in _refused(capsys, _cases(tmp_path / "flip", [(volume, 0), (upside_down, 60)]))
     vertebra = _cases(tmp_path / "site", [(volume, 0), (later, 60)])
-    for path in vertebra:
-        Path(path).write_text(Path(path).read_text() + "site: vertebra\nlevel: T8\n")
-    assert "femur only" in _refused(capsys, vertebra)
-    assert "vertebra T8 but the baseline is the femur" in _refused(capsys, [paths[0], vertebra[1]])
+    for path, level in zip(vertebra, ("T8", "T9")):
+        Path(path).write_text(Path(path).read_text() + f"site: vertebra\nlevel: {level}\n")
+    assert "the vertebra T9 but the baseline is the left femur" in _refused(capsys, [paths[0], vertebra[1]])
+    assert "the vertebra T9 but the baseline is the vertebra T8" in _refused(capsys, vertebra)
     assert not list(tmp_path.rglob("followup.json"))
 
 

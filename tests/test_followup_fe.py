@@ -1,6 +1,6 @@
 """`bonefe followup` end to end on the synthetic demo series (growth, then healing), coarse: 2 mm
 voxels, 8 mm mesh. Known answers: each later scan is the phantom placed by a known rigid motion
-(`bonefe.followup.synthetic`), its lesion grown from 20 to 26 mm (day 90), then re-mineralised half
+(`bonefe.sites.femur.series`), its lesion grown from 20 to 26 mm (day 90), then re-mineralised half
 way (day 180); lesion volumes are voxel counts × voxel volume of the unmoved phantoms; the failure
 loads on the baseline mesh are checked against the unmoved phantoms mapped onto that same mesh."""
 
@@ -16,10 +16,12 @@ from PIL import Image
 
 from bonefe.case import load_case
 from bonefe.followup import assess_on_mesh, baseline_mesh, run_followup
-from bonefe.followup.synthetic import DEMO_DAYS, demo_scans, moved, write_demo
+from bonefe.followup.synthetic import moved
+from bonefe.sites.femur.series import DEMO_DAYS, demo_scans, write_demo
 from bonefe.materials import MaterialOptions
 from bonefe.registration import register, resample_to_baseline
 from bonefe.report.pictures import image_is_real
+from bonefe.sites import site_of
 from bonefe.volume import LESION_LABELS
 
 COMM = MPI.COMM_WORLD
@@ -77,11 +79,12 @@ def test_failure_load_on_one_mesh_against_the_unmoved_scans(series):
     case = load_case(series["paths"][0])
     base = series["scans"][0][0]
     exact = [volume for volume, _ in series["scans"]]
-    mesh, tags, frame = baseline_mesh(case, exact, COMM)
+    frame = site_of(case.site).anatomy(case, base, None).frame
+    mesh, tags, setup = baseline_mesh(case, frame, exact, COMM)
     resampled = [resample_to_baseline(moved(volume, motion), base, register(base, moved(volume, motion)))
                  for volume, motion in series["scans"][1:]]
     volumes = exact[1:] + resampled
-    loads = [a.stance.failure_load_n for a in assess_on_mesh(case, mesh, tags, frame, volumes,
+    loads = [a.stance.failure_load_n for a in assess_on_mesh(case, mesh, tags, setup, volumes,
                                                              [MaterialOptions()] * len(volumes))]
     assert loads[2] == pytest.approx(loads[0], rel=0.02) and loads[3] == pytest.approx(loads[1], rel=0.02)
     assert loads[0] < loads[1]

@@ -44,14 +44,13 @@ from bonefe.whatif import Scenario, healed_material, lesion_growth, remineralisa
 
 ROUTE_TOLERANCE = 0.25
 """Largest relative difference accepted between a scan's failure load on its own mesh and on the
-baseline's mesh; a larger one is flagged per scan (`routes_agree`) and in the report. Measured on the
-demo series (20 mm lytic calcar lesion breaching the cortex, grown to 26 mm, then half healed) at the
-default 3 mm mesh: 7, 25 and 24 % for the three scans; at a coarse 8 mm mesh up to 38 %, the first
-scan included, whose CT is the same on both meshes. The difference is mesh noise around a lesion that
-breaches the cortex (the two meshes are refined around different lesion regions), which is why the
-change is read on one mesh: there a registered, resampled scan gives its unmoved phantom's failure load
-within 2 % (tests/test_followup_fe.py). The mesh convergence of docs/validation.md (within 5 % from 6
-to 1.1 mm) holds for the default phantom's lesion, which does not breach the cortex."""
+baseline's mesh; a larger one is flagged per scan (`routes_agree`) and in the report. Measured
+(docs/followup.md): the femur demo series (20 mm lytic calcar lesion breaching the cortex, grown to
+26 mm, then half healed) at a 4 mm mesh 10, 6 and 24 %; the vertebra demo series (12 mm central
+lesion, grown to 16 mm, healed) at 3 mm up to 9 %; a real T8 up to 13 %. The difference is mesh
+noise around the lesion (the two meshes are refined around different lesion regions), which is why
+the change is read on one mesh: there a registered, resampled scan gives its unmoved phantom's
+failure load within 2 % (tests/test_followup_fe.py)."""
 GROWTH_STEPS_MM = [1.0, 2.0, 4.0, 6.0, 8.0]
 """What-if growth of the last scan's lesion for the projection (mm)."""
 HEALING_STEPS = [0.25, 0.5, 0.75, 1.0]
@@ -72,24 +71,25 @@ def _checked_cases(paths: list[Path]):
         if not after > before:
             raise BonefeError(f"{Path(path).name}: days_since_baseline must be larger than the scan before's "
                               f"({after:g} ≤ {before:g}); give the scans in time order with their intervals in days")
-    for path, case in zip(paths[1:], cases[1:]):
-        if (case.site, case.level) != (cases[0].site, cases[0].level):
-            raise BonefeError(f"{Path(path).name}: {_bone(case)} but the baseline is the {_bone(cases[0])}; "
+    bones = [site_of(c.site).bone(c) for c in cases]
+    for path, bone in zip(paths[1:], bones[1:]):
+        if bone != bones[0]:
+            raise BonefeError(f"{Path(path).name}: the {bone} but the baseline is the {bones[0]}; "
                               "a follow-up compares scans of one bone")
-        if case.patient.side != cases[0].patient.side:
-            raise BonefeError(f"{Path(path).name}: side {case.patient.side} but the baseline is the "
-                              f"{cases[0].patient.side} femur; a follow-up compares scans of one bone")
-    if cases[0].site != "femur":
-        raise BonefeError(f"followup supports the femur only so far (the baseline is the {_bone(cases[0])}); "
-                          "run each vertebra scan with `bonefe run` and compare the reports")
     names = [c.name for c in cases]
     if len(set(names)) != len(names):
         raise BonefeError("followup: every scan's case needs its own name (they name the scan folders)")
     return cases, days
 
 
-def _bone(case) -> str:
-    return f"vertebra {case.level}" if case.site == "vertebra" else case.site
+def _anatomy(path, case):
+    """The scan's read stage as `bonefe run` has it (`Site.anatomy`: the site's frame, crop, inserted
+    lesion); its errors name the case file."""
+    try:
+        volume = read_volume(case.ct, case.labels, case.label_values.as_dict(), case.resample_labels, case.ct_series)
+        return site_of(case.site).anatomy(case, volume, None)
+    except BonefeError as error:
+        raise BonefeError(f"{Path(path).name}: {error}") from None
 
 
 def _registrations(volumes, kind: str, comm):
@@ -117,11 +117,10 @@ def _meshing_volume(on_baseline):
     return replace(base, labels=labels)
 
 
-def baseline_mesh(case, on_baseline, comm=MPI.COMM_WORLD):
+def baseline_mesh(case, frame, on_baseline, comm=MPI.COMM_WORLD):
     """The baseline's mesh refined around every volume's lesion (step 3): (mesh, facet tags, setup),
     setup: the case's site bound to the baseline's frame (`bonefe.sites.base.Setup`)."""
-    site = site_of(case.site)
-    setup = site.setup(case, site.anatomy(case, on_baseline[0], None).frame)
+    setup = site_of(case.site).setup(case, frame)
     bone, tags = setup.mesh(_meshing_volume(on_baseline), case.mesh, comm)
     return bone.mesh, tags, setup
 
@@ -140,7 +139,7 @@ def assess_on_mesh(case, mesh, tags, setup, volumes, materials) -> list:
     return results
 
 
-def _scan_row(case, days, own: dict, one, as_labelled: float, material) -> dict:
+def _scan_row(case, thresholds, days, own: dict, one, as_labelled: float, material) -> dict:
     """One scan's row; as_labelled: its baseline-mesh failure load with the lesion factors unhealed (N),
     the one compared with its own mesh's (`bonefe run` does not know the healing)."""
     bw = body_weight_n(case.patient.body_mass_kg)
@@ -153,7 +152,7 @@ def _scan_row(case, days, own: dict, one, as_labelled: float, material) -> dict:
                      "cells": own["mesh"]["cells"]},
         "one_mesh": {"failure_load_n": f_one, "failure_load_bw": f_one / bw, "failure_load_as_labelled_n": as_labelled,
                      "strain_fold_ratio": one.twin.strain_fold_ratio if one.twin else None,
-                     "risk_category": risk_category(f_one / bw, case.risk.thresholds),
+                     "risk_category": risk_category(f_one / bw, thresholds),
                      "verdicts": {a.name: a.verdict for a in one.activities}},
         "route_difference": difference,
         "routes_agree": difference <= ROUTE_TOLERANCE,
@@ -177,12 +176,13 @@ def _course(cases, days, volumes, on_baseline, own_lesions, healing, hu_gap, one
               "healing_fractions": healing}
     if kind == "healing":
         rate = courses.healing_rate(days[run_from:], healing[run_from:], hu_gap)
-        series = remineralisation(scenario, HEALING_STEPS, last_n)
         h = healing[-1]
-        states = [h + step.value * (1.0 - h) for step in series.steps]
-        state_now = h
+        # healed (as dense as healthy bone or denser, e.g. a sclerotic response): nothing left to project
+        series = remineralisation(scenario, HEALING_STEPS, last_n) if h < 1.0 else None
+        states = [h + step.value * (1.0 - h) for step in series.steps] if series else [1.0, 2.0]
+        state_now = min(h, 1.0)
         result["healing_rate_per_month"] = _per_month(rate)
-        result["full_remineralisation_days"] = (1.0 - h) / rate.value if rate.value > 0 else None
+        result["full_remineralisation_days"] = max(1.0 - h, 0.0) / rate.value if rate.value > 0 else None
         result["literature_rate_used"] = rate.points == 2
     elif kind == "growth":
         rate = courses.growth_rate(days[run_from:], totals[run_from:], voxel)
@@ -198,7 +198,7 @@ def _course(cases, days, volumes, on_baseline, own_lesions, healing, hu_gap, one
         series = None
     loads = [s.failure_load_n for s in series.steps] if series else [last_n, last_n]
     projection = courses.project(state_now, rate, horizon_days, states, loads, kind)
-    threshold = base.risk.thresholds.high_below_bw * body_weight_n(base.patient.body_mass_kg)
+    threshold = setup.thresholds(base.risk).high_below_bw * body_weight_n(base.patient.body_mass_kg)
     crossing = [courses.first_day_below(projection.days, curve, threshold)
                 for curve in (projection.failure_load_n, projection.low_n)]
     months = horizon_days / courses.DAYS_PER_MONTH
@@ -235,7 +235,8 @@ def run_followup(case_paths: list[Path], output: Path | None = None, mesh_size: 
     if mesh_size is not None:
         cases = [replace(c, mesh=replace(c.mesh, size_mm=mesh_size)) for c in cases]
     output = Path(output).resolve() if output else cases[0].output.with_name(cases[0].output.name + "-followup")
-    volumes = [read_volume(c.ct, c.labels, c.label_values.as_dict(), c.resample_labels, c.ct_series) for c in cases]
+    anatomies = [_anatomy(path, case) for path, case in zip(case_paths, cases)]
+    volumes = [a.volume for a in anatomies]
     regs = _registrations(volumes, registration, comm)
     on_baseline = [volumes[0]] + [resample_to_baseline(v, volumes[0], r) for v, r in zip(volumes[1:], regs)]
     with staged_folder(output, comm) as out:
@@ -245,7 +246,7 @@ def run_followup(case_paths: list[Path], output: Path | None = None, mesh_size: 
                                             for k, v in r["provenance"]["density_calibration"].items()
                                             if k in ("slope_g_cm3_per_hu", "intercept_g_cm3")})
                      for c, r in zip(cases, own)]
-        mesh, tags, setup = baseline_mesh(cases[0], on_baseline, comm)
+        mesh, tags, setup = baseline_mesh(cases[0], anatomies[0].frame, on_baseline, comm)
         found = [lesions(v, m.slope, m.intercept) for v, m in zip(volumes, materials)]
         baseline_lesion = np.isin(volumes[0].labels, LESION_LABELS)
         twin = healthy_volume(volumes[0])
@@ -260,8 +261,11 @@ def run_followup(case_paths: list[Path], output: Path | None = None, mesh_size: 
                        for a, v, h, m in zip(one, on_baseline, healed, materials)]
         results = {
             "baseline": cases[0].name,
+            "bone": site_of(cases[0].site).bone(cases[0]),
+            "reference_load": setup.reference().label,
             "registrations": [r.as_dict() for r in regs],
-            "scans": [_scan_row(*row) for row in zip(cases, days, own, one, as_labelled, healed)],
+            "scans": [_scan_row(c, setup.thresholds(c.risk), *row)
+                      for c, *row in zip(cases, days, own, one, as_labelled, healed)],
             "route_tolerance": ROUTE_TOLERANCE,
             "lesions": _lesion_table(found, regs, healing),
             "course": _course(cases, days, volumes, on_baseline, found, healing, hu_gap, one, mesh, tags, setup,

@@ -33,7 +33,7 @@ LITERATURE_HEALING_HU_PER_DAY = 250.3 / 182.6
 (182.6 days), about 1.4 HU/day (confirmed against the abstract). Used only when a single follow-up
 gives the healing rate, as a fraction of the lesion's own HU gap to healthy bone per day. Departure:
 measured in spinal lytic metastases of breast cancer (mean 194.8 HU before radiotherapy); applied
-here to any lytic lesion of the femur, whose HU gap differs."""
+here to any lytic lesion of any site (a departure for the femur), whose HU gap differs."""
 HEALING_DETECTION = 0.10
 """Smallest healing fraction counted as re-mineralisation: 10 % of the HU gap to healthy bone
 (≈ 50–100 HU for a lytic lesion in trabecular bone, above scan-to-scan HU noise of a few tens)."""

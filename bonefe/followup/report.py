@@ -32,7 +32,7 @@ def timeline_png(results: dict) -> bytes:
                       label="projection interval")
     axis.axhline(course["high_risk_threshold_n"], color="C3", lw=1, label="high-risk threshold")
     axis.set_xlabel("days since the first scan")
-    axis.set_ylabel("stance failure load (N)")
+    axis.set_ylabel(f"failure load, {results['reference_load'].lower()} (N)")
     volume_axis = axis.twinx()
     volume_axis.plot(days, [v / 1000.0 for v in course["lesion_volumes_mm3"]], "^-", color="C1",
                      label="lesion volume")
@@ -108,10 +108,10 @@ def render_html(results: dict, png: bytes) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>bonefe follow-up: {escape(results['baseline'])}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}table{{border-collapse:collapse;font-size:90%}}
 td,th{{border:1px solid #bbb;padding:3px 6px}}img{{max-width:100%}}</style></head><body>
-<h1>Follow-up of {escape(results['baseline'])}</h1>
+<h1>Follow-up of {escape(results['baseline'])} ({escape(results['bone'])})</h1>
 <section id="change"><h2>Change since the first scan</h2>
-<figure><img alt="timeline" src="data:image/png;base64,{image}"><figcaption>Stance failure load and lesion
-volume against days since the first scan (intervals from the case files); dotted: projection along the
+<figure><img alt="timeline" src="data:image/png;base64,{image}"><figcaption>Failure load under the reference
+load ({escape(results['reference_load'].lower())}) and lesion volume against days since the first scan (intervals from the case files); dotted: projection along the
 measured change with its interval.</figcaption></figure>
 {_scan_table(results)}
 {_course_text(results['course'])}

@@ -119,6 +119,10 @@ class Site(Protocol):
     def setup(self, case, frame) -> Setup:
         """The site bound to one case."""
 
+    def bone(self, case) -> str:
+        """The bone a case's scan shows, e.g. "left femur", "vertebra T8": scans of one bone over
+        time (`bonefe followup`) must name the same."""
+
     def assess_more(self, setup: Setup, model, loads: list[Load], rows: list) -> dict:
         """Results the site adds to the generic assessment (envelopes, unit loads), by results key."""
 

@@ -111,6 +111,9 @@ class FemurSite:
     def setup(self, case, frame) -> FemurSetup:
         return FemurSetup(frame, case.patient.body_mass_kg, case.risk.abductor)
 
+    def bone(self, case) -> str:
+        return f"{case.patient.side} femur"
+
     def assess_more(self, setup: FemurSetup, model, loads: list[Load], rows: list) -> dict:
         """The hip-contact force envelope and the head-contact activities on it."""
         return {"envelope": force_envelope(model, setup.frame),

@@ -85,6 +85,9 @@ class HumerusSite:
     def setup(self, case, frame) -> HumerusSetup:
         return HumerusSetup(frame, case.patient.body_mass_kg)
 
+    def bone(self, case) -> str:
+        return f"{case.patient.side} humerus"
+
     def assess_more(self, setup: HumerusSetup, model, loads: list[Load], rows: list) -> dict:
         """Torsion and bending strength of the modelled bone (`bonefe.sites.humerus.strength`)."""
         from bonefe.sites.humerus.strength import strength_cases

@@ -103,6 +103,9 @@ class VertebraSite:
     def setup(self, case, frame) -> VertebraSetup:
         return VertebraSetup(frame, case.level, case.spine.layer, case.patient.body_mass_kg)
 
+    def bone(self, case) -> str:
+        return f"vertebra {case.level}"
+
     def assess_more(self, setup: VertebraSetup, model, loads: list[Load], rows: list) -> dict:
         """Failure under each unit load (its region names where failure starts), the load-line
         envelope and the axial stiffness of bone and layers."""
