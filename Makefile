@@ -20,16 +20,15 @@ DEMO_LESION := --lesion-site neck_inferomedial --lesion-diameter 20 --cortical-i
 # Test files that exercise distributed dolfinx code; they run again under `mpirun -n 2`. (The
 # vertebra follow-ups, tests/test_followup_spine.py, run serially only: their follow-up code is the
 # femur's, which tests/test_followup_fe.py runs under MPI, and they make about 40 meshes.)
-MPI_TESTS_A := tests/test_solver_verification.py tests/test_fields.py tests/test_meshing.py \
-               tests/test_materials.py tests/test_anatomy.py tests/test_risk.py tests/test_assessment.py \
-               tests/test_export.py tests/test_calculix.py tests/test_whatif.py tests/test_real_ct.py \
-               tests/test_uncertainty.py tests/test_validation.py tests/test_nonlocal_strain.py
-MPI_TESTS_B := tests/test_fall.py tests/test_demo.py \
-               tests/test_vertebra_loading.py tests/test_vertebra_pipeline.py tests/test_calibration_run.py \
-               tests/test_clinical_numbers.py tests/test_window.py tests/test_stimulus.py
-MPI_TESTS_C := tests/test_sites.py tests/test_femur_golden.py tests/test_followup_fe.py tests/test_failure_points.py \
-               tests/test_humerus.py
-MPI_TESTS := $(MPI_TESTS_A) $(MPI_TESTS_B) $(MPI_TESTS_C)
+MPI_TESTS := tests/test_solver_verification.py tests/test_fields.py tests/test_meshing.py \
+             tests/test_materials.py tests/test_anatomy.py tests/test_risk.py tests/test_assessment.py \
+             tests/test_export.py tests/test_calculix.py tests/test_whatif.py tests/test_real_ct.py \
+             tests/test_uncertainty.py tests/test_validation.py tests/test_nonlocal_strain.py \
+             tests/test_fall.py tests/test_demo.py \
+             tests/test_vertebra_loading.py tests/test_vertebra_pipeline.py tests/test_calibration_run.py \
+             tests/test_clinical_numbers.py tests/test_window.py tests/test_stimulus.py \
+             tests/test_sites.py tests/test_femur_golden.py tests/test_followup_fe.py tests/test_failure_points.py \
+             tests/test_humerus.py
 
 .PHONY: venv demo spine-demo followup-demo spine-followup-demo patient-demo test serve benchmarks clean
 
@@ -78,9 +77,7 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
-	$(BIN)/mpirun -n 2 $(BIN)/python -m pytest -q -p no:cacheprovider $(MPI_TESTS_A)
-	$(BIN)/mpirun -n 2 $(BIN)/python -m pytest -q -p no:cacheprovider $(MPI_TESTS_B)
-	$(BIN)/mpirun -n 2 $(BIN)/python -m pytest -q -p no:cacheprovider $(MPI_TESTS_C)
+	$(BIN)/mpirun -n 2 $(BIN)/python -m pytest -q -p no:cacheprovider $(MPI_TESTS)
 
 serve: venv
 	$(BIN)/python -m bonefe.service serve --workers $(WORKERS)
