@@ -223,7 +223,14 @@ def _vertebra_phantom(args) -> int:
 
 def _run(args) -> int:
     from bonefe.pipeline import run_case
+    from bonefe.sites import SPECIMEN
+    from bonefe.sites.specimen.case import case_site
 
+    if case_site(args.case) == SPECIMEN:
+        from bonefe.sites.specimen.run import run_specimen
+
+        run_specimen(args.case, output=args.output, mesh_size=args.mesh_size, quiet=args.quiet)
+        return 0
     run_case(args.case, output=args.output, mesh_size=args.mesh_size, quiet=args.quiet,
              uncertainty=args.uncertainty)
     return 0
