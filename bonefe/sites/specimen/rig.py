@@ -58,10 +58,10 @@ def region_facets(mesh, region: Region, where: str, label_map=None) -> np.ndarra
 
 
 def _diameter(mesh) -> float:
+    """Diagonal of the mesh's bounding box (mm), over every rank."""
     x = mesh.geometry.x
-    lo = mesh.comm.allreduce(x.min(axis=0, initial=np.inf), op=MPI.MIN)
-    hi = mesh.comm.allreduce(x.max(axis=0, initial=-np.inf), op=MPI.MAX)
-    return float(np.linalg.norm(hi - lo))
+    bounds = np.array(mesh.comm.allgather((x.min(axis=0, initial=np.inf), x.max(axis=0, initial=-np.inf))))
+    return float(np.linalg.norm(bounds[:, 1].max(axis=0) - bounds[:, 0].min(axis=0)))
 
 
 def rig_tags(mesh, rig: Rig, label_map=None):

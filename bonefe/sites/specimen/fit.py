@@ -1,0 +1,208 @@
+"""`bonefe calibrate --specimens S.csv` for specimen cases: every specimen run in its rig, then the
+material law's scale (and exponent) fitted to measured stiffnesses and the strain limits to
+measured failure loads, with 95 % intervals and leave-one-out prediction errors.
+
+S.csv: a `case` column (a specimen case file, relative to the CSV) and `measured_stiffness_n_per_mm`
+and/or `measured_failure_load_n` (empty cells allowed). The specimens share one law: s multiplies
+every case's modulus (floor included, like `MaterialOptions.modulus_scale`), and the exponent b,
+when fitted, replaces every case's `grey_power.exponent`.
+
+Stiffness (N/mm, along the rig's plate travel) is proportional to s, so for a given b,
+ln k_meas,i = ln s + ln k_i(b) + e_i: ln ŝ(b) = mean(ln k_meas − ln k(b)). The exponent is fitted
+when at least MIN_FOR_EXPONENT specimens have a stiffness: ln k_i(b) is solved on a grid of b
+(EXPONENT_GRID over EXPONENT_RANGE, a cubic spline between; ln k is smooth in b) and b̂ minimises
+the residual sum of squares of the profile. Intervals: nonlinear least squares (Gauss–Newton
+covariance s²(JᵀJ)⁻¹, s² = RSS / (n − p), Student t with n − p degrees of freedom) on (ln s, b);
+the exponent counts as "not identified" when its interval leaves the grid, and is then left at the
+cases' value. Failure (the strain criterion, `bonefe.risk`): at the fitted modulus each specimen's
+nonlocal peak strains per newton of plate force, p_t = max ε1 and p_c = max(−ε3), give
+F_i = min(ε_t / p_t, ε_c / p_c). ln ε_c (ln ε_t) is the mean of ln(F_meas p_c) (ln(F_meas p_t)) over
+the specimens that fail in compression (tension) — assigned by the current limits and iterated to a
+fixed point; a limit no specimen's failure is governed by is not identified and stays at the cases'
+value. Leave-one-out: each specimen predicted from a refit on the others (the exponent included).
+Goodness of fit: R² = 1 − SS_res / SS_tot of measured against predicted, the OLS slope (and
+intercept) of measured on predicted, RMSE; all in N/mm or N.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from mpi4py import MPI
+from scipy import interpolate, optimize, stats
+
+from bonefe import __version__
+from bonefe.errors import BonefeError
+from bonefe.risk import StrainCriterion
+
+STIFFNESS, FAILURE = "measured_stiffness_n_per_mm", "measured_failure_load_n"
+MIN_FOR_EXPONENT = 3
+"""Stiffnesses needed before the exponent is fitted (two parameters and one residual degree of freedom)."""
+EXPONENT_RANGE = (1.0, 3.5)
+"""Exponents searched: published density–modulus laws lie within (Morgan 2003 1.49–1.56, Keller 1994
+2.29, Carter & Hayes 1977 3; ciclope's micro-CT example 2.5)."""
+EXPONENT_GRID = 11
+FIT_SCHEMA = "bonefe-specimen-fit/1"
+
+
+@dataclass(frozen=True)
+class Specimen:
+    """One row of S.csv: the case, its measured stiffness (N/mm) and failure load (N), None when not measured."""
+
+    name: str
+    case: object
+    stiffness: float | None
+    failure: float | None
+
+
+def read_specimen_table(path: Path) -> list[Specimen]:
+    """The rows of S.csv with their specimen cases read (module docstring)."""
+    from bonefe.cohort.cohort_calibration import number, read_csv, unique_cases
+    from bonefe.sites.specimen.case import load_specimen_case
+
+    rows = read_csv(path, ("case",), "a specimens file (case, measured_stiffness_n_per_mm, measured_failure_load_n)")
+    unique_cases(rows, path)
+    specimens = []
+    for line, row in rows:
+        values = [number(row.get(column) or "", f"{path.name} line {line}, {column}") for column in (STIFFNESS, FAILURE)]
+        if any(v is not None and not v > 0 for v in values) or all(v is None for v in values):
+            raise BonefeError(f"{path.name} line {line}: give a positive {STIFFNESS} and/or {FAILURE}")
+        case = load_specimen_case(path.resolve().parent / row["case"])
+        specimens.append(Specimen(case.name, case, *values))
+    return specimens
+
+
+def _with_law(case, scale: float, exponent: float | None):
+    """The case with its modulus multiplied by `scale` and, given, the grey-power exponent replaced."""
+    material = case.material
+    if material.grey_power is not None:
+        law = material.grey_power
+        law = replace(law, scale_mpa=law.scale_mpa * scale, min_modulus_mpa=law.min_modulus_mpa * scale,
+                      exponent=law.exponent if exponent is None else exponent)
+        return replace(case, material=replace(material, grey_power=law))
+    if exponent is not None:
+        raise BonefeError(f"{case.name}: the exponent is fitted for grey_power laws only; give grey_power in its case")
+    density = replace(material.density, modulus_scale=material.density.modulus_scale * scale)
+    return replace(case, material=replace(material, density=density))
+
+
+class Runs:
+    """The specimens' volumes and meshes, kept, and their rig solved at any (scale, exponent)."""
+
+    def __init__(self, specimens: list[Specimen], comm=MPI.COMM_WORLD):
+        from bonefe.sites.specimen.reading import read_specimen
+        from bonefe.sites.specimen.site import SPECIMEN
+
+        self.specimens, self.comm = specimens, comm
+        self.volumes = [read_specimen(s.case.image, s.case.specimen) for s in specimens]
+        self.meshes = [SPECIMEN.setup(s.case, None).mesh(v, s.case.mesh, comm) for s, v in zip(specimens, self.volumes)]
+
+    def solve(self, i: int, exponent: float | None, scale: float = 1.0):
+        from bonefe.sites.specimen.run import solve_specimen
+
+        case = _with_law(self.specimens[i].case, scale, exponent)
+        return solve_specimen(case, self.volumes[i], self.comm, self.meshes[i])
+
+    def stiffness(self, i: int, exponent: float | None) -> float:
+        solved = self.solve(i, exponent)
+        return solved.model.loading.readouts(solved.setup.rig)["stiffness_n_per_mm"]
+
+    def peaks(self, i: int, exponent: float | None, scale: float) -> tuple[float, float]:
+        """(p_t, p_c): peak nonlocal ε1 and −ε3 per newton of plate force (1/N) at the fitted modulus."""
+        from bonefe.risk import peak
+
+        solved = self.solve(i, exponent, scale)
+        principal = solved.model.principal(solved.setup.reference().unit)
+        return peak(principal[:, 0], self.comm), peak(-principal[:, 2], self.comm)
+
+
+# ----------------------------------------------------------------------------------------------
+# Fits (plain numbers; no FE)
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Estimate:
+    """A fitted parameter, its 95 % interval, and whether the data identify it (else: the cases' value)."""
+
+    value: float
+    ci95: tuple[float, float] | None
+    identified: bool
+
+
+def _t(dof: int) -> float:
+    return float(stats.t.ppf(0.975, dof)) if dof > 0 else float("inf")
+
+
+def fit_scale(measured, predicted) -> Estimate:
+    """s of ln k_meas = ln s + ln k_pred with its t interval (n − 1 degrees of freedom)."""
+    y = np.log(measured) - np.log(predicted)
+    log_s, n = float(y.mean()), y.size
+    half = _t(n - 1) * float(np.std(y, ddof=1)) / np.sqrt(n) if n > 1 else float("inf")
+    return Estimate(float(np.exp(log_s)), (float(np.exp(log_s - half)), float(np.exp(log_s + half))), True)
+
+
+def fit_scale_exponent(measured, log_k) -> tuple[Estimate, Estimate]:
+    """(s, b) minimising Σ (ln k_meas − ln s − ln k_i(b))²; log_k(b) -> (n,) the predictions at scale 1
+    (a smooth function on EXPONENT_RANGE). Intervals: Gauss–Newton covariance, t with n − 2 dof."""
+    y = np.log(measured)
+
+    def rss(b):
+        r = y - log_k(b)
+        return float(np.sum((r - r.mean()) ** 2))
+
+    b = optimize.minimize_scalar(rss, bounds=EXPONENT_RANGE, method="bounded", options={"xatol": 1e-6}).x
+    log_s = float(np.mean(y - log_k(b)))
+    h = 1e-4
+    jacobian = np.column_stack([np.ones_like(y), (log_k(b + h) - log_k(b - h)) / (2 * h)])
+    n, p = y.size, 2
+    variance = rss(b) / (n - p) * np.linalg.inv(jacobian.T @ jacobian)
+    half_s, half_b = _t(n - p) * np.sqrt(np.diag(variance))
+    low_b, high_b = b - half_b, b + half_b
+    identified = bool(EXPONENT_RANGE[0] <= low_b and high_b <= EXPONENT_RANGE[1])
+    return (Estimate(float(np.exp(log_s)), (float(np.exp(log_s - half_s)), float(np.exp(log_s + half_s))), True),
+            Estimate(float(b), (float(low_b), float(high_b)), identified))
+
+
+def fit_limits(measured, p_t, p_c, start: StrainCriterion, iterations: int = 20) -> tuple[Estimate, Estimate]:
+    """(ε_t, ε_c) of F = min(ε_t/p_t, ε_c/p_c) (module docstring): mean log per failure mode, iterated."""
+    measured, p_t, p_c = (np.asarray(v, float) for v in (measured, p_t, p_c))
+    limits = np.array([start.tensile_limit, start.compressive_limit])
+    peaks = np.column_stack([np.maximum(p_t, 1e-300), p_c])
+    for _ in range(iterations):
+        mode = np.argmin(limits / peaks, axis=1)  # 0 tension, 1 compression
+        new = limits.copy()
+        for m in (0, 1):
+            if np.any(mode == m):
+                new[m] = np.exp(np.mean(np.log(measured[mode == m] * peaks[mode == m, m])))
+        if np.allclose(new, limits, rtol=1e-12):
+            break
+        limits = new
+    mode = np.argmin(limits / peaks, axis=1)
+    residual = np.log(measured) - np.log(np.min(limits / peaks, axis=1))
+    fitted = [m for m in (0, 1) if np.any(mode == m)]
+    dof = residual.size - len(fitted)
+    sd = np.sqrt(residual @ residual / dof) if dof > 0 else float("inf")
+    estimates = []
+    for m in (0, 1):
+        if m not in fitted:
+            estimates.append(Estimate(float(limits[m]), None, False))
+            continue
+        half = _t(dof) * sd / np.sqrt(np.count_nonzero(mode == m))
+        estimates.append(Estimate(float(limits[m]), (float(limits[m] * np.exp(-half)), float(limits[m] * np.exp(half))), True))
+    return estimates[0], estimates[1]
+
+
+def agreement(measured, predicted) -> dict:
+    """R², OLS slope and intercept of measured on predicted, RMSE (units of the data)."""
+    measured, predicted = np.asarray(measured, float), np.asarray(predicted, float)
+    residual = measured - predicted
+    total = float(np.sum((measured - measured.mean()) ** 2))
+    slope, intercept = np.polyfit(predicted, measured, 1) if predicted.size > 1 and np.ptp(predicted) > 0 else (np.nan, np.nan)
+    return {"r2": 1.0 - float(residual @ residual) / total if total > 0 else None, "slope": _plain(slope),
+            "intercept": _plain(intercept), "rmse": float(np.sqrt(np.mean(residual**2))), "n": int(measured.size)}
+
+
+def _plain(value):
+    return None if not np.isfinite(value) else float(value)
