@@ -25,7 +25,7 @@ MPI_TESTS_B := tests/test_fall.py tests/test_demo.py \
                tests/test_vertebra_loading.py tests/test_vertebra_pipeline.py tests/test_calibration_run.py \
                tests/test_clinical_numbers.py tests/test_window.py tests/test_stimulus.py
 MPI_TESTS_C := tests/test_sites.py tests/test_femur_golden.py tests/test_followup_fe.py tests/test_failure_points.py \
-               tests/test_specimen.py
+               tests/test_specimen.py tests/test_specimen_fit.py
 MPI_TESTS := $(MPI_TESTS_A) $(MPI_TESTS_B) $(MPI_TESTS_C)
 
 .PHONY: venv demo spine-demo followup-demo test serve benchmarks clean

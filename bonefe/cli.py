@@ -311,6 +311,12 @@ def _calibrate(args) -> int:
                           "not both or neither")
     if args.specimens is not None:
         from bonefe.cohort.material_fit import run_material_fit
+        from bonefe.sites.specimen.fit import is_specimen_table, run_specimen_fit, summary
+
+        if is_specimen_table(args.specimens):  # specimen cases: run each in its rig (docs/specimens.md)
+            result, paths = run_specimen_fit(args.specimens, args.out)
+            print(f"{summary(result)}: {paths['fit']}")
+            return 0
 
         fit, paths = run_material_fit(args.specimens, args.cohort, args.out)
         print(f"modulus_scale {fit.scale:.4g} (95 % CI {fit.ci95[0]:.4g}-{fit.ci95[1]:.4g}, n {fit.n}, "

@@ -106,8 +106,15 @@ class Runs:
         return solve_specimen(case, self.volumes[i], self.comm, self.meshes[i])
 
     def stiffness(self, i: int, exponent: float | None) -> float:
-        solved = self.solve(i, exponent)
-        return solved.model.loading.readouts(solved.setup.rig)["stiffness_n_per_mm"]
+        """Stiffness (N/mm) along the plate travel at scale 1: the rig's solves alone (no failure reading)."""
+        from bonefe.sites.specimen.rig import RigLoading
+        from bonefe.sites.specimen.run import specimen_material
+
+        case = _with_law(self.specimens[i].case, 1.0, exponent)
+        bone, tags = self.meshes[i]
+        E = specimen_material(bone.mesh, self.volumes[i], case.material).E
+        loading = RigLoading(bone.mesh, E, case.material.poisson, tags, case.rig.pivot, case.mesh.degree)
+        return loading.readouts(case.rig)["stiffness_n_per_mm"]
 
     def peaks(self, i: int, exponent: float | None, scale: float) -> tuple[float, float]:
         """(p_t, p_c): peak nonlocal ε1 and −ε3 per newton of plate force (1/N) at the fitted modulus."""
@@ -157,6 +164,8 @@ def fit_scale_exponent(measured, log_k) -> tuple[Estimate, Estimate]:
     h = 1e-4
     jacobian = np.column_stack([np.ones_like(y), (log_k(b + h) - log_k(b - h)) / (2 * h)])
     n, p = y.size, 2
+    if np.linalg.matrix_rank(jacobian, tol=1e-9 * np.abs(jacobian).max()) < p:  # every specimen alike in b
+        return fit_scale(measured, np.exp(log_k(b))), Estimate(float(b), None, False)
     variance = rss(b) / (n - p) * np.linalg.inv(jacobian.T @ jacobian)
     half_s, half_b = _t(n - p) * np.sqrt(np.diag(variance))
     low_b, high_b = b - half_b, b + half_b
@@ -206,3 +215,198 @@ def agreement(measured, predicted) -> dict:
 
 def _plain(value):
     return None if not np.isfinite(value) else float(value)
+
+
+# ----------------------------------------------------------------------------------------------
+# The whole calibration
+# ----------------------------------------------------------------------------------------------
+
+def _log_stiffness(runs: Runs, rows: list[int]):
+    """b -> ln k_i(b) (len(rows),) at scale 1: a cubic spline through EXPONENT_GRID solves per specimen."""
+    grid = np.linspace(*EXPONENT_RANGE, EXPONENT_GRID)
+    values = np.array([[np.log(runs.stiffness(i, b)) for b in grid] for i in rows])
+    spline = interpolate.CubicSpline(grid, values, axis=1)
+    return lambda b, keep=slice(None): spline(b)[keep]
+
+
+def _fit_stiffness(runs: Runs, rows: list[int], measured: np.ndarray) -> dict:
+    """Scale (and exponent), their intervals, and the leave-one-out predictions of the stiffness rows."""
+    laws = {runs.specimens[i].case.material.grey_power is not None for i in rows}
+    if len(rows) >= MIN_FOR_EXPONENT and laws == {True}:
+        log_k = _log_stiffness(runs, rows)
+        scale, exponent = fit_scale_exponent(measured, log_k)
+        if exponent.identified:
+            loo = []
+            for j in range(len(rows)):
+                others = np.delete(np.arange(len(rows)), j)
+                s_j, b_j = fit_scale_exponent(measured[others], lambda b: log_k(b, others))
+                loo.append(s_j.value * np.exp(log_k(b_j.value)[j]))
+            return {"scale": scale, "exponent": exponent, "loo": np.array(loo)}
+    else:
+        exponent = None
+    k = np.array([runs.stiffness(i, None) for i in rows])
+    scale = fit_scale(measured, k)
+    loo = [fit_scale(np.delete(measured, j), np.delete(k, j)).value * k[j] for j in range(len(rows))]
+    fixed = Estimate(float("nan"), None, False) if exponent is None else exponent
+    return {"scale": scale, "exponent": fixed, "loo": np.array(loo)}
+
+
+def calibrate_specimens(specimens: list[Specimen], comm=MPI.COMM_WORLD) -> dict:
+    """Run every specimen in its rig and fit (module docstring); the results as plain data."""
+    runs = Runs(specimens, comm)
+    n = len(specimens)
+    stiff_rows = [i for i, s in enumerate(specimens) if s.stiffness is not None]
+    fail_rows = [i for i, s in enumerate(specimens) if s.failure is not None]
+    result = {"schema": FIT_SCHEMA, "bonefe": __version__, "n": n}
+    scale, exponent = 1.0, None
+    if stiff_rows:
+        measured = np.array([specimens[i].stiffness for i in stiff_rows])
+        stiffness = _fit_stiffness(runs, stiff_rows, measured)
+        scale = stiffness["scale"].value
+        exponent = stiffness["exponent"].value if stiffness["exponent"].identified else None
+        result["modulus_scale"] = _estimate(stiffness["scale"])
+        result["exponent"] = _estimate(stiffness["exponent"])
+    solved = [runs.solve(i, exponent, scale) for i in range(n)]
+    predicted_k = np.array([x.model.loading.readouts(x.setup.rig)["stiffness_n_per_mm"] for x in solved])
+    if stiff_rows:
+        result["stiffness"] = _table(specimens, stiff_rows, measured, predicted_k[stiff_rows], stiffness["loo"])
+    if fail_rows:
+        from bonefe.risk import peak
+
+        principal = [solved[i].model.principal(solved[i].setup.reference().unit) for i in fail_rows]
+        p_t = np.array([peak(p[:, 0], comm) for p in principal])
+        p_c = np.array([peak(-p[:, 2], comm) for p in principal])
+        measured_f = np.array([specimens[i].failure for i in fail_rows])
+        start = specimens[fail_rows[0]].case.failure.criterion
+        tensile, compressive = fit_limits(measured_f, p_t, p_c, start)
+        predict = lambda t, c, rows: np.minimum(t / np.maximum(p_t[rows], 1e-300), c / p_c[rows])  # noqa: E731
+        loo = []
+        for j in range(len(fail_rows)):
+            others = np.delete(np.arange(len(fail_rows)), j)
+            t_j, c_j = fit_limits(measured_f[others], p_t[others], p_c[others], start)
+            loo.append(float(predict(t_j.value, c_j.value, [j])[0]))
+        result["tensile_limit"], result["compressive_limit"] = _estimate(tensile), _estimate(compressive)
+        result["failure"] = _table(specimens, fail_rows, measured_f,
+                                   predict(tensile.value, compressive.value, slice(None)), np.array(loo))
+    return result
+
+
+def _estimate(estimate: Estimate) -> dict:
+    return {"value": _plain(estimate.value), "ci95": None if estimate.ci95 is None else list(estimate.ci95),
+            "identified": estimate.identified}
+
+
+def _table(specimens, rows, measured, predicted, loo) -> dict:
+    """Agreement of the fit and of the leave-one-out predictions, and the specimen rows."""
+    loo_error = (loo - measured) / measured
+    return {"fit": agreement(measured, predicted), "leave_one_out": {**agreement(measured, loo),
+            "mean_abs_relative_error": float(np.mean(np.abs(loo_error)))},
+            "specimens": [{"case": specimens[i].name, "measured": float(m), "predicted": float(p), "loo": float(q)}
+                          for i, m, p, q in zip(rows, measured, predicted, loo)]}
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------------------------------
+
+QUANTITIES = (("stiffness", "stiffness (N/mm)", "N/mm"), ("failure", "failure load (N)", "N"))
+
+
+def fit_figure(result: dict):
+    """Measured against predicted (fitted: filled; leave-one-out: open), one panel per measured quantity."""
+    from matplotlib.figure import Figure
+
+    panels = [q for q in QUANTITIES if q[0] in result]
+    figure = Figure(figsize=(5.0 * len(panels), 5.0), dpi=100)
+    for k, (key, label, unit) in enumerate(panels, start=1):
+        axes = figure.add_subplot(1, len(panels), k)
+        rows = result[key]["specimens"]
+        measured = np.array([r["measured"] for r in rows])
+        fit, loo = result[key]["fit"], result[key]["leave_one_out"]
+        r2 = "n/a" if fit["r2"] is None else f"{fit['r2']:.3f}"
+        axes.plot([r["predicted"] for r in rows], measured, "o", color="C0", label=f"fitted (R² {r2}, RMSE {fit['rmse']:.3g} {unit})")
+        axes.plot([r["loo"] for r in rows], measured, "o", markersize=10, markerfacecolor="none", color="C1",
+                  label=f"leave-one-out (RMSE {loo['rmse']:.3g} {unit})")
+        bounds = [0.0, 1.1 * max(measured.max(), max(max(r["predicted"], r["loo"]) for r in rows))]
+        axes.plot(bounds, bounds, ":", color="black", label="measured = predicted")
+        axes.set_xlabel(f"predicted {label}")
+        axes.set_ylabel(f"measured {label}")
+        axes.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def _estimate_line(name: str, estimate: dict | None, digits: str = ".4g") -> str:
+    if estimate is None:
+        return f"- {name}: not fitted (no measurement of it)"
+    if not estimate["identified"]:
+        kept = "" if estimate["value"] is None else f" (best {estimate['value']:{digits}})"
+        return f"- {name}: not identified by these tests{kept}: the cases' value is kept"
+    low, high = estimate["ci95"]
+    return f"- {name}: **{estimate['value']:{digits}}** (95 % CI {low:{digits}}–{high:{digits}})"
+
+
+def report_markdown(result: dict) -> str:
+    """specimen-fit.md: the fitted parameters, the agreement, the specimen tables."""
+    lines = ["# bonefe material and failure calibration against specimen tests", "",
+             f"{result['n']} specimens, each run in its rig (`bonefe.sites.specimen.fit` documents the method).", "",
+             _estimate_line("modulus scale s (multiplies every case's modulus)", result.get("modulus_scale")),
+             _estimate_line("grey-power exponent b", result.get("exponent"), ".3f"),
+             _estimate_line("tensile strain limit", result.get("tensile_limit")),
+             _estimate_line("compressive strain limit", result.get("compressive_limit")), ""]
+    for key, label, unit in QUANTITIES:
+        if key not in result:
+            continue
+        fit, loo = result[key]["fit"], result[key]["leave_one_out"]
+        r2 = "n/a" if fit["r2"] is None else f"{fit['r2']:.4f}"
+        slope = "n/a" if fit["slope"] is None else f"{fit['slope']:.4f}"
+        lines += [f"## {label[0].upper() + label[1:]}", "",
+                  f"Fitted: R² {r2}, slope {slope}, RMSE {fit['rmse']:.4g} {unit}. Leave-one-out: RMSE "
+                  f"{loo['rmse']:.4g} {unit}, mean absolute error {100 * loo['mean_abs_relative_error']:.2f} %.", "",
+                  f"| specimen | measured ({unit}) | predicted ({unit}) | leave-one-out ({unit}) |", "|---|---|---|---|"]
+        lines += [f"| {r['case']} | {r['measured']:.5g} | {r['predicted']:.5g} | {r['loo']:.5g} |"
+                  for r in result[key]["specimens"]]
+        lines.append("")
+    return "\n".join(lines + ["![measured against predicted](specimen-fit.png)"]) + "\n"
+
+
+def is_specimen_table(path: Path) -> bool:
+    """Whether S.csv names specimen cases (site: specimen) rather than clinical ones."""
+    from bonefe.cohort.cohort_calibration import read_csv
+    from bonefe.sites import SPECIMEN
+    from bonefe.sites.specimen.case import case_site
+
+    rows = read_csv(path, ("case",), "a specimens file")
+    return bool(rows) and case_site(Path(path).resolve().parent / rows[0][1]["case"]) == SPECIMEN
+
+
+def run_specimen_fit(specimens: Path, out: Path, comm=MPI.COMM_WORLD) -> tuple[dict, dict[str, Path]]:
+    """`bonefe calibrate --specimens S.csv --out DIR` for specimen cases: specimen-fit.json/.md/.png."""
+    from bonefe.cohort.cohort_calibration import sha256, write_png
+    from bonefe.outputs import atomic_write_json, atomic_write_text
+
+    specimens, out = Path(specimens), Path(out)
+    result = calibrate_specimens(read_specimen_table(specimens), comm)
+    result["provenance"] = {"specimens": specimens.name, "specimens_sha256": sha256(specimens), "mpi_ranks": comm.size}
+    paths = {"fit": out / "specimen-fit.json", "plot": out / "specimen-fit.png", "report": out / "specimen-fit.md"}
+    if comm.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        write_png(fit_figure(result), paths["plot"])
+        atomic_write_text(paths["report"], report_markdown(result))
+        atomic_write_json(paths["fit"], result)
+    comm.barrier()
+    return result, paths
+
+
+def summary(result: dict) -> str:
+    """The line `bonefe calibrate --specimens` prints."""
+    parts = []
+    for key, name in (("modulus_scale", "modulus scale"), ("exponent", "exponent"),
+                      ("tensile_limit", "tensile limit"), ("compressive_limit", "compressive limit")):
+        estimate = result.get(key)
+        if estimate is not None and estimate["identified"]:
+            parts.append(f"{name} {estimate['value']:.4g} [{estimate['ci95'][0]:.4g}, {estimate['ci95'][1]:.4g}]")
+    for key, unit in (("stiffness", "N/mm"), ("failure", "N")):
+        if key in result:
+            parts.append(f"{key} LOO RMSE {result[key]['leave_one_out']['rmse']:.3g} {unit}")
+    return "; ".join(parts)
