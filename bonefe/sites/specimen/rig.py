@@ -93,16 +93,16 @@ class RigLoading:
         self.translations = [self.solver.solve_prescribed(self.loaded, axis) for axis in np.eye(3)]
         self.pivot = self._centroid() if pivot is None else np.asarray(pivot, float)
         self.K = np.array([[self.solver.work(u, w) for u in self.translations] for w in self.translations])
-        rotations = [self._on(self.loaded, lambda x, e=e: np.cross(e, x - self.pivot)) for e in np.eye(3)]
+        plate, grip = (fem.locate_dofs_topological(self.solver.V, 2, facets) for facets in (self.loaded, self.fixed))
+        rotations = [self._on(plate, lambda x, e=e: np.cross(e, x - self.pivot)) for e in np.eye(3)]
         self.moments = np.array([[self.solver.work(u, w) for u in self.translations] for w in rotations])
-        grips = [self._on(self.fixed, lambda x, e=e: np.broadcast_to(e, x.shape)) for e in np.eye(3)]
+        grips = [self._on(grip, lambda x, e=e: np.broadcast_to(e, x.shape)) for e in np.eye(3)]
         self.fixed_force = np.array([[self.solver.work(u, w) for u in self.translations] for w in grips])
         self._strains = np.stack([cell_strain(u) for u in self.translations])
 
-    def _on(self, facets: np.ndarray, value) -> fem.Function:
-        """A P-k function equal to value(x) (x: dof coordinates (n, 3) -> (n, 3)) on the facets' dofs, 0 elsewhere."""
+    def _on(self, dofs: np.ndarray, value) -> fem.Function:
+        """A P-k function equal to value(x) (x: dof coordinates (n, 3) -> (n, 3)) on the (block) dofs, 0 elsewhere."""
         V = self.solver.V
-        dofs = fem.locate_dofs_topological(V, 2, facets)
         w = fem.Function(V)
         w.x.array.reshape(-1, 3)[dofs] = value(V.tabulate_dof_coordinates()[dofs])
         return w

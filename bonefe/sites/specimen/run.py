@@ -7,6 +7,7 @@ Outputs in `<output>/` (replaced whole when the run succeeds, `bonefe.outputs.st
   fields.xdmf/.h5          under the rig's load: displacement, strain, principal strains; E, image value
   failure-points.vtp       where failure is read, with the nonlocal strain and failure index
   specimen-report.json     reaction force and moment, stiffness, failure load and where it starts
+  rig.png                  the specimen in its rig (fixed blue, loaded red, strain under the load)
   model.inp, model.vtu     when the case asks (`exports`): the rig for CalculiX, the mesh for ParaView
 """
 
@@ -26,7 +27,9 @@ from bonefe.outputs import staged_folder
 from bonefe.progress import Progress
 from bonefe.risk import failure_index
 from bonefe.schema import as_plain
+from bonefe.solver import principal_strains
 from bonefe.sites.specimen.case import SpecimenCase, SpecimenMaterial, load_specimen_case
+from bonefe.sites.specimen.pictures import render_rig
 from bonefe.sites.specimen.reading import read_specimen
 from bonefe.sites.specimen.site import SPECIMEN, SpecimenSetup
 
@@ -112,9 +115,10 @@ def _run(case: SpecimenCase, out: Path, progress: Progress, comm) -> dict:
         if "vtu" in case.exports:
             export_mesh(out / "model.vtu", solved.mesh, {"E": material.E})
         results = report(case, solved, comm)
+        picture = render_rig(solved.mesh, solved.tags, principal_strains(model.basis.strain(load.peak))[:, 2], load.peak["force"])
         if comm.rank == 0:
             write_quality(out / "mesh-quality.json", solved.quality)
-            SPECIMEN.write_report(out, results, None)
+            SPECIMEN.write_report(out, results, picture)
     return results
 
 

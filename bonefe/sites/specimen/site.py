@@ -174,12 +174,17 @@ class SpecimenSite:
         mesh.comm.barrier()
 
     def write_report(self, out_dir: Path, results: dict, picture) -> dict[str, Path]:
-        """specimen-report.json (rank 0)."""
-        from bonefe.outputs import atomic_write_json
+        """specimen-report.json and, given the picture (an RGB array, `bonefe.sites.specimen.pictures`), rig.png (rank 0)."""
+        from bonefe.outputs import atomic_path, atomic_write_json
+        from bonefe.report.pictures import png_bytes
 
-        path = Path(out_dir) / "specimen-report.json"
-        atomic_write_json(path, results)
-        return {"json": path}
+        paths = {"json": Path(out_dir) / "specimen-report.json"}
+        atomic_write_json(paths["json"], results)
+        if picture is not None:
+            paths["picture"] = Path(out_dir) / "rig.png"
+            with atomic_path(paths["picture"]) as tmp:
+                tmp.write_bytes(png_bytes(picture))
+        return paths
 
     def summary(self, case: SpecimenCase, results: dict) -> str:
         rig = results["rig"]
