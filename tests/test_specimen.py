@@ -206,3 +206,47 @@ failure: {{averaging_radius_mm: 1.0, exclusion_mm: 1.0}}
     voigt = 10_000.0 * results["mesh"]["mesh_volume_mm3"] / length**2
     assert voigt == pytest.approx(10_000.0 * np.pi * radius**2 / length, rel=0.03)
     assert 0.97 * voigt < results["rig"]["stiffness_n_per_mm"] < voigt
+
+
+def test_vertebra_between_plates_agrees_with_calculix(ccx, tmp_path_factory):
+    """Any bone: the procedural L1 vertebra (bonefe's vertebra phantom, no lesion) from its CT and
+    label files, HU → density → Morgan's vertebral law, between two plates that take everything
+    within 1.5 mm of its lowest and highest points; CalculiX must find the same plate force."""
+    from bonefe.sites import site_of
+
+    folder = _shared_folder(tmp_path_factory, "vertebra")
+    if COMM.rank == 0:
+        site_of("vertebra").write_phantom({"level": "L1", "lesion_site": None, "voxel_mm": 0.6}, folder, "nii.gz")
+        (folder / "case.yaml").write_text("""site: specimen
+name: vertebra-in-plates
+image: {path: ct.nii.gz}
+specimen: {labels: labels.nii.gz, value: 1}
+material: {density: {law: morgan2003_vertebra}, poisson: 0.3}
+rig:
+  fixed: {plane: {point: [0, 0, 6.0], normal: [0, 0, 1], depth_mm: 1.5}}
+  loaded: {plane: {point: [0, 0, 30.0], normal: [0, 0, -1], depth_mm: 1.5}}
+  displacement_mm: [0, 0, -0.1]
+mesh: {size_mm: 2.5}
+failure: {averaging_radius_mm: 2.0, exclusion_mm: 3.0}
+exports: [inp]
+""")
+    COMM.barrier()
+    results = run_specimen(folder / "case.yaml", output=folder / "run", quiet=True)
+    assert results["failure_mode"] == "compressive"
+    _check_against_calculix(results, folder / "run")
+
+
+def test_a_label_region_takes_the_facets_next_to_its_voxels():
+    """On a box mesh, the facets whose midpoints a label map puts in label 7 (z < 0.5 mm) are the
+    bottom face's: the same facets as the plane z = 0 with depth 0."""
+    import dolfinx
+
+    from bonefe.sites.specimen.case import Plane, Region
+    from bonefe.sites.specimen.rig import region_facets
+
+    mesh = dolfinx.mesh.create_box(COMM, [np.zeros(3), np.array([4.0, 4.0, 8.0])], [2, 2, 4],
+                                   dolfinx.mesh.CellType.tetrahedron)
+    by_label = region_facets(mesh, Region(label=7), "fixed", lambda points: np.where(points[:, 2] < 0.5, 7, 0))
+    by_plane = region_facets(mesh, Region(plane=Plane((0, 0, 0), (0, 0, 1))), "fixed")
+    assert np.array_equal(np.sort(by_label), np.sort(by_plane))
+    assert COMM.allreduce(len(by_plane)) == 8  # 2 x 2 squares, two triangles each

@@ -36,7 +36,7 @@ def render_rig(mesh, tags, min_principal: np.ndarray, force_n, size=(1000, 800))
     low, high = float(strain.min()), float(strain.max())
     pad = max(0.0, 0.01 * abs(low) - (high - low))  # a uniform field keeps one colour
     plotter = _plotter(size)
-    plotter.add_mesh(grid.extract_surface(), scalars=name, cmap="viridis", clim=[low - pad, high + pad],
+    plotter.add_mesh(grid.extract_surface(algorithm="dataset_surface"), scalars=name, cmap="viridis", clim=[low - pad, high + pad],
                      scalar_bar_args={"color": "black", "vertical": True, "position_x": 0.82, "position_y": 0.15, "title_font_size": 14})
     centroid = points.mean(axis=0)
     for tag, triangles in regions.items():
