@@ -4,7 +4,8 @@ memory per rank stated.
 
 Per stage (wall time, slowest rank): read the TIFF stack, box mesh, material (element-wise power
 law), the rig's three plate translations (one operator, GAMG set-up, three CG solves), the failure
-reading (nonlocal strain), and the peak resident memory of each rank (getrusage ru_maxrss).
+reading (nonlocal strain), the peak resident memory and the CPU time of each rank (getrusage),
+and the load average (wall times on a shared machine stretch with it; CPU times do not).
 
     mpirun -n 2 python benchmarks/specimen_microct.py                    # 80 cells per side, 1.59 M DOFs
     mpirun -n 2 python benchmarks/specimen_microct.py --cells 40         # a smoke run (206 k DOFs)
@@ -15,6 +16,7 @@ Needs ../shared/data/microct-trabecular-lhdl-ciclope (not shipped).
 import bonefe  # noqa: F401  (orders MPI before dolfinx)
 
 import argparse
+import os
 import resource
 import time
 from dataclasses import replace
@@ -59,7 +61,9 @@ def main() -> None:
     setup = setup.with_force(model.loading.K @ model.loading.motion(case.rig))
     failure = model.failure(setup.reference().unit)
     stage("failure load", t)
-    memory = comm.gather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, root=0)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    memory = comm.gather(usage.ru_maxrss / 1024.0, root=0)
+    cpu = comm.gather(usage.ru_utime + usage.ru_stime, root=0)
     rig = model.loading.readouts(case.rig)
     if comm.rank == 0:
         print(f"ranks {comm.size}, cells per side {args.cells}, tets {bone.quality['tets']:,}, "
@@ -70,6 +74,8 @@ def main() -> None:
             print(f"  {name:<32} {seconds:8.1f} s")
         print(f"  {'total':<32} {sum(times.values()):8.1f} s")
         print("peak memory per rank (MB): " + ", ".join(f"{m:.0f}" for m in memory))
+        print("CPU time per rank (s, imports included): " + ", ".join(f"{c:.0f}" for c in cpu)
+              + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -250,3 +250,21 @@ def test_a_label_region_takes_the_facets_next_to_its_voxels():
     by_plane = region_facets(mesh, Region(plane=Plane((0, 0, 0), (0, 0, 1))), "fixed")
     assert np.array_equal(np.sort(by_label), np.sort(by_plane))
     assert COMM.allreduce(len(by_plane)) == 8  # 2 x 2 squares, two triangles each
+
+
+def test_the_specimen_site_implements_the_interface():
+    """Every member of `bonefe.sites.base.Site` and `Setup` exists on the specimen site (the clinical
+    ones say why they do not apply instead of inventing a meaning)."""
+    from bonefe.errors import BonefeError
+    from bonefe.sites import SPECIMEN, site_of
+    from bonefe.sites.base import Setup, Site
+    from bonefe.sites.specimen.site import SpecimenSetup
+
+    def members(protocol):
+        return {n for n in vars(protocol) if not n.startswith("_")} | set(protocol.__annotations__)
+
+    site = site_of(SPECIMEN)
+    assert not members(Site) - set(dir(site))
+    assert not members(Setup) - set(dir(SpecimenSetup)) - set(SpecimenSetup.__dataclass_fields__)
+    with pytest.raises(BonefeError, match="no patient"):
+        site.setup(load_specimen_case(CASES / "specimen-phantom.yaml"), None).thresholds(None)

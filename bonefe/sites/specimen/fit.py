@@ -116,14 +116,6 @@ class Runs:
         loading = RigLoading(bone.mesh, E, case.material.poisson, tags, case.rig.pivot, case.mesh.degree)
         return loading.readouts(case.rig)["stiffness_n_per_mm"]
 
-    def peaks(self, i: int, exponent: float | None, scale: float) -> tuple[float, float]:
-        """(p_t, p_c): peak nonlocal ε1 and −ε3 per newton of plate force (1/N) at the fitted modulus."""
-        from bonefe.risk import peak
-
-        solved = self.solve(i, exponent, scale)
-        principal = solved.model.principal(solved.setup.reference().unit)
-        return peak(principal[:, 0], self.comm), peak(-principal[:, 2], self.comm)
-
 
 # ----------------------------------------------------------------------------------------------
 # Fits (plain numbers; no FE)

@@ -21,7 +21,7 @@ import bonefe  # noqa: F401  (orders dolfinx_solver before dolfinx/petsc4py)
 
 import numpy as np
 from dolfinx import fem
-from dolfinx.mesh import meshtags
+from dolfinx.mesh import entities_to_geometry, meshtags
 from mpi4py import MPI
 
 from bonefe.assessment import BoneModel, RiskOptions, away_from_patches
@@ -39,8 +39,6 @@ def region_facets(mesh, region: Region, where: str, label_map=None) -> np.ndarra
     side or beyond), or the midpoint within one voxel of the label (label_map: world points (n, 3)
     -> label values). Raises BonefeError (every rank) when the region holds no facet."""
     facets = ExteriorFacets.of(mesh)
-    from dolfinx.mesh import entities_to_geometry
-
     if region.plane is not None:
         corners = mesh.geometry.x[entities_to_geometry(mesh, 2, facets.index.astype(np.int32))]
         tolerance = 1e-6 * _diameter(mesh)
@@ -68,8 +66,6 @@ def rig_tags(mesh, rig: Rig, label_map=None):
     """Facet MeshTags (FIXED, LOADED) of the rig; BonefeError when a region is empty or they share nodes."""
     fixed = region_facets(mesh, rig.fixed, "fixed", label_map)
     loaded = region_facets(mesh, rig.loaded, "loaded", label_map)
-    from dolfinx.mesh import entities_to_geometry
-
     shared = np.intersect1d(entities_to_geometry(mesh, 2, fixed).ravel(), entities_to_geometry(mesh, 2, loaded).ravel())
     if mesh.comm.allreduce(int(shared.size), op=MPI.SUM):
         raise BonefeError("rig: the fixed and loaded regions touch (they share surface nodes): move the planes "

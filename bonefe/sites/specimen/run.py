@@ -125,12 +125,12 @@ def _run(case: SpecimenCase, out: Path, progress: Progress, comm) -> dict:
 def report(case: SpecimenCase, solved: Solved, comm) -> dict:
     """The results of one specimen: rig readouts, failure, mesh, material summary, assumptions, provenance."""
     E = solved.material.E
-    volumes = comm.allreduce(len(E), op=MPI.SUM)
+    cells = comm.allreduce(len(E), op=MPI.SUM)
     results = {"schema": "bonefe-specimen-report/1", "case_name": case.name}
     results.update(SPECIMEN.assess_more(solved.setup, solved.model, [], []))
     results.update(SPECIMEN.results(case, None, solved, solved.setup))
     results.update({
-        "mesh": {"cells": volumes, "dofs": solved.model.solver.num_dofs(), **solved.quality},
+        "mesh": {"cells": cells, "dofs": solved.model.solver.num_dofs(), **solved.quality},
         "modulus_mpa": {"min": comm.allreduce(float(E.min(initial=np.inf)), op=MPI.MIN),
                         "max": comm.allreduce(float(E.max(initial=-np.inf)), op=MPI.MAX)},
         "solver_iterations": [h["iterations"] for h in solved.model.solver.history],
