@@ -142,6 +142,7 @@ def _case(tmp_path: Path, text: str, **changes) -> Path:
      "rig: the fixed and loaded regions touch"),
     ({"displacement_mm: [0, 0, -0.02]": "displacement_mm: [0, 0, -0.02]\n  force_n: [0, 0, 1]"},
      "give either displacement_mm or force_n"),
+    ({"mesh: {size_mm: 2.0}": "mesh: {size_mm: 2.0, degree: 2}"}, "exports: inp writes linear tetrahedra"),
 ])
 def test_bad_rigs_end_in_one_line_with_status_2(tmp_path_factory, capsys, changes, message):
     if COMM.size > 1:
@@ -268,3 +269,12 @@ def test_the_specimen_site_implements_the_interface():
     assert not members(Setup) - set(dir(SpecimenSetup)) - set(SpecimenSetup.__dataclass_fields__)
     with pytest.raises(BonefeError, match="no patient"):
         site.setup(load_specimen_case(CASES / "specimen-phantom.yaml"), None).thresholds(None)
+
+
+def test_quadratic_elements_give_the_same_exact_block():
+    """mesh.degree 2 (P2): the linear field is still exact, so E A / L and E A ε_c again."""
+    case = load_specimen_case(CASES / "specimen-phantom.yaml")
+    case = replace(case, mesh=replace(case.mesh, degree=2), exports=[])
+    solved = solve_specimen(case, read_specimen(case.image, case.specimen), COMM)
+    assert solved.model.loading.K[2, 2] == pytest.approx(E_MPA * AREA_MM2 / LENGTH_MM, rel=1e-8)
+    assert solved.stance.failure_load_n == pytest.approx(E_MPA * AREA_MM2 * COMPRESSIVE_LIMIT, rel=1e-7)

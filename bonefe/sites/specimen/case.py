@@ -229,6 +229,8 @@ class SpecimenCase:
         if not self.name or not self.name.isprintable() or any(c in self.name for c in '/\\:*?"<>|') \
                 or self.name in (".", ".."):
             raise ValueError(f"name must be a non-empty folder-safe text (got {self.name!r})")
+        if "inp" in self.exports and self.mesh.degree != 1:
+            raise ValueError("exports: inp writes linear tetrahedra (C3D4): set mesh.degree 1 or drop inp")
         labels = [r.label for r in (self.rig.fixed, self.rig.loaded) if r.label is not None]
         if labels and (self.specimen == "box" or self.specimen.labels is None):
             raise ValueError("rig regions by label need the specimen's label map (specimen.labels)")
