@@ -94,7 +94,9 @@ class RigLoading:
         self.moments = np.array([[self.solver.work(u, w) for u in self.translations] for w in rotations])
         grips = [self._on(grip, lambda x, e=e: np.broadcast_to(e, x.shape)) for e in np.eye(3)]
         self.fixed_force = np.array([[self.solver.work(u, w) for u in self.translations] for w in grips])
-        self._strains = np.stack([cell_strain(u) for u in self.translations])
+        strains = np.stack([cell_strain(u) for u in self.translations])  # per unit translation
+        self.force_strains = np.tensordot(np.linalg.inv(self.K).T, strains, axes=1)
+        """Cell strains (3, cells, 3, 3) per newton of plate force along x, y, z."""
 
     def _on(self, dofs: np.ndarray, value) -> fem.Function:
         """A P-k function equal to value(x) (x: dof coordinates (n, 3) -> (n, 3)) on the (block) dofs, 0 elsewhere."""
@@ -143,8 +145,7 @@ class RigBasis(StrainBasis):
 
     def __init__(self, loading: RigLoading):
         self.loading, self.solver = loading, loading.solver
-        compliance = np.linalg.inv(loading.K)
-        super().__init__({"force": np.tensordot(compliance.T, loading._strains, axes=1)})
+        super().__init__({"force": loading.force_strains})
 
     def displacement(self, forces: dict) -> fem.Function:
         self._check(forces)
