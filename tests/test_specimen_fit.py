@@ -99,3 +99,18 @@ def test_noisy_intervals_hold_the_truth_and_the_report_is_written(tmp_path_facto
         assert "leave-one-out" in (folder / "fit" / "specimen-fit.md").read_text().lower()
         assert "modulus scale" in capsys.readouterr().out
     COMM.barrier()
+
+
+def test_what_the_data_cannot_tell_is_reported_not_identified():
+    """Specimens of one grey value cannot tell the exponent; compression tests alone cannot tell the
+    tensile limit (their failure is compressive at any plausible one): both kept, flagged."""
+    from bonefe.risk import StrainCriterion
+    from bonefe.sites.specimen.fit import fit_limits, fit_scale_exponent
+
+    predicted = np.array([1000.0, 2000.0, 4000.0])
+    scale, exponent = fit_scale_exponent(1.3 * predicted, lambda b: np.log(predicted) + 0.0 * b)
+    assert scale.value == pytest.approx(1.3) and not exponent.identified
+    p_c = 1.0 / np.array([5e5, 1e6, 2e6])  # peak −ε3 per newton; ε1 a third of it (ν-like)
+    tensile, compressive = fit_limits(0.009 / p_c, p_c / 3, p_c, StrainCriterion())
+    assert compressive.identified and compressive.value == pytest.approx(0.009)
+    assert not tensile.identified and tensile.value == StrainCriterion().tensile_limit
