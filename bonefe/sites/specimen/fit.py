@@ -43,7 +43,9 @@ MIN_FOR_EXPONENT = 3
 EXPONENT_RANGE = (1.0, 3.5)
 """Exponents searched: published density–modulus laws lie within (Morgan 2003 1.49–1.56, Keller 1994
 2.29, Carter & Hayes 1977 3; ciclope's micro-CT example 2.5)."""
-EXPONENT_GRID = 11
+EXPONENT_GRID = 7
+"""Exponents solved per specimen (a cubic spline between): few, because every rig build costs MPI
+communicators that dolfinx/PETSc do not give back (MPICH has 2,048 per process; docs/specimens.md)."""
 FIT_SCHEMA = "bonefe-specimen-fit/1"
 
 
