@@ -25,6 +25,7 @@ CT-based finite-element fracture risk for bones with metastases.
       (--body tissues[+rods]: inside a body with air, fat, muscle, a vessel [and a rod phantom])
   bonefe run CASE.yaml
       mesh -> material -> solve -> risk -> report for one case
+      (site: specimen: a bone in a virtual test machine, reaction force, stiffness; docs/specimens.md)
       (in parallel: mpirun -n 4 bonefe run CASE.yaml; results do not depend on the rank count)
   bonefe followup BASELINE.yaml LATER.yaml [...] [--registration affine] [--horizon-months 12]
       scans of one bone over time: registration, lesion change, failure load on one mesh, course
@@ -165,7 +166,8 @@ def _parser() -> argparse.ArgumentParser:
                            help="batch folder or its cohort-summary.csv (bonefe batch)")
     calibrate.add_argument("--out", type=Path, required=True, metavar="CALDIR", help="output folder")
     calibrate.add_argument("--specimens", type=Path, metavar="S.csv",
-                           help="material mode: columns case, measured_failure_load_n (N)")
+                           help="material mode: columns case, measured_failure_load_n (N); for specimen "
+                                "cases also measured_stiffness_n_per_mm (docs/specimens.md)")
     calibrate.add_argument("--target-sensitivity", type=float, default=1.0, metavar="T",
                            help="sensitivity that 'not low risk' must reach, 0-1 (default: 1.0)")
     calibrate.add_argument("--bootstrap", type=int, default=2000, metavar="B",
@@ -267,7 +269,14 @@ def _site_phantom(args) -> int:
 
 def _run(args) -> int:
     from bonefe.pipeline import run_case
+    from bonefe.sites import SPECIMEN
+    from bonefe.sites.specimen.case import case_site
 
+    if case_site(args.case) == SPECIMEN:
+        from bonefe.sites.specimen.run import run_specimen
+
+        run_specimen(args.case, output=args.output, mesh_size=args.mesh_size, quiet=args.quiet)
+        return 0
     run_case(args.case, output=args.output, mesh_size=args.mesh_size, quiet=args.quiet,
              uncertainty=args.uncertainty)
     return 0
@@ -355,7 +364,10 @@ Material mode:  bonefe calibrate --specimens S.csv [--cohort DIR_OR_SUMMARY.csv]
   Fits the modulus scale s (material.modulus_scale) by least squares on log failure loads,
   ln F_measured = ln s + ln F_predicted; predicted loads from the cohort summary (failure_load_n of
   the case ids in S.csv), or without --cohort by running the case files S.csv names. Writes
-  material-fit.json, material-fit.png and material-fit.md (s, SE, 95 % t CI, R², RMSE)."""
+  material-fit.json, material-fit.png and material-fit.md (s, SE, 95 % t CI, R², RMSE).
+  When S.csv names specimen cases (site: specimen), each runs in its rig and the power law's
+  scale (and exponent) is fitted to measured_stiffness_n_per_mm and the strain limits to
+  measured_failure_load_n, with 95 % intervals and leave-one-out errors: specimen-fit.json/.md/.png."""
 
 
 def _calibrate(args) -> int:
@@ -367,6 +379,12 @@ def _calibrate(args) -> int:
                           "not both or neither")
     if args.specimens is not None:
         from bonefe.cohort.material_fit import run_material_fit
+        from bonefe.sites.specimen.fit import is_specimen_table, run_specimen_fit, summary
+
+        if is_specimen_table(args.specimens):  # specimen cases: run each in its rig (docs/specimens.md)
+            result, paths = run_specimen_fit(args.specimens, args.out)
+            print(f"{summary(result)}: {paths['fit']}")
+            return 0
 
         fit, paths = run_material_fit(args.specimens, args.cohort, args.out)
         print(f"modulus_scale {fit.scale:.4g} (95 % CI {fit.ci95[0]:.4g}-{fit.ci95[1]:.4g}, n {fit.n}, "

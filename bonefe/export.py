@@ -100,7 +100,8 @@ def set_name(name: str) -> str:
 
 
 def write_inp(path, points, tets, E, nu, fixed_nodes, nodal_forces,
-              node_sets: Mapping[str, np.ndarray] | None = None) -> None:
+              node_sets: Mapping[str, np.ndarray] | None = None,
+              moved: Mapping[str, object] | None = None) -> None:
     """Write a linear static C3D4 model to `path` (.inp), atomically.
 
     points:       (n, 3) node coordinates.
@@ -109,6 +110,9 @@ def write_inp(path, points, tets, E, nu, fixed_nodes, nodal_forces,
     fixed_nodes:  0-based indices of nodes with all displacement components zero.
     nodal_forces: (n, 3) force on each node; zero rows are omitted.
     node_sets:    optional named node sets (0-based indices), written as *NSET P_<NAME>.
+    moved:        optional {node set name: displacement 3-vector}: those sets' nodes moved rigidly
+                  (*BOUNDARY with values, a displacement-controlled plate), each set's total
+                  reaction force printed (*NODE PRINT RF, TOTALS=ONLY), and NFIX's too.
     """
     points = np.asarray(points, dtype=float)
     tets = _oriented(points, np.asarray(tets, dtype=np.int64))
@@ -130,9 +134,15 @@ def write_inp(path, points, tets, E, nu, fixed_nodes, nodal_forces,
         handle.write("*NSET, NSET=NFIX\n" + _id_lines(np.unique(fixed_nodes)))
         for name, members in (node_sets or {}).items():
             handle.write(f"*NSET, NSET={set_name(name)}\n" + _id_lines(np.unique(members)))
-        handle.write("*BOUNDARY\nNFIX, 1, 3, 0.\n*STEP\n*STATIC\n*CLOAD\n")
+        handle.write("*BOUNDARY\nNFIX, 1, 3, 0.\n*STEP\n*STATIC\n")
+        for name, value in (moved or {}).items():
+            handle.write("*BOUNDARY\n" + "".join(f"{set_name(name)}, {c}, {c}, {_real(v)}\n"
+                                                 for c, v in enumerate(np.asarray(value, float), start=1)))
+        handle.write("*CLOAD\n")
         np.savetxt(handle, np.column_stack([nodes + 1, components + 1, _reals(forces[nodes, components])]),
                    fmt=["%d", "%d", REAL_FORMAT], delimiter=", ")
+        for name in ["NFIX", *map(set_name, moved)] if moved else []:
+            handle.write(f"*NODE PRINT, NSET={name}, TOTALS=ONLY\nRF\n")
         handle.write("*NODE FILE\nU\n*EL FILE\nS, E\n*NODE PRINT, NSET=NALL\nU\n"
                      "*EL PRINT, ELSET=EALL, TOTALS=ONLY\nELSE\n*END STEP\n")
 

@@ -334,27 +334,32 @@ def lesion_map(volume: Volume) -> LesionMap | None:
     return LesionMap(volume.labels[box][nearest], lo, volume)
 
 
-def _integrate(corners: np.ndarray, n: int, ct: FilledCT, options: MaterialOptions):
+def _integrate(corners: np.ndarray, n: int, ct: FilledCT, modulus):
     """Element averages of E and ρ_app and label counts (bone, lytic, blastic) for cells split n³.
 
     corners: (cells, 4, 3) element vertices as continuous voxel indices (the voxel map is affine,
-    so barycentric combinations commute with it).
+    so barycentric combinations commute with it); modulus: (hu, labels) -> (E, ρ) of the samples.
     """
     bary = subdivision_points(n)
     hu, labels = ct.sample(np.matmul(bary, corners).reshape(-1, 3))
-    E, rho = sample_modulus(hu, labels, options)
+    E, rho = modulus(hu, labels)
     shape = (len(corners), len(bary))
     labels = labels.reshape(shape)
     counts = np.stack([np.count_nonzero(labels == value, axis=1) for value in (BONE, LYTIC, BLASTIC)], axis=1)
     return E.reshape(shape).mean(axis=1), rho.reshape(shape).mean(axis=1), counts
 
 
-def cell_material(mesh, volume: Volume, options: MaterialOptions = MaterialOptions()) -> CellMaterial:
+def cell_material(mesh, volume: Volume, options: MaterialOptions = MaterialOptions(), modulus=None) -> CellMaterial:
     """Element-wise CT material of the local owned cells of a tetrahedral mesh in world mm.
 
     See the module docstring for the sampling, the partial-volume fill and the lesion rules.
+    modulus: (image values, labels) -> (E MPa, density) of the samples, replacing the density chain
+    of `options` (`sample_modulus`), e.g. a grey-value power law of a micro-CT (`bonefe.sites.specimen`).
     Vectorised; each rank handles its own cells, so results do not depend on the partition.
     """
+    if modulus is None:
+        def modulus(hu, labels):
+            return sample_modulus(hu, labels, options)
     vertices = canonical_order(cell_vertices(mesh))
     corners = volume.to_index(vertices.reshape(-1, 3)).reshape(vertices.shape)
     ct = FilledCT.from_volume(volume)
@@ -364,7 +369,7 @@ def cell_material(mesh, volume: Volume, options: MaterialOptions = MaterialOptio
     for n in np.unique(n_sub):
         cells = np.flatnonzero(n_sub == n)
         for chunk in np.array_split(cells, max(1, len(cells) * n**3 // SAMPLES_PER_CHUNK)):
-            E[chunk], rho[chunk], counts[chunk] = _integrate(corners[chunk], int(n), ct, options)
+            E[chunk], rho[chunk], counts[chunk] = _integrate(corners[chunk], int(n), ct, modulus)
     # argmax keeps the first of equal counts: order lytic, blastic, bone makes the lesion win ties
     by_priority = counts[:, [1, 2, 0]]
     label = np.array([LYTIC, BLASTIC, BONE], dtype=np.int32)[np.argmax(by_priority, axis=1)]

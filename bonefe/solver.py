@@ -382,6 +382,32 @@ class ElasticitySolver:
         self._record()
         return u
 
+    def solve_prescribed(self, facets: np.ndarray, value) -> fem.Function:
+        """Displacement (mm) with u = `value` (a constant 3-vector, mm) on `facets`, which must be
+        among the fixed facets the operator was built with (the others stay at 0), and no load:
+        a rigid plate moved by `value`. The right-hand side is lifted (b = −A g off the prescribed
+        dofs), so the same operator and preconditioner serve every plate motion."""
+        dofs = fem.locate_dofs_topological(self.V, self.mesh.topology.dim - 1, np.asarray(facets, np.int32))
+        moved = fem.dirichletbc(np.asarray(value, dtype=PETSc.ScalarType), dofs, self.V)
+        bcs = [*self.bcs, moved]  # applied in order: the plate's value overrides the zero there
+        with self.b.localForm() as local:
+            local.set(0.0)
+        dolfinx.fem.petsc.apply_lifting(self.b, [self.a], bcs=[bcs])
+        self.b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        dolfinx.fem.petsc.set_bc(self.b, bcs)
+        u = fem.Function(self.V, name="displacement")
+        self.ksp.solve(self.b, u.x.petsc_vec)
+        u.x.scatter_forward()
+        self._record()
+        return u
+
+    def work(self, u: fem.Function, w: fem.Function) -> float:
+        """Global a(u, w) = ∫ σ(u):ε(w) dx (N·mm per unit of w). With u in equilibrium off its
+        constrained dofs, this is Σ over the constrained nodes of the force holding them times w
+        there: with w a unit translation on a plate (0 on the other supports) it is the plate's
+        force along it (N), with w a unit rotation field its moment (N·mm)."""
+        return _global_sum(self.comm, fem.assemble_scalar(fem.form(ufl.inner(self.stress(u), epsilon(w)) * ufl.dx)))
+
     def _record(self) -> None:
         reason = self.ksp.getConvergedReason()
         entry = {"iterations": self.ksp.getIterationNumber(),

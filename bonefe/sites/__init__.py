@@ -5,7 +5,9 @@ from bonefe.errors import BonefeError
 from bonefe.sites.base import Site
 
 SITES = ("femur", "vertebra", "humerus")
-"""Sites a case file may name (`site:`); femur is the default."""
+"""Sites a clinical case file may name (`site:`); femur is the default."""
+SPECIMEN = "specimen"
+"""The test-machine site: a case of its own schema (`bonefe.sites.specimen`), not a patient's bone."""
 
 
 def site_of(name: str) -> Site:
@@ -22,7 +24,11 @@ def site_of(name: str) -> Site:
         from bonefe.sites.humerus.site import HUMERUS
 
         return HUMERUS
+    if name == SPECIMEN:
+        from bonefe.sites.specimen.site import SPECIMEN as SPECIMEN_SITE
+
+        return SPECIMEN_SITE
     raise BonefeError(f"unknown bone site '{name}': choose from {', '.join(SITES)}")
 
 
-__all__ = ["SITES", "site_of"]
+__all__ = ["SITES", "SPECIMEN", "site_of"]

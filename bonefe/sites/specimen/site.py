@@ -1,0 +1,197 @@
+"""The specimen as a bone site (`bonefe.sites.base`): no anatomical frame, no patient, no activities;
+the rig's load is the one load, and its failure load is the result.
+
+A specimen case has its own schema (`bonefe.sites.specimen.case`) and chain (`run`); the members
+of the interface that are clinical (risk thresholds, scores, activity libraries) say so when
+called instead of inventing a meaning.
+"""
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from bonefe.errors import BonefeError
+from bonefe.sites.base import Anatomy, Load
+from bonefe.sites.specimen.case import Rig, SpecimenCase
+from bonefe.volume import Volume
+
+NOT_CLINICAL = "a specimen has no patient: {} applies to the femur and vertebra sites"
+
+
+def box_mesh(volume: Volume, size_mm: float, comm):
+    """The image box (`bonefe.sites.specimen.reading.box_affine`) as structured tetrahedra (six per
+    hexahedron) of about size_mm, and its quality record (`bonefe.meshing.BoneMesh`)."""
+    from dolfinx.mesh import CellType, create_box
+
+    from bonefe.meshing import BoneMesh
+
+    extent = np.array(volume.labels.shape) * volume.spacing
+    cells = np.maximum(np.rint(extent / size_mm).astype(int), 1)
+    mesh = create_box(comm, [np.zeros(3), extent], cells.tolist(), CellType.tetrahedron)
+    nodes = int(np.prod(cells + 1))
+    quality = {"kind": "box", "tets": int(6 * np.prod(cells)), "nodes": nodes, "cells_per_axis": cells.tolist(),
+               "mesh_volume_mm3": float(np.prod(extent)), "size_mm": size_mm}
+    return BoneMesh(mesh, quality)
+
+
+@dataclass(frozen=True)
+class SpecimenSetup:
+    """A specimen bound to its case (the rig) and, once solved, the plate force of its load (N)."""
+
+    case: SpecimenCase
+    force_n: np.ndarray | None = None
+    frame: None = None
+    body_mass_kg: float = float("nan")
+    laws: tuple[str, ...] = ()
+
+    @property
+    def rig(self) -> Rig:
+        return self.case.rig
+
+    def mesh(self, volume, options, comm):
+        """(`BoneMesh`, the rig's facet tags): the image box for a box specimen, else bonefe's smooth mesh."""
+        from bonefe.meshing import mesh_bone
+        from bonefe.sites.specimen.rig import rig_tags
+
+        if self.case.specimen == "box":
+            bone = box_mesh(volume, options.size_mm, comm)
+        else:
+            bone = mesh_bone(volume, options.size_mm, comm, thin_cortex_mm=0.0)
+        return bone, rig_tags(bone.mesh, self.rig, self._label_map(volume))
+
+    def _label_map(self, volume):
+        """World points -> the segmentation's label within one voxel (max over the 3³ neighbours), or None."""
+        specimen = self.case.specimen
+        if specimen == "box" or specimen.labels is None:
+            return None
+        from scipy import ndimage
+
+        from bonefe.sites.specimen.reading import region_labels
+
+        labels = ndimage.grey_dilation(region_labels(specimen, self.case.image.downsample, volume.labels.shape),
+                                       size=3)
+
+        def at(points):
+            ijk = np.clip(np.rint(volume.to_index(points)).astype(int), 0, np.array(labels.shape) - 1)
+            return labels[tuple(ijk.T)]
+        return at
+
+    def model(self, mesh, facet_tags, E, labels, nu, risk, degree: int = 1, lesion=None):
+        from bonefe.sites.specimen.rig import RigModel
+
+        return RigModel(mesh, facet_tags, E, labels, nu, risk, self.rig.pivot, degree, lesion)
+
+    def reference(self) -> Load:
+        """The rig's load: the unit vector along the plate force, its magnitude the peak (N). Under
+        displacement control the force is known after the rig's solve: bind it with `with_force`."""
+        if self.force_n is None:
+            raise BonefeError("the specimen's load follows from its rig's solve: bind it with SpecimenSetup.with_force")
+        magnitude = float(np.linalg.norm(self.force_n))
+        return Load("rig", "Rig load", {"force": np.asarray(self.force_n) / magnitude}, magnitude,
+                    "the case's rig (bonefe.sites.specimen.rig)")
+
+    def with_force(self, force_n) -> "SpecimenSetup":
+        return replace(self, force_n=np.asarray(force_n, float))
+
+    def loads(self, names=None, custom=()) -> list[Load]:
+        """The rig's load alone (no activity library)."""
+        return [self.reference()]
+
+    def thresholds(self, risk):
+        raise BonefeError(NOT_CLINICAL.format("a risk category"))
+
+    def reference_failure(self, mesh, facet_tags, lattice, E, nu, risk, degree: int = 1) -> float:
+        raise BonefeError(NOT_CLINICAL.format("the uncertainty study"))
+
+
+@dataclass(frozen=True)
+class SpecimenSite:
+    name: str = "specimen"
+    lesion_sites: tuple[str, ...] = ()
+    scores: tuple[str, ...] = ()
+    camera: str = "iso"
+    exports: tuple[str, ...] = ("inp", "vtu")
+
+    def write_phantom(self, options: dict, out_dir: Path, fmt: str) -> dict[str, Path]:
+        raise BonefeError("a specimen case generates its phantom itself (image.phantom): no file is needed")
+
+    def suitability(self, options):
+        raise BonefeError(NOT_CLINICAL.format("the clinical scan check"))
+
+    def anatomy(self, case: SpecimenCase, volume, raw_labels) -> Anatomy:
+        """No frame: the specimen's volume as read."""
+        return Anatomy(volume, None)
+
+    def setup(self, case: SpecimenCase, frame) -> SpecimenSetup:
+        return SpecimenSetup(case)
+
+    def assess_more(self, setup, model, loads, rows) -> dict:
+        """The rig's readouts (`bonefe.sites.specimen.rig.RigLoading.readouts`)."""
+        return {"rig": model.loading.readouts(setup.rig)}
+
+    def analyses(self, case, setup, mesh, facet_tags, material, lesion) -> dict:
+        return {}
+
+    def scores_of(self, case, anatomy, twin_volume) -> dict:
+        return {}
+
+    def results(self, case: SpecimenCase, anatomy, assessment, setup) -> dict:
+        """Failure load (N, along the plate force), the plate travel at failure (mm) and where it starts."""
+        stance = assessment.stance
+        force = np.asarray(setup.force_n, float)
+        scale = stance.failure_load_n / float(np.linalg.norm(force))
+        rig = assessment.model.loading.readouts(setup.rig)
+        return {"site": "specimen", "failure_load_n": stance.failure_load_n, "failure_location_mm": stance.location_mm,
+                "failure_mode": stance.mode,
+                "failure_translation_mm": (scale * np.asarray(rig["plate_translation_mm"])).tolist()}
+
+    def assumptions(self, case: SpecimenCase) -> list[str]:
+        failure = case.failure
+        return [
+            "Linear elastic, isotropic material mapped from the image element by element; the fixed region "
+            "clamped, the loaded region bonded to a rigid plate that translates without rotating.",
+            f"Failure is the onset of local failure by the maximum principal strain criterion "
+            f"({failure.criterion.tensile_limit:g} tension, {failure.criterion.compressive_limit:g} compression) "
+            f"on the strain averaged over {failure.averaging_radius_mm:g} mm spheres, read farther than "
+            f"{failure.exclusion_mm:g} mm from both regions; linear, so the failure load scales the rig's load.",
+        ]
+
+    def export_inp(self, path: Path, basis, facet_tags, E, nu, setup) -> None:
+        """model.inp: the rig as CalculiX boundary conditions (fixed region 0, the plate's nodes moved by
+        the translation that carries the rig's load) and ccx's reaction totals for both regions."""
+        from bonefe.export import bin_modulus, gather_cells, gather_facet_nodes, gather_mesh, write_inp
+
+        loading = basis.loading
+        mesh = loading.mesh
+        t = loading.motion(setup.rig)
+        points, tets = gather_mesh(mesh)
+        E_all = gather_cells(mesh, E)
+        fixed, plate = gather_facet_nodes(mesh, loading.fixed), gather_facet_nodes(mesh, loading.loaded)
+        if mesh.comm.rank == 0:
+            write_inp(path, points, tets, bin_modulus(E_all, None), nu, fixed, np.zeros_like(points),
+                      {"loaded": plate}, {"loaded": t})
+        mesh.comm.barrier()
+
+    def write_report(self, out_dir: Path, results: dict, picture) -> dict[str, Path]:
+        """specimen-report.json and, given the picture (an RGB array, `bonefe.sites.specimen.pictures`), rig.png (rank 0)."""
+        from bonefe.outputs import atomic_path, atomic_write_json
+        from bonefe.report.pictures import png_bytes
+
+        paths = {"json": Path(out_dir) / "specimen-report.json"}
+        atomic_write_json(paths["json"], results)
+        if picture is not None:
+            paths["picture"] = Path(out_dir) / "rig.png"
+            with atomic_path(paths["picture"]) as tmp:
+                tmp.write_bytes(png_bytes(picture))
+        return paths
+
+    def summary(self, case: SpecimenCase, results: dict) -> str:
+        rig = results["rig"]
+        force = np.linalg.norm(rig["reaction_force_n"])
+        return (f"{case.name}: plate force {force:.4g} N, stiffness {rig['stiffness_n_per_mm']:.4g} N/mm, "
+                f"failure load {results['failure_load_n']:.4g} N ({results['failure_mode']}); "
+                f"report: {case.output / 'specimen-report.json'}")
+
+
+SPECIMEN = SpecimenSite()

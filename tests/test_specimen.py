@@ -1,0 +1,280 @@
+"""The specimen site (issue 19): a bone in a virtual test machine.
+
+Checked against independent values, not against the module's own numbers:
+- the homogeneous block in uniaxial compression (poisson 0, so the clamped ends constrain nothing
+  and u = −δ z / L is the exact solution, which P1 represents exactly): stiffness E A / L, plate
+  force, failure load E A ε_c when the uniform strain reaches the compressive limit; under force
+  control the plate travel is F L / (E A);
+- equilibrium: the fixed region's force is minus the plate's;
+- CalculiX on the same mesh (`model.inp`: the fixed nodes held, the plate's nodes moved): the
+  reaction force of the block with poisson 0.3 and of the shared micro-CT cube, to solver precision;
+- user mistakes end in one line with exit status 2.
+"""
+
+import bonefe  # noqa: F401  (MPI/dolfinx import order)
+
+import re
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from bonefe.cli import main
+from bonefe.sites.specimen.case import load_specimen_case
+from bonefe.sites.specimen.reading import read_specimen
+from bonefe.sites.specimen.run import run_specimen, solve_specimen
+from tests.real_data import shared_data
+
+COMM = MPI.COMM_WORLD
+CASES = Path(__file__).resolve().parents[1] / "cases"
+E_MPA, AREA_MM2, LENGTH_MM, TRAVEL_MM = 10_000.0, 100.0, 20.0, 0.02
+"""The phantom case's block: E = 10,000 (100/100)^1.5 MPa, 10 x 10 mm, 20 mm long, pushed 0.02 mm."""
+COMPRESSIVE_LIMIT = 0.0104
+MICROCT_FORCE_N = 74.92967587916758
+"""The micro-CT cube's plate force (N, z), measured serially; CalculiX gave 74.92968 N on the same mesh."""
+
+
+def _shared_folder(tmp_path_factory, name: str) -> Path:
+    return Path(COMM.bcast(str(tmp_path_factory.mktemp(name)) if COMM.rank == 0 else None))
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    case = load_specimen_case(CASES / "specimen-phantom.yaml")
+    return case, solve_specimen(case, read_specimen(case.image, case.specimen), COMM)
+
+
+def test_block_stiffness_and_force_are_e_a_over_l(phantom):
+    _, solved = phantom
+    rig = solved.model.loading.readouts(solved.setup.rig)
+    assert rig["stiffness_n_per_mm"] == pytest.approx(E_MPA * AREA_MM2 / LENGTH_MM, rel=1e-8)
+    assert rig["reaction_force_n"] == pytest.approx([0.0, 0.0, -E_MPA * AREA_MM2 * TRAVEL_MM / LENGTH_MM], abs=1e-6)
+    assert np.add(rig["fixed_region_force_n"], rig["reaction_force_n"]) == pytest.approx(np.zeros(3), abs=1e-6)
+    assert rig["reaction_moment_nmm"] == pytest.approx(np.zeros(3), abs=1e-5)  # centred plate, symmetric block
+
+
+def test_block_fails_when_its_uniform_strain_reaches_the_limit(phantom):
+    _, solved = phantom
+    assert solved.stance.failure_load_n == pytest.approx(E_MPA * AREA_MM2 * COMPRESSIVE_LIMIT, rel=1e-7)
+    assert solved.stance.mode == "compressive"
+
+
+def test_force_control_moves_the_plate_by_f_l_over_e_a(phantom):
+    case, solved = phantom
+    rig = replace(case.rig, displacement_mm=None, force_n=(0.0, 0.0, -500.0))
+    loading = solved.model.loading
+    assert loading.motion(rig) == pytest.approx([0.0, 0.0, -500.0 * LENGTH_MM / (E_MPA * AREA_MM2)], rel=1e-8, abs=1e-14)
+    assert loading.readouts(rig)["reaction_force_n"] == pytest.approx([0.0, 0.0, -500.0], abs=1e-6)
+
+
+def _ccx_reactions(inp: Path) -> dict[str, np.ndarray]:
+    """CalculiX's total reaction force per node set (N) of an exported rig."""
+    run = subprocess.run([shutil.which("ccx"), "-i", inp.stem], cwd=inp.parent, capture_output=True, text=True,
+                         timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stdout[-2000:]
+    text = inp.with_suffix(".dat").read_text()
+    found = re.findall(r"total force \(fx,fy,fz\) for set (\S+) and time[^\n]*\n\s*\n\s*(\S+)\s+(\S+)\s+(\S+)", text)
+    return {name: np.array([float(v) for v in values]) for name, *values in found}
+
+
+def _check_against_calculix(results: dict, folder: Path) -> None:
+    if COMM.rank != 0:
+        return
+    ccx = _ccx_reactions(folder / "model.inp")
+    force = np.array(results["rig"]["reaction_force_n"])
+    scale = np.abs(force).max()
+    assert np.abs(ccx["P_LOADED"] - force).max() / scale < 2e-6  # ccx prints 7 digits
+    assert np.abs(ccx["NFIX"] + force).max() / scale < 2e-6
+
+
+@pytest.fixture
+def ccx():
+    if shutil.which("ccx") is None:
+        pytest.skip("CalculiX `ccx` not on PATH (apt-get install calculix-ccx)")
+
+
+def test_block_with_poisson_reaction_agrees_with_calculix(ccx, tmp_path_factory):
+    """With poisson 0.3 the clamped ends stiffen the block beyond E A / L; CalculiX, on the same mesh
+    with the same moved nodes, must find the same plate force."""
+    folder = _shared_folder(tmp_path_factory, "phantom-nu")
+    case = folder / "case.yaml"
+    if COMM.rank == 0:
+        text = (CASES / "specimen-phantom.yaml").read_text().replace("poisson: 0.0", "poisson: 0.3")
+        case.write_text(text)
+    COMM.barrier()
+    results = run_specimen(case, output=folder / "run", quiet=True)
+    assert results["rig"]["stiffness_n_per_mm"] > 1.01 * E_MPA * AREA_MM2 / LENGTH_MM
+    _check_against_calculix(results, folder / "run")
+
+
+def test_microct_cube_runs_and_agrees_with_calculix(ccx, tmp_path_factory):
+    shared_data("microct-trabecular-lhdl-ciclope")
+    folder = _shared_folder(tmp_path_factory, "microct")
+    results = run_specimen(CASES / "specimen-microct.yaml", output=folder, quiet=True)
+    assert results["mesh"]["cells"] == 48_000
+    assert results["rig"]["reaction_force_n"][2] == pytest.approx(-MICROCT_FORCE_N, rel=1e-7)
+    assert 0 < results["failure_load_n"] < MICROCT_FORCE_N  # 1 % apparent strain is past the onset of failure
+    _check_against_calculix(results, folder)
+
+
+def _case(tmp_path: Path, text: str, **changes) -> Path:
+    """The phantom case with text replaced (old: new) and `text` appended, written to tmp_path."""
+    source = (CASES / "specimen-phantom.yaml").read_text()
+    for old, new in changes.items():
+        assert old in source
+        source = source.replace(old, new)
+    path = tmp_path / "case.yaml"
+    if COMM.rank == 0:
+        path.write_text(source + text)
+    COMM.barrier()
+    return path
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"point: [0, 0, 20]": "point: [0, 0, 30]"}, "rig.loaded: the plane misses the specimen"),
+    ({"point: [0, 0, 0], normal: [0, 0, 1]}": "point: [0, 0, -5], normal: [0, 0, 1]}"},
+     "rig.fixed: the plane misses the specimen"),
+    ({"point: [0, 0, 0], normal: [0, 0, 1]}": "point: [0, 0, 0], normal: [0, 0, 1], depth_mm: 25}"},
+     "rig: the fixed and loaded regions touch"),
+    ({"displacement_mm: [0, 0, -0.02]": "displacement_mm: [0, 0, -0.02]\n  force_n: [0, 0, 1]"},
+     "give either displacement_mm or force_n"),
+    ({"mesh: {size_mm: 2.0}": "mesh: {size_mm: 2.0, degree: 2}"}, "exports: inp writes linear tetrahedra"),
+])
+def test_bad_rigs_end_in_one_line_with_status_2(tmp_path_factory, capsys, changes, message):
+    if COMM.size > 1:
+        pytest.skip("the CLI aborts every rank on an error (its MPI behaviour); serial only")
+    case = _case(tmp_path_factory.mktemp("bad"), "", **changes)
+    assert main(["run", str(case), "--output", str(case.parent / "run"), "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and "\n" not in error, error
+
+
+def _write_stack(folder: Path, values: np.ndarray) -> None:
+    """values [i, j, k] as TIFF slices k (rows j, columns i), names in slice order."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(values.shape[2]):
+        Image.fromarray(np.ascontiguousarray(values[:, :, k].T)).save(folder / f"slice_{k:04d}.tif")
+
+
+def test_tiff_stack_keeps_columns_rows_slices_and_downsamples(tmp_path):
+    from bonefe.sites.specimen.case import ImageOptions
+    from bonefe.sites.specimen.reading import read_specimen
+
+    values = np.zeros((6, 8, 6), np.uint8)
+    values[5, 0, 5] = 80  # the last column of the first row of the last slice
+    _write_stack(tmp_path / "stack", values)
+    volume = read_specimen(ImageOptions(path=tmp_path / "stack", voxel_mm=(0.5, 0.5, 0.25)), "box")
+    assert volume.hu.shape == (6, 8, 6) and volume.hu[5, 0, 5] == 80 and volume.hu.sum() == 80
+    assert volume.to_world([[0, 0, 0]])[0] == pytest.approx([0.25, 0.25, 0.125])  # box from 0
+    coarse = read_specimen(ImageOptions(path=tmp_path / "stack", voxel_mm=(0.5, 0.5, 0.25), downsample=2), "box")
+    assert coarse.hu.shape == (3, 4, 3) and coarse.hu[2, 0, 2] == pytest.approx(80 / 8)
+    assert coarse.to_world([[0, 0, 0]])[0] == pytest.approx([0.5, 0.5, 0.25])  # still from 0
+
+
+def test_thresholded_cylinder_from_a_tiff_stack_is_e_a_over_l(tmp_path_factory):
+    """A cylinder (radius 4 mm, 12 mm long, cut by the image at both ends) of grey 200 in a TIFF
+    stack, thresholded and meshed by bonefe's smooth mesher. With poisson 0 the uniform strain
+    field u = −δ z / L is admissible, so the stiffness is at most E V / L² (V: the mesh volume;
+    the energy bound), reached by an exact prism; the smoothed surface rounds the rims at the cut
+    faces, so the stiffness lies a little below (1.6 % at 1 mm elements)."""
+    folder = _shared_folder(tmp_path_factory, "cylinder")
+    voxel, radius, length = 0.5, 4.0, 12.0
+    n_xy, n_z = 20, int(length / voxel)
+    centre = (np.arange(n_xy) + 0.5) * voxel - n_xy * voxel / 2
+    inside = centre[:, None] ** 2 + centre[None, :] ** 2 <= radius**2
+    if COMM.rank == 0:
+        _write_stack(folder / "stack", np.repeat((200 * inside)[:, :, None], n_z, axis=2).astype(np.uint8))
+        (folder / "case.yaml").write_text(f"""site: specimen
+name: cylinder
+image: {{path: stack, voxel_mm: {voxel}}}
+specimen: {{threshold: 100}}
+material: {{grey_power: {{scale_mpa: 5000, exponent: 1.0, reference_grey: 100}}, poisson: 0.0}}
+rig:
+  fixed: {{plane: {{point: [0, 0, 0], normal: [0, 0, 1]}}}}
+  loaded: {{plane: {{point: [0, 0, {length}], normal: [0, 0, -1]}}}}
+  displacement_mm: [0, 0, -0.012]
+mesh: {{size_mm: 1.0}}
+failure: {{averaging_radius_mm: 1.0, exclusion_mm: 1.0}}
+""")
+    COMM.barrier()
+    results = run_specimen(folder / "case.yaml", output=folder / "run", quiet=True)
+    voigt = 10_000.0 * results["mesh"]["mesh_volume_mm3"] / length**2
+    assert voigt == pytest.approx(10_000.0 * np.pi * radius**2 / length, rel=0.03)
+    assert 0.97 * voigt < results["rig"]["stiffness_n_per_mm"] < voigt
+
+
+def test_vertebra_between_plates_agrees_with_calculix(ccx, tmp_path_factory):
+    """Any bone: the procedural L1 vertebra (bonefe's vertebra phantom, no lesion) from its CT and
+    label files, HU → density → Morgan's vertebral law, between two plates that take everything
+    within 1.5 mm of its lowest and highest points; CalculiX must find the same plate force."""
+    from bonefe.sites import site_of
+
+    folder = _shared_folder(tmp_path_factory, "vertebra")
+    if COMM.rank == 0:
+        site_of("vertebra").write_phantom({"level": "L1", "lesion_site": None, "voxel_mm": 0.6}, folder, "nii.gz")
+        (folder / "case.yaml").write_text("""site: specimen
+name: vertebra-in-plates
+image: {path: ct.nii.gz}
+specimen: {labels: labels.nii.gz, value: 1}
+material: {density: {law: morgan2003_vertebra}, poisson: 0.3}
+rig:
+  fixed: {plane: {point: [0, 0, 6.0], normal: [0, 0, 1], depth_mm: 1.5}}
+  loaded: {plane: {point: [0, 0, 30.0], normal: [0, 0, -1], depth_mm: 1.5}}
+  displacement_mm: [0, 0, -0.1]
+mesh: {size_mm: 2.5}
+failure: {averaging_radius_mm: 2.0, exclusion_mm: 3.0}
+exports: [inp]
+""")
+    COMM.barrier()
+    results = run_specimen(folder / "case.yaml", output=folder / "run", quiet=True)
+    assert results["failure_mode"] == "compressive"
+    _check_against_calculix(results, folder / "run")
+
+
+def test_a_label_region_takes_the_facets_next_to_its_voxels():
+    """On a box mesh, the facets whose midpoints a label map puts in label 7 (z < 0.5 mm) are the
+    bottom face's: the same facets as the plane z = 0 with depth 0."""
+    import dolfinx
+
+    from bonefe.sites.specimen.case import Plane, Region
+    from bonefe.sites.specimen.rig import region_facets
+
+    mesh = dolfinx.mesh.create_box(COMM, [np.zeros(3), np.array([4.0, 4.0, 8.0])], [2, 2, 4],
+                                   dolfinx.mesh.CellType.tetrahedron)
+    by_label = region_facets(mesh, Region(label=7), "fixed", lambda points: np.where(points[:, 2] < 0.5, 7, 0))
+    by_plane = region_facets(mesh, Region(plane=Plane((0, 0, 0), (0, 0, 1))), "fixed")
+    assert np.array_equal(np.sort(by_label), np.sort(by_plane))
+    assert COMM.allreduce(len(by_plane)) == 8  # 2 x 2 squares, two triangles each
+
+
+def test_the_specimen_site_implements_the_interface():
+    """Every member of `bonefe.sites.base.Site` and `Setup` exists on the specimen site (the clinical
+    ones say why they do not apply instead of inventing a meaning)."""
+    from bonefe.errors import BonefeError
+    from bonefe.sites import SPECIMEN, site_of
+    from bonefe.sites.base import Setup, Site
+    from bonefe.sites.specimen.site import SpecimenSetup
+
+    def members(protocol):
+        return {n for n in vars(protocol) if not n.startswith("_")} | set(protocol.__annotations__)
+
+    site = site_of(SPECIMEN)
+    assert not members(Site) - set(dir(site))
+    assert not members(Setup) - set(dir(SpecimenSetup)) - set(SpecimenSetup.__dataclass_fields__)
+    with pytest.raises(BonefeError, match="no patient"):
+        site.setup(load_specimen_case(CASES / "specimen-phantom.yaml"), None).thresholds(None)
+
+
+def test_quadratic_elements_give_the_same_exact_block():
+    """mesh.degree 2 (P2): the linear field is still exact, so E A / L and E A ε_c again."""
+    case = load_specimen_case(CASES / "specimen-phantom.yaml")
+    case = replace(case, mesh=replace(case.mesh, degree=2), exports=[])
+    solved = solve_specimen(case, read_specimen(case.image, case.specimen), COMM)
+    assert solved.model.loading.K[2, 2] == pytest.approx(E_MPA * AREA_MM2 / LENGTH_MM, rel=1e-8)
+    assert solved.stance.failure_load_n == pytest.approx(E_MPA * AREA_MM2 * COMPRESSIVE_LIMIT, rel=1e-7)
