@@ -36,6 +36,7 @@ from scipy import interpolate, optimize, stats
 from bonefe import __version__
 from bonefe.errors import BonefeError
 from bonefe.risk import StrainCriterion
+from bonefe.solver import release_petsc_garbage
 
 STIFFNESS, FAILURE = "measured_stiffness_n_per_mm", "measured_failure_load_n"
 MIN_FOR_EXPONENT = 3
@@ -44,8 +45,7 @@ EXPONENT_RANGE = (1.0, 3.5)
 """Exponents searched: published density–modulus laws lie within (Morgan 2003 1.49–1.56, Keller 1994
 2.29, Carter & Hayes 1977 3; ciclope's micro-CT example 2.5)."""
 EXPONENT_GRID = 7
-"""Exponents solved per specimen (a cubic spline between): few, because every rig build costs MPI
-communicators that dolfinx/PETSc do not give back (MPICH has 2,048 per process; docs/specimens.md)."""
+"""Exponents solved per specimen (a cubic spline between)."""
 FIT_SCHEMA = "bonefe-specimen-fit/1"
 
 
@@ -106,6 +106,11 @@ class Runs:
 
         case = _with_law(self.specimens[i].case, scale, exponent)
         return solve_specimen(case, self.volumes[i], self.comm, self.meshes[i])
+
+    def release(self) -> None:
+        """Destroy the rigs' parked PETSc objects while the meshes live (`bonefe.solver.release_petsc_garbage`)."""
+        for bone, _ in self.meshes:
+            release_petsc_garbage(bone.mesh.comm)
 
     def stiffness(self, i: int, exponent: float | None) -> float:
         """Stiffness (N/mm) along the plate travel at scale 1: the rig's solves alone (no failure reading)."""
@@ -248,6 +253,12 @@ def _fit_stiffness(runs: Runs, rows: list[int], measured: np.ndarray) -> dict:
 def calibrate_specimens(specimens: list[Specimen], comm=MPI.COMM_WORLD) -> dict:
     """Run every specimen in its rig and fit (module docstring); the results as plain data."""
     runs = Runs(specimens, comm)
+    result = _calibrate(runs, specimens, comm)
+    runs.release()
+    return result
+
+
+def _calibrate(runs: Runs, specimens: list[Specimen], comm) -> dict:
     n = len(specimens)
     stiff_rows = [i for i, s in enumerate(specimens) if s.stiffness is not None]
     fail_rows = [i for i, s in enumerate(specimens) if s.failure is not None]
