@@ -319,15 +319,15 @@ class ElasticitySolver:
         settings = {**defaults, **overrides}
         if source is not None:  # the Krylov options only: the preconditioner is the source's
             settings = {k: v for k, v in settings.items() if k.startswith("ksp_")}
+        ksp = PETSc.KSP().create(self.comm)
+        ksp.setOperators(self.A)
+        if source is not None:
+            BorrowedPreconditioner.attach(ksp, source, self.A)
         prefix = f"bonefe_elasticity_{next(_prefix_counter)}_"
         options = PETSc.Options()
         for key, value in settings.items():
             options[prefix + key] = value
-        ksp = PETSc.KSP().create(self.comm)
         ksp.setOptionsPrefix(prefix)
-        ksp.setOperators(self.A)
-        if source is not None:
-            BorrowedPreconditioner.attach(ksp, source, self.A)
         try:
             ksp.setFromOptions()
             ksp.setUp()

@@ -109,6 +109,9 @@ def test_a_growing_lesion_softens_the_femur_and_ends_weaker(scenario):
     assert np.all(np.diff(sizes) > 0)
     assert all(later >= earlier * (1 - SOLVER_RTOL) for earlier, later in zip(energies, energies[1:]))
     assert states[-1][1] < states[0][1]
+    # the series solves the reference load alone (one solve): the unit-load basis's failure load
+    assert reference_failure_load(scenario, grown[-1], scenario.material) == pytest.approx(states[-1][1],
+                                                                                            rel=SOLVER_RTOL)
 
 
 def test_growth_series_reports_the_lowest_state_passed_through(scenario, monkeypatch):
