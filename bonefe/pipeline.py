@@ -16,13 +16,14 @@ run never destroys earlier results. Folder contents:
                          failure index under the reference load's peak (the failure site has the largest)
   model.inp, model.vtu   the model for CalculiX/Abaqus and ParaView, when the case asks (`exports`;
                          the site says which it supports)
-The report needs none of the exports (its pictures come from the mesh and the reference strain in
-memory); their writing is timed in the stage "write outputs".
   report.json/.html/...  the site's report (femur: `bonefe.report`; vertebra: `bonefe.report.spine`),
                          with the failure load's interval when the case (section `uncertainty`) or
                          `bonefe run --uncertainty` asks for it (`bonefe.uncertainty`)
   run-info.json          when the report was made and the wall time per stage, kept out of
                          report.json so that the same case gives a byte-identical report.json
+
+The report needs none of the exports (its pictures come from the mesh and the reference strain in
+memory); the failure points and the exports are written, and timed, in the stage "write outputs".
 """
 
 from dataclasses import replace
