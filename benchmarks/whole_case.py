@@ -114,7 +114,7 @@ def show(results: list[dict]) -> None:
         ccx = r.get("ccx")
         ratio = f"{ccx * r['load_cases'] / r['wall']:>14.1f}" if ccx else f"{'n/a':>14}"
         print(f"{r['size_mm']:>5g} {r['ranks']:>5} {r['dofs']:>7} " + " ".join(f"{t:>12.1f}" for t in times)
-              + f" {sum(times):>7.1f} {r['wall']:>7.1f} {r['load_cases']:>5} "
+              + f" {sum(float(t) for t in r['stages'].values()):>7.1f} {r['wall']:>7.1f} {r['load_cases']:>5} "
               + (f"{ccx:>10.1f}" if ccx else f"{'n/a':>10}") + f" {ratio} {r['failure_load_n']:>8.1f}")
     print("stage columns and 'stages': the progress lines (s); wall: the whole process, start-up included; "
           "ccx 1 case: CalculiX on the run's model.inp (walking), one thread; "
