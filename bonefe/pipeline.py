@@ -124,7 +124,7 @@ def _run(case: Case, site, out: Path, progress: Progress, comm) -> dict:
         window = exercise_window(result.model, material.E, material.label, loads, result.activities,
                                  case.patient.body_mass_kg, case.material.poisson)
         scenarios = what_if(Scenario(mesh, facet_tags, volume, material_options, setup, case.risk, case.solver.degree),
-                            result.stance.failure_load_n)
+                            result.stance.failure_load_n, result.twin and result.twin.twin_stance.failure_load_n)
     with progress.stage("write outputs"):
         write_failure_points(out / FAILURE_POINTS, result.stance_points, comm)
         if "fields" in case.exports:

@@ -153,24 +153,30 @@ def lesion_growth(scenario: Scenario, steps_mm: list[float], baseline_n: float) 
     return _series("growth", steps)
 
 
-def remineralisation(scenario: Scenario, fractions: list[float], baseline_n: float) -> WhatIfSeries:
+def remineralisation(scenario: Scenario, fractions: list[float], baseline_n: float,
+                     twin_n: float | None = None) -> WhatIfSeries:
     """Failure load for the lesion re-mineralised by each fraction t in (0, 1]; baseline_n: as scanned (N).
-    The lesion size reported is that of the lesion as scanned (re-mineralisation does not shrink it)."""
+    The lesion size reported is that of the lesion as scanned (re-mineralisation does not shrink it).
+    twin_n: the lesion-free twin's reference failure load on this mesh (N), when already solved: the
+    state t = 1 is the twin's volume exactly (module docstring), so it is not solved again."""
     twin = healthy_volume(scenario.volume)
     steps = [_step(scenario, 0.0, scenario.volume, baseline_n)]
     for t in sorted(fractions):
         volume, material = remineralised(scenario.volume, twin, scenario.material, t)
-        steps.append(_step(scenario, t, scenario.volume, reference_failure_load(scenario, volume, material)))
+        load = twin_n if t >= 1.0 and twin_n is not None else reference_failure_load(scenario, volume, material)
+        steps.append(_step(scenario, t, scenario.volume, load))
     return _series("remineralisation", steps)
 
 
-def what_if(scenario: Scenario, baseline_n: float) -> dict[str, WhatIfSeries]:
-    """The series the risk options ask for ({} when the steps are empty or the bone has no lesion)."""
+def what_if(scenario: Scenario, baseline_n: float, twin_n: float | None = None) -> dict[str, WhatIfSeries]:
+    """The series the risk options ask for ({} when the steps are empty or the bone has no lesion);
+    twin_n: the lesion-free twin's reference failure load (N) when solved (`remineralisation`)."""
     if not lesion_mask(scenario.volume).any():
         return {}
     series = {}
     if scenario.risk.growth_steps_mm:
         series["growth"] = lesion_growth(scenario, scenario.risk.growth_steps_mm, baseline_n)
     if scenario.risk.remineralisation_steps:
-        series["remineralisation"] = remineralisation(scenario, scenario.risk.remineralisation_steps, baseline_n)
+        series["remineralisation"] = remineralisation(scenario, scenario.risk.remineralisation_steps, baseline_n,
+                                                      twin_n)
     return series

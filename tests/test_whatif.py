@@ -148,6 +148,10 @@ def test_full_remineralisation_is_the_lesion_free_twin(scenario, baseline):
     twin_load = model.failure(forces).failure_load_n
     assert series.steps[-1].value == 1.0
     assert series.steps[-1].failure_load_n == pytest.approx(twin_load, rel=SOLVER_RTOL)
+    # given the twin's load (the pipeline has solved the twin), t = 1 is not solved again; t = 0.5 is
+    given = remineralisation(scenario, [0.5, 1.0], baseline, twin_n=12345.0)
+    assert given.steps[-1].failure_load_n == 12345.0
+    assert given.steps[1].failure_load_n == pytest.approx(series.steps[1].failure_load_n, rel=SOLVER_RTOL)
 
 
 @pytest.fixture(scope="module")
