@@ -22,12 +22,18 @@ each, over bonefe's whole case (meshing and report included on bonefe's side onl
 The machine the figures come from should be quiet: on a shared 2-core machine they are noisy, so
 compare before/after runs made back to back (`--pythonpath` runs another checkout).
 
-Measured 2026-12-01 on the shared 2-core machine under a load average of 11–13 (four other sessions
-running tests): every figure is 3–4× a quiet run's, so only the back-to-back ratios mean anything.
-Demo (3 mm, 30,267 DOFs, 2 ranks): main 315 s (mesh 53, solve and assess 217, report 24), this
-branch 273 s (mesh 61, solve and assess 162, write outputs 4.5, report 21), the same failure loads
-(what-if and fall within 2e-9). 1.5 mm (183,924 DOFs, 2 ranks): main 1120 s (mesh 275, solve and
-assess 798). Quiet profile of the demo on main (cProfile, rank 0): mesh 15.5 s (surface 4.2, gmsh
+Measured 2026-12-01 on the shared 2-core machine (other sessions running tests; load average in
+brackets), one run each, so only back-to-back pairs compare. Same failure loads in every pair
+(report.json within 1e-7; what-if states within 2e-10). Output folder 121 MB → 15 MB (fields off).
+- demo, 3 mm, 30,267 DOFs, 2 ranks [load 1.7–4]: main 92.1 s (mesh 22.0, solve and assess 54.9,
+  report 6.8) → 74.8 s (mesh 19.1, solve and assess 40.0, write outputs 1.5, report 7.2); CalculiX
+  2.7 s per load case, 38 load cases: 1.4× bonefe's whole case. [load 11–13]: 315 → 273 s.
+- demo with the mesh cache [load ~5]: miss 96.7 s (mesh 22.0), hit 59.4 s (mesh 1.1).
+- demo on 1 rank [load ~3]: 59.1 s (mesh 18.7, solve and assess 32.7); CalculiX 1.6 s per case.
+- 1.5 mm, 183,924 DOFs, 2 ranks: main 1120 s [load 12–13] (mesh 275, solve and assess 798) → 543 s
+  [load 13 falling to 6] (mesh 251, solve and assess 248, write outputs 5.7); CalculiX 105.5 s per
+  load case: 38 cases 7.4× bonefe's whole case (14× without bonefe's meshing). 1 rank [load ~2]:
+  214 s (mesh 44.9, solve and assess 155.6, report 5.5). Quiet profile of the demo on main (cProfile, rank 0): mesh 15.5 s (surface 4.2, gmsh
 classification and reparametrisation 2.8, volume meshing and optimisation 6.9), solve and assess 55 s
 (the five what-if states 25, the sideways fall's nine operators 13, the model and its twin 9.4),
 report 13.5 s; a solve 0.45 s (24 CG iterations), an operator's set-up 1.8 s (assembly 0.2, GAMG 0.84,
