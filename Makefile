@@ -85,6 +85,7 @@ serve: venv
 benchmarks: venv
 	$(BIN)/python benchmarks/meshing.py
 	$(BIN)/python benchmarks/solver.py
+	$(BIN)/python benchmarks/whole_case.py
 	$(BIN)/mpirun -n 2 $(BIN)/python benchmarks/vertebra.py
 
 clean:

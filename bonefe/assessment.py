@@ -74,7 +74,7 @@ class RiskOptions:
         given, its thresholds replace `thresholds`.
     growth_steps_mm: what-if lesion growth steps (mm, each > 0); empty: no growth series (`bonefe.whatif`).
     remineralisation_steps: what-if re-mineralised fractions of the lesion (each in (0, 1]); empty: none.
-        Each step costs one operator and its unit-load solves.
+        Each step costs one operator and the reference load's solves (`bonefe.whatif`).
     """
 
     criterion: StrainCriterion = field(default_factory=StrainCriterion)

@@ -4,8 +4,10 @@ A case file is YAML; relative paths are relative to the case file. Only `name`, 
 `patient.body_mass_kg` are required; every other value has a documented default in the dataclass
 that uses it. `activities` names activities of the library (`bonefe.sites.femur.loads.ACTIVITIES`, all when
 omitted); `custom_activities` adds the case's own (see `bonefe.sites.femur.loads.activity_from_dict`);
-`exports` writes the model for other solvers: "inp" (CalculiX/Abaqus, per-element material,
-walking load) and "vtu" (mesh with E, for ParaView); `uncertainty` (optional, off when absent)
+`exports` (none by default) writes what the report does not need: "fields" (per-activity
+displacement and strains for ParaView, `bonefe.fields`; 65–110 MB at the 3 mm demo), and the model
+for other solvers where the site supports it, "inp" (CalculiX/Abaqus, per-element material, walking
+load) and "vtu" (mesh with E, for ParaView); `uncertainty` (optional, off when absent)
 asks for the sensitivity study and interval of the failure load (`bonefe.uncertainty`);
 `ct_series` picks one series of a DICOM folder (`bonefe.dicom_series`); `checks` may turn an input
 plausibility check off, which the run then reports (`bonefe.plausibility`).
@@ -164,7 +166,7 @@ class Case:
     risk: RiskOptions = field(default_factory=RiskOptions)
     activities: list[str] | None = None
     custom_activities: list[dict] = field(default_factory=list)
-    exports: list[Literal["inp", "vtu"]] = field(default_factory=list)
+    exports: list[Literal["fields", "inp", "vtu"]] = field(default_factory=list)
     uncertainty: UncertaintyOptions | None = None
     """The uncertainty study (`bonefe.uncertainty`); None (no section) turns it off."""
     checks: InputChecks = field(default_factory=InputChecks)

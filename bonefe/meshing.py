@@ -23,10 +23,19 @@ The chain (gmsh and the surface work run on one rank, the mesh is then distribut
 
 World coordinates are LPS millimetres; the volume's affine (including oblique or flipped
 direction cosines) is applied to the surface, whose orientation is then made outward.
+
+Mesh cache (opt-in): with the environment variable BONEFE_MESH_CACHE naming a folder, the gmsh mesh
+of steps 1–3 and its quality are kept there under a key hashing the CT, the labels, the affine, the
+meshing options, the gmsh version and this module's source (`mesh_key`), and a later run of the same
+inputs (a cohort resumed or re-run with other risk options, the test suite) reads the mesh back
+into gmsh instead of making it again: the same nodes and tetrahedra bit for bit (binary .msh), so
+the same dolfinx mesh on any number of ranks. The demo's 3 mm mesh stage: 15 s → about 1 s.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
@@ -42,7 +51,7 @@ from mpi4py import MPI
 from scipy import ndimage
 
 from bonefe.errors import BonefeError
-from bonefe.outputs import atomic_write_json, default_mode
+from bonefe.outputs import atomic_path, atomic_write_json, default_mode
 from bonefe.volume import BONE, LESION_LABELS, Volume
 
 log = logging.getLogger(__name__)
@@ -79,6 +88,9 @@ or the remeshed surface cannot follow it."""
 
 PHYSICAL_BONE = BONE
 """Physical group (cell tag value) of the meshed bone volume in gmsh."""
+
+MESH_CACHE_ENV = "BONEFE_MESH_CACHE"
+"""Environment variable naming the mesh cache folder (module docstring); unset: no cache."""
 
 
 @dataclass
@@ -505,6 +517,62 @@ def _mesh_on_root(volume: Volume, size_mm: float, lesion_size_mm: float, cortex:
     return quality, {"surface": t1 - t0, "gmsh": time.perf_counter() - t1}
 
 
+def mesh_key(volume: Volume, size_mm: float, lesion_size_mm: float, cortex: CortexRefinement) -> str:
+    """SHA-256 (hex) of everything the gmsh mesh depends on: HU, labels, affine, the meshing options,
+    the gmsh version and this module's source (a change to the mesher invalidates every entry)."""
+    import gmsh
+
+    digest = hashlib.sha256()
+    for array in (volume.hu, volume.labels, volume.affine):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    digest.update(repr((float(size_mm), float(lesion_size_mm), cortex, gmsh.__version__)).encode())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def _cached_mesh(folder: Path, key: str):
+    """Load the cached gmsh mesh `key` into the open gmsh session: (quality, seconds) or None if absent."""
+    import gmsh
+
+    msh, meta = folder / f"{key}.msh", folder / f"{key}.json"
+    if not (msh.is_file() and meta.is_file()):
+        return None
+    start = time.perf_counter()
+    gmsh.open(str(msh))
+    quality = json.loads(meta.read_text())
+    log.info("Mesh %s read from the cache %s.", key[:12], folder)
+    return quality, {"surface": 0.0, "gmsh": time.perf_counter() - start}
+
+
+def _cache_mesh(folder: Path, key: str, quality: dict) -> None:
+    """Keep the current gmsh mesh (binary .msh, exact coordinates) and its quality under `key`, atomically."""
+    import gmsh
+
+    folder.mkdir(parents=True, exist_ok=True)
+    gmsh.option.setNumber("Mesh.Binary", 1)
+    with atomic_path(folder / f"{key}.msh") as tmp:
+        gmsh.write(str(tmp))
+    atomic_write_json(folder / f"{key}.json", quality)
+
+
+def _mesh_or_cached(volume: Volume, size_mm: float, lesion_size_mm: float, cortex: CortexRefinement,
+                    threads: int, verbose: bool):
+    """`_mesh_on_root`, through the cache when BONEFE_MESH_CACHE names a folder (one thread only:
+    several threads do not give the same mesh twice)."""
+    folder = os.environ.get(MESH_CACHE_ENV)
+    if not folder or threads != 1:
+        return _mesh_on_root(volume, size_mm, lesion_size_mm, cortex, threads, verbose)
+    key = mesh_key(volume, size_mm, lesion_size_mm, cortex)
+    cached = _cached_mesh(Path(folder), key)
+    if cached is not None:
+        return cached
+    quality, seconds = _mesh_on_root(volume, size_mm, lesion_size_mm, cortex, threads, verbose)
+    _cache_mesh(Path(folder), key, quality)
+    return quality, seconds
+
+
 def mesh_bone(
     volume: Volume,
     size_mm: float,
@@ -523,8 +591,8 @@ def mesh_bone(
     ``cortex_size_mm`` (default size_mm / 2), where the cortex (≥ ``cortex_hu`` HU) is thinner
     than ``thin_cortex_mm`` (0 turns this off); see CortexRefinement. The surface and gmsh run on
     rank 0; the mesh is distributed over ``comm``. ``threads`` > 1 lets gmsh mesh surface patches in parallel, but the element count
-    then varies from run to run; the default (1) is reproducible. Raises BonefeError (on every
-    rank) when the bone cannot be meshed.
+    then varies from run to run; the default (1) is reproducible (and cached when BONEFE_MESH_CACHE
+    names a folder: module docstring). Raises BonefeError (on every rank) when the bone cannot be meshed.
     """
     if not size_mm > 0:
         raise BonefeError(f"Mesh size must be positive, got {size_mm!r} mm.")
@@ -540,7 +608,7 @@ def mesh_bone(
     if root:
         gmsh.initialize(readConfigFiles=False, interruptible=False)
         try:
-            result = _mesh_on_root(volume, size_mm, lesion_size_mm, cortex, threads, verbose)
+            result = _mesh_or_cached(volume, size_mm, lesion_size_mm, cortex, threads, verbose)
             model = gmsh.model
         except Exception as exc:  # let the other ranks raise too instead of waiting forever
             result = exc

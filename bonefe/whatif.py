@@ -1,7 +1,9 @@
 """What-if: how the reference failure load answers lesion growth and re-mineralisation, on one mesh.
 
 Lesions are material, not geometry (`bonefe.materials`), so each scenario is a new CT volume
-mapped onto the same mesh: a new operator and unit-load basis, no remeshing.
+mapped onto the same mesh: a new operator and the solves of the reference load alone
+(`bonefe.sites.base.Setup.reference_failure`: one for the femur's walking load), no remeshing.
+By linearity this is the failure load the full unit-load basis gives, within the solver tolerance.
 
 Lesion growth by d mm: every bone voxel within d mm (exact Euclidean distance on the voxel grid,
 world spacing) of a lesion voxel becomes lesion tissue — the lesion's own (majority) label and its
@@ -25,11 +27,12 @@ first step whose category is "high".
 """
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 from scipy import ndimage
 
-from bonefe.assessment import RiskOptions
+from bonefe.assessment import RiskOptions, away_from_patches, failure_points
 from bonefe.materials import MaterialOptions, cell_material, healthy_volume, lesion_map
 from bonefe.risk import body_weight_n, risk_category
 from bonefe.volume import BACKGROUND, BONE, LESION_LABELS, Volume
@@ -75,6 +78,11 @@ class Scenario:
     risk: RiskOptions
     degree: int = 1
 
+    @cached_property
+    def away(self) -> np.ndarray:
+        """Per local cell, True away from the load and support patches (`bonefe.assessment`)."""
+        return away_from_patches(self.mesh, self.facet_tags, self.risk.exclusion_mm)
+
 
 def lesion_mask(volume: Volume) -> np.ndarray:
     """True for lesion voxels (lytic or blastic)."""
@@ -116,11 +124,12 @@ def healed_material(material: MaterialOptions, t: float) -> MaterialOptions:
 
 
 def reference_failure_load(scenario: Scenario, volume: Volume, material: MaterialOptions) -> float:
-    """Reference failure load (N) of the mesh with the material of `volume` (one operator, its basis)."""
+    """Reference failure load (N) of the mesh with the material of `volume`, read where its CT holds
+    bone (`bonefe.assessment.failure_points`): one operator, the reference load's solves only."""
     cells = cell_material(scenario.mesh, volume, material)
-    model = scenario.setup.model(scenario.mesh, scenario.facet_tags, cells.E, cells.label, material.poisson,
-                                 scenario.risk, scenario.degree, lesion_map(volume))
-    return model.failure(scenario.setup.reference().unit).failure_load_n
+    lattice = failure_points(scenario.mesh, lesion_map(volume), scenario.away, scenario.risk.averaging_radius_mm)
+    return scenario.setup.reference_failure(scenario.mesh, scenario.facet_tags, lattice, cells.E, material.poisson,
+                                            scenario.risk, scenario.degree)
 
 
 def _step(scenario: Scenario, value: float, volume: Volume, failure_load_n: float) -> WhatIfStep:
@@ -144,24 +153,30 @@ def lesion_growth(scenario: Scenario, steps_mm: list[float], baseline_n: float) 
     return _series("growth", steps)
 
 
-def remineralisation(scenario: Scenario, fractions: list[float], baseline_n: float) -> WhatIfSeries:
+def remineralisation(scenario: Scenario, fractions: list[float], baseline_n: float,
+                     twin_n: float | None = None) -> WhatIfSeries:
     """Failure load for the lesion re-mineralised by each fraction t in (0, 1]; baseline_n: as scanned (N).
-    The lesion size reported is that of the lesion as scanned (re-mineralisation does not shrink it)."""
+    The lesion size reported is that of the lesion as scanned (re-mineralisation does not shrink it).
+    twin_n: the lesion-free twin's reference failure load on this mesh (N), when already solved: the
+    state t = 1 is the twin's volume exactly (module docstring), so it is not solved again."""
     twin = healthy_volume(scenario.volume)
     steps = [_step(scenario, 0.0, scenario.volume, baseline_n)]
     for t in sorted(fractions):
         volume, material = remineralised(scenario.volume, twin, scenario.material, t)
-        steps.append(_step(scenario, t, scenario.volume, reference_failure_load(scenario, volume, material)))
+        load = twin_n if t >= 1.0 and twin_n is not None else reference_failure_load(scenario, volume, material)
+        steps.append(_step(scenario, t, scenario.volume, load))
     return _series("remineralisation", steps)
 
 
-def what_if(scenario: Scenario, baseline_n: float) -> dict[str, WhatIfSeries]:
-    """The series the risk options ask for ({} when the steps are empty or the bone has no lesion)."""
+def what_if(scenario: Scenario, baseline_n: float, twin_n: float | None = None) -> dict[str, WhatIfSeries]:
+    """The series the risk options ask for ({} when the steps are empty or the bone has no lesion);
+    twin_n: the lesion-free twin's reference failure load (N) when solved (`remineralisation`)."""
     if not lesion_mask(scenario.volume).any():
         return {}
     series = {}
     if scenario.risk.growth_steps_mm:
         series["growth"] = lesion_growth(scenario, scenario.risk.growth_steps_mm, baseline_n)
     if scenario.risk.remineralisation_steps:
-        series["remineralisation"] = remineralisation(scenario, scenario.risk.remineralisation_steps, baseline_n)
+        series["remineralisation"] = remineralisation(scenario, scenario.risk.remineralisation_steps, baseline_n,
+                                                      twin_n)
     return series

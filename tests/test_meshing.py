@@ -276,6 +276,35 @@ def test_write_read_round_trip(ball_mesh, tmp_path):
         assert json.loads((folder / "quality.json").read_text()) == bm.quality
 
 
+def test_mesh_cache_gives_the_same_mesh_and_keys_every_input(ball_mesh, tmp_path, monkeypatch):
+    """With BONEFE_MESH_CACHE set, the first meshing of the ball writes one entry and the second reads
+    it instead of running gmsh (the mesher is broken for the second call: it must not be called),
+    giving the uncached mesh bit for bit on every rank (coordinates and cells) and its quality.
+    Another size, another HU or another label map is another key."""
+    import bonefe.meshing as meshing
+
+    volume, fresh = ball_mesh
+    folder = COMM.bcast(tmp_path, root=0)
+    monkeypatch.setenv(meshing.MESH_CACHE_ENV, str(folder))
+    first = mesh_bone(volume, 3.0)
+    monkeypatch.setattr(meshing, "_mesh_on_root", lambda *args: pytest.fail("gmsh ran despite the cache"))
+    second = mesh_bone(volume, 3.0)
+    for bm in (first, second):
+        assert np.array_equal(bm.mesh.geometry.x, fresh.mesh.geometry.x)
+        assert np.array_equal(bm.mesh.geometry.dofmaps[0], fresh.mesh.geometry.dofmaps[0])
+        assert bm.quality == fresh.quality
+    if COMM.rank == 0:
+        assert len(list(folder.glob("*.msh"))) == 1 and len(list(folder.glob("*.json"))) == 1
+    cortex = CortexRefinement(None, 3.0, 700.0)
+    key = meshing.mesh_key(volume, 3.0, 1.5, cortex)
+    labels = volume.labels.copy()
+    labels[0, 0, 0] = LYTIC
+    others = [meshing.mesh_key(volume, 2.5, 1.5, cortex), meshing.mesh_key(volume, 3.0, 1.0, cortex),
+              meshing.mesh_key(Volume(volume.hu + 1.0, volume.labels, volume.affine), 3.0, 1.5, cortex),
+              meshing.mesh_key(Volume(volume.hu, labels, volume.affine), 3.0, 1.5, cortex)]
+    assert key == meshing.mesh_key(volume, 3.0, 1.5, cortex) and key not in others and len(set(others)) == 4
+
+
 def test_gmsh_failure_becomes_bonefe_error(monkeypatch):
     """A gmsh exception during meshing reaches the user as a one-line BonefeError naming gmsh and
     a remedy, and gmsh is finalised (a later mesh_bone call starts clean)."""

@@ -49,7 +49,7 @@ def run(tmp_path_factory):
     plant(folder / "series")
     write_image(folder / "labels.nii.gz", volume.labels, volume.affine)
     case = {"name": "pseudonym-01", "ct": "series", "labels": "labels.nii.gz", "output": "out",
-            "patient": {"body_mass_kg": 70}, "mesh": {"size_mm": 6.0},
+            "patient": {"body_mass_kg": 70}, "mesh": {"size_mm": 6.0}, "exports": ["fields"],
             "risk": {"growth_steps_mm": [3.0], "remineralisation_steps": [1.0]}}  # every picture drawn
     (folder / "case.yaml").write_text(yaml.safe_dump(case))
     return folder, run_case(folder / "case.yaml", quiet=True)

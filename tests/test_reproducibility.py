@@ -22,12 +22,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The phantom femur (2 mm voxels, 20 mm neck lesion) at 8 mm elements, walking only, also
-    exported as .inp and .vtu, run twice into the same folder: (output folder, first report.json)."""
+    exported with its fields, as .inp and .vtu, run twice into the same folder: (output folder, first report.json)."""
     folder = tmp_path_factory.mktemp("repro")
     paths = write_phantom(PhantomSpec(voxel_mm=2.0, lesion_site="neck", lesion_diameter_mm=20.0), folder / "ct")
     case = {"name": "repro", "ct": str(paths["ct"]), "labels": str(paths["labels"]), "output": "runs/repro",
             "patient": {"body_mass_kg": 75}, "mesh": {"size_mm": 8.0}, "activities": ["walking"],
-            "exports": ["inp", "vtu"]}
+            "exports": ["fields", "inp", "vtu"]}
     path = folder / "case.yaml"
     path.write_text(yaml.safe_dump(case))
     run_case(path, quiet=True)

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 import pytest
 from mpi4py import MPI
+from petsc4py import PETSc
 
 from bonefe.errors import BonefeError
 from bonefe.solver import (ElasticitySolver, cell_function, cell_strain, cell_volumes, nodal_displacement,
@@ -142,6 +143,43 @@ def test_unit_load_basis_matches_direct_solve():
     rtol 1e-10 in the preconditioned norm."""
     difference = superposition_difference()
     assert difference < 1e-7, difference
+
+
+# ---------------------------------------------------------------------------------------------
+# A borrowed preconditioner (another operator's AMG set-up)
+# ---------------------------------------------------------------------------------------------
+
+def test_borrowed_preconditioner_solves_its_own_operator():
+    """A model that borrows another's AMG set-up (the fall directions do) solves its own operator:
+    its displacement equals a fresh set-up's to 1e-8 of the largest (both CG at rtol 1e-10), its
+    own residual |Au − b| is below 1e-6 |b| (rtol bounds the preconditioned residual; measured
+    1.2e-8 on 2 ranks), and it is not the lender's solution (the moduli differ by up to 30 %). No
+    AMG of its own is built: its preconditioner is the python shell."""
+    mesh, mid, clamp = bar_mesh()
+    E = 800.0 + 3000.0 * np.abs(np.sin(mid[:, 0] + 2 * mid[:, 1] + 0.5 * mid[:, 2]))
+    softer = E * (1.0 - 0.3 * (mid[:, 2] > 0.5 * BAR["length"]))
+    end = boundary(mesh, lambda p: np.isclose(p[2], BAR["length"]))
+    load = [(end, patch_traction(mesh, end, [20.0, -10.0, 100.0]))]
+    lender = ElasticitySolver(mesh, E, 0.3, clamp)
+    fresh = ElasticitySolver(mesh, softer, 0.3, clamp)
+    borrower = ElasticitySolver(mesh, softer, 0.3, clamp, preconditioner=lender)
+    solutions = [s.solve(load) for s in (lender, fresh, borrower)]  # kept: their vectors view them
+    u_lender, u_fresh, u_borrowed = (u.x.petsc_vec for u in solutions)
+    assert borrower.ksp.getPC().getType() == "python" and fresh.ksp.getPC().getType() == "gamg"
+    scale = u_fresh.norm(PETSc.NormType.INFINITY)
+    assert (u_borrowed - u_fresh).norm(PETSc.NormType.INFINITY) < 1e-8 * scale
+    residual = borrower.A.createVecLeft()
+    borrower.A.mult(u_borrowed, residual)
+    residual.axpy(-1.0, borrower.b)
+    assert residual.norm() < 1e-6 * borrower.b.norm()
+    assert (u_lender - u_fresh).norm(PETSc.NormType.INFINITY) > 0.01 * scale
+
+
+def test_a_preconditioner_of_other_unknowns_is_refused():
+    mesh, mid, clamp = bar_mesh()
+    lender = ElasticitySolver(mesh, 1000.0, 0.3, clamp)
+    with pytest.raises(ValueError, match="same unknowns"):
+        ElasticitySolver(mesh, 1000.0, 0.3, clamp, degree=2, preconditioner=lender)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -56,3 +56,9 @@ def test_unknown_level(phantom):
 
 def test_lesion_outside_the_vertebra(phantom):
     assert "outside the bone" in _fails(phantom, "astray", labels="astray-labels.nii.gz")
+
+
+def test_an_export_the_site_has_not(phantom):
+    """The femur's CalculiX deck is not written for a vertebra; the fields are written for every site."""
+    line = _fails(phantom, "inp", exports=["fields", "inp"])
+    assert "exports: 'inp' is not available for the vertebra: choose from fields, vtu" in line

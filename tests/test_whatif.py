@@ -109,6 +109,9 @@ def test_a_growing_lesion_softens_the_femur_and_ends_weaker(scenario):
     assert np.all(np.diff(sizes) > 0)
     assert all(later >= earlier * (1 - SOLVER_RTOL) for earlier, later in zip(energies, energies[1:]))
     assert states[-1][1] < states[0][1]
+    # the series solves the reference load alone (one solve): the unit-load basis's failure load
+    assert reference_failure_load(scenario, grown[-1], scenario.material) == pytest.approx(states[-1][1],
+                                                                                            rel=SOLVER_RTOL)
 
 
 def test_growth_series_reports_the_lowest_state_passed_through(scenario, monkeypatch):
@@ -145,6 +148,10 @@ def test_full_remineralisation_is_the_lesion_free_twin(scenario, baseline):
     twin_load = model.failure(forces).failure_load_n
     assert series.steps[-1].value == 1.0
     assert series.steps[-1].failure_load_n == pytest.approx(twin_load, rel=SOLVER_RTOL)
+    # given the twin's load (the pipeline has solved the twin), t = 1 is not solved again; t = 0.5 is
+    given = remineralisation(scenario, [0.5, 1.0], baseline, twin_n=12345.0)
+    assert given.steps[-1].failure_load_n == 12345.0
+    assert given.steps[1].failure_load_n == pytest.approx(series.steps[1].failure_load_n, rel=SOLVER_RTOL)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from django.utils import timezone
 from bonefe.service.models import FINISHED, RUNNING, RiskRequest, Status
 
 STAGE_STATUS = {"read images": Status.MESHING, "anatomy": Status.MESHING, "mesh": Status.MESHING,
-                "material": Status.SOLVING, "solve and assess": Status.SOLVING,
+                "material": Status.SOLVING, "solve and assess": Status.SOLVING, "write outputs": Status.SOLVING,
                 "uncertainty": Status.SOLVING, "report": Status.REPORT}
 """Which service status each stage of `bonefe run` (bonefe.pipeline.STAGES) belongs to."""
 STAGE_LINE = re.compile(r"\[(\d+)/(\d+)\] ([a-z ]+?) \.\.\.")

@@ -192,15 +192,18 @@ class FallModel:
     under 1 N on the head along `direction` (world unit vector).
 
     head, trochanter, section: local facets of the head cap, the trochanter support and the pinned
-    section; centre: a point of the pin axis; shaft_axis: s, distal to proximal."""
+    section; centre: a point of the pin axis; shaft_axis: s, distal to proximal. preconditioner:
+    another direction's solver whose AMG set-up this one borrows (`bonefe.solver.ElasticitySolver`)."""
 
     def __init__(self, mesh, E, nu, head, trochanter, section, centre, shaft_axis, direction,
-                 degree: int = 1, stiffness: float = SUPPORT_STIFFNESS_N_MM3):
+                 degree: int = 1, stiffness: float = SUPPORT_STIFFNESS_N_MM3,
+                 preconditioner: ElasticitySolver | None = None):
         self.direction = _unit(direction)
         self.springs = {"trochanter": [(np.asarray(trochanter, np.int32), stiffness, self.direction)],
                         "pin": pin_springs(mesh, section, centre, shaft_axis, self.direction, stiffness)}
         self.solver = ElasticitySolver(mesh, E, nu, np.empty(0, np.int32), degree,
-                                       springs=self.springs["trochanter"] + self.springs["pin"])
+                                       springs=self.springs["trochanter"] + self.springs["pin"],
+                                       preconditioner=preconditioner)
         self.u = self.solver.solve([(head, patch_traction(mesh, head, self.direction))])
 
     def reaction(self, support: str) -> np.ndarray:
@@ -235,17 +238,24 @@ def fall_strength(mesh, facet_tags, E, labels, nu, frame: FemurFrame, options: R
                   tilts=FALL_TILTS_DEG, rotations=FALL_ROTATIONS_DEG, lesion: LesionMap | None = None
                   ) -> list[FallDirection]:
     """Failure load under a sideways fall along every direction of the grid tilts × rotations (°);
-    labels: the cells' labels, lesion: the CT's lesion map (`bonefe.assessment.BoneModel`)."""
+    labels: the cells' labels, lesion: the CT's lesion map (`bonefe.assessment.BoneModel`).
+
+    The directions differ only in where and along what the supports hold, so every direction after
+    the first borrows the first one's AMG set-up (`bonefe.solver.BorrowedPreconditioner`): on the
+    demo femur 26–28 → 37–43 CG iterations, 2.6 → 1.2–1.6 s per direction on 2 ranks, the
+    displacement the same within 5e-9 (relative)."""
     needs_lesion_map(mesh, labels, lesion)
     section, centre = pinned_section(mesh, facet_tags, frame)
     centres = cell_centres(mesh)
     bone = failure_points(mesh, lesion, np.ones(len(centres), bool), options.averaging_radius_mm)
-    results = []
+    results, first = [], None
     for tilt in tilts:
         for rotation in rotations:
             direction = frame.basis() @ fall_direction(tilt, rotation)
             head, trochanter = fall_patches(mesh, frame, direction)
-            model = FallModel(mesh, E, nu, head, trochanter, section, centre, frame.shaft_axis, direction, degree)
+            model = FallModel(mesh, E, nu, head, trochanter, section, centre, frame.shaft_axis, direction, degree,
+                              preconditioner=first)
+            first = first or model.solver
             patches = np.concatenate([_gathered(mesh, f) for f in (head, trochanter, section)])
             away = ~distance_mask(centres, patches, options.exclusion_mm)
             lattice = FailurePoints(bone.average, bone.weights, bone.selected & bone.average.centred_in(away))
