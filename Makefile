@@ -76,7 +76,7 @@ demo: venv
 	$(BIN)/mpirun -n $(NP) $(BIN)/bonefe run $(DEMO)
 
 test: venv
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 	$(BIN)/mpirun -n 2 $(BIN)/python -m pytest -q -p no:cacheprovider $(MPI_TESTS)
 
 serve: venv
