@@ -352,17 +352,18 @@ def femur_frame(volume, side: str = "left", overrides: dict | None = None) -> Fe
               else distal_centre(volume, bone, point, axis, whole=knee is not None))
     frame = FemurFrame(head_centre=centre, head_radius=radius, shaft_axis=axis, neck_axis=neck,
                        distal_centre=distal, side=side, knee_centre=knee)
-    _check_side(frame)
+    check_side(frame)
     return frame
 
 
-def _check_side(frame: FemurFrame) -> None:
-    """The head of a left femur lies towards the patient's right (−x in LPS) of its shaft, and vice versa."""
+def check_side(frame, bone: str = "femur") -> None:
+    """The head of a left femur (or humerus: `bone`) lies towards the patient's right (−x in LPS) of
+    its shaft, and vice versa; frame: any frame with `side` and `basis()` (row 0 medial)."""
     medial_x = frame.basis()[0, 0]
     if abs(medial_x) > 0.5 and (medial_x < 0) != (frame.side == "left"):
         other = "right" if frame.side == "left" else "left"
-        raise BonefeError(f"patient.side is '{frame.side}' but the femoral head lies medially as in a {other} "
-                          "femur; check patient.side (or the image orientation)")
+        raise BonefeError(f"patient.side is '{frame.side}' but the head of the {bone} lies medially as in a "
+                          f"{other} {bone}; check patient.side (or the image orientation)")
 
 
 def neck_shaft_angle(frame: FemurFrame) -> float:

@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from bonefe.sites.femur.anatomy import FemurFrame
-from bonefe.errors import BonefeError
+from bonefe.errors import BonefeError, require_within
 from bonefe.imaging import write_image
 from bonefe.sites.femur.lesions import SITE_NAMES, in_ball, place_lesion
 from bonefe.outputs import atomic_write_json
@@ -89,10 +89,7 @@ class PhantomSpec:
             "noise_hu": (0.0, 500.0), "head_diameter_mm": (35.0, 60.0), "neck_shaft_angle_deg": (100.0, 150.0),
             "anteversion_deg": (-20.0, 45.0), "length_mm": (160.0, 500.0),
         }
-        for name, (low, high) in ranges.items():
-            value = getattr(self, name)
-            if not low <= value <= high:
-                raise BonefeError(f"phantom: {name} must be between {low:g} and {high:g} (got {value})")
+        require_within("phantom", self, ranges)
         choices = {"side": ("left", "right"), "lesion_site": SITES + (None,), "lesion_type": ("lytic", "blastic")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -43,7 +43,7 @@ import numpy as np
 from scipy import ndimage
 
 from bonefe.sites.femur.anatomy import FemurFrame, femur_frame
-from bonefe.errors import BonefeError
+from bonefe.errors import BonefeError, require_within
 from bonefe.imaging import write_image
 from bonefe.sites.femur.lesions import Lesion, VoxelBone, canonical_site, in_ball, place_lesion
 from bonefe.outputs import atomic_write_json
@@ -92,9 +92,7 @@ class SurfaceSpec:
     def __post_init__(self):
         ranges = {"voxel_mm": (0.25, 3.0), "lesion_diameter_mm": (2.0, 50.0), "cortical_involvement": (0.0, 1.0),
                   "noise_hu": (0.0, 500.0)}
-        for name, (low, high) in ranges.items():
-            if not low <= getattr(self, name) <= high:
-                raise BonefeError(f"phantom: {name} must be between {low:g} and {high:g} (got {getattr(self, name)})")
+        require_within("phantom", self, ranges)
         if self.lesion_site is not None:
             canonical_site(self.lesion_site)
 

@@ -45,6 +45,7 @@ from bonefe.sites.femur.anatomy import (
     FemurFrame,
     boundary_faces,
     check_overrides,
+    check_side,
     fit_sphere,
     head_cap,
     support_facets,
@@ -204,17 +205,8 @@ def humerus_frame(volume, side: str = "left", overrides: dict | None = None) -> 
     frame = HumerusFrame(head_centre=np.asarray(centre, float), head_radius=float(radius), shaft_axis=axis,
                          neck_axis=neck, distal_centre=distal, side=side, shaft_from=shaft_from,
                          medial_from=medial_from)
-    _check_side(frame)
+    check_side(frame, "humerus")
     return frame
-
-
-def _check_side(frame: HumerusFrame) -> None:
-    """The head of a left humerus lies towards the patient's right (−x in LPS) of its shaft, and vice versa."""
-    medial_x = frame.basis()[0, 0]
-    if abs(medial_x) > 0.5 and (medial_x < 0) != (frame.side == "left"):
-        other = "right" if frame.side == "left" else "left"
-        raise BonefeError(f"patient.side is '{frame.side}' but the humeral head lies medially as in a {other} "
-                          "humerus; check patient.side (or the image orientation)")
 
 
 # ---------------------------------------------------------------------------------------------

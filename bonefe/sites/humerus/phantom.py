@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
-from bonefe.errors import BonefeError
+from bonefe.errors import BonefeError, require_within
 from bonefe.imaging import write_image
 from bonefe.outputs import atomic_write_json
 from bonefe.sites.femur.lesions import VoxelBone, in_ball
@@ -75,9 +75,7 @@ class HumerusPhantomSpec:
     def __post_init__(self):
         ranges = {"voxel_mm": (0.25, 3.0), "lesion_diameter_mm": (2.0, 40.0), "cortical_involvement": (0.0, 1.0),
                   "noise_hu": (0.0, 500.0), "head_radius_mm": (18.0, 30.0), "length_mm": (120.0, 360.0)}
-        for name, (low, high) in ranges.items():
-            if not low <= getattr(self, name) <= high:
-                raise BonefeError(f"phantom: {name} must be between {low:g} and {high:g} (got {getattr(self, name)})")
+        require_within("phantom", self, ranges)
         choices = {"side": ("left", "right"), "lesion_site": SITES + (None,), "lesion_type": ("lytic", "blastic")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
