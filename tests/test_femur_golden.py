@@ -10,7 +10,10 @@ mesher, material, strain criterion, nonlocal averaging or the evaluated points c
 and say why). Re-pinned once, 2026-12-01, when failure came to be read where the CT (not the
 tetrahedron's majority label) holds bone (`bonefe.assessment.failure_points`): failure load 3882.8 →
 3614.1 N (risk moderate → high), SFR 3.434 → 3.689, fall 8650.7 → 8457.3 N, growth 2 mm 2113 →
-2349 N, re-mineralisation 50 % 7336 → 6521 N; the twin (no lesion) unchanged.
+2349 N, re-mineralisation 50 % 7336 → 6521 N; the twin (no lesion) unchanged. Re-pinned again, the
+same day, when the uncertainty study's segmentation states came to read failure at the point itself
+(signed distances, as the case reads the CT's label map; `bonefe.perturbation`) instead of by the
+cells' majority label: interval 3641.5–3772.6 → 3641.2–3771.6 N (−0.01 %, −0.03 %); nothing else moved.
 """
 
 import bonefe  # noqa: F401  (MPI/dolfinx import order)
@@ -42,7 +45,7 @@ GOLDEN = {
     "growth_n": [3614.096548165543, 2349.2234511293104],
     "remineralisation_n": [3614.096548165543, 6521.216405407994],
     "window_above_high": {"walking": 0.01073989215247647, "physio_weight_bearing": 0.10768882061649343},
-    "uncertainty_n": [3641.5410667478773, 3772.622487140123],
+    "uncertainty_n": [3641.161952822558, 3771.6116624120386],
 }
 VERDICTS = {"walking": "safe", "jogging": "caution", "stumbling": "avoid", "physio_weight_bearing": "caution",
             "walking_fast": "caution", "aquatic_dynamic": "caution", "squat_bodyweight": "safe"}

@@ -16,7 +16,7 @@ from bonefe.sites.base import Anatomy, Load
 from bonefe.sites.specimen.case import Rig, SpecimenCase
 from bonefe.volume import Volume
 
-NOT_CLINICAL = "a specimen has no patient: {} applies to the femur and vertebra sites"
+NOT_CLINICAL = "a specimen has no patient: {} applies to the patient bone sites (femur, vertebra, humerus)"
 
 
 def box_mesh(volume: Volume, size_mm: float, comm):
@@ -145,6 +145,9 @@ class SpecimenSite:
         return {"site": "specimen", "failure_load_n": stance.failure_load_n, "failure_location_mm": stance.location_mm,
                 "failure_mode": stance.mode,
                 "failure_translation_mm": (scale * np.asarray(rig["plate_translation_mm"])).tolist()}
+
+    def bone(self, case: SpecimenCase) -> str:
+        raise BonefeError(NOT_CLINICAL.format("a follow-up over time"))
 
     def assumptions(self, case: SpecimenCase) -> list[str]:
         failure = case.failure
