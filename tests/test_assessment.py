@@ -21,7 +21,8 @@ from bonefe.assessment import (
     compare_twin,
     lesion_region,
 )
-from bonefe.sites.femur.assessment import allowed_head_force, assess, femur_model, plane_direction
+from bonefe.sites.femur.assessment import allowed_head_force, femur_model, plane_direction
+from bonefe.sites.femur.site import assess
 from bonefe.sites.femur.loads import ACTIVITIES, WALKING_DIRECTION
 from bonefe.volume import BONE, LYTIC
 

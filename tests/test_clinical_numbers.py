@@ -64,7 +64,8 @@ from mpi4py import MPI
 
 from bonefe.sites.femur.anatomy import HEAD, SUPPORT, TROCHANTER, boundary_tags, femur_frame
 from bonefe.assessment import RiskOptions
-from bonefe.sites.femur.assessment import activity_list, assess
+from bonefe.sites.femur.assessment import activity_list
+from bonefe.sites.femur.site import assess
 from bonefe.case import MeshOptions
 from bonefe.sites.femur.loads import WALKING_DIRECTION
 from bonefe.materials import MaterialOptions, cell_material, healthy_volume, lesion_map

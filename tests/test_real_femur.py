@@ -15,7 +15,8 @@ from mpi4py import MPI
 
 from bonefe.sites.femur.anatomy import neck_shaft_angle
 from bonefe.assessment import RiskOptions
-from bonefe.sites.femur.assessment import activity_list, assess
+from bonefe.sites.femur.assessment import activity_list
+from bonefe.sites.femur.site import assess
 from bonefe.case import MeshOptions
 from bonefe.materials import MaterialOptions, cell_material, lesion_map
 from bonefe.sites.femur.surface_phantom import SurfaceSpec, make_surface_phantom, write_surface_phantom

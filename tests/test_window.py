@@ -30,7 +30,8 @@ from mpi4py import MPI
 
 from bonefe.sites.femur.anatomy import boundary_tags
 from bonefe.assessment import RiskOptions
-from bonefe.sites.femur.assessment import activity_list, activity_load, assess
+from bonefe.sites.femur.assessment import activity_list, activity_load
+from bonefe.sites.femur.site import assess
 from bonefe.sites.femur.loads import WALKING_DIRECTION
 from bonefe.materials import MaterialOptions, cell_material, lesion_map
 from bonefe.meshing import mesh_bone

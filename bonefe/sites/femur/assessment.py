@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bonefe.assessment import Assessment, BoneModel, RiskOptions, assess as assess_bone, away_from_patches
+from bonefe.assessment import BoneModel, RiskOptions, away_from_patches
 from bonefe.errors import BonefeError
 from bonefe.materials import LesionMap
 from bonefe.risk import ActivityAssessment
@@ -127,21 +127,3 @@ def envelope_marks(activities: list[Activity], rows: list[ActivityAssessment]) -
                       for plane, (_, towards) in ENVELOPE_PLANES.items()}
             marks.append(EnvelopeMark(row.label, angles, row.peak_force_n, row.allowed_force_n))
     return marks
-
-
-def assess(mesh, facet_tags, E, labels, nu, frame: FemurFrame, body_mass_kg: float,
-           activities: list[Activity], options: RiskOptions, degree: int = 1,
-           twin_E: np.ndarray | None = None, envelope_step_deg: float | None = ENVELOPE_STEP_DEG,
-           lesion: LesionMap | None = None) -> Assessment:
-    """The generic assessment (`bonefe.assessment.assess`) of a femur for library or custom
-    activities, with the force envelope (unless envelope_step_deg is None) in `extras`; lesion: the
-    CT's lesion map (`bonefe.assessment.BoneModel`)."""
-    from bonefe.sites.femur.site import FemurSetup
-
-    setup = FemurSetup(frame, body_mass_kg, options.abductor)
-    loads = [activity_load(a, frame, body_mass_kg, options.abductor) for a in activities]
-    result = assess_bone(setup, mesh, facet_tags, E, labels, nu, loads, options, degree, twin_E, lesion)
-    if envelope_step_deg:
-        result.extras = {"envelope": force_envelope(result.model, frame, envelope_step_deg),
-                         "envelope_marks": envelope_marks(activities, result.activities)}
-    return result

@@ -5,12 +5,17 @@ axial involvement, and the femur report."""
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from bonefe.assessment import Assessment, RiskOptions, assess as assess_bone
+from bonefe.materials import LesionMap
 from bonefe.meshing import mesh_bone
 from bonefe.risk import RiskThresholds, failure_under_unit_load, weight_bearing_fraction
 from bonefe.schema import as_plain
 from bonefe.sites.base import Anatomy, Load
 from bonefe.sites.femur.anatomy import SUPPORT, FemurFrame, boundary_tags, femur_frame
 from bonefe.sites.femur.assessment import (
+    ENVELOPE_STEP_DEG,
     PATCH_TAGS,
     activity_list,
     activity_load,
@@ -18,7 +23,7 @@ from bonefe.sites.femur.assessment import (
     femur_model,
     force_envelope,
 )
-from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION, activity_from_dict
+from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION, Activity, activity_from_dict
 
 FEMORAL_LAWS = ("morgan2003", "keller1994")
 """Laws the uncertainty study draws when `law` is asked for: those fitted on human femoral bone
@@ -187,6 +192,22 @@ class FemurSite:
                 f"fall strength {results['fall']['fall_strength_n'] / 1000:.2f} kN "
                 f"(factor of risk {results['fall']['factor_of_risk']:.2f}); "
                 f"report: {case.output / 'report.html'}")
+
+
+def assess(mesh, facet_tags, E, labels, nu, frame: FemurFrame, body_mass_kg: float,
+           activities: list[Activity], options: RiskOptions, degree: int = 1,
+           twin_E: np.ndarray | None = None, envelope_step_deg: float | None = ENVELOPE_STEP_DEG,
+           lesion: LesionMap | None = None) -> Assessment:
+    """The generic assessment (`bonefe.assessment.assess`) of a femur for library or custom
+    activities, with the force envelope (unless envelope_step_deg is None) in `extras`; lesion: the
+    CT's lesion map (`bonefe.assessment.BoneModel`)."""
+    setup = FemurSetup(frame, body_mass_kg, options.abductor)
+    loads = [activity_load(a, frame, body_mass_kg, options.abductor) for a in activities]
+    result = assess_bone(setup, mesh, facet_tags, E, labels, nu, loads, options, degree, twin_E, lesion)
+    if envelope_step_deg:
+        result.extras = {"envelope": force_envelope(result.model, frame, envelope_step_deg),
+                         "envelope_marks": envelope_marks(activities, result.activities)}
+    return result
 
 
 FEMUR = FemurSite()
