@@ -53,14 +53,18 @@ def render_humerus_html(results: dict) -> str:
     aids = set(results["walking_aids"])
     activities = [(a["label"] + (" (walking aid)" if a["name"] in aids else ""), f"{a['peak_force_n']:.0f} N",
                    f"{a['safety_factor']:.2f}", a["verdict"], a["reference"]) for a in results["activities"]]
-    return page("bonefe humerus report", f"""<h1>Humerus ({html.escape(results['side'])}): {html.escape(results['risk_category'])} risk</h1>
-<p>{html.escape(DISCLAIMER)}</p>
+    avoid = [a["label"] for a in results["activities"] if a["verdict"] == "avoid"]
+    warning = "" if not avoid else (f"<p><strong>Avoid: {html.escape('; '.join(avoid))}</strong> — although the "
+                                    "risk category (by walking with crutches) is not high; see the assumptions.</p>")
+    return page("bonefe humerus report", f"""<h1>Humerus ({html.escape(results['side'])}): {html.escape(results['risk_category'])} risk
+by failure load under walking with crutches</h1>
+{warning}<p>{html.escape(DISCLAIMER)}</p>
 <h2>Finite-element result</h2>{table(("Quantity", "Value"), key)}
 <h2>Mirels score</h2>{_mirels(results)}
 <h2>Activities and walking aids</h2>
 <p>Peak glenohumeral contact force from instrumented shoulder implants, scaled to {bw:.0f} N body weight;
-safety factor = allowed / peak force (safe from 2, avoid below 1). Crutches advised for a leg lesion load
-this shoulder: their verdict here is the humerus's.</p>
+safety factor = allowed / peak force (safe from 2, avoid below 1). Crutches, often advised for a lesion
+of the leg, load this shoulder: their verdict here is this humerus's.</p>
 {table(("Activity", "Peak force", "Safety factor", "Verdict", "Source"), activities)}
 {_strength(results)}{window_section(results)}{whatif_section(results)}{uncertainty_section(results)}
 <h2>Assumptions</h2><ul>{"".join(f"<li>{html.escape(a)}</li>" for a in results.get("assumptions", []))}</ul>

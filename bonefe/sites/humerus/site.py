@@ -143,7 +143,7 @@ class HumerusSite:
                                                  else f"-{mirels['total_max']}"))
         verdicts = {a.name: a.verdict for a in results["activities"]}
         elevation = "" if "arm_elevation" not in verdicts else f"; raising the arm: {verdicts['arm_elevation']}"
-        return (f"{case.name} (humerus, {case.patient.side}): {results['risk_category']} risk; failure load "
+        return (f"{case.name} (humerus, {case.patient.side}): {results['risk_category']} risk by failure load; failure load "
                 f"{results['failure_load_n'] / 1000:.2f} kN ({results['failure_load_bw']:.1f} x BW) walking with crutches"
                 f"{elevation}{score}; report: {case.output / 'report.html'}")
 
