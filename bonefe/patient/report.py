@@ -59,7 +59,8 @@ def _bone_row(b: dict) -> tuple[str, ...]:
     where = ", ".join(x for x in (b["failure_site"], b["failure_mode"]) if x)
     fraction = b["walking_weight_bearing_fraction"]
     return (b["bone"], b["case"], f"{b['risk']} (by failure load: {b['risk_by_failure_load']})",
-            f"{b['failure_load_n']:,.0f} N ({b['failure_load_bw']:.1f} × BW), {b['failure_load_case']}",
+            ", ".join(x for x in (f"{b['failure_load_n']:,.0f} N ({b['failure_load_bw']:.1f} × BW)",
+                                   b["failure_load_case"]) if x),
             where, "" if fraction is None else f"{100 * min(fraction, 1.0):.0f} % of body weight")
 
 
