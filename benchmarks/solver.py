@@ -143,7 +143,8 @@ def run_case(mesh_file: Path, target_dofs: int, petsc_options: dict) -> dict:
 
     from bonefe.sites.femur.anatomy import SUPPORT
     from bonefe.sites.femur.assessment import PATCH_TAGS
-    from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, force_world, patch_forces
+    from bonefe.activities import force_world
+    from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, patch_forces
     from bonefe.nonlocal_strain import SphereAverage
     from bonefe.solver import ElasticitySolver, UnitLoadBasis, patch_traction, principal_strains
 

@@ -3,7 +3,7 @@
 A case file is YAML; relative paths are relative to the case file. Only `name`, `ct`, `labels` and
 `patient.body_mass_kg` are required; every other value has a documented default in the dataclass
 that uses it. `activities` names activities of the library (`bonefe.sites.femur.loads.ACTIVITIES`, all when
-omitted); `custom_activities` adds the case's own (see `bonefe.sites.femur.loads.activity_from_dict`);
+omitted); `custom_activities` adds the case's own (see `bonefe.activities.activity_from_dict`);
 `exports` (none by default) writes what the report does not need: "fields" (per-activity
 displacement and strains for ParaView, `bonefe.fields`; 65–110 MB at the 3 mm demo), and the model
 for other solvers where the site supports it, "inp" (CalculiX/Abaqus, per-element material, walking

@@ -7,9 +7,6 @@ from pathlib import Path
 
 from bonefe import __version__
 from bonefe.errors import BonefeError
-from bonefe.sites.femur.lesions import SITE_NAMES
-from bonefe.sites.humerus.lesions import SITES as HUMERUS_SITES
-from bonefe.sites.vertebra.lesions import SITES as VERTEBRA_SITES
 
 DESCRIPTION = """\
 CT-based finite-element fracture risk for bones with metastases.
@@ -76,9 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     phantom.add_argument("--site", default="femur", choices=["femur", "vertebra", "humerus"],
                          help="which bone (default: femur)")
     phantom.add_argument("--level", default="L1", help="--site vertebra: spinal level, C1-L5 (default: L1)")
-    phantom.add_argument("--lesion-site", "--lesion", choices=[*SITE_NAMES, *VERTEBRA_SITES, *HUMERUS_SITES, "none"],
-                         help="where the lesion sits (default: neck = neck_superolateral; vertebra: central; "
-                              "humerus: mid_shaft)")
+    phantom.add_argument("--lesion-site", "--lesion",
+                         help="where the lesion sits, one of the site's lesion sites or none (default: neck = "
+                              "neck_superolateral; vertebra: central; humerus: mid_shaft)")
     phantom.add_argument("--lesion-type", default="lytic", choices=["lytic", "blastic"])
     phantom.add_argument("--lesion-diameter", "--size", type=float, metavar="MM",
                          help="lesion diameter in mm (default: 20; vertebra: 15; humerus: 16)")
@@ -206,12 +203,13 @@ def _slurm_options(args):
 def _phantom(args) -> int:
     """`bonefe phantom`: the procedural femur, or (--surface) a real bone surface made into a CT."""
     from bonefe.schema import build
+    from bonefe.sites import site_of
 
     if args.site != "femur":
         return _site_phantom(args)
-    lesion_site = args.lesion_site or "neck"
-    if lesion_site not in (*SITE_NAMES, "none"):
-        raise BonefeError(f"--lesion-site {lesion_site} is not a femur site: choose from {', '.join(SITE_NAMES)}")
+    lesion_site, names = args.lesion_site or "neck", site_of("femur").lesion_sites
+    if lesion_site not in (*names, "none"):
+        raise BonefeError(f"--lesion-site {lesion_site} is not a femur site: choose from {', '.join(names)}")
     common = {
         "side": args.side, "voxel_mm": 1.0 if args.voxel is None else args.voxel, "noise_hu": args.noise, "seed": args.seed,
         "lesion_site": None if lesion_site == "none" else lesion_site,

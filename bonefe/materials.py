@@ -104,6 +104,12 @@ LAWS: dict[str, ModulusLaw] = {law.name: law for law in (
                f"at {CARTER_HAYES_STRAIN_RATE:g} /s"),
 )}
 """Density–modulus laws selectable by name (`MaterialOptions.law`)."""
+FEMORAL_LAWS = ("morgan2003", "keller1994")
+"""Laws the uncertainty study draws for `law` on a long bone (femur, humerus): those fitted on human femoral bone
+(Morgan et al. 2003, femoral neck; Keller 1994, femur). Which law suits a metastatic femur is not
+settled — the bonefe default is Morgan 2003 (DESIGN, with the Schileo et al. 2008 density chain),
+while a CT-FE validation on 20 cadaveric proximal femora found Keller's equations the most
+reproducible (PubMed Central PMC5732520, abstract)."""
 
 
 @dataclass(frozen=True)

@@ -268,6 +268,15 @@ class VerdictPolicy:
             raise BonefeError("verdict policy needs 0 < avoid_factor <= safe_factor (e.g. 1 and 2)")
 
 
+def activity_thresholds(daily_peaks_n: list[float], body_weight_n: float, policy: VerdictPolicy) -> RiskThresholds:
+    """Failure-load thresholds (× BW) at which the most loaded daily activity turns 'avoid' and 'caution'
+    (the vertebra's and the humerus's risk categories); daily_peaks_n: the daily activities' peaks (N)."""
+    worst = max(daily_peaks_n) / body_weight_n
+    return RiskThresholds(worst * policy.avoid_factor, worst * policy.safe_factor,
+                          reference="the largest daily-activity peak × the verdict factors (bonefe.risk.VerdictPolicy)",
+                          note="high: a daily activity is to be avoided; moderate: one needs caution")
+
+
 def safety_factor(allowed_force_n: float, activity_force_n: float) -> float:
     """SF = allowed force along the activity's direction / the activity's peak force (both N)."""
     if not activity_force_n > 0 or allowed_force_n < 0:

@@ -23,7 +23,8 @@ from bonefe.cohort.batch import prepare, run_local
 from bonefe.case import load_case
 from bonefe.errors import BonefeError
 from bonefe.imaging import read_sitk
-from bonefe.sites.femur.loads import activity_from_dict
+from bonefe.activities import activity_from_dict
+from bonefe.sites.femur.loads import PATCHES
 from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.cohort.slurm import SlurmOptions, render_script
 from bonefe.volume import BACKGROUND
@@ -96,7 +97,7 @@ def test_an_output_folder_holding_the_inputs_is_refused(tmp_path, output):
 ])
 def test_bad_custom_forces_are_refused(activity, message):
     with pytest.raises(BonefeError, match=message):
-        activity_from_dict(activity)
+        activity_from_dict(activity, PATCHES)
 
 
 def test_a_four_dimensional_or_multichannel_image_is_refused(tmp_path):

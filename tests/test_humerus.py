@@ -159,7 +159,7 @@ def test_tube_torsion_matches_beam_theory():
     from dolfinx import fem
 
     from bonefe.meshing import mesh_bone
-    from bonefe.sites.femur.anatomy import ExteriorFacets
+    from bonefe.boundary import ExteriorFacets
     from bonefe.sites.humerus.strength import torsion_traction
     from bonefe.solver import ElasticitySolver
     from bonefe.volume import Volume

@@ -4,7 +4,7 @@ Findings (reproduced on the demo phantom, `bonefe phantom --lesion-site neck --l
 the first 20 kB of its 330 kB ct.nii.gz were read and gave "0.29 kN, high risk"; the CT + 1024 HU
 (missing rescale intercept) gave "24.98 kN, low risk". Both must now end with exit 2, one line,
 no report folder, and earlier results kept. Expected numbers are literal: the phantom's soft tissue
-is 40 HU (bonefe.sites.femur.phantom HU_SOFT_TISSUE), so + 1024 gives a median of 1064 HU.
+is 40 HU (bonefe.sites.long_bone.phantom HU_SOFT_TISSUE), so + 1024 gives a median of 1064 HU.
 """
 
 import re

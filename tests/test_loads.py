@@ -11,8 +11,8 @@ import pytest
 
 from bonefe.sites.femur.anatomy import FemurFrame
 from bonefe.errors import BonefeError
-from bonefe.sites.femur.loads import (ACTIVITIES, STANCE_ACTIVITY, activity_from_dict, force_world,
-                          patch_forces)
+from bonefe.activities import activity_from_dict, force_world
+from bonefe.sites.femur.loads import ACTIVITIES, PATCHES, STANCE_ACTIVITY, patch_forces
 
 #: Each activity: (published resultant in %BW, published direction as lateral / posterior / distal
 #: components of the force on the head in Bergmann's frame). Directions: walking and stairs up from
@@ -135,12 +135,12 @@ def test_abductor_option():
 
 
 def test_activity_from_dict_forms():
-    a = activity_from_dict({"name": "lift", "force": [0, 0, -300], "label": "Lifting"})
+    a = activity_from_dict({"name": "lift", "force": [0, 0, -300], "label": "Lifting"}, PATCHES)
     assert a.force == (0.0, 0.0, -300.0) and a.patch == "head" and a.unit == "%BW"
-    b = activity_from_dict({"name": "push", "magnitude": 200, "direction": [0, 3, -4]})
+    b = activity_from_dict({"name": "push", "magnitude": 200, "direction": [0, 3, -4]}, PATCHES)
     assert np.allclose(b.force, [0, 120, -160])
     c = activity_from_dict({"name": "kick", "force": [3000, 0, 0], "patch": "trochanter",
-                            "unit": "N"})
+                            "unit": "N"}, PATCHES)
     assert np.allclose(force_world(c, left_femur(), 70.0), [-3000.0, 0.0, 0.0])
 
 
@@ -157,7 +157,7 @@ def test_activity_from_dict_forms():
 ])
 def test_activity_from_dict_rejects_bad_fields(bad):
     with pytest.raises(BonefeError):
-        activity_from_dict(bad)
+        activity_from_dict(bad, PATCHES)
 
 
 def test_force_world_rejects_bad_mass():

@@ -208,7 +208,7 @@ def with_scores(mirels_total: int, axial_mm: float) -> dict:
     """make_results (FE: high risk, 3 kN < 5 × BW) plus a Mirels score, axial involvement, a twin
     failure load and a two-plane envelope with walking marked inside it."""
     from bonefe.sites.femur.assessment import EnvelopeMark, EnvelopePlane
-    from bonefe.sites.femur.scores import AxialInvolvement, MirelsScore, mirels_recommendation
+    from bonefe.sites.long_bone.scores import AxialInvolvement, MirelsScore, mirels_recommendation
 
     site, kind, size = 3, 3, 2
     pain = mirels_total - site - kind - size

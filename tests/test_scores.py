@@ -6,6 +6,8 @@ follow from the construction; widths are voxel-centre extents plus one voxel (mo
 sphere of radius r in the tube has size (2r + 1) / 31.
 """
 
+from functools import partial
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -13,8 +15,12 @@ from scipy import ndimage
 from bonefe.sites.femur.anatomy import FemurFrame
 from bonefe.materials import healthy_volume
 from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
-from bonefe.sites.femur.scores import axial_involvement, mirels_recommendation, mirels_score
+from bonefe.sites.femur.scores import femur_site_points
+from bonefe.sites.long_bone.scores import axial_involvement, mirels_recommendation, mirels_score
 from bonefe.volume import BLASTIC, BONE, LYTIC, Volume
+
+femur_mirels = partial(mirels_score, site_points=femur_site_points)
+"""Mirels with the femur's site points (peritrochanteric 3, else lower limb 2)."""
 
 FRAME = FemurFrame(head_centre=np.array([60.0, 0.0, 260.0]), head_radius=22.0,
                    shaft_axis=np.array([0.0, 0.0, 1.0]), neck_axis=np.array([1.0, 0.0, 1.0]) / np.sqrt(2),
@@ -49,7 +55,7 @@ def sphere(cx, cz, r):
 
 def test_lytic_diaphyseal_lesion_of_forty_percent_with_moderate_pain_scores_nine():
     """Site lower limb 2, pain moderate 2, lytic 3, size (12 + 1)/31 = 0.42 → 2: total 9, fixation."""
-    score = mirels_score(with_lesion(tube(), sphere(5.0, 100.0, 6.0)), FRAME, "moderate")
+    score = femur_mirels(with_lesion(tube(), sphere(5.0, 100.0, 6.0)), FRAME, "moderate")
     assert (score.site, score.pain, score.lesion_type, score.size) == (2, 2, 3, 2)
     assert score.size_fraction == pytest.approx(13.0 / 31.0, abs=0.01)
     assert score.total_min == score.total_max == 9
@@ -57,14 +63,14 @@ def test_lytic_diaphyseal_lesion_of_forty_percent_with_moderate_pain_scores_nine
 
 
 def test_unknown_pain_gives_the_range_of_totals():
-    score = mirels_score(with_lesion(tube(), sphere(5.0, 100.0, 6.0)), FRAME)
+    score = femur_mirels(with_lesion(tube(), sphere(5.0, 100.0, 6.0)), FRAME)
     assert (score.pain, score.total_min, score.total_max) == (None, 8, 10)
     assert "borderline" in score.recommendation and "fixation" in score.recommendation
 
 
 def test_small_blastic_lesion_with_mild_pain_scores_five():
     """Blastic 1, size 7/31 = 0.23 → 1, lower limb 2, mild pain 1: 5, radiotherapy (Mirels ≤ 7)."""
-    score = mirels_score(with_lesion(tube(), sphere(0.0, 100.0, 3.0), BLASTIC), FRAME, "mild")
+    score = femur_mirels(with_lesion(tube(), sphere(0.0, 100.0, 3.0), BLASTIC), FRAME, "mild")
     assert (score.site, score.lesion_type, score.size, score.total_min) == (2, 1, 1, 5)
     assert score.recommendation == "radiotherapy and observation"
 
@@ -73,7 +79,7 @@ def test_half_lytic_half_blastic_is_mixed_and_proximal_lesion_is_peritrochanteri
     """Lytic for y < 0, blastic for y ≥ 0 → mixed (2); centroid at z = 196 > 194 mm → site 3."""
     volume = with_lesion(tube(), sphere(0.0, 196.0, 3.0),
                          lambda x, y, z: np.where(y < 0, LYTIC, BLASTIC))
-    score = mirels_score(volume, FRAME, "functional")
+    score = femur_mirels(volume, FRAME, "functional")
     assert (score.site, score.lesion_type) == (3, 2)
 
 
@@ -97,7 +103,7 @@ def test_axial_involvement_counts_the_cortex_the_lesion_replaces():
 
 def test_no_lesion_gives_no_scores_and_an_unchanged_twin():
     volume = tube()
-    assert mirels_score(volume, FRAME) is None and axial_involvement(volume, FRAME) is None
+    assert femur_mirels(volume, FRAME) is None and axial_involvement(volume, FRAME) is None
     assert healthy_volume(volume) is volume
 
 
@@ -150,7 +156,7 @@ def bar_lesion(volume: Volume, y_from: int, y_to: int, z_from: int = 98, z_to: i
 def test_size_points_at_exactly_one_third_and_two_thirds(y_from, y_to, fraction, points):
     """Size fraction n/27 of a lesion bar in the prism, computed by hand (voxel extent + 1 voxel over the
     27 mm section); Mirels' bands: < 1/3 → 1, 1/3 to 2/3 (both inclusive) → 2, > 2/3 → 3."""
-    score = mirels_score(bar_lesion(prism(), y_from, y_to), FRAME, "mild")
+    score = femur_mirels(bar_lesion(prism(), y_from, y_to), FRAME, "mild")
     assert score.size_fraction == pytest.approx(fraction, rel=1e-12)
     assert score.size == points
 
@@ -162,7 +168,7 @@ def test_several_lesions_report_the_worst_not_the_largest():
     cortical strip over z = 60..99 (40 mm) against 20 mm (z = 120..139)."""
     volume = with_lesion(tube(), sphere(5.0, 100.0, 6.0), BLASTIC)
     volume = with_lesion(volume, sphere(5.0, 196.0, 4.0))
-    score = mirels_score(volume, FRAME, "mild")
+    score = femur_mirels(volume, FRAME, "mild")
     assert (score.site, score.lesion_type, score.size, score.total_min) == (3, 3, 1, 8)
     strips = with_lesion(tube(), lambda x, y, z: (x >= 9) & (np.abs(y) <= 2) & (z >= 60) & (z <= 99))
     strips = with_lesion(strips, lambda x, y, z: (x >= 9) & (np.abs(y) <= 2) & (z >= 120) & (z <= 139))
@@ -198,7 +204,7 @@ def test_mirels_on_phantom_femora(site, diameter, expected):
     geometry (comments); none of these lesions replaces 30 mm of cortex (the spheres are ≤ 26 mm)."""
     volume, frame = make_phantom(PhantomSpec(voxel_mm=1.5, lesion_site=site, lesion_diameter_mm=diameter,
                                              cortical_involvement=1.0))
-    score = mirels_score(volume, frame, "moderate")
+    score = femur_mirels(volume, frame, "moderate")
     assert (score.site, score.lesion_type, score.size, score.total_min) == expected
     assert score.total_min == score.total_max
     if site == "subtrochanteric" and diameter == 12.0:

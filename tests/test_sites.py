@@ -14,7 +14,7 @@ the module's own numbers:
 - the report carries the site's wording and not the other site's;
 - the reference failure load is the pinned number measured on one rank, the same on two ranks.
 
-The layering rule: the generic stages import no bone's package.
+The layering rules: the generic stages import no bone's package, and no site imports another site.
 """
 
 import bonefe  # noqa: F401  (MPI/dolfinx import order)
@@ -150,14 +150,36 @@ GENERIC = ["pipeline", "assessment", "whatif", "uncertainty", "perturbation", "w
            "followup/course", "followup/lesion_change", "registration"]
 
 
+def _imports(path: Path) -> list[str]:
+    """Every module a Python file imports (at any depth of the file)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+    return imported + [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+
+
 def test_generic_stages_import_no_bone():
     root = Path(bonefe.__file__).parent
     for module in GENERIC:
-        tree = ast.parse((root / f"{module}.py").read_text(encoding="utf-8"))
-        imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
-        imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-        bones = [m for m in imported if m.startswith("bonefe.sites.") and m != "bonefe.sites.base"]
+        bones = [m for m in _imports(root / f"{module}.py") if m.startswith("bonefe.sites.") and m != "bonefe.sites.base"]
         assert not bones, f"bonefe/{module}.py imports {bones}"
+
+
+SHARED = ("base", "long_bone")
+"""Packages under bonefe/sites/ that are no site: the interface and the long bones' shared geometry,
+lesions, phantom pieces and scores."""
+
+
+def test_no_site_imports_another_site():
+    """A site package imports only itself, `bonefe.sites.base` and the shared `bonefe.sites.long_bone`;
+    the shared package imports no site; what two sites share lives in a neutral module."""
+    sites = Path(bonefe.__file__).parent / "sites"
+    packages = sorted(p.name for p in sites.iterdir() if (p / "__init__.py").is_file())
+    assert set(SITES) | {"specimen", "long_bone"} <= set(packages)
+    for package in packages:
+        for path in (sites / package).rglob("*.py"):
+            used = {m.split(".")[2] for m in _imports(path) if m.startswith("bonefe.sites.")}
+            other = used - {package, *SHARED} if package not in SHARED else used - {"base", package}
+            assert not other, f"{path.relative_to(sites.parent)} imports the site package(s) {sorted(other)}"
 
 
 def test_the_uncertainty_study_runs_through_the_site(built):

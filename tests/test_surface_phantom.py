@@ -12,7 +12,8 @@ import pyvista as pv
 
 from bonefe.sites.femur.anatomy import FemurFrame
 from bonefe.errors import BonefeError
-from bonefe.sites.femur.lesions import VoxelBone, in_ball, place_lesion, site_ray
+from bonefe.sites.femur.lesions import place_lesion, site_ray
+from bonefe.sites.long_bone.lesions import VoxelBone, in_ball
 from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.sites.femur.surface_phantom import (SurfaceSpec, cortex_between, depth_below,
                                     make_surface_phantom, read_surface, voxelise)
@@ -162,7 +163,7 @@ def test_thickness_model_and_hu(from_phantom):
 
 
 # ---------------------------------------------------------------------------------------------
-# Lesion placement (bonefe.sites.femur.lesions)
+# Lesion placement (bonefe.sites.femur.lesions, bonefe.sites.long_bone.lesions)
 # ---------------------------------------------------------------------------------------------
 
 TUBE_RADIUS, TUBE_CORTEX = 15.3, 4.0

@@ -33,10 +33,10 @@ from bonefe.assessment import RiskOptions
 from bonefe.calibration import line_errors
 from bonefe.case import MeshOptions
 from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY
-from bonefe.materials import LAWS, MaterialOptions, apparent_density, ash_density, qct_density
+from bonefe.materials import FEMORAL_LAWS, LAWS, MaterialOptions, apparent_density, ash_density, qct_density
 from bonefe.perturbation import SegmentationState, SharedMesh, signed_distance
 from bonefe.sites.femur.phantom import PhantomSpec, make_phantom, write_phantom
-from bonefe.sites.femur.site import FEMORAL_LAWS, FemurSetup
+from bonefe.sites.femur.site import FemurSetup
 from bonefe.pipeline import run_case
 from bonefe.uncertainty import (
     Draw, FactorEffect, Study, UncertaintyOptions, calibration_spread, case_failure, dominant_factor, draw_samples,

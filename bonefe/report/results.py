@@ -29,7 +29,7 @@ from bonefe.sites.femur.assessment import EnvelopeMark, EnvelopePlane
 from bonefe.sites.femur.fall import FallRisk
 from bonefe.guidelines import guideline_rows
 from bonefe.schema import as_plain, build, plain_values
-from bonefe.sites.femur.scores import AxialInvolvement, MirelsScore
+from bonefe.sites.long_bone.scores import AxialInvolvement, MirelsScore
 from bonefe.synthesis import synthesis_of
 from bonefe.uncertainty import UncertaintyResult
 from bonefe.whatif import WhatIfSeries
@@ -55,7 +55,7 @@ class ReportResults:
     activities: one row per activity (bonefe.risk.ActivityAssessment fields).
     strain_fold_ratio: lesion / lesion-free twin peak strain, or None when not computed.
     twin_failure_load_n: stance failure load of the lesion-free twin (N), or None.
-    mirels, axial_involvement: clinical scores of the worst lesion (bonefe.sites.femur.scores), or None.
+    mirels, axial_involvement: clinical scores of the worst lesion (bonefe.sites.long_bone.scores), or None.
     envelope: allowed hip-contact force per direction in the frontal and sagittal planes;
     envelope_marks: the head-contact activities placed on it (bonefe.sites.femur.assessment).
     whatif_growth, whatif_remineralisation: stance failure load as the lesion grows (mm) and as it

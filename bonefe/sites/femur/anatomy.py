@@ -5,53 +5,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from bonefe.boundary import ExteriorFacets
 from bonefe.errors import BonefeError
+from bonefe.sites.long_bone.frame import LongBoneFrame, boundary_faces, check_overrides, check_side, fit_sphere, unit
+from bonefe.sites.long_bone.patches import cut_facets, head_cap
 
 
 @dataclass(frozen=True)
-class FemurFrame:
-    """Landmarks of a femur in world (LPS) coordinates, mm.
-
-    head_centre:   centre of the femoral head sphere.
-    head_radius:   its radius (mm).
-    shaft_axis:    unit vector along the diaphysis, from distal to proximal.
-    neck_axis:     unit vector along the neck, from the shaft towards the head centre.
-    distal_centre: centre of the most distal cross-section of the model (where it is supported);
-                   for a whole femur (knee in the scan) the point of the shaft axis at the level of
-                   the most distal bone.
-    side:          "left" or "right".
-    knee_centre:   centre of the knee (distal epiphysis), None when the scan stops above the knee.
-    """
-
-    head_centre: np.ndarray
-    head_radius: float
-    shaft_axis: np.ndarray
-    neck_axis: np.ndarray
-    distal_centre: np.ndarray
-    side: str = "left"
-    knee_centre: np.ndarray | None = None
-
-    def superior(self) -> np.ndarray:
-        """The superior unit vector: the mechanical axis (knee centre → head centre) when the knee
-        centre is known (ISB femur frame, Wu et al. 2002), else the shaft axis."""
-        if self.knee_centre is None:
-            return np.asarray(self.shaft_axis, float) / np.linalg.norm(self.shaft_axis)
-        return _unit(np.asarray(self.head_centre, float) - np.asarray(self.knee_centre, float))
-
-    def basis(self) -> np.ndarray:
-        """Columns (medial, anterior, superior) unit vectors in world coordinates.
-
-        superior = `superior()` (mechanical axis with a knee, shaft axis without); medial = the neck
-        axis projected on the plane normal to it (so the neck's anteversion is absorbed into the
-        medial axis: condylar landmarks are not used); anterior completes the frame: a right-handed
-        frame for a left femur, mirrored for a right one, so that load components (medial,
-        anterior, superior) mean the same on both sides.
-        """
-        superior = self.superior()
-        medial = np.asarray(self.neck_axis, float) - np.dot(self.neck_axis, superior) * superior
-        medial /= np.linalg.norm(medial)
-        anterior = np.cross(superior, medial) if self.side == "left" else np.cross(medial, superior)
-        return np.column_stack([medial, anterior, superior])
+class FemurFrame(LongBoneFrame):
+    """The long-bone frame (`bonefe.sites.long_bone.frame.LongBoneFrame`) of a femur: neck_axis
+    along the femoral neck, knee_centre when the scan holds the knee."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,39 +84,10 @@ CONDYLE_DEPTH_MM = 30.0
 OVERRIDES = ("head_centre", "head_radius", "shaft_axis", "neck_axis", "distal_centre", "knee_centre")
 
 
-def _unit(v) -> np.ndarray:
-    v = np.asarray(v, float)
-    return v / np.linalg.norm(v)
-
-
 def _principal_direction(points: np.ndarray) -> np.ndarray:
     """Unit direction of largest spread of points (n, 3) about their mean."""
     centred = points - points.mean(axis=0)
     return np.linalg.eigh(centred.T @ centred)[1][:, -1]
-
-
-def check_overrides(overrides: dict | None, allowed: tuple[str, ...] = OVERRIDES) -> dict:
-    """Landmark overrides (names in `allowed`) as float arrays; BonefeError for unknown keys or degenerate values."""
-    overrides = dict(overrides or {})
-    unknown = sorted(set(overrides) - set(allowed))
-    if unknown:
-        raise BonefeError(f"landmarks: unknown landmark '{unknown[0]}' (allowed: {', '.join(allowed)})")
-    checked = {}
-    for key, value in overrides.items():
-        array = np.asarray(value, float)
-        if key == "head_radius":
-            if array.shape != () or not array > 0:
-                raise BonefeError(f"landmarks.head_radius must be a positive number of mm (got {value!r})")
-            checked[key] = float(array)
-            continue
-        if array.shape != (3,) or not np.all(np.isfinite(array)):
-            raise BonefeError(f"landmarks.{key} must be three numbers (x, y, z) in mm (got {value!r})")
-        if key.endswith("_axis"):
-            if np.linalg.norm(array) == 0:
-                raise BonefeError(f"landmarks.{key} must be a non-zero direction (got {value!r})")
-            array = _unit(array)
-        checked[key] = array
-    return checked
 
 
 @dataclass(frozen=True)
@@ -211,7 +145,7 @@ def _diaphysis_centroids(points: np.ndarray, axis: np.ndarray, step: float) -> n
 def shaft_line(bone: _Bone, direction: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A point on the shaft axis and its unit direction (distal → proximal, world mm)."""
     fixed = direction is not None
-    axis = _unit(direction) if fixed else _principal_direction(bone.points)
+    axis = unit(direction) if fixed else _principal_direction(bone.points)
     for _ in range(1 if fixed else 3):
         axis = axis if axis[2] >= 0 or fixed else -axis
         centroids = _diaphysis_centroids(bone.points, axis, bone.step)
@@ -225,27 +159,6 @@ def _off_axis(points: np.ndarray, point: np.ndarray, axis: np.ndarray) -> np.nda
     """Components of points (n, 3) perpendicular to the line (point, axis)."""
     q = points - point
     return q - np.outer(q @ axis, axis)
-
-
-def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float]:
-    """Least-squares sphere through points (n, 3): |p|² = 2c·p + (R² − |c|²), linear in c (Kåsa 1976)."""
-    design = np.column_stack([2.0 * points, np.ones(len(points))])
-    solution, *_ = np.linalg.lstsq(design, np.einsum("ij,ij->i", points, points), rcond=None)
-    centre = solution[:3]
-    return centre, float(np.sqrt(solution[3] + centre @ centre))
-
-
-def boundary_faces(mask: np.ndarray) -> np.ndarray:
-    """Continuous voxel indices (n, 3) of the centres of the faces between True and False voxels
-    (the mask is taken as False beyond its edges)."""
-    padded = np.pad(mask, 1)
-    faces = []
-    for a in range(3):
-        change = np.diff(padded, axis=a)
-        idx = np.argwhere(change).astype(float)
-        idx[:, a] += 0.5
-        faces.append(idx - 1.0)
-    return np.concatenate(faces)
 
 
 def _head_guess(volume, bone: _Bone, point, axis) -> tuple[np.ndarray, float]:
@@ -273,7 +186,7 @@ def head_sphere(volume, bone: _Bone, point, axis) -> tuple[np.ndarray, float]:
     faces = volume.to_world(boundary_faces(bone.mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]) + lo)
     tolerance = 0.3 * radius
     for _ in range(4):
-        outward = _unit(_off_axis(centre[None], point, axis)[0])
+        outward = unit(_off_axis(centre[None], point, axis)[0])
         offset = faces - centre
         distance = np.linalg.norm(offset, axis=1)
         keep = (np.abs(distance - radius) <= tolerance) & (offset @ outward >= -0.2 * distance)
@@ -288,7 +201,7 @@ def head_sphere(volume, bone: _Bone, point, axis) -> tuple[np.ndarray, float]:
 
 def neck_axis(bone: _Bone, centre, radius, point, axis) -> np.ndarray:
     """Unit neck axis from the shaft towards the head centre: see the notes above."""
-    neck = _unit(_off_axis(centre[None], point, axis)[0])
+    neck = unit(_off_axis(centre[None], point, axis)[0])
     for _ in range(5):
         behind = (centre - bone.points) @ neck
         section = np.linalg.norm(_off_axis(bone.points, centre, neck), axis=1)
@@ -336,7 +249,7 @@ def femur_frame(volume, side: str = "left", overrides: dict | None = None) -> Fe
     """
     if side not in ("left", "right"):
         raise BonefeError(f"side must be 'left' or 'right' (got {side!r})")
-    given = check_overrides(overrides)
+    given = check_overrides(overrides, OVERRIDES)
     bone = _Bone.from_volume(volume)
     point, axis = shaft_line(bone, given.get("shaft_axis"))
     centre, radius = given.get("head_centre"), given.get("head_radius")
@@ -356,19 +269,9 @@ def femur_frame(volume, side: str = "left", overrides: dict | None = None) -> Fe
     return frame
 
 
-def check_side(frame, bone: str = "femur") -> None:
-    """The head of a left femur (or humerus: `bone`) lies towards the patient's right (−x in LPS) of
-    its shaft, and vice versa; frame: any frame with `side` and `basis()` (row 0 medial)."""
-    medial_x = frame.basis()[0, 0]
-    if abs(medial_x) > 0.5 and (medial_x < 0) != (frame.side == "left"):
-        other = "right" if frame.side == "left" else "left"
-        raise BonefeError(f"patient.side is '{frame.side}' but the head of the {bone} lies medially as in a "
-                          f"{other} {bone}; check patient.side (or the image orientation)")
-
-
 def neck_shaft_angle(frame: FemurFrame) -> float:
     """Angle between the neck axis and the shaft axis pointing distally (degrees; ≈ 125° in adults)."""
-    cosine = float(np.dot(_unit(frame.neck_axis), -_unit(frame.shaft_axis)))
+    cosine = float(np.dot(unit(frame.neck_axis), -unit(frame.shaft_axis)))
     return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
 
 
@@ -385,9 +288,6 @@ the loaded area of the hip joint in stance; a smaller cap concentrates the conta
 TROCHANTER_RADIUS_MM = 15.0
 """Radius of the greater-trochanter patch (≈ 7 cm²): the impact of a sideways fall reaches the
 bone through the trochanteric soft tissue over a few square centimetres, not at a point."""
-SUPPORT_TOLERANCE_MM = 2.0
-"""Facets within this distance of the distal plane count as the cut: covers an estimated shaft
-axis off by ≈ 3° across a 40 mm wide cut, and is well below a mesh element."""
 POTTED_BELOW_HEAD_MM = 200.0
 """With the knee in the model (FemurFrame.knee_centre), the femur is held like a proximal-femur test
 specimen potted distally: every exterior facet more than this distance below the head centre,
@@ -396,64 +296,22 @@ to distal cut), so whole and proximal femurs are loaded alike. Fixing the condyl
 whole shaft under the bending of an unbalanced hip force (no muscles or iliotibial band in the
 model): on the real femur of docs/real-femur.md the distal metaphysis then failed first, at a load
 that does not depend on the hip lesion."""
-SUPPORT_NORMAL_DEG = 60.0
-"""Support facets face distally: outward normal within this angle of −shaft axis (the surface
-smoothing rounds the rim of the cut over about a voxel; the rim belongs to the support)."""
-HEAD_SHELL = 0.15
-"""Head patch facets lie within this fraction of the head radius of the sphere."""
 TROCHANTER_LEVEL = 3.0
 """The greater trochanter is searched above (head centre − this × head radius) along the shaft."""
 
 
-@dataclass(frozen=True)
-class ExteriorFacets:
-    """The local owned exterior facets of a tetrahedral mesh: index, midpoint, unit outward normal, area."""
-
-    index: np.ndarray
-    midpoint: np.ndarray
-    normal: np.ndarray
-    area: np.ndarray
-
-    @classmethod
-    def of(cls, mesh) -> "ExteriorFacets":
-        from dolfinx.mesh import entities_to_geometry, exterior_facet_indices
-
-        topology = mesh.topology
-        topology.create_connectivity(2, 3)
-        facets = exterior_facet_indices(topology)
-        x = mesh.geometry.x
-        corners = x[entities_to_geometry(mesh, 2, facets)]
-        midpoint = corners.mean(axis=1)
-        normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-        area = 0.5 * np.linalg.norm(normal, axis=1)
-        f2c = topology.connectivity(2, 3)
-        cells = f2c.array[f2c.offsets[facets]]
-        inside = x[mesh.geometry.dofmaps[0][cells, :4]].mean(axis=1)
-        outward = np.where(np.einsum("ij,ij->i", normal, midpoint - inside) < 0, -1.0, 1.0)
-        return cls(facets, midpoint, normal * (outward / np.maximum(2.0 * area, 1e-300))[:, None], area)
-
-
 def support_facets(facets: ExteriorFacets, frame: FemurFrame) -> np.ndarray:
     """The distal cut (no knee in the model), or the shaft potted below POTTED_BELOW_HEAD_MM."""
-    axis = _unit(frame.shaft_axis)
     if frame.knee_centre is not None:
-        return (facets.midpoint - frame.head_centre) @ axis <= -POTTED_BELOW_HEAD_MM
-    height = (facets.midpoint - frame.distal_centre) @ axis
-    return (height <= SUPPORT_TOLERANCE_MM) & (facets.normal @ axis <= -np.cos(np.radians(SUPPORT_NORMAL_DEG)))
-
-
-def head_cap(facets: ExteriorFacets, frame: FemurFrame, cap_axis, half_angle_deg: float) -> np.ndarray:
-    offset = facets.midpoint - frame.head_centre
-    distance = np.linalg.norm(offset, axis=1)
-    on_sphere = np.abs(distance - frame.head_radius) <= HEAD_SHELL * frame.head_radius
-    return on_sphere & (offset @ _unit(cap_axis) >= distance * np.cos(np.radians(half_angle_deg)))
+        return (facets.midpoint - frame.head_centre) @ unit(frame.shaft_axis) <= -POTTED_BELOW_HEAD_MM
+    return cut_facets(facets, frame)
 
 
 def _trochanter(facets: ExteriorFacets, frame: FemurFrame, radius_mm: float, comm, towards=None) -> np.ndarray:
     """Facets within radius_mm of the exterior point above the trochanter level farthest along
     `towards` (world unit vector; default lateral), facing that way."""
     medial, _, superior = frame.basis().T
-    towards = -medial if towards is None else _unit(np.asarray(towards, float))
+    towards = -medial if towards is None else unit(np.asarray(towards, float))
     offset = facets.midpoint - frame.head_centre
     candidates = np.flatnonzero(offset @ superior >= -TROCHANTER_LEVEL * frame.head_radius)
     reach = offset[candidates] @ towards
@@ -506,7 +364,7 @@ def fall_patches(mesh, frame: FemurFrame, direction) -> tuple[np.ndarray, np.nda
     support whatever the shaft's tilt). Raises BonefeError when either is empty (`bonefe.sites.femur.fall`)."""
     from mpi4py import MPI
 
-    direction = _unit(np.asarray(direction, float))
+    direction = unit(np.asarray(direction, float))
     superior = frame.basis()[:, 2]
     facets = ExteriorFacets.of(mesh)
     head = head_cap(facets, frame, -direction, CAP_HALF_ANGLE_DEG)

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bonefe.activities import Activity, force_world
 from bonefe.assessment import BoneModel, RiskOptions, away_from_patches
 from bonefe.errors import BonefeError
 from bonefe.materials import LesionMap
 from bonefe.risk import ActivityAssessment
 from bonefe.sites.base import Load
 from bonefe.sites.femur.anatomy import HEAD, SUPPORT, TROCHANTER, FemurFrame
-from bonefe.sites.femur.loads import ACTIVITIES, Activity, force_world, patch_forces
+from bonefe.sites.femur.loads import ACTIVITIES, patch_forces
 from bonefe.solver import ElasticitySolver, UnitLoadBasis
 from bonefe.window import BAND, CARRIED
 

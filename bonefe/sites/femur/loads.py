@@ -64,16 +64,13 @@ Schwachmeyer V, Damm P, Bender A, et al. (2013) In vivo hip joint loading during
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
 from importlib.resources import files
 
 import numpy as np
 
-from bonefe.errors import BonefeError
+from bonefe.activities import Activity, force_world, to_world
 
-G = 9.81  # m/s², BW = mass × G
 PATCHES = ("head", "trochanter")
-UNITS = ("%BW", "N")
 
 _B1993 = "Bergmann et al. 1993, J Biomech 26:969"
 _B2001 = "Bergmann et al. 2001, J Biomech 34:859"
@@ -108,36 +105,6 @@ B1993_WALKING_BW = 280.0 + (480.0 - 280.0) * (4.0 - 1.0) / (5.0 - 1.0)
 #: summed), %BW, on the greater trochanter, pulling proximally and medially: Heller et al. 2005
 #: (58.0 medial, 4.3 anterior, 86.5 superior; same sign mapping as the contact force).
 ABDUCTOR_WALKING_BW = (58.0, 4.3, 86.5)
-
-
-@dataclass(frozen=True)
-class Activity:
-    """One loading scenario.
-
-    name:       identifier (also the key in :data:`ACTIVITIES` and in case files).
-    label:      human-readable name for reports.
-    force:      (medial, anterior, superior) components of the force on the patch, in `unit`.
-    patch:      "head" (hip contact) or "trochanter".
-    reference:  source of the magnitude (and direction), with its scaling.
-    unit:       "%BW" (percent body weight) or "N".
-    direction_note: how the direction was obtained when the source gives only a magnitude.
-    abductor:   optional abductor force (medial, anterior, superior) in %BW on the trochanter
-                patch, applied together with the contact force when requested.
-    """
-
-    name: str
-    label: str
-    force: tuple[float, float, float]
-    patch: str = "head"
-    reference: str = ""
-    unit: str = "%BW"
-    direction_note: str = ""
-    abductor: tuple[float, float, float] | None = field(default=None)
-
-    @property
-    def magnitude(self) -> float:
-        """Resultant of the contact force, in `unit`."""
-        return float(np.linalg.norm(self.force))
 
 
 def _resultant(name, label, magnitude, direction, reference, note, **extra) -> Activity:
@@ -235,66 +202,6 @@ ACTIVITIES: dict[str, Activity] = _library()
 STANCE_ACTIVITY = "walking"
 
 
-def _vector(d: dict, key: str) -> tuple[float, float, float]:
-    value = d[key]
-    try:
-        vector = tuple(float(c) for c in value)
-    except (TypeError, ValueError):
-        vector = ()
-    if len(vector) != 3 or not np.all(np.isfinite(vector)):
-        raise BonefeError(f"activity '{d.get('name', '?')}': '{key}' must be three numbers "
-                          "(medial, anterior, superior)")
-    return vector
-
-
-def activity_from_dict(d: dict) -> Activity:
-    """A user-defined activity from a case file mapping.
-
-    Keys: name (required), label, reference, patch ("head"|"trochanter"), unit ("%BW"|"N"), and
-    either ``force`` = [medial, anterior, superior] or ``magnitude`` with ``direction`` (any
-    non-zero 3-vector, normalised here); optional ``abductor`` = [medial, anterior, superior] %BW.
-    """
-    if not isinstance(d, dict) or not d.get("name"):
-        raise BonefeError("each activity needs a 'name' (and 'force' or 'magnitude'+'direction')")
-    known = {"name", "label", "reference", "patch", "unit", "force", "magnitude", "direction",
-             "abductor", "direction_note"}
-    unknown = set(d) - known
-    if unknown:
-        raise BonefeError(f"activity '{d['name']}': unknown key(s) {sorted(unknown)}; "
-                          f"allowed: {sorted(known)}")
-    patch, unit = d.get("patch", "head"), d.get("unit", "%BW")
-    if patch not in PATCHES:
-        raise BonefeError(f"activity '{d['name']}': patch must be one of {PATCHES}, got {patch!r}")
-    if unit not in UNITS:
-        raise BonefeError(f"activity '{d['name']}': unit must be one of {UNITS}, got {unit!r}")
-    if "force" in d:
-        force = _vector(d, "force")
-    elif "magnitude" in d and "direction" in d:
-        direction = np.asarray(_vector(d, "direction"))
-        if not np.linalg.norm(direction) > 0 or not float(d["magnitude"]) >= 0:
-            raise BonefeError(f"activity '{d['name']}': direction must be non-zero and "
-                              "magnitude non-negative")
-        force = tuple(float(d["magnitude"]) * direction / np.linalg.norm(direction))
-    else:
-        raise BonefeError(f"activity '{d['name']}': give 'force' or 'magnitude' and 'direction'")
-    abductor = _vector(d, "abductor") if d.get("abductor") is not None else None
-    return Activity(name=str(d["name"]), label=str(d.get("label", d["name"])), force=force,
-                    patch=patch, reference=str(d.get("reference", "user-defined")), unit=unit,
-                    direction_note=str(d.get("direction_note", "")), abductor=abductor)
-
-
-def _to_world(components, unit: str, frame, body_mass_kg: float) -> np.ndarray:
-    scale = body_mass_kg * G / 100.0 if unit == "%BW" else 1.0
-    return frame.basis() @ (scale * np.asarray(components, dtype=float))
-
-
-def force_world(activity: Activity, frame, body_mass_kg: float) -> np.ndarray:
-    """Contact force of `activity` in world coordinates (N) for a patient of `body_mass_kg`."""
-    if not body_mass_kg > 0:
-        raise BonefeError(f"body mass must be positive (kg), got {body_mass_kg}")
-    return _to_world(activity.force, activity.unit, frame, body_mass_kg)
-
-
 def patch_forces(activity: Activity, frame, body_mass_kg: float,
                  abductor: bool = False) -> dict[str, np.ndarray]:
     """World forces (N) per load patch: the contact force, plus the abductor force on the
@@ -302,6 +209,6 @@ def patch_forces(activity: Activity, frame, body_mass_kg: float,
     the contact force is applied)."""
     forces = {activity.patch: force_world(activity, frame, body_mass_kg)}
     if abductor and activity.abductor is not None:
-        pull = _to_world(activity.abductor, "%BW", frame, body_mass_kg)
+        pull = to_world(activity.abductor, "%BW", frame, body_mass_kg)
         forces["trochanter"] = forces.get("trochanter", 0.0) + pull
     return forces

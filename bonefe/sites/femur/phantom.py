@@ -29,24 +29,29 @@ from scipy import ndimage
 from bonefe.sites.femur.anatomy import FemurFrame
 from bonefe.errors import BonefeError, require_within
 from bonefe.imaging import write_image
-from bonefe.sites.femur.lesions import SITE_NAMES, in_ball, place_lesion
+from bonefe.sites.femur.lesions import SITE_NAMES, place_lesion
 from bonefe.outputs import atomic_write_json
+from bonefe.sites.long_bone.lesions import in_ball
+from bonefe.sites.long_bone.phantom import (
+    FORMATS,
+    HU_BLASTIC,
+    HU_CORTEX_DIAPHYSIS,
+    HU_CORTEX_PROXIMAL,
+    HU_LYTIC,
+    HU_MARROW,
+    HU_SOFT_TISSUE,
+    smin,
+    smoothstep,
+)
 from bonefe.volume import BACKGROUND, BONE, LYTIC, Volume
 
 SITES = SITE_NAMES
-FORMATS = ("nii.gz", "mha", "nrrd")
 
 CORTEX_DIAPHYSIS_MM = 5.0
 """Cortical thickness of the diaphysis (mm), below z_head − 100 mm (femoral mid-shaft cortex ≈ 4–7 mm)."""
 CORTEX_PROXIMAL_MM = 3.0
 """Cortical thickness of head, neck and trochanters (mm), above z_head − 65 mm; a smoothstep joins the two."""
 
-HU_SOFT_TISSUE = 40.0   # muscle
-HU_MARROW = 45.0        # diaphyseal (yellow/red) marrow
-HU_CORTEX_DIAPHYSIS = 1700.0
-HU_CORTEX_PROXIMAL = 1500.0
-HU_LYTIC = 40.0
-HU_BLASTIC = 1000.0
 TRABECULAR_HU_RANGE = (150.0, 380.0)
 
 HEAD_CENTRE_X_MM = 90.0
@@ -97,24 +102,12 @@ class PhantomSpec:
                                   f"(got {getattr(self, name)!r})")
 
 
-def _smin(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
-    """Smooth minimum of two distance fields with blend radius k (mm): a fillet instead of a crease."""
-    h = np.clip(k - np.abs(a - b), 0.0, None) / k
-    return np.minimum(a, b) - h * h * k / 4.0
-
-
 def _ellipsoid(p: tuple, centre, radii) -> np.ndarray:
     """Approximate signed distance (mm) to an axis-aligned ellipsoid (exact on its surface)."""
     q = [(p[a] - centre[a]) for a in range(3)]
     k0 = np.sqrt(sum((q[a] / radii[a]) ** 2 for a in range(3)))
     k1 = np.sqrt(sum((q[a] / radii[a] ** 2) ** 2 for a in range(3)))
     return k0 * (k0 - 1.0) / np.maximum(k1, 1e-12)
-
-
-def _smoothstep(s: np.ndarray) -> np.ndarray:
-    """3s² − 2s³ on s clipped to [0, 1]."""
-    s = np.clip(s, 0.0, 1.0)
-    return s * s * (3.0 - 2.0 * s)
 
 
 @dataclass(frozen=True)
@@ -163,16 +156,16 @@ class _Femur:
         """Signed distance-like field (mm, negative inside) of the periosteal surface at points p = (x, y, z)."""
         zh = self.zh
         shaft = np.maximum(np.sqrt(p[0] ** 2 + p[1] ** 2) - 15.0, p[2] - (zh - 37.5))
-        body = _smin(shaft, _ellipsoid(p, (0.0, 2.0, zh - 37.5), (21.0, 17.0, 30.0)), 12.0)
-        body = _smin(body, _ellipsoid(p, (13.0, 5.0, zh - 17.5), (12.0, 14.0, 20.0)), 6.0)   # greater trochanter
-        body = _smin(body, _ellipsoid(p, (-12.0, 11.0, zh - 57.5), (7.0, 7.0, 11.0)), 4.0)   # lesser trochanter
-        body = _smin(body, self._neck_sdf(p), 8.0)
+        body = smin(shaft, _ellipsoid(p, (0.0, 2.0, zh - 37.5), (21.0, 17.0, 30.0)), 12.0)
+        body = smin(body, _ellipsoid(p, (13.0, 5.0, zh - 17.5), (12.0, 14.0, 20.0)), 6.0)   # greater trochanter
+        body = smin(body, _ellipsoid(p, (-12.0, 11.0, zh - 57.5), (7.0, 7.0, 11.0)), 4.0)   # lesser trochanter
+        body = smin(body, self._neck_sdf(p), 8.0)
         head = np.sqrt(sum((p[a] - self.head_centre[a]) ** 2 for a in range(3))) - self.head_radius
-        return _smin(body, head, 3.0)
+        return smin(body, head, 3.0)
 
     def proximal_weight(self, z: np.ndarray) -> np.ndarray:
         """0 in the diaphysis (z < z_head − 100) rising smoothly to 1 above z_head − 65 (mm)."""
-        return _smoothstep((z - (self.zh - 100.0)) / 35.0)
+        return smoothstep((z - (self.zh - 100.0)) / 35.0)
 
     def thickness_at(self, z: np.ndarray) -> np.ndarray:
         """Cortical thickness (mm): CORTEX_DIAPHYSIS_MM distally, CORTEX_PROXIMAL_MM proximally."""
@@ -193,7 +186,7 @@ class _Femur:
         r2 = sum((p[a] - h[a]) ** 2 for a in range(3))
         trabecular = np.clip(190.0 + 130.0 * np.exp(-r2 / self.head_radius ** 2) + 150.0 * np.exp(-d2 / 49.0),
                              *TRABECULAR_HU_RANGE)
-        w = _smoothstep((p[2] - (zh - 105.0)) / 35.0)
+        w = smoothstep((p[2] - (zh - 105.0)) / 35.0)
         return HU_MARROW + (trabecular - HU_MARROW) * w
 
     def frame(self) -> FemurFrame:

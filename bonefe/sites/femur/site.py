@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bonefe.activities import Activity, activity_from_dict
 from bonefe.assessment import Assessment, RiskOptions, assess as assess_bone
-from bonefe.materials import LesionMap
+from bonefe.materials import FEMORAL_LAWS, LesionMap
 from bonefe.meshing import mesh_bone
 from bonefe.risk import RiskThresholds, failure_under_unit_load, weight_bearing_fraction
 from bonefe.schema import as_plain
@@ -23,15 +24,7 @@ from bonefe.sites.femur.assessment import (
     femur_model,
     force_envelope,
 )
-from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION, Activity, activity_from_dict
-
-FEMORAL_LAWS = ("morgan2003", "keller1994")
-"""Laws the uncertainty study draws when `law` is asked for: those fitted on human femoral bone
-(Morgan et al. 2003, femoral neck; Keller 1994, femur). Which law suits a metastatic femur is not
-settled — the bonefe default is Morgan 2003 (DESIGN, with the Schileo et al. 2008 density chain),
-while a CT-FE validation on 20 cadaveric proximal femora found Keller's equations the most
-reproducible (PubMed Central PMC5732520, abstract)."""
-
+from bonefe.sites.femur.loads import ACTIVITIES, PATCHES, STANCE_ACTIVITY, WALKING_DIRECTION
 
 def mesh_case(volume, options, frame: FemurFrame, comm):
     """The femur's mesh stage: `bonefe.meshing.mesh_bone` at the case's mesh options and the
@@ -66,7 +59,7 @@ class FemurSetup:
         return self._load(ACTIVITIES[STANCE_ACTIVITY])
 
     def loads(self, names: list[str] | None, custom: list[dict]) -> list[Load]:
-        return [self._load(a) for a in activity_list(names, [activity_from_dict(c) for c in custom])]
+        return [self._load(a) for a in activity_list(names, [activity_from_dict(c, PATCHES) for c in custom])]
 
     def thresholds(self, risk) -> RiskThresholds:
         """The case's failure-load thresholds (× BW)."""
@@ -135,9 +128,11 @@ class FemurSite:
                                            patient.trochanteric_soft_tissue_mm))}
 
     def scores_of(self, case, anatomy: Anatomy, twin_volume) -> dict:
-        from bonefe.sites.femur.scores import axial_involvement, mirels_score
+        from bonefe.sites.femur.scores import femur_site_points
+        from bonefe.sites.long_bone.scores import axial_involvement, mirels_score
 
-        return {"mirels": mirels_score(anatomy.volume, anatomy.frame, case.patient.pain),
+        return {"mirels": mirels_score(anatomy.volume, anatomy.frame, case.patient.pain,
+                                       site_points=femur_site_points),
                 "axial_involvement": axial_involvement(anatomy.volume, anatomy.frame, twin_volume)}
 
     def results(self, case, anatomy: Anatomy, assessment, setup: FemurSetup) -> dict:

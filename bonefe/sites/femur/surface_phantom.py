@@ -45,11 +45,12 @@ from scipy import ndimage
 from bonefe.sites.femur.anatomy import FemurFrame, femur_frame
 from bonefe.errors import BonefeError, require_within
 from bonefe.imaging import write_image
-from bonefe.sites.femur.lesions import Lesion, VoxelBone, canonical_site, in_ball, place_lesion
+from bonefe.sites.femur.lesions import canonical_site, place_lesion
 from bonefe.outputs import atomic_write_json
-from bonefe.sites.femur.phantom import (CORTEX_DIAPHYSIS_MM, CORTEX_PROXIMAL_MM, FORMATS, HU_BLASTIC, HU_CORTEX_DIAPHYSIS,
-                            HU_CORTEX_PROXIMAL, HU_LYTIC, HU_MARROW, HU_SOFT_TISSUE, MARGIN_MM,
-                            TRABECULAR_HU_RANGE, _smoothstep)
+from bonefe.sites.femur.phantom import CORTEX_DIAPHYSIS_MM, CORTEX_PROXIMAL_MM, MARGIN_MM, TRABECULAR_HU_RANGE
+from bonefe.sites.long_bone.lesions import Lesion, VoxelBone, in_ball
+from bonefe.sites.long_bone.phantom import (FORMATS, HU_BLASTIC, HU_CORTEX_DIAPHYSIS, HU_CORTEX_PROXIMAL, HU_LYTIC, HU_MARROW,
+                                            HU_SOFT_TISSUE, smoothstep)
 from bonefe.volume import BACKGROUND, BONE, LYTIC, Volume
 
 MIN_CORTEX_MM = 1.0
@@ -160,13 +161,13 @@ def _regions(frame: FemurFrame, points: tuple) -> _Regions:
     superior = frame.superior()
     height = sum(points[a] * superior[a] for a in range(3))
     below_head = float(np.asarray(frame.head_centre) @ superior) - height
-    cortex = _smoothstep((PROXIMAL_MM[1] - below_head) / (PROXIMAL_MM[1] - PROXIMAL_MM[0]))
-    interior = _smoothstep((PROXIMAL_MM[1] + 5.0 - below_head) / (PROXIMAL_MM[1] - PROXIMAL_MM[0]))
+    cortex = smoothstep((PROXIMAL_MM[1] - below_head) / (PROXIMAL_MM[1] - PROXIMAL_MM[0]))
+    interior = smoothstep((PROXIMAL_MM[1] + 5.0 - below_head) / (PROXIMAL_MM[1] - PROXIMAL_MM[0]))
     if frame.knee_centre is not None:
         above_knee = height - float(np.asarray(frame.knee_centre) @ superior)
         span = DISTAL_METAPHYSIS_MM[1] - DISTAL_METAPHYSIS_MM[0]
-        cortex = np.maximum(cortex, _smoothstep((DISTAL_METAPHYSIS_MM[1] - above_knee) / span))
-        interior = np.maximum(interior, _smoothstep((DISTAL_METAPHYSIS_MM[1] + 5.0 - above_knee) / span))
+        cortex = np.maximum(cortex, smoothstep((DISTAL_METAPHYSIS_MM[1] - above_knee) / span))
+        interior = np.maximum(interior, smoothstep((DISTAL_METAPHYSIS_MM[1] + 5.0 - above_knee) / span))
     return _Regions(cortex, interior)
 
 

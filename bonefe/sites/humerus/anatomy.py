@@ -1,13 +1,13 @@
 """Anatomical frame of a humerus from its label map, and its support and head patches on the mesh.
 
-The humerus frame is the long-bone frame of the femur (`bonefe.sites.femur.anatomy.FemurFrame`:
+The humerus frame is the long-bone frame (`bonefe.sites.long_bone.frame.LongBoneFrame`:
 head centre and radius, shaft axis distal → proximal, a neck axis through the head centre,
 distal centre of the cut, side; columns (medial, anterior, superior) of `basis()`, mirrored for a
 right bone) with the humerus's own landmarks:
 
 1. Head: the deepest bone point (Euclidean distance transform) within HEAD_SEARCH_MM of the most
    proximal bone is a first centre and radius; the sphere is then fitted by least squares (Kåsa
-   1976, `bonefe.sites.femur.anatomy.fit_sphere`) to the voxel faces between bone and background
+   1976, `bonefe.sites.long_bone.frame.fit_sphere`) to the voxel faces between bone and background
    within 30 % of that radius, leaving out the faces distal to the centre by more than half a
    radius (the anatomical neck and tuberosities) and the faces on the image's edge (a head cut by
    the field of view, as in chest CTs); three more rounds keep the faces within max(one voxel,
@@ -40,16 +40,9 @@ import numpy as np
 from scipy import ndimage
 
 from bonefe.errors import BonefeError
-from bonefe.sites.femur.anatomy import (
-    ExteriorFacets,
-    FemurFrame,
-    boundary_faces,
-    check_overrides,
-    check_side,
-    fit_sphere,
-    head_cap,
-    support_facets,
-)
+from bonefe.boundary import ExteriorFacets
+from bonefe.sites.long_bone.frame import LongBoneFrame, boundary_faces, check_overrides, check_side, fit_sphere
+from bonefe.sites.long_bone.patches import cut_facets, head_cap
 
 HEAD_SEARCH_MM = 45.0
 """The head centre lies within this distance of the most proximal bone (humeral head radius ≈ 22–26 mm)."""
@@ -75,8 +68,8 @@ def _unit(v) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class HumerusFrame(FemurFrame):
-    """The long-bone frame (`FemurFrame`, no knee) of a humerus; neck_axis is the articular axis.
+class HumerusFrame(LongBoneFrame):
+    """The long-bone frame (`LongBoneFrame`, no knee) of a humerus; neck_axis is the articular axis.
     shaft_from / medial_from: how the shaft axis and the medial direction were found ("diaphysis",
     "image superior", "given"; "head offset", "body midline", "given")."""
 
@@ -231,7 +224,7 @@ def boundary_tags(mesh, frame: HumerusFrame, cap_half_angle_deg: float = CAP_HAL
     facets = ExteriorFacets.of(mesh)
     values = np.zeros(len(facets.index), np.int32)
     values[head_cap(facets, frame, frame.neck_axis, cap_half_angle_deg)] = HEAD
-    values[support_facets(facets, frame)] = SUPPORT
+    values[cut_facets(facets, frame)] = SUPPORT
     areas = mesh.comm.allreduce(np.bincount(values, weights=facets.area, minlength=3), op=MPI.SUM)
     hints = {SUPPORT: ("distal support", "distal_centre and shaft_axis"),
              HEAD: ("humeral head contact", "head_centre, head_radius and neck_axis")}

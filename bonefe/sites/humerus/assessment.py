@@ -3,10 +3,10 @@
 
 import numpy as np
 
+from bonefe.activities import Activity, force_world
 from bonefe.assessment import BoneModel, RiskOptions, away_from_patches
 from bonefe.errors import BonefeError
 from bonefe.sites.base import Load
-from bonefe.sites.femur.loads import Activity, force_world
 from bonefe.sites.humerus.anatomy import HEAD, SUPPORT, HumerusFrame
 from bonefe.sites.humerus.loads import ACTIVITIES, humerus_activity
 from bonefe.solver import ElasticitySolver, UnitLoadBasis

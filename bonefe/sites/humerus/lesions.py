@@ -2,7 +2,7 @@
 
 Each site is a ray from the shaft axis at a level below the head centre (mm, along the frame's
 superior axis), towards a side of the bone; where the ray leaves the bone the lesion sphere is
-placed as on the femur (`bonefe.sites.femur.lesions.lesion_on_ray`: cortical involvement c, the
+placed as on the femur (`bonefe.sites.long_bone.lesions.lesion_on_ray`: cortical involvement c, the
 sphere's closest approach to the periosteal surface t·(1 − c)):
 
   surgical_neck    LEVELS_MM["surgical_neck"] below the head centre, towards medial (the calcar
@@ -18,8 +18,8 @@ the distal end of a partial humerus is refused (the ray starts outside the bone)
 import numpy as np
 
 from bonefe.errors import BonefeError
-from bonefe.sites.femur.lesions import Lesion, VoxelBone, lesion_on_ray
 from bonefe.sites.humerus.anatomy import HumerusFrame
+from bonefe.sites.long_bone.lesions import Lesion, VoxelBone, lesion_on_ray
 
 SITES = ("surgical_neck", "proximal_shaft", "mid_shaft", "distal")
 LEVELS_MM = {"surgical_neck": 40.0, "proximal_shaft": 90.0, "mid_shaft": 150.0, "distal": 215.0}

@@ -3,7 +3,7 @@
 Each activity is the force acting ON the humeral head at its peak, as components along the humerus
 frame (`bonefe.sites.humerus.anatomy.HumerusFrame.basis`, columns medial, anterior, superior; the
 same on left and right), in percent of body weight (BW = body mass × 9.81 N), as the femur's
-activities (`bonefe.sites.femur.loads.Activity`, reused here with the head patch only).
+activities (`bonefe.activities.Activity`, here with the head patch only).
 
 Magnitudes (each read in the source's abstract in this session)
 ---------------------------------------------------------------
@@ -43,8 +43,8 @@ activities-of-daily-living paper, was not found). A case may add them as `custom
 
 import numpy as np
 
+from bonefe.activities import Activity, activity_from_dict
 from bonefe.errors import BonefeError
-from bonefe.sites.femur.loads import Activity, activity_from_dict
 from bonefe.sites.humerus.anatomy import INCLINATION_DEG
 
 _ANGLE = np.radians(INCLINATION_DEG)
@@ -84,14 +84,16 @@ model's fixed distal cut represents. The arm-elevation loads are balanced in the
 and rotator-cuff muscles on the proximal humerus, which the model does not apply: with the distal
 cut fixed their force bends the whole shaft as a cantilever, so their verdicts are conservative and
 their failure tends to start at the cut (`bonefe.sites.humerus.site` assumptions)."""
+PATCHES = ("head",)
+"""The humerus's load patch."""
 WALKING_AIDS = ("walking_with_crutches",)
 """Library activities that are walking aids (the patient report weighs them against the legs)."""
 
 
 def humerus_activity(d: dict) -> Activity:
-    """A case's own activity (`bonefe.sites.femur.loads.activity_from_dict`) on the humeral head:
+    """A case's own activity (`bonefe.activities.activity_from_dict`) on the humeral head:
     force or magnitude and direction in the humerus frame (medial, anterior, superior)."""
     if d.get("patch", "head") != "head" or d.get("abductor") is not None:
         raise BonefeError(f"activity '{d.get('name', '?')}': a humerus loads only its head (patch 'head', "
                           "no abductor)")
-    return activity_from_dict(d)
+    return activity_from_dict(d, PATCHES)

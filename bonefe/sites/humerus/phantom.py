@@ -1,6 +1,6 @@
 """A synthetic humerus CT and label map with a named lesion (`bonefe phantom --site humerus`).
 
-The bone is an implicit surface, like the femur phantom's (`bonefe.sites.femur.phantom`): a shaft
+The bone is an implicit surface, like the femur phantom's (`bonefe.sites.long_bone.phantom`): a shaft
 whose radius flares from SHAFT_RADIUS_MM in the diaphysis to METAPHYSIS_RADIUS_MM below the head,
 the head sphere (offset medially and posteriorly from the shaft axis, as the humeral head sits
 on the shaft) and a greater-tuberosity ellipsoid laterally, joined by smooth minima. A cortex of
@@ -9,7 +9,7 @@ marrow (diaphysis) and trabecular bone (proximally). Built for a left humerus in
 (x medial → lateral is +x, anterior −y, superior +z; shaft axis on x = y = 0, distal cut at z = 0)
 and placed in the LPS world with the shaft at x = +SHAFT_X_MM (the patient's left); a right
 humerus is its mirror image. The true frame is the construction's; the lesion is placed from it on
-the voxelised bone (`bonefe.sites.humerus.lesions`, `bonefe.sites.femur.lesions.VoxelBone`).
+the voxelised bone (`bonefe.sites.humerus.lesions`, `bonefe.sites.long_bone.lesions.VoxelBone`).
 
 Dimensions are a test object's (approximate adult humerus: head radius ≈ 22–25 mm, mid-shaft
 diameter ≈ 20–24 mm, cortex ≈ 3–5 mm at mid-shaft), not a patient's.
@@ -26,8 +26,10 @@ from scipy import ndimage
 from bonefe.errors import BonefeError, require_within
 from bonefe.imaging import write_image
 from bonefe.outputs import atomic_write_json
-from bonefe.sites.femur.lesions import VoxelBone, in_ball
-from bonefe.sites.femur.phantom import (
+from bonefe.sites.humerus.anatomy import INCLINATION_DEG, HumerusFrame
+from bonefe.sites.humerus.lesions import SITES, place_lesion
+from bonefe.sites.long_bone.lesions import VoxelBone, in_ball
+from bonefe.sites.long_bone.phantom import (
     FORMATS,
     HU_BLASTIC,
     HU_CORTEX_DIAPHYSIS,
@@ -35,11 +37,9 @@ from bonefe.sites.femur.phantom import (
     HU_LYTIC,
     HU_MARROW,
     HU_SOFT_TISSUE,
-    _smin,
-    _smoothstep,
+    smin,
+    smoothstep,
 )
-from bonefe.sites.humerus.anatomy import INCLINATION_DEG, HumerusFrame
-from bonefe.sites.humerus.lesions import SITES, place_lesion
 from bonefe.volume import BACKGROUND, BONE, LYTIC, Volume
 
 SHAFT_RADIUS_MM = 11.0
@@ -58,7 +58,7 @@ MARGIN_MM = 10.0
 @dataclass(frozen=True)
 class HumerusPhantomSpec:
     """side; voxel_mm: isotropic voxel; lesion_site: a `lesions.SITES` name or None; lesion_type;
-    lesion_diameter_mm; cortical_involvement (0 … 1, `bonefe.sites.femur.lesions`); noise_hu, seed;
+    lesion_diameter_mm; cortical_involvement (0 … 1, `bonefe.sites.long_bone.lesions`); noise_hu, seed;
     head_radius_mm; length_mm: from the top of the head to the distal cut."""
 
     side: Literal["left", "right"] = "left"
@@ -103,17 +103,17 @@ class _Humerus:
 
     def proximal_weight(self, z) -> np.ndarray:
         """0 in the diaphysis (below z_head − 110 mm) rising smoothly to 1 above z_head − 50 mm."""
-        return _smoothstep((z - (self.zh - 110.0)) / 60.0)
+        return smoothstep((z - (self.zh - 110.0)) / 60.0)
 
     def sdf(self, p) -> np.ndarray:
         """Signed distance-like field (mm, negative inside) of the periosteal surface."""
-        radius = SHAFT_RADIUS_MM + (METAPHYSIS_RADIUS_MM - SHAFT_RADIUS_MM) * _smoothstep(
+        radius = SHAFT_RADIUS_MM + (METAPHYSIS_RADIUS_MM - SHAFT_RADIUS_MM) * smoothstep(
             (p[2] - (self.zh - 90.0)) / 60.0)
         shaft = np.maximum(np.sqrt(p[0] ** 2 + p[1] ** 2) - radius, p[2] - (self.zh - 5.0))
         tuberosity = np.sqrt(((p[0] - 13.0) / 9.0) ** 2 + (p[1] / 12.0) ** 2 + ((p[2] - self.zh + 12.0) / 14.0) ** 2)
-        body = _smin(shaft, (tuberosity - 1.0) * 9.0, 4.0)
+        body = smin(shaft, (tuberosity - 1.0) * 9.0, 4.0)
         head = np.sqrt(sum((p[a] - self.head_centre[a]) ** 2 for a in range(3))) - self.head_radius
-        return _smin(body, head, 4.0)
+        return smin(body, head, 4.0)
 
     def frame(self) -> HumerusFrame:
         """The true frame (canonical coordinates): the articular axis at INCLINATION_DEG from the shaft,

@@ -1,8 +1,8 @@
 """Clinical scores of a humeral metastasis from the label map: Mirels with the upper-limb site, the
 humerus-specific Mirels cut-off, and whether the lesion breaches the cortex.
 
-- Mirels (Mirels 1989, Clin Orthop Relat Res 249:256): the femur's implementation
-  (`bonefe.sites.femur.scores.mirels_score`: type, size across the shaft or head-neck section, pain
+- Mirels (Mirels 1989, Clin Orthop Relat Res 249:256): the long bones' implementation
+  (`bonefe.sites.long_bone.scores.mirels_score`: type, size across the shaft or head-neck section, pain
   from the clinician) with the site component of the upper limb, 1 point; Mirels' own advice
   (≥ 9 fixation, ≤ 7 radiotherapy) is kept.
 - Humerus cut-off: in 188 patients with humeral metastases (61 fractures) Mirels ≥ 8 was the best
@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from bonefe.schema import as_plain
-from bonefe.sites.femur.scores import mirels_score
+from bonefe.sites.long_bone.scores import mirels_score
 from bonefe.volume import BACKGROUND, LESION_LABELS, Volume
 
 UPPER_LIMB = 1

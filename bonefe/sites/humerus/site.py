@@ -6,14 +6,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bonefe.meshing import mesh_bone
-from bonefe.risk import RiskThresholds, body_weight_n, failure_under_unit_load
+from bonefe.materials import FEMORAL_LAWS
+from bonefe.risk import RiskThresholds, activity_thresholds, body_weight_n, failure_under_unit_load
 from bonefe.sites.base import Anatomy, Load
-from bonefe.sites.femur.site import FEMORAL_LAWS
 from bonefe.sites.humerus.anatomy import HEAD, SUPPORT, HumerusFrame, boundary_tags, humerus_frame
 from bonefe.sites.humerus.assessment import activity_list, activity_load, humerus_model
 from bonefe.sites.humerus.lesions import SITES
 from bonefe.sites.humerus.loads import ACTIVITIES, REFERENCE_ACTIVITY, WALKING_AIDS
-from bonefe.sites.vertebra.assessment import vertebra_thresholds
 
 HUMERUS_MIN_LENGTH_MM = 40.0
 """The scan's field-of-view check (`bonefe.suitability`, 120 mm for the femur): a humerus needs its
@@ -22,8 +21,8 @@ head (≈ 45–50 mm across) and a cut below it, so 40 mm; a chest CT shows abou
 
 @dataclass(frozen=True)
 class HumerusSetup:
-    """The humerus of one case: its frame and the body mass (kg). laws: the femur's (no humeral
-    density–modulus law is registered; the proximal humerus is trabecular bone under a thin cortex)."""
+    """The humerus of one case: its frame and the body mass (kg). laws: the femur's
+    (`bonefe.materials.FEMORAL_LAWS`; no humeral density–modulus law is registered; the proximal humerus is trabecular bone under a thin cortex)."""
 
     frame: HumerusFrame
     body_mass_kg: float
@@ -46,8 +45,8 @@ class HumerusSetup:
 
     def thresholds(self, risk) -> RiskThresholds:
         """High when walking with crutches is to be avoided, moderate when it needs caution (the
-        reference activity's peak × the verdict factors, the vertebra's rule)."""
-        return vertebra_thresholds([self.reference().peak_n], body_weight_n(self.body_mass_kg), risk.verdict)
+        reference activity's peak × the verdict factors, `bonefe.risk.activity_thresholds`)."""
+        return activity_thresholds([self.reference().peak_n], body_weight_n(self.body_mass_kg), risk.verdict)
 
     def reference_failure(self, mesh, facet_tags, lattice, E, nu, risk, degree: int = 1) -> float:
         """One solve of the reference head force scaled to 1 N."""

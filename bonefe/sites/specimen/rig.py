@@ -25,8 +25,8 @@ from dolfinx.mesh import entities_to_geometry, meshtags
 from mpi4py import MPI
 
 from bonefe.assessment import BoneModel, RiskOptions, away_from_patches
+from bonefe.boundary import ExteriorFacets
 from bonefe.errors import BonefeError
-from bonefe.sites.femur.anatomy import ExteriorFacets
 from bonefe.sites.specimen.case import Region, Rig
 from bonefe.solver import ElasticitySolver, StrainBasis, cell_strain
 

@@ -13,7 +13,7 @@ linear onset-of-failure is what the femur's validation supports.
 Risk category: high when a daily activity (not an exercise) is to be avoided (safety factor < 1),
 moderate when one needs caution (< 2, `bonefe.risk.VerdictPolicy`), else low; the femur's
 Nijmegen × BW thresholds are not used (they were derived on femora). As failure-load thresholds
-(`vertebra_thresholds`): high below the largest daily peak × avoid factor, low from it × safe factor.
+(`bonefe.risk.activity_thresholds`): high below the largest daily peak × avoid factor, low from it × safe factor.
 """
 
 from dataclasses import dataclass
@@ -22,7 +22,6 @@ import numpy as np
 
 from bonefe.assessment import BoneModel, RiskOptions
 from bonefe.materials import LesionMap
-from bonefe.risk import RiskThresholds, VerdictPolicy
 from bonefe.sites.vertebra.anatomy import VertebraFrame
 from bonefe.sites.vertebra.loading import UNIT_LOADS, EndplateLoading, Layer
 
@@ -85,11 +84,3 @@ def load_line_envelope(model: VertebraModel) -> dict:
             allowed.append(model.failure(forces).failure_load_n)
         envelope[plane] = {"offset_mm": list(OFFSETS_MM), "allowed_force_n": allowed}
     return envelope
-
-
-def vertebra_thresholds(daily_peaks_n: list[float], body_weight_n: float, policy: VerdictPolicy) -> RiskThresholds:
-    """Failure-load thresholds (× BW) at which the most loaded daily activity turns 'avoid' and 'caution'."""
-    worst = max(daily_peaks_n) / body_weight_n
-    return RiskThresholds(worst * policy.avoid_factor, worst * policy.safe_factor,
-                          reference="the largest daily-activity peak × the verdict factors (bonefe.risk.VerdictPolicy)",
-                          note="high: a daily activity is to be avoided; moderate: one needs caution")

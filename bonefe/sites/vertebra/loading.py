@@ -28,7 +28,7 @@ from dolfinx import fem
 from dolfinx.mesh import meshtags
 from mpi4py import MPI
 
-from bonefe.sites.femur.anatomy import ExteriorFacets
+from bonefe.boundary import ExteriorFacets
 from bonefe.errors import BonefeError
 from bonefe.sites.vertebra.anatomy import VertebraFrame
 from bonefe.solver import ElasticitySolver, StrainBasis, cell_strain

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bonefe.errors import BonefeError
 from bonefe.meshing import mesh_bone
-from bonefe.risk import RiskThresholds, body_weight_n, failure_under_unit_load
+from bonefe.risk import RiskThresholds, activity_thresholds, body_weight_n, failure_under_unit_load
 from bonefe.schema import as_plain
 from bonefe.sites.base import Anatomy, Load
 from bonefe.sites.vertebra.activities import ACTIVITIES, REFERENCE_ACTIVITY
@@ -16,7 +16,6 @@ from bonefe.sites.vertebra.assessment import (
     VertebraModel,
     load_line_envelope,
     unit_failures,
-    vertebra_thresholds,
 )
 from bonefe.sites.vertebra.lesions import SITES
 from bonefe.sites.vertebra.loading import LAYERS
@@ -67,7 +66,7 @@ class VertebraSetup:
     def thresholds(self, risk) -> RiskThresholds:
         """From the daily activities of the whole library (`bonefe.sites.vertebra.assessment`)."""
         daily = [self._load(a).peak_n for a in ACTIVITIES.values() if not a.exercise]
-        return vertebra_thresholds(daily, body_weight_n(self.body_mass_kg), risk.verdict)
+        return activity_thresholds(daily, body_weight_n(self.body_mass_kg), risk.verdict)
 
     def reference_failure(self, mesh, facet_tags, lattice, E, nu, risk, degree: int = 1) -> float:
         """The six plate motions solved, axial compression read at `lattice`."""
