@@ -132,6 +132,8 @@ def guidance_summary(rows: list[GuidelineRow], where: str) -> str:
     where: the site and source in words ("for a lumbar spine lesion (...)")."""
     ruled = [row for row in rows if not row.guideline.startswith(NO_RULE)]
     differing = [row.label for row in ruled if row.differ]
+    if not ruled:
+        return f"Exercise guidance {where} rules on none of these activities."
     if differing:
         return (f"Exercise guidance {where} and the FE verdicts differ for {len(differing)} of the {len(ruled)} "
                 f"activities it rules on: {', '.join(differing)}.")

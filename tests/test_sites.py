@@ -202,6 +202,7 @@ def test_window_and_guidance_of_a_vertebra_and_a_humerus(built, tmp_path_factory
         assert html.count(f"<h2>{title}</h2>") == 1
     assert "Published guidance" in html and "Daily stimulus" in html  # the femur's window table
     assert "no source read gives daily cycle counts" in html and "bonefe&#x27;s assumption" in html
+    assert ("rules on none of these activities" in html) == (name == "humerus")  # elbow flexion/extension only
     assert "Reference: Frost HM 2003" in html and "Reference: Campbell KL et al. 2019" in html
     chart = any(row.stimulus.scale_high for row in window.rows)
     assert ('id="picture-exercise-window"' in html) == chart

@@ -68,12 +68,12 @@ def window_summary(w: ExerciseWindow) -> str:
                f"not a prescription): {'; '.join(doses)}." if doses else ""))
 
 
-def cycles_note(activities: str) -> str:
+def cycles_note(activities: str, remark: str) -> str:
     """The assumption on cycles for a library without published daily cycle counts (`activities`: its
-    activities in words)."""
+    activities in words; remark: what the assumption misses for them)."""
     return (f"Cycles: no source read gives daily cycle counts for {activities}; each is counted as one "
-            f"resistance session of {SET_CYCLES:.0f} cycles (bonefe's assumption), postures held rather than "
-            "repeated included, so their ψ is nominal. The window does not depend on the cycles.")
+            f"session of {SET_CYCLES:.0f} cycles (bonefe's assumption): {remark}. The window does not depend on "
+            "the cycles.")
 
 
 def window_notes(w: ExerciseWindow, lesion: str, dose: str = "", cycles: str = "") -> list[str]:
@@ -107,8 +107,9 @@ def window_picture(w: ExerciseWindow, safe_factor: float, avoid_factor: float) -
         "Exercise that may build bone",
         f"Each activity at its library load: safety factor (colour: verdict) against its stimulus ratio, the "
         f"peak load over the load that strains {100 * w.target_fraction:g} % of the {w.region} to "
-        f"{1e6 * w.mes_high:.0f} µε. Shaded: the window (safe and stimulating). Black-edged points and grey "
-        "lines: exercises whose load can be set, moving along their line as the load changes.",
+        f"{1e6 * w.mes_high:.0f} µε. Shaded: the window (safe and stimulating)."
+        + (" Black-edged points and grey lines: exercises whose load can be set, moving along their line as "
+           "the load changes." if any(row.dose for row in w.rows) else ""),
         png_bytes(image),
     )
 

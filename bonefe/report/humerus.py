@@ -24,8 +24,8 @@ from bonefe.report.sections import (
 DISCLAIMER = ("Research software: a finite-element estimate of humeral strength and the Mirels score from "
               "the CT. It supports and never replaces the judgement of the treating team.")
 
-HUMERUS_CYCLES = cycles_note("the shoulder activities (raising the arm, walking with crutches, steering); walking "
-                             "with crutches repeats with every step, so its ψ is an underestimate")
+HUMERUS_CYCLES = cycles_note("the shoulder activities (raising the arm, walking with crutches, steering)",
+                             "walking with crutches repeats with every step, so its ψ is an underestimate")
 
 
 def _mirels(results: dict) -> str:

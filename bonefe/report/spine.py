@@ -28,7 +28,8 @@ SINS_ADVICE = {"stable": "SINS 0-6: stable; no surgical consultation needed for 
                "unstable": "SINS 13-18: unstable; surgical consultation is recommended."}
 
 
-SPINE_CYCLES = cycles_note("the spinal activities (postures, flexion, lifting and holding a weight)")
+SPINE_CYCLES = cycles_note("the spinal activities (postures, flexion, lifting and holding a weight)",
+                           "standing and sitting are held rather than repeated, so their ψ is nominal")
 
 
 def _sins_text(sins: dict) -> str:
