@@ -8,8 +8,14 @@ includes or excludes. The International Bone Metastases Exercise Working Group (
 safe movement patterns in daily living and an individual risk assessment; it is the advice shown
 for daily-living activities, which the programme does not address.
 
-bonefe models femora, so a femoral lesion takes the programme's "proximal femur" row (its only
-femoral row; for a shaft lesion this is a departure, said in the report). Each library activity
+A femoral lesion takes the programme's "proximal femur" row (its only femoral row; for a shaft
+lesion this is a departure, said in the report); a vertebra the "lumbar spine" or "thoracic spine or
+ribs" row by its level (`spinal_site`; the cervical row of the 2020 variant was not read: no rule);
+a humerus the "proximal humerus" row of the 2020 variant, whose only rule is "exclusion of elbow
+flexion/extension" (side and column unconfirmed in the source notes; no library activity is one).
+Table 4 rules on trunk resistance exercise for the spine: not included for a lumbar or a thoracic
+lesion; its "no spine flexion/extension/rotation" concerns static flexibility (stretching), which
+no library activity is, so the spinal postures of daily living take the IBMEWG advice. Each library activity
 is put in one exercise class by `ACTIVITY_CLASSES` (bonefe's classification, not the programme's:
 water exercise counts as non-weight-bearing for its buoyancy). Activities not listed (stumbling,
 the vibration platform, the dynamic physiotherapy class, custom activities) have no rule.
@@ -20,12 +26,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 GALVAO = ("Galvão et al. modular programme (Trials 2018, doi 10.1186/s13063-018-3091-8, Table 4)")
+GALVAO_2020 = ("Galvão et al. modular programme, ExerciseGuide variant (Pilot Feasibility Stud 2020, "
+               "doi 10.1186/s40814-020-00763-2, Table 2)")
 IBMEWG = "Campbell et al. 2022, JCO Oncol Pract, doi 10.1200/OP.21.00454 (IBMEWG)"
 
 WB_AEROBIC = "weight-bearing aerobic exercise"
 NWB_AEROBIC = "non-weight-bearing aerobic exercise"
 HIP_FLEX_EXT = "loaded hip flexion/extension"
 DAILY_LIVING = "daily living"
+TRUNK_RESISTANCE = "loaded trunk exercise (lifting, holding a weight)"
+ARM_RAISING = "raising the arm (shoulder flexion/abduction)"
+ELBOW_FLEX_EXT = "elbow flexion/extension"
 
 EXCLUDED, NOT_INCLUDED, ALLOWED = "excluded", "not in the programme", "included"
 
@@ -37,10 +48,19 @@ EXCLUDED, NOT_INCLUDED, ALLOWED = "excluded", "not in the programme", "included"
 SITE_RULES = {
     "proximal femur": {WB_AEROBIC: NOT_INCLUDED, NWB_AEROBIC: ALLOWED, HIP_FLEX_EXT: EXCLUDED},
     "pelvis": {WB_AEROBIC: NOT_INCLUDED, NWB_AEROBIC: ALLOWED, HIP_FLEX_EXT: EXCLUDED},
-    "lumbar spine": {WB_AEROBIC: NOT_INCLUDED, NWB_AEROBIC: ALLOWED, HIP_FLEX_EXT: ALLOWED},
-    "thoracic spine or ribs": {WB_AEROBIC: ALLOWED, NWB_AEROBIC: ALLOWED, HIP_FLEX_EXT: ALLOWED},
+    "lumbar spine": {WB_AEROBIC: NOT_INCLUDED, NWB_AEROBIC: ALLOWED, HIP_FLEX_EXT: ALLOWED,
+                     TRUNK_RESISTANCE: NOT_INCLUDED},
+    "thoracic spine or ribs": {WB_AEROBIC: ALLOWED, NWB_AEROBIC: ALLOWED, HIP_FLEX_EXT: ALLOWED,
+                               TRUNK_RESISTANCE: NOT_INCLUDED},
+    "proximal humerus": {ELBOW_FLEX_EXT: EXCLUDED},
 }
+"""Trials 2018 Table 4 rows, with its trunk column (not included for the lumbar and thoracic rows);
+"proximal humerus" is the 2020 variant's row (`ROW_SOURCE`)."""
+ROW_SOURCE = {"proximal humerus": GALVAO_2020}
+"""Rows not from Trials 2018 Table 4 (GALVAO)."""
+HUMERAL_SITE = "proximal humerus"
 
+NO_RULE = "no programme rule"
 DAILY_LIVING_ADVICE = "no programme rule; advise safe movement patterns (IBMEWG)"
 
 #: Exercise class of each library activity (bonefe.sites.femur.loads.ACTIVITIES).
@@ -51,9 +71,20 @@ ACTIVITY_CLASSES = {
                      "physio_long_lever", "hip_band_exercises"), HIP_FLEX_EXT),
     **dict.fromkeys(("stairs_up", "stairs_down", "sit_to_stand", "stand_to_sit", "one_leg_stance",
                      "standing_two_legs"), DAILY_LIVING),
+    # the vertebra (bonefe.sites.vertebra.activities) and the humerus (bonefe.sites.humerus.loads)
+    **dict.fromkeys(("standing", "sitting", "sitting_flexed", "forward_flexion", "upper_body_flexion",
+                     "lifting_from_ground", "walking_with_crutches", "steering"), DAILY_LIVING),
+    **dict.fromkeys(("carrying", "lifting_knees", "lifting_round_back"), TRUNK_RESISTANCE),
+    "arm_elevation": ARM_RAISING,
 }
 
 FEMORAL_SITE = "proximal femur"
+GUIDELINE_HEADER = ("Activity", "FE verdict", "Guideline", "FE vs guideline", "Source")
+
+
+def spinal_site(level: str) -> str:
+    """The programme's row for a vertebra at `level` (e.g. "L1", "T8", "C5")."""
+    return {"L": "lumbar spine", "T": "thoracic spine or ribs"}.get(level[:1], "cervical spine")
 
 
 @dataclass(frozen=True)
@@ -75,7 +106,11 @@ def advice(activity_name: str, site: str) -> tuple[str, str] | None:
         return None
     if kind == DAILY_LIVING:
         return DAILY_LIVING_ADVICE, IBMEWG
-    return f"{SITE_RULES[site][kind]} ({kind}, {site} lesion)", GALVAO
+    rule = SITE_RULES.get(site, {}).get(kind)
+    source = ROW_SOURCE.get(site, GALVAO)
+    if rule is None:
+        return f"{NO_RULE} ({kind}, {site} lesion)", source
+    return f"{rule} ({kind}, {site} lesion)", source
 
 
 def _compare(verdict: str, rule: str) -> tuple[str, bool]:
@@ -90,6 +125,19 @@ def _compare(verdict: str, rule: str) -> tuple[str, bool]:
                     "(a conservative rule for the site)"), True
         return "agree: both restrict it", False
     return "no programme rule to compare", False
+
+
+def guidance_summary(rows: list[GuidelineRow], where: str) -> str:
+    """One sentence: for how many of the activities the programme rules on, FE and guideline differ;
+    where: the site and source in words ("for a lumbar spine lesion (...)")."""
+    ruled = [row for row in rows if not row.guideline.startswith(NO_RULE)]
+    differing = [row.label for row in ruled if row.differ]
+    if not ruled:
+        return f"Exercise guidance {where} rules on none of these activities."
+    if differing:
+        return (f"Exercise guidance {where} and the FE verdicts differ for {len(differing)} of the {len(ruled)} "
+                f"activities it rules on: {', '.join(differing)}.")
+    return f"Exercise guidance {where} and the FE verdicts agree for every activity it rules on ({len(ruled)})."
 
 
 def guideline_rows(activities, site: str = FEMORAL_SITE) -> list[GuidelineRow]:

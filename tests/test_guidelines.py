@@ -3,13 +3,18 @@
 
 Programme, proximal femur row: lower-body resistance "exclusion of hip extension/flexion", aerobic
 exercise non-weight-bearing only (cycling), weight-bearing aerobic (walking) not included. Thoracic
-spine/ribs: weight-bearing aerobic included.
+spine/ribs: weight-bearing aerobic included. Trunk resistance: not included ("—") for the lumbar
+spine and for the thoracic spine/ribs. Proximal humerus (ExerciseGuide variant, Pilot Feasibility
+Stud 2020, doi 10.1186/s40814-020-00763-2, Table 2): "exclusion of elbow flexion/extension", its only
+rule. (Transcribed in ../shared/research/loads-exercise.md, section 3.)
 """
 
 import pytest
 
-from bonefe.guidelines import ACTIVITY_CLASSES, advice, guideline_rows
+from bonefe.guidelines import ACTIVITY_CLASSES, advice, guideline_rows, spinal_site
 from bonefe.sites.femur.loads import ACTIVITIES
+from bonefe.sites.humerus.loads import ACTIVITIES as HUMERUS_ACTIVITIES
+from bonefe.sites.vertebra.activities import ACTIVITIES as SPINAL_ACTIVITIES
 from bonefe.risk import VerdictPolicy, assess_activity
 
 
@@ -32,7 +37,31 @@ def test_daily_living_gets_ibmewg_advice_and_accidents_no_rule():
     assert "safe movement patterns" in rule and "Campbell et al. 2022" in source
     assert advice("stumbling", "proximal femur") is None
     assert advice("vibration_platform", "proximal femur") is None
-    assert set(ACTIVITY_CLASSES) <= set(ACTIVITIES)
+    assert set(ACTIVITY_CLASSES) <= set(ACTIVITIES) | set(SPINAL_ACTIVITIES) | set(HUMERUS_ACTIVITIES)
+
+
+@pytest.mark.parametrize("level, name, expected, source", [
+    ("L1", "lifting_knees", "not in the programme", "Trials 2018"),   # lumbar: trunk "—"
+    ("L3", "carrying", "not in the programme", "Trials 2018"),
+    ("T8", "lifting_round_back", "not in the programme", "Trials 2018"),  # thoracic: trunk "—"
+    ("T12", "forward_flexion", "no programme rule; advise safe movement patterns", "Campbell et al. 2022"),
+    ("L1", "standing", "no programme rule; advise safe movement patterns", "Campbell et al. 2022"),
+    ("C5", "lifting_knees", "no programme rule", "Trials 2018"),  # the cervical row was not read
+])
+def test_a_vertebra_takes_its_levels_row(level, name, expected, source):
+    rule, cited = advice(name, spinal_site(level))
+    assert rule.startswith(expected) and source in cited
+
+
+@pytest.mark.parametrize("name, expected, source", [
+    ("arm_elevation", "no programme rule", "Pilot Feasibility Stud 2020"),  # only elbow flexion/extension ruled
+    ("walking_with_crutches", "no programme rule; advise safe movement patterns", "Campbell et al. 2022"),
+    ("steering", "no programme rule; advise safe movement patterns", "Campbell et al. 2022"),
+])
+def test_a_humerus_takes_the_proximal_humerus_row(name, expected, source):
+    rule, cited = advice(name, "proximal humerus")
+    assert rule.startswith(expected) and source in cited
+    assert not rule.startswith(("included", "excluded", "not in the programme"))
 
 
 def test_rows_state_where_fe_and_guideline_differ():

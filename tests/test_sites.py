@@ -20,6 +20,7 @@ The layering rules: the generic stages import no bone's package, and no site imp
 import bonefe  # noqa: F401  (MPI/dolfinx import order)
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from bonefe.materials import MaterialOptions, cell_material, healthy_volume, les
 from bonefe.risk import risk_category
 from bonefe.sites import SITES, site_of
 from bonefe.whatif import Scenario, what_if
+from bonefe.window import exercise_window
 
 COMM = MPI.COMM_WORLD
 BODY_MASS_KG = 70.0
@@ -122,7 +124,8 @@ WORDS = {"femur": r"\bhip\b", "vertebra": r"\bvertebra", "humerus": r"\bhumer"}
 """A word each site's report uses and no other site's does."""
 
 
-def test_the_report_speaks_of_its_own_bone(built, tmp_path_factory, monkeypatch):
+def _site_results(built, monkeypatch) -> dict:
+    """The results dict the pipeline hands the site's report, from the contract fixture."""
     name, site, case, anatomy, setup, mesh, tags, material, loads, result = built
     import bonefe.pipeline
     from bonefe.pipeline import _results
@@ -135,13 +138,74 @@ def test_the_report_speaks_of_its_own_bone(built, tmp_path_factory, monkeypatch)
     results["assumptions"] = site.assumptions(case)
     if name == "femur":
         results.update(fall=None, uncertainty=None, exercise_window=None)
+    return results
+
+
+def _report(built, results, tmp_path_factory) -> tuple[str, dict]:
+    """report.html (lower case) and report.json written by the site (rank 0; ("", {}) elsewhere)."""
+    name, site = built[:2]
     folder = Path(COMM.bcast(str(tmp_path_factory.mktemp(name)) if COMM.rank == 0 else None))
+    if COMM.rank != 0:
+        return "", {}
+    site.write_report(folder, results, None)
+    return ((folder / "report.html").read_text(encoding="utf-8"),
+            json.loads((folder / "report.json").read_text(encoding="utf-8")))
+
+
+def test_the_report_speaks_of_its_own_bone(built, tmp_path_factory, monkeypatch):
+    name, *_, material, loads, result = built
+    results = _site_results(built, monkeypatch)
+    if name != "femur":  # the window's notes and guidance too
+        results["exercise_window"] = exercise_window(result.model, material.E, material.label, loads,
+                                                     result.activities, BODY_MASS_KG, 0.4)
+    text = _report(built, results, tmp_path_factory)[0].lower()
     if COMM.rank == 0:
-        site.write_report(folder, results, None)
-        text = (folder / "report.html").read_text(encoding="utf-8").lower()
         assert re.search(WORDS[name], text)
         assert not any(re.search(words, text) for site, words in WORDS.items() if site != name)
-    COMM.barrier()
+
+
+GUIDANCE = {
+    "vertebra": {"lifting_knees": "not in the programme", "lifting_round_back": "not in the programme",
+                 "carrying": "not in the programme", "standing": "no programme rule; advise safe movement patterns",
+                 "forward_flexion": "no programme rule; advise safe movement patterns"},
+    "humerus": {"arm_elevation": "no programme rule (", "walking_with_crutches":
+                "no programme rule; advise safe movement patterns", "steering":
+                "no programme rule; advise safe movement patterns"},
+}
+"""Guidance for an L1 lesion (Galvão programme, Trials 2018 Table 4, lumbar spine: trunk resistance
+"—", not included; daily postures: no programme rule, IBMEWG's safe movement patterns) and a humeral
+lesion (Pilot Feasibility Stud 2020 Table 2, proximal humerus: only "exclusion of elbow
+flexion/extension", which no library activity is)."""
+
+
+def test_window_and_guidance_of_a_vertebra_and_a_humerus(built, tmp_path_factory, monkeypatch):
+    """The window section (table with the guidance column, chart, assumptions, references) and the
+    guidance beside the verdicts, from the shared implementation, on the lesioned phantoms."""
+    name, *_, material, loads, result = built
+    if name == "femur":
+        pytest.skip("the femur's window and guidance: tests/test_window.py, tests/test_guidelines.py")
+    window = exercise_window(result.model, material.E, material.label, loads, result.activities, BODY_MASS_KG, 0.4)
+    assert [r.name for r in window.rows] == [load.name for load in loads]
+    for row, activity in zip(window.rows, result.activities):  # the window never overrides a verdict
+        assert row.verdict == activity.verdict and (not row.in_window or row.verdict == "safe")
+    results = _site_results(built, monkeypatch)
+    results["exercise_window"] = window
+    html, report = _report(built, results, tmp_path_factory)
+    if COMM.rank != 0:
+        return
+    guidance = {row["label"]: row["guideline"] for row in report["exercise_guidance"]}
+    labels = {load.name: load.label for load in loads}
+    for activity, rule in GUIDANCE[name].items():
+        assert guidance[labels[activity]].startswith(rule), activity
+        assert f"<td>{labels[activity]}</td>" in html
+    for title in ("Exercise guidance beside the FE verdict", "Exercise that may build bone"):
+        assert html.count(f"<h2>{title}</h2>") == 1
+    assert "Published guidance" in html and "Daily stimulus" in html  # the femur's window table
+    assert "no source read gives daily cycle counts" in html and "bonefe&#x27;s assumption" in html
+    assert ("rules on none of these activities" in html) == (name == "humerus")  # elbow flexion/extension only
+    assert "Reference: Frost HM 2003" in html and "Reference: Campbell KL et al. 2019" in html
+    chart = any(row.stimulus.scale_high for row in window.rows)
+    assert ('id="picture-exercise-window"' in html) == chart
 
 
 GENERIC = ["pipeline", "assessment", "whatif", "uncertainty", "perturbation", "window", "stimulus", "fields",

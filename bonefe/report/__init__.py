@@ -19,6 +19,7 @@ import bonefe
 from bonefe.errors import BonefeError
 from bonefe.outputs import atomic_write_bytes, atomic_write_json, atomic_write_text
 from bonefe.report.content import build_content
+from bonefe.report.exercise import has_chart, window_picture
 from bonefe.report.html import render_html
 from bonefe.report.pdf import render_pdf
 from bonefe.report.pictures import (
@@ -33,7 +34,6 @@ from bonefe.report.pictures import (
     safety_factor_chart,
     tornado_chart,
     whatif_chart,
-    window_chart,
 )
 from bonefe.report.results import ReportResults, build_results, results_json
 
@@ -150,21 +150,6 @@ def _tornado(r: ReportResults) -> Picture:
     )
 
 
-def _window(r: ReportResults) -> Picture:
-    """Safety factor against osteogenic stimulus per activity, the window shaded."""
-    w = r.exercise_window
-    image = window_chart(w.rows, r.verdict_policy.safe_factor, r.verdict_policy.avoid_factor)
-    return Picture(
-        "exercise-window",
-        "Exercise that may build bone",
-        f"Each activity at its library load: safety factor (colour: verdict) against its stimulus ratio, the "
-        f"peak load over the load that strains {100 * w.target_fraction:g} % of the {w.region} to "
-        f"{1e6 * w.mes_high:.0f} µε. Shaded: the window (safe and stimulating). Black-edged points and grey "
-        "lines: exercises whose load can be set, moving along their line as the load changes.",
-        _checked("exercise-window", image, image.shape[1::-1]),
-    )
-
-
 def write_report(out_dir, results: dict, picture_mesh: dict | None = None) -> dict[str, Path]:
     """Write report.json, report.html, report.pdf and the PNG pictures into `out_dir`, atomically.
 
@@ -184,8 +169,8 @@ def write_report(out_dir, results: dict, picture_mesh: dict | None = None) -> di
         pictures.append(_whatif(r))
     if r.uncertainty is not None:
         pictures.append(_tornado(r))
-    if r.exercise_window is not None and any(row.stimulus.scale_high for row in r.exercise_window.rows):
-        pictures.append(_window(r))
+    if r.exercise_window is not None and has_chart(r.exercise_window):
+        pictures.append(window_picture(r.exercise_window, r.verdict_policy.safe_factor, r.verdict_policy.avoid_factor))
     content = build_content(r, software)
     payload = results_json(r, software)
     run_info = {"generated_utc": generated, "timings_s": payload.pop("timings_s")}  # report.json: reproducible

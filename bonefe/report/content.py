@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from bonefe.guidelines import FEMORAL_SITE, GALVAO, guideline_rows
+from bonefe.guidelines import FEMORAL_SITE, GALVAO, guidance_summary, guideline_rows
 from bonefe.report.exercise import window_notes, window_rows, window_summary
 from bonefe.report.results import ReportResults
 from bonefe.synthesis import synthesis_of
@@ -42,9 +42,15 @@ class Content:
     window_notes: list[str] = field(default_factory=list)
 
 
+FEMUR_LESION = "a femoral lesion"
+FEMUR_DOSE = ("Dose: the hip-contact force taken proportional to the weight carried (body weight plus the load) "
+              "or to the band load, its direction unchanged; linear elasticity makes the safety factor fall and "
+              "the stimulus rise in proportion. Loads far from the library value are extrapolations the sources "
+              "did not measure.")
+"""The femur's words in the window's notes (`bonefe.report.exercise.window_notes`)."""
+
 KEY_HEADER = ("Quantity", "Value", "Threshold", "Reference")
 ACTIVITY_HEADER = ("Activity", "Peak hip force", "Allowed force", "Safety factor", "Verdict", "Source")
-GUIDELINE_HEADER = ("Activity", "FE verdict", "Guideline", "FE vs guideline", "Source")
 INPUT_HEADER = ("Input", "Value")
 
 
@@ -245,12 +251,7 @@ def _guidelines(r: ReportResults) -> tuple[str, list[tuple[str, str, str, str, s
     if r.mirels is None:
         return "", []
     rows = guideline_rows(r.activities)
-    ruled = [row for row in rows if row.source == GALVAO]
-    differing = [row.label for row in ruled if row.differ]
-    where = f"for a {FEMORAL_SITE} lesion ({GALVAO}; its only femoral row)"
-    summary = (f"Exercise guidance {where} and the FE verdicts differ for {len(differing)} of the {len(ruled)} "
-               f"activities it rules on: {', '.join(differing)}." if differing else
-               f"Exercise guidance {where} and the FE verdicts agree for every activity it rules on ({len(ruled)}).")
+    summary = guidance_summary(rows, f"for a {FEMORAL_SITE} lesion ({GALVAO}; its only femoral row)")
     return summary, [(row.label, row.fe, row.guideline, row.comparison, row.source) for row in rows]
 
 
@@ -310,6 +311,6 @@ def build_content(r: ReportResults, software: dict) -> Content:
         assumptions=list(r.assumptions),
         provenance_text=json.dumps(provenance, indent=2, sort_keys=True),
         window_summary=window_summary(w) if w else "",
-        window_rows=window_rows(w, r.mirels is not None) if w else [],
-        window_notes=window_notes(w) if w else [],
+        window_rows=window_rows(w, FEMORAL_SITE if r.mirels is not None else None) if w else [],
+        window_notes=window_notes(w, FEMUR_LESION, FEMUR_DOSE) if w else [],
     )

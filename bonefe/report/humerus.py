@@ -9,10 +9,23 @@ import html
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bonefe.report.sections import page, table, uncertainty_section, whatif_section, window_section, write_site_report
+from bonefe.guidelines import HUMERAL_SITE
+from bonefe.report.exercise import cycles_note
+from bonefe.report.sections import (
+    guidance_section,
+    page,
+    table,
+    uncertainty_section,
+    whatif_section,
+    window_section,
+    write_site_report,
+)
 
 DISCLAIMER = ("Research software: a finite-element estimate of humeral strength and the Mirels score from "
               "the CT. It supports and never replaces the judgement of the treating team.")
+
+HUMERUS_CYCLES = cycles_note("the shoulder activities (raising the arm, walking with crutches, steering)",
+                             "walking with crutches repeats with every step, so its ψ is an underestimate")
 
 
 def _mirels(results: dict) -> str:
@@ -66,7 +79,8 @@ by failure load under walking with crutches</h1>
 safety factor = allowed / peak force (safe from 2, avoid below 1). Crutches, often advised for a lesion
 of the leg, load this shoulder: their verdict here is this humerus's.</p>
 {table(("Activity", "Peak force", "Safety factor", "Verdict", "Source"), activities)}
-{_strength(results)}{window_section(results)}{whatif_section(results)}{uncertainty_section(results)}
+{guidance_section(results, HUMERAL_SITE)}
+{_strength(results)}{window_section(results, HUMERAL_SITE, "a humeral lesion", HUMERUS_CYCLES)}{whatif_section(results)}{uncertainty_section(results)}
 <h2>Assumptions</h2><ul>{"".join(f"<li>{html.escape(a)}</li>" for a in results.get("assumptions", []))}</ul>
 <h2>Picture</h2><img src="strain.png" alt="maximum principal strain under the peak load of {html.escape(results['reference_activity'])}" width="600">
 <p>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by bonefe {html.escape(results['provenance']['bonefe'])}.</p>""")
@@ -74,4 +88,5 @@ of the leg, load this shoulder: their verdict here is this humerus's.</p>
 
 def write_humerus_report(out_dir, results: dict, picture_mesh: dict | None = None) -> dict[str, Path]:
     """report.json, report.html and (given the gathered mesh) strain.png in out_dir."""
-    return write_site_report(out_dir, results, picture_mesh, "bonefe-humerus-report/1", render_humerus_html)
+    return write_site_report(out_dir, results, picture_mesh, "bonefe-humerus-report/1", render_humerus_html,
+                             HUMERAL_SITE)

@@ -9,7 +9,8 @@ import matplotlib
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
-from bonefe.report.content import ACTIVITY_HEADER, GUIDELINE_HEADER, INPUT_HEADER, KEY_HEADER, Content
+from bonefe.guidelines import GUIDELINE_HEADER
+from bonefe.report.content import ACTIVITY_HEADER, INPUT_HEADER, KEY_HEADER, Content
 from bonefe.report.exercise import WINDOW_HEADER
 from bonefe.report.pictures import Picture
 

@@ -1,19 +1,92 @@
-"""Report sections every site's HTML report shares: tables, what-if, uncertainty and exercise window
-(from the results dict as plain values, `bonefe.schema.plain_values`)."""
+"""Report sections every site's HTML report shares (the femur's `bonefe.report.html` and the site
+reports): tables, pictures, published exercise guidance, the exercise window, what-if and uncertainty
+(the site reports' from the results dict as plain values, `bonefe.schema.plain_values`)."""
 
+import base64
 import html
 from pathlib import Path
 
+from bonefe.guidelines import GALVAO, GUIDELINE_HEADER, ROW_SOURCE, guidance_summary, guideline_rows
 from bonefe.outputs import atomic_write_bytes, atomic_write_json, atomic_write_text
-from bonefe.report.pictures import png_bytes, render_strain
-from bonefe.schema import plain_values
+from bonefe.report.exercise import (
+    WINDOW_HEADER,
+    has_chart,
+    window_notes,
+    window_picture,
+    window_rows,
+    window_summary,
+)
+from bonefe.report.pictures import Picture, png_bytes, render_strain
+from bonefe.risk import ActivityAssessment, VerdictPolicy
+from bonefe.schema import as_plain, build, plain_values
+from bonefe.window import ExerciseWindow
 
 
-def table(header, rows) -> str:
-    """An HTML table of a header row and rows of cells (escaped)."""
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def table(header, rows, cell_classes=None) -> str:
+    """An HTML table of a header row and rows of cells (escaped); cell_classes(row_index,
+    column_index) -> CSS class or ''."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for i, row in enumerate(rows):
+        cells = []
+        for j, text in enumerate(row):
+            css = cell_classes(i, j) if cell_classes else ""
+            attribute = f' class="{css}"' if css else ""
+            cells.append(f"<td{attribute}>{html.escape(str(text))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def figure(picture: Picture) -> str:
+    """A <figure> with the PNG as a data URI."""
+    data = base64.b64encode(picture.png).decode("ascii")
+    return (
+        f'<figure id="picture-{html.escape(picture.name)}"><img alt="{html.escape(picture.title)}" '
+        f'src="data:image/png;base64,{data}"><figcaption><b>{html.escape(picture.title)}.</b> '
+        f"{html.escape(picture.caption)}</figcaption></figure>"
+    )
+
+
+def guidance_html(summary: str, rows: list[tuple[str, ...]]) -> str:
+    """The section "Exercise guidance beside the FE verdict" (empty without rows)."""
+    if not rows:
+        return ""
+    return (f"<h2>Exercise guidance beside the FE verdict</h2><p id=\"guidelines\">{html.escape(summary)}</p>"
+            + table(GUIDELINE_HEADER, rows, lambda i, j: "ref" if j == 4 else ""))
+
+
+def window_html(summary: str, rows: list[tuple[str, ...]], notes: list[str], chart: Picture | None = None) -> str:
+    """The section "Exercise that may build bone" (`bonefe.report.exercise`; empty without rows):
+    summary, table, the chart when given, then the assumptions and references."""
+    if not rows:
+        return ""
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return (f"<h2>Exercise that may build bone</h2><p id=\"exercise-window\">{html.escape(summary)}</p>"
+            + table(WINDOW_HEADER, rows) + (figure(chart) if chart else "") + f"<ul class=\"ref\">{items}</ul>")
+
+
+def has_lesion(results: dict) -> bool:
+    """Whether the bone has a lesion: the lesion-free twin is computed exactly then (`bonefe.pipeline`)."""
+    return results.get("twin_failure_load_n") is not None
+
+
+def _guidance_rows(results: dict, site: str):
+    """`bonefe.guidelines.GuidelineRow`s for a lesion at `site`, none for a bone without a lesion."""
+    if not has_lesion(results):
+        return []
+    return guideline_rows([build(ActivityAssessment, a, "activities") for a in results["activities"]], site)
+
+
+def site_guidance(results: dict, site: str) -> list[dict]:
+    """The guidance rows (plain, for report.json) for a lesion at `site` (a `SITE_RULES` row)."""
+    return as_plain(_guidance_rows(results, site))
+
+
+def guidance_section(results: dict, site: str) -> str:
+    """Published guidance beside each FE verdict of a site report, for a lesion at `site`."""
+    rows = _guidance_rows(results, site)
+    summary = guidance_summary(rows, f"for a {site} lesion ({ROW_SOURCE.get(site, GALVAO)})")
+    return guidance_html(summary, [(r.label, r.fe, r.guideline, r.comparison, r.source) for r in rows])
 
 
 def whatif_section(results: dict) -> str:
@@ -43,15 +116,16 @@ def uncertainty_section(results: dict) -> str:
             f"{html.escape(u['dominant_words'])}.</p>")
 
 
-def window_section(results: dict) -> str:
-    w = results.get("exercise_window")
-    if not w:
+def window_section(results: dict, site: str, lesion: str, cycles: str) -> str:
+    """The exercise window of a site report, as the femur's (`window_html`): guidance for a lesion at
+    `site`, the chart, the notes with the site's lesion in words and its cycles assumption."""
+    if not results.get("exercise_window"):
         return ""
-    rows = [(r["label"], f"{r['safety_factor']:.2f}", r["verdict"], f"{100 * r['stimulus']['region_above_high']:.0f} %",
-             "yes" if r["in_window"] else "no") for r in w["rows"]]
-    return (f"<h2>Exercise window</h2><p>Region: {html.escape(w['region'])}; in the window when safe and at least "
-            f"{100 * w['target_fraction']:.0f} % of the region reaches {1e6 * w['mes_high']:.0f} µε.</p>"
-            + table(("Activity", "Safety factor", "Verdict", "Region above threshold", "In window"), rows))
+    w = build(ExerciseWindow, results["exercise_window"], "exercise_window")
+    policy = build(VerdictPolicy, results["verdict_policy"], "verdict_policy")
+    chart = window_picture(w, policy.safe_factor, policy.avoid_factor) if has_chart(w) else None
+    return window_html(window_summary(w), window_rows(w, site if has_lesion(results) else None),
+                       window_notes(w, lesion, cycles=cycles), chart)
 
 
 def page(title: str, body: str) -> str:
@@ -63,11 +137,14 @@ td,th{{border:1px solid #bbb;padding:3px 8px}}</style></head><body>
 </body></html>"""
 
 
-def write_site_report(out_dir, results: dict, picture_mesh: dict | None, schema: str, render) -> dict[str, Path]:
-    """report.json (with `schema`), report.html (`render(results)`) and, given the gathered mesh,
-    strain.png in out_dir, atomically; results as plain values. Rank 0 only."""
+def write_site_report(out_dir, results: dict, picture_mesh: dict | None, schema: str, render,
+                      guidance_site: str) -> dict[str, Path]:
+    """report.json (with `schema` and the guidance rows for a lesion at `guidance_site`), report.html
+    (`render(results)`) and, given the gathered mesh, strain.png in out_dir, atomically; results as
+    plain values. Rank 0 only."""
     out_dir = Path(out_dir)
     results = plain_values(results)
+    results["exercise_guidance"] = site_guidance(results, guidance_site)
     paths = {"json": out_dir / "report.json", "html": out_dir / "report.html"}
     atomic_write_json(paths["json"], {"schema": schema, **results})
     if picture_mesh is not None:

@@ -9,13 +9,27 @@ import html
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bonefe.report.sections import page, table, uncertainty_section, whatif_section, window_section, write_site_report
+from bonefe.guidelines import spinal_site
+from bonefe.report.exercise import cycles_note
+from bonefe.report.sections import (
+    guidance_section,
+    page,
+    table,
+    uncertainty_section,
+    whatif_section,
+    window_section,
+    write_site_report,
+)
 
 DISCLAIMER = ("Research software: a finite-element estimate of vertebral strength and spinal instability "
               "scoring from the CT. It supports and never replaces the judgement of the treating team.")
 SINS_ADVICE = {"stable": "SINS 0-6: stable; no surgical consultation needed for instability.",
                "indeterminate": "SINS 7-12: potentially unstable; surgical consultation is recommended.",
                "unstable": "SINS 13-18: unstable; surgical consultation is recommended."}
+
+
+SPINE_CYCLES = cycles_note("the spinal activities (postures, flexion, lifting and holding a weight)",
+                           "standing and sitting are held rather than repeated, so their ψ is nominal")
 
 
 def _sins_text(sins: dict) -> str:
@@ -54,11 +68,13 @@ def render_spine_html(results: dict) -> str:
 safety factor = allowed / peak force (safe from 2, avoid below 1). Flexion, lifting and twisting
 are the movements spinal guidance restricts in patients with an unstable spine.</p>
 {table(("Activity", "Peak force", "Safety factor", "Verdict", "Source"), activities)}
-{window_section(results)}{whatif_section(results)}{uncertainty_section(results)}
+{guidance_section(results, spinal_site(level))}
+{window_section(results, spinal_site(level), "a vertebral lesion", SPINE_CYCLES)}{whatif_section(results)}{uncertainty_section(results)}
 <h2>Picture</h2><img src="strain.png" alt="maximum principal strain under the peak load of {html.escape(results['reference_activity'])}" width="600">
 <p>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by bonefe {html.escape(results['provenance']['bonefe'])}.</p>""")
 
 
 def write_spine_report(out_dir, results: dict, picture_mesh: dict | None = None) -> dict[str, Path]:
     """report.json, report.html and (given the gathered mesh) strain.png in out_dir."""
-    return write_site_report(out_dir, results, picture_mesh, "bonefe-vertebra-report/1", render_spine_html)
+    return write_site_report(out_dir, results, picture_mesh, "bonefe-vertebra-report/1", render_spine_html,
+                             spinal_site(results["level"]))
