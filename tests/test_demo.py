@@ -19,7 +19,9 @@ import yaml
 from mpi4py import MPI
 
 from bonefe.cli import main
+from bonefe.case import load_case
 from bonefe.pipeline import run_case
+from bonefe.sites import site_of
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -47,19 +49,29 @@ def demo(tmp_path_factory):
         path.write_text(yaml.safe_dump(case))
     comm.barrier()
     lesion = json.loads((folder / "phantom" / "phantom.json").read_text())["lesion"]
-    return run_case(path, quiet=True), lesion
+    return run_case(path, quiet=True), lesion, path
 
 
 def test_the_lesion_weakens_the_demo_femur_clearly(demo):
     """Lesioned below 0.6 × the twin (Alexander 2013 measured 0.52 for a high-risk neck defect;
     the demo's lesion, a 20 mm sphere through the calcar cortex, may be worse, not milder)."""
-    results, _ = demo
+    results, *_ = demo
     assert results["failure_load_n"] < 0.6 * results["twin_failure_load_n"]
 
 
 def test_failure_starts_at_the_lesion(demo):
     """The failure site lies within the lesion sphere grown by 5 mm (the 2 mm averaging sphere's
     diameter plus a 1 mm lattice bin: the strain is read in the bone around the defect)."""
-    results, lesion = demo
+    results, lesion, _ = demo
     distance = np.linalg.norm(np.asarray(results["failure_location_mm"]) - lesion["centre"])
     assert distance <= lesion["radius_mm"] + 5.0
+
+
+def test_the_printed_line_shows_the_lesioned_load_below_its_twins(demo):
+    """The line `bonefe run` prints (the femur's summary) carries both failure loads, and the lesioned
+    one read from it is below 0.6 × the twin's read from it (issue 14: `make demo` prints it)."""
+    results, _, path = demo
+    line = site_of("femur").summary(load_case(path), results)
+    lesioned = float(re.search(r"failure load (\d+\.\d+) kN", line).group(1))
+    twin = float(re.search(r"lesion-free twin (\d+\.\d+) kN", line).group(1))
+    assert lesioned < 0.6 * twin

@@ -279,3 +279,21 @@ def test_every_site_implements_the_whole_interface():
     for setup in (FemurSetup, VertebraSetup, HumerusSetup):
         missing = members(Setup) - set(dir(setup)) - set(setup.__dataclass_fields__)
         assert not missing, (setup.__name__, missing)
+
+
+def test_the_summary_names_the_twin_when_the_results_carry_one():
+    """Worked by hand with the demo's loads (README): 3.06 kN lesioned, 10.84 kN twin → 3.06 / 10.84
+    = 0.282; without a twin (no lesion) the clause is empty. Every site's summary appends it."""
+    from bonefe.sites.base import twin_clause
+
+    assert twin_clause({"failure_load_n": 3060.0, "twin_failure_load_n": 10840.0}) == \
+        "; lesion-free twin 10.84 kN (lesioned 0.28 x twin)"
+    assert twin_clause({"failure_load_n": 3060.0, "twin_failure_load_n": None}) == ""
+    from types import SimpleNamespace
+
+    case = SimpleNamespace(name="c", level="L1", output=Path("out"), patient=SimpleNamespace(side="left"))
+    results = {"failure_load_n": 3060.0, "twin_failure_load_n": 10840.0, "failure_load_bw": 4.2,
+               "risk_category": "high", "failure_region": "vertebral body", "strain_fold_ratio": None,
+               "sins": {"total": (9, 9), "categories": ["indeterminate"]}, "mirels": None, "activities": []}
+    for name in ("vertebra", "humerus"):  # the femur's line: tests/test_demo.py
+        assert "; lesion-free twin 10.84 kN (lesioned 0.28 x twin)" in site_of(name).summary(case, results)

@@ -88,10 +88,10 @@ def test_fall_factor_of_risk_and_absence():
 
 
 def test_supporting_low_votes_never_outweigh_a_primary_warning():
-    """Today's demo (inferomedial neck lesion): failure load 4.4 × BW and SFR 4.12 (primary), Mirels
-    10–12 high; a sideways fall (factor of risk 0.73) and axial involvement (10 mm) low. The fall is a
-    different mechanism and axial involvement a supporting score: the headline is HIGH, and the
-    sentence still names the two low votes."""
+    """The demo's pattern (inferomedial neck lesion; README, docs/theory.md: failure load 4.2 × BW and
+    SFR 4.4 primary, Mirels 10–12 high; a sideways fall, factor of risk 0.72, and axial involvement,
+    14 mm, low), here with stand-in values. The fall is a different mechanism and axial involvement a
+    supporting score: the headline is HIGH, and the sentence still names the two low votes."""
     s = synthesis_of(results("high", "high", "low", "high", "low"))
     assert s.level == "high" and s.headline == "HIGH fracture risk"
     assert s.sentence == ("Failure load (4.0 × BW), strain fold ratio (1.63 vs 1.48) and Mirels score (10–12) "

@@ -147,3 +147,12 @@ class Site(Protocol):
 
     def summary(self, case, results: dict) -> str:
         """The one line `bonefe run` prints."""
+
+
+def twin_clause(results: dict) -> str:
+    """The summary's "; lesion-free twin X kN (lesioned R x twin)" when the results carry a lesion-free
+    twin's failure load (N), else "": the line `bonefe run` prints then shows the lesion's effect."""
+    twin = results.get("twin_failure_load_n")
+    if twin is None:
+        return ""
+    return f"; lesion-free twin {twin / 1000:.2f} kN (lesioned {results['failure_load_n'] / twin:.2f} x twin)"

@@ -13,7 +13,7 @@ from bonefe.materials import FEMORAL_LAWS, LesionMap
 from bonefe.meshing import mesh_bone
 from bonefe.risk import RiskThresholds, failure_under_unit_load, weight_bearing_fraction
 from bonefe.schema import as_plain
-from bonefe.sites.base import Anatomy, Load
+from bonefe.sites.base import Anatomy, Load, twin_clause
 from bonefe.sites.femur.anatomy import SUPPORT, FemurFrame, boundary_tags, femur_frame
 from bonefe.sites.femur.assessment import (
     ENVELOPE_STEP_DEG,
@@ -183,7 +183,7 @@ class FemurSite:
             + ("" if spread.robust else ", risk category not robust") + f"; most from {spread.dominant}]")
         return (f"{case.name}: {synthesis_of(results).headline}; failure load "
                 f"{results['failure_load_n'] / 1000:.2f} kN ({results['failure_load_bw']:.1f} x BW){interval}, "
-                f"{results['risk_category']} risk by failure load; "
+                f"{results['risk_category']} risk by failure load{twin_clause(results)}; "
                 f"fall strength {results['fall']['fall_strength_n'] / 1000:.2f} kN "
                 f"(factor of risk {results['fall']['factor_of_risk']:.2f}); "
                 f"report: {case.output / 'report.html'}")

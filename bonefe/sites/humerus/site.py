@@ -8,7 +8,7 @@ from pathlib import Path
 from bonefe.meshing import mesh_bone
 from bonefe.materials import FEMORAL_LAWS
 from bonefe.risk import RiskThresholds, activity_thresholds, body_weight_n, failure_under_unit_load
-from bonefe.sites.base import Anatomy, Load
+from bonefe.sites.base import Anatomy, Load, twin_clause
 from bonefe.sites.humerus.anatomy import HEAD, SUPPORT, HumerusFrame, boundary_tags, humerus_frame
 from bonefe.sites.humerus.assessment import activity_list, activity_load, humerus_model
 from bonefe.sites.humerus.lesions import SITES
@@ -144,7 +144,7 @@ class HumerusSite:
         elevation = "" if "arm_elevation" not in verdicts else f"; raising the arm: {verdicts['arm_elevation']}"
         return (f"{case.name} (humerus, {case.patient.side}): {results['risk_category']} risk by failure load; failure load "
                 f"{results['failure_load_n'] / 1000:.2f} kN ({results['failure_load_bw']:.1f} x BW) walking with crutches"
-                f"{elevation}{score}; report: {case.output / 'report.html'}")
+                f"{twin_clause(results)}{elevation}{score}; report: {case.output / 'report.html'}")
 
 
 HUMERUS = HumerusSite()

@@ -8,7 +8,7 @@ from bonefe.errors import BonefeError
 from bonefe.meshing import mesh_bone
 from bonefe.risk import RiskThresholds, activity_thresholds, body_weight_n, failure_under_unit_load
 from bonefe.schema import as_plain
-from bonefe.sites.base import Anatomy, Load
+from bonefe.sites.base import Anatomy, Load, twin_clause
 from bonefe.sites.vertebra.activities import ACTIVITIES, REFERENCE_ACTIVITY
 from bonefe.sites.vertebra.anatomy import VertebraFrame
 from bonefe.sites.vertebra.assessment import (
@@ -164,7 +164,7 @@ class VertebraSite:
         sfr = results["strain_fold_ratio"]
         return (f"{case.name} ({case.level}): {results['risk_category']} risk; compressive failure load "
                 f"{results['failure_load_n'] / 1000:.2f} kN ({results['failure_load_bw']:.1f} x BW) in the "
-                f"{results['failure_region']}; {sins} ({' to '.join(dict.fromkeys(results['sins']['categories']))})"
+                f"{results['failure_region']}{twin_clause(results)}; {sins} ({' to '.join(dict.fromkeys(results['sins']['categories']))})"
                 + ("" if sfr is None else f"; strain fold ratio {sfr:.2f}")
                 + f"; report: {case.output / 'report.html'}")
 
