@@ -208,3 +208,13 @@ def test_a_good_rod_set_at_the_slope_window_edges_passes():
         hu, labels, affine, _ = phantom_ct()
         rods = [Rod(11 + k, slope / SLOPE * (rho - INTERCEPT) + INTERCEPT) for k, rho in enumerate(DENSITIES)]
         assert resolve_calibration(CalibrationOptions(rods=rods), hu, affine, labels).slope == pytest.approx(slope, rel=0.05)
+
+
+def test_turning_the_rod_check_off_is_said():
+    """checks.calibration_fit: false in the case builds and yields the sentence that the run prints
+    as a warning and the report lists among its assumptions."""
+    from bonefe.plausibility import InputChecks
+
+    checks = build(InputChecks, {"calibration_fit": False}, "case.yaml: checks")
+    assert checks.overrides() == ["Input check 'calibration_fit' turned off by the case (checks.calibration_fit: "
+                                  "false): the calibration rods' order, slope and scatter were not verified."]
