@@ -33,8 +33,8 @@ label map and an ROI sphere wholly inside the CT (never overridable), and then:
   70 keV matches 120 kVp (Yu, Leng, McCollough 2012, AJR 199:S9); that 80–140 kVp scans lie
   within 50–85 keV is this module's assumption, not a cited figure. A published line from a
   Mindways K2HPO4 phantom at 120 kVp, ρ_ash = 0.0007·HU − 0.009 g/cm³ (Dragomir-Daescu et al.
-  2011, Ann Biomed Eng 39:742, as tabulated by Knowles, Reeves, Ferreira 2016, J Exp Orthop 3:36,
-  table 1), has a slope of the same order. Outside the window the HU are not those of a clinical
+  2011 and Cong et al. 2011, Siemens Somatom Definition, as tabulated by Knowles, Reeves, Ferreira
+  2016, J Exp Orthop 3:36, table 1), has a slope of the same order. Outside the window the HU are not those of a clinical
   CT (a wrong rescale slope) or the densities are in the wrong unit (mg/cm³ for g/cm³);
 - no rod lies more than MAX_ROD_RESIDUAL from the fitted line: about 3 times the noise of a 50-voxel
   mean (above), and a fifth of the 0.05 g/cm³ steps of a phantom's lowest rods, so one rod with a
