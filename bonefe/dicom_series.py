@@ -13,6 +13,8 @@ from the headers read by pydicom (DICOM PS3.3 sections named):
   without them the stored values are not HU); not an Enhanced CT multi-frame object (SOP class
   1.2.840.10008.5.1.4.1.1.2.1 or NumberOfFrames > 1, C.8.15: not supported, refused);
 - one voxel grid: the same Rows, Columns, PixelSpacing and ImageOrientationPatient on every slice,
+  its row and column direction cosines unit vectors at right angles (C.7.6.2.1.1; within
+  ORTHONORMAL_TOL),
   slice positions along the slice normal (no gantry tilt, C.8.2.1 GantryDetectorTilt, and no
   shear: the grid would not be orthogonal, refused rather than resampled), evenly spaced slices
   (a gap means missing slices), the same SliceThickness
@@ -39,6 +41,10 @@ ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
 
 GEOMETRY_ATOL = 1e-3
 """Tolerance of orientation cosines and of PixelSpacing (mm) between slices."""
+
+ORTHONORMAL_TOL = 1e-3
+"""Largest deviation of |row|, |column| from 1 and of row·column from 0 (ImageOrientationPatient);
+headers store the cosines to about 6 decimals."""
 
 TILT_TOL = 1e-3
 """Largest sine of the angle between the slice stacking direction and the slice normal."""
@@ -118,7 +124,13 @@ def _vet(folder: Path, items: list) -> list[Path]:
     if np.ptp(geometry, axis=0).max() > GEOMETRY_ATOL:
         raise BonefeError(f"{folder}: slices with different orientation or pixel spacing in one series; "
                           "export one series")
-    normal = np.cross(geometry[0, :3], geometry[0, 3:6])
+    row, column = geometry[0, :3], geometry[0, 3:6]
+    deviation = max(abs(np.linalg.norm(row) - 1), abs(np.linalg.norm(column) - 1), abs(row @ column))
+    if deviation > ORTHONORMAL_TOL:
+        raise BonefeError(f"{folder}: ImageOrientationPatient's row and column directions are not unit vectors "
+                          f"at right angles (|row| {np.linalg.norm(row):.4g}, |column| {np.linalg.norm(column):.4g}, "
+                          f"row·column {row @ column:.4g}); fix the header or export the series again")
+    normal = np.cross(row, column)
     positions = np.array([[float(v) for v in h.get("ImagePositionPatient", [0, 0, 0])] for _, h in items])
     order = np.argsort(positions @ normal)
     tilt = float(first.get("GantryDetectorTilt", 0) or 0)

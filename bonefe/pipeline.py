@@ -97,7 +97,8 @@ def _run(case: Case, site, out: Path, progress: Progress, comm) -> dict:
         suitability = check_scan(volume, case.ct, site.suitability(case.suitability))
         needs_raw = case.calibration.rods or case.calibration.internal
         raw_labels = raw_labels_on_ct(case.ct, case.labels, case.ct_series) if needs_raw else None
-        calibration = resolve_calibration(case.calibration, volume.hu, volume.affine, raw_labels, volume.labels > 0)
+        calibration = resolve_calibration(case.calibration, volume.hu, volume.affine, raw_labels, volume.labels > 0,
+                                          case.checks.calibration_fit)
         material_options = case.material if calibration is None else replace(
             case.material, slope=calibration.slope, intercept=calibration.intercept)
     with progress.stage("anatomy"):

@@ -24,6 +24,7 @@ Label maps: the bone and its lesions must form one face-connected piece (the mes
 drop all but the largest); with `keep_largest_bone` the other pieces are removed and the run says so.
 A case that names lesion classes in `label_values` must have lesion voxels.
 
+The calibration rods are checked by `bonefe.calibration` (`checks.calibration_fit`).
 Every check can be turned off in the case (section `checks`); the run then prints a warning, the
 report's assumptions name the check, and the case parameters in report.json record it.
 """
@@ -66,7 +67,8 @@ class InputChecks:
     """The case section `checks`: every input check is on unless the case turns it off.
 
     soft_tissue, air, bone_contrast: the HU checks of `bonefe.plausibility` (module docstring);
-    false skips one, with a warning and a line in the report's assumptions.
+    calibration_fit: the consistency of the calibration rods (`bonefe.calibration`); false skips
+    one, with a warning and a line in the report's assumptions.
     keep_largest_bone: when the label map holds several separate bone pieces, keep the largest
     (default false: refuse, because the other pieces may be the part that matters).
     """
@@ -74,14 +76,16 @@ class InputChecks:
     soft_tissue: bool = True
     air: bool = True
     bone_contrast: bool = True
+    calibration_fit: bool = True
     keep_largest_bone: bool = False
 
     def overrides(self) -> list[str]:
         """One sentence per check the case turned off or relaxed (for warnings and the report)."""
         off = [f.name for f in fields(self) if f.type in ("bool", bool) and f.name != "keep_largest_bone"
                and not getattr(self, f.name)]
-        text = [f"Input check '{name}' turned off by the case (checks.{name}: false): the CT's "
-                "Hounsfield scale was not verified by it." for name in off]
+        text = [f"Input check '{name}' turned off by the case (checks.{name}: false): "
+                + ("the calibration rods' order, slope and scatter were not verified." if name == "calibration_fit"
+                   else "the CT's Hounsfield scale was not verified by it.") for name in off]
         if self.keep_largest_bone:
             text.append("Only the largest connected bone piece of the label map is modelled "
                         "(checks.keep_largest_bone: true).")

@@ -7,6 +7,8 @@ by δa = −a·Σ(x_k − x̄)e_k / Sxx and δb = −a·ē − x̄·δa. Tests a
 deviations of those (a 4σ bound fails once in ~16000 runs; the seed is fixed anyway).
 """
 
+import re
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -121,7 +123,7 @@ def test_missing_rod_label_and_outside_roi_are_named():
     with pytest.raises(BonefeError, match="rod label 99 is not in the label map"):
         resolve_calibration(CalibrationOptions(rods=rods), hu, affine, labels)
     rois = [RodROI((500.0, 0.0, 0.0), 3.0, 0.0)] * 3
-    with pytest.raises(BonefeError, match=r"ROI at \(500.0, 0.0, 0.0\) mm lies outside"):
+    with pytest.raises(BonefeError, match=r"ROI at \(500, 0, 0\) mm \(radius 3 mm\) is not wholly inside"):
         resolve_calibration(CalibrationOptions(rois=rois), hu, affine)
 
 
@@ -133,3 +135,86 @@ def test_raw_labels_read_back_on_the_ct_grid(tmp_path):
     write_image(tmp_path / "labels.nii.gz", labels, affine)
     raw = raw_labels_on_ct(tmp_path / "ct.nii.gz", tmp_path / "labels.nii.gz")
     assert np.array_equal(raw, labels)
+
+
+def refusal(options, hu, affine, labels=None) -> str:
+    """The one-line message with which the rod checks refuse `options`; the same options pass with
+    the check turned off (checks.calibration_fit: false) whenever a positive slope can be fitted."""
+    with pytest.raises(BonefeError) as info:
+        resolve_calibration(options, hu, affine, labels)
+    message = str(info.value)
+    assert "\n" not in message and "checks.calibration_fit: false" in message
+    return message
+
+
+def test_swapped_rods_are_named():
+    """Densities 0.1 and 0 given to labels 11 and 12 (swapped): the rod of 0.1 g/cm³ reads the
+    water rod's ~0 HU (truth: (0 + 0.012)/0.00075 = 16 HU, halved rim eroded away), below the other."""
+    hu, labels, affine, _ = phantom_ct()
+    rods = [Rod(11, 0.1), Rod(12, 0.0), Rod(13, 0.2), Rod(14, 0.4)]
+    message = refusal(CalibrationOptions(rods=rods), hu, affine, labels)
+    assert message.startswith("calibration: rod label 11 (0.1 g/cm³) reads 16 HU, not above rod label 12 (0 g/cm³) at 149 HU")
+    assert "swapped" in message
+    assert resolve_calibration(CalibrationOptions(rods=rods), hu, affine, labels, check_fit=False).slope > 0
+
+
+def test_rod_in_air_breaks_the_order():
+    """The 0.4 g/cm³ rod filled with air (−1000 HU, e.g. an empty tube or a label on the air gap)."""
+    hu, labels, affine, _ = phantom_ct()
+    hu[labels == 14] = -1000.0
+    message = refusal(CalibrationOptions(rods=[Rod(11 + k, rho) for k, rho in enumerate(DENSITIES)]), hu, affine, labels)
+    assert message.startswith("calibration: rod label 14 (0.4 g/cm³) reads -1000 HU, not above rod label 13")
+
+
+def test_roi_partly_outside_and_too_small_are_refused():
+    """A sphere reaching past the CT's last slice (centre 0.5 voxel inside, radius 3 mm), and one of
+    radius 1 mm centred on a voxel that holds 9 voxel centres at 0.7 × 0.7 × 1.5 mm (the centre voxel,
+    its four in-plane neighbours at 0.7 mm and four diagonal ones at 0.99 mm; the slice neighbours lie
+    at 1.5 mm)."""
+    hu, _, affine, centres = phantom_ct()
+    z_last = 100.0 + 15 * VOXEL[2]
+    rois = [RodROI((cx, cy, 100.0 + 7 * VOXEL[2]), 3.0, rho) for (cx, cy), rho in zip(centres, DENSITIES)]
+    edge = rois[:3] + [RodROI((*centres[3], z_last), 3.0, DENSITIES[3])]
+    with pytest.raises(BonefeError, match=r"is not wholly inside the CT") as info:
+        resolve_calibration(CalibrationOptions(rois=edge), hu, affine)
+    assert "\n" not in str(info.value)
+    small = rois[:3] + [RodROI((-24.0 + 0.7 * 51, -24.0 + 0.7 * 51, 100.0 + 7 * VOXEL[2]), 1.0, DENSITIES[3])]
+    message = refusal(CalibrationOptions(rois=small), hu, affine)
+    assert message.startswith("calibration: ROI at (11.7, 11.7, 110.5) mm averages only 9 voxels (need 50)")
+
+
+def test_densities_in_mg_and_an_off_line_rod_are_refused():
+    """Densities typed in mg/cm³ give a slope 1000 times too large (0.75 g/cm³ per HU). A rod given
+    0.26 for 0.2 g/cm³ lies off the line by the residual np.polyfit finds on the same rod means
+    (an independent least-squares fit), beyond the ±0.010 g/cm³ bound."""
+    hu, labels, affine, _ = phantom_ct()
+    mg = [Rod(11 + k, 1000 * rho) for k, rho in enumerate(DENSITIES)]
+    assert re.search(r"slope of 0\.7[4-6]\d g/cm³ per HU, outside the 0\.0004…0\.0013",
+                     refusal(CalibrationOptions(rods=mg), hu, affine, labels))
+    typo = [0.0, 0.1, 0.26, 0.4]
+    means = [hu[ndimage.binary_erosion(labels == 11 + k)].mean(dtype=np.float64) for k in range(4)]
+    residuals = np.array(typo) - np.polyval(np.polyfit(means, typo, 1), means)
+    worst = int(np.argmax(np.abs(residuals)))
+    assert abs(residuals[worst]) > 0.010
+    message = refusal(CalibrationOptions(rods=[Rod(11 + k, rho) for k, rho in enumerate(typo)]), hu, affine, labels)
+    assert message.startswith(f"calibration: rod label {11 + worst} ({typo[worst]:g} g/cm³, {means[worst]:.0f} HU) "
+                              f"lies {residuals[worst]:+.3f} g/cm³ off the line")
+
+
+def test_a_good_rod_set_at_the_slope_window_edges_passes():
+    """Rods exactly on lines of slope 0.00045 and 0.00125 g/cm³ per HU (inside 0.0004–0.0013, the
+    physics window of the module docstring) with 30 HU noise pass every check."""
+    for slope in (0.00045, 0.00125):
+        hu, labels, affine, _ = phantom_ct()
+        rods = [Rod(11 + k, slope / SLOPE * (rho - INTERCEPT) + INTERCEPT) for k, rho in enumerate(DENSITIES)]
+        assert resolve_calibration(CalibrationOptions(rods=rods), hu, affine, labels).slope == pytest.approx(slope, rel=0.05)
+
+
+def test_turning_the_rod_check_off_is_said():
+    """checks.calibration_fit: false in the case builds and yields the sentence that the run prints
+    as a warning and the report lists among its assumptions."""
+    from bonefe.plausibility import InputChecks
+
+    checks = build(InputChecks, {"calibration_fit": False}, "case.yaml: checks")
+    assert checks.overrides() == ["Input check 'calibration_fit' turned off by the case (checks.calibration_fit: "
+                                  "false): the calibration rods' order, slope and scatter were not verified."]

@@ -67,9 +67,13 @@ def test_localizers_are_left_out(tmp_path):
     ({"shear_mm": 0.5}, r"sheared \(gantry tilt 14\.0°\).*not orthogonal"),
     ({"tilt_tag": 12.0}, r"sheared \(gantry tilt 12\.0°\)"),
     ({"thickness": [2.0, 2.0, 5.0, 2.0]}, r"slice thickness varies within the series \(2–5 mm"),
+    ({"orientation": (1.0, 0.0, 0.0, 0.1, 1.0, 0.0)},
+     r"not unit vectors at right angles \(\|row\| 1, \|column\| 1\.005, row·column 0\.1\)"),
+    ({"orientation": (1.0, 0.0, 0.0, 0.0, 0.9, 0.0)}, r"\|column\| 0\.9, row·column 0\)"),
 ])
 def test_unsuitable_series_are_refused(tmp_path, faults, match):
-    """Gantry tilt by shear: 0.5 mm lateral per 2 mm slice is atan(0.5/2) = 14.0°."""
+    """Gantry tilt by shear: 0.5 mm lateral per 2 mm slice is atan(0.5/2) = 14.0°. Orientation
+    cosines (1, 0, 0) and (0.1, 1, 0): |column| = √1.01 = 1.005, row·column = 0.1."""
     uid = write_series(tmp_path / "f", hu(), **faults)
     refused(match, tmp_path / "f", forbidden=(uid,))
 

