@@ -4,14 +4,22 @@ A scan that fails a check is refused with one line saying what is wrong and whic
 case's `suitability` section overrides it; an overridden failure is recorded in report.json.
 
 - slices: the largest voxel spacing, and for a DICOM series the SliceThickness, must not exceed
-  `max_slice_mm` (3 mm, the slice limit of clinical biomechanical CT, Keaveny et al. 2020,
-  Osteoporos Int 31:1025 — limit to be confirmed against the paper; thicker slices average the
-  1–4 mm femoral-neck cortex with marrow and soft tissue). Override:
-  `allow_thick_slices`.
+  `max_slice_mm` (3 mm by default, for every site; thicker slices average the 1–4 mm femoral-neck cortex with
+  marrow and soft tissue). The clinical biomechanical-CT service (BCT, VirtuOst) states ≤ 3 mm
+  for the spine and ≤ 5 mm for the hip (O.N. Diagnostics, "CT Scans Suitable for VirtuOst",
+  ondiagnostics.com, read 2026-12-01), so for the femur 3 mm is stricter than BCT. The BCT
+  review (Keaveny TM et al. 2020, Osteoporos Int 31(6):1025–1048, doi:10.1007/s00198-020-05384-2)
+  is not the source of the limit: its abstract and Table 1, the parts read, give no slice limit.
+  Override: `allow_thick_slices`.
 - kernel: for a DICOM series whose header names its reconstruction kernel (0018,1210), a bone,
-  lung, edge or otherwise sharp kernel is refused: its edge enhancement overshoots HU at the
-  cortex and raises noise, biasing density (reconstruction kernel changes CT-derived BMD: Giambini
-  et al. 2015, J Biomech Eng 137:114502; reference to be confirmed). The name is classified by `is_sharp_kernel` and never written out:
+  lung, edge or otherwise sharp kernel is refused. The same vendor page asks for a soft to standard
+  kernel: "sharp" or "bone" kernels are not suitable, because they may distort the attenuation data.
+  The kernel changes the density estimated from CT: Giambini H, Dragomir-Daescu D, Huddleston PM,
+  Camp JJ, An KN, Nassr A 2015, "The effect of quantitative computed tomography acquisition
+  protocols on bone mineral density estimation", J Biomech Eng, issue 11, article 114502. In that
+  study (a rabbit femur and a calibration phantom, abstract), the cortical and cancellous vBMD
+  depended on voltage and kernel, not on current. The abstract does not say which way a sharp
+  kernel moves the density. The name is classified by `is_sharp_kernel` and never written out:
   only the verdict is. Override: `allow_sharp_kernel`.
 - metal: voxels of at least `metal_hu` (2500 HU; cortical bone stays below ~2000 HU at 120 kVp,
   `bonefe.tissues`: 1559 HU at 70 keV) forming a 26-connected cluster of at least `min_metal_mm3`

@@ -11,10 +11,13 @@ by moments about the pin, within 1 %).
 Published cadaver tests, femora loaded on the head with the trochanter on a pad, shaft 10° to the
 ground, 15° internal rotation, distal end pinned (mean ± SD of the failure load): Courtney et al.
 1995 (J Bone Joint Surg Am 77:387) 3.44 ± 1.33 kN in elderly femora (mean age 74) and 7.20 ± 1.09 kN in
-young ones (mean age 33), from memory of the paper, not re-read here; Eckstein et al. 2004 (J Bone
-Miner Res 19:379, abstract) 3.95 ± 1.66 kN. The check asks the fall strength to lie within the
-range these span at ± 2 SD. Impact direction: Pinilla et al. 1996 (Calcif Tissue Int 58:231, from
-memory) found the failure load 24 % lower at 30° than at 0° of internal rotation; bonefe's strength
+young ones (mean age 33), from memory of the paper and still unconfirmed. A search of stored pages
+on 2026-12-01 found neither the paper nor its abstract. Eckstein et al. 2004 (J Bone Miner Res 19:379,
+doi:10.1359/JBMR.0301247) is confirmed from its abstract, re-read on 2026-12-01: 3951 ± 1659 N
+(right) and 3900 ± 1652 N (left), 54 pairs, donors 79.0 ± 10.6 years. The check asks the fall
+strength to lie within the range these span at ± 2 SD. Impact direction: Pinilla et al. 1996
+(Calcif Tissue Int 58:231) found the failure load 24 % lower at 30° than at 0° of internal rotation.
+This is from memory and still unconfirmed: the same search did not find the paper. bonefe's strength
 from 10° to 30° (tilt 10°) is reported beside it (a different span, so not asserted).
 """
 

@@ -72,21 +72,35 @@ leave the lever rule met within 0.4 % on a femur-like tube (tests/test_fall.py: 
 
 IMPACT_FACTOR = 8.25
 """Peak impact force on the trochanter in a sideways fall from standing height, in body weights at
-a body height of REFERENCE_HEIGHT_M: F = 8.25 · BW · √(h / 1.70 m) (van den Kroonenberg AJ, Hayes WC,
-McMahon TA 1995, J Biomech Eng 117:309, the mass–spring–damper fall model; used for the factor of
-risk by Bouxsein ML et al. 2007, J Bone Miner Res 22:825). 75 kg, 1.70 m: 6.07 kN; the undamped
-mass–spring form of Robinovitch et al. 1991 (J Biomech Eng 113:366) with an effective mass of 7/20 of
-body mass, stiffness 71 kN/m and a hip drop of 0.51 × height gives 5.6 kN for the same patient."""
+a body height of REFERENCE_HEIGHT_M: F = 8.25 · BW · √(h / 1.70 m); 75 kg, 1.70 m: 6.07 kN.
+UNCONFIRMED (checked 2026-12-01): the factor and the height scaling are attributed to van den
+Kroonenberg AJ, Hayes WC, McMahon TA 1995 (J Biomech Eng 117:309, the mass–spring–damper fall model),
+but that paper could not be found. Confirmed, with neither abstract giving the formula: Bouxsein ML
+et al. 2007, "Contribution of trochanteric soft tissues to fall force estimates, the factor of risk,
+and prediction of hip fracture risk", J Bone Miner Res 22(6):825–831, doi:10.1359/jbmr.070309, and
+Dufour AB et al. 2011, Osteoporos Int 23(2):513–520, doi:10.1007/s00198-011-1569-2. Both estimate
+the peak fall force from height and weight and attenuate it by the trochanteric soft tissue.
+Cross-check: the undamped mass–spring form of Robinovitch SN, Hayes WC, McMahon TA 1991, "Prediction
+of femoral impact forces in falls on the hip", J Biomech Eng 113(4):366–374, doi:10.1115/1.2895414
+(confirmed), gives 5.6 kN for the same patient with an effective mass of 7/20 of body mass, a
+stiffness of 71 kN/m and a hip drop of 0.51 × height. Those three values are not in the abstract:
+unconfirmed."""
 REFERENCE_HEIGHT_M = 1.70
 """Reference body height (m) of the impact formula; the default when the case gives no height."""
 SOFT_TISSUE_N_PER_MM = 71.0
-"""Attenuation of the peak impact force per mm of trochanteric soft tissue, N/mm (Robinovitch SN,
-McMahon TA, Hayes WC 1995, J Orthop Res 13:956; applied as F − 71 N/mm × thickness by Bouxsein et
-al. 2007). Without a measured thickness the force is not attenuated (the larger, cautious value)."""
+"""Attenuation of the peak impact force per mm of trochanteric soft tissue, N/mm, applied as
+F − 71 N/mm × thickness. Without a measured thickness the force is not attenuated (the larger,
+cautious value). UNCONFIRMED (checked 2026-12-01): 71 N/mm is not in the abstracts read, and its
+use by Bouxsein et al. 2007 is not confirmed. The paper it is attributed to exists, as cited:
+Robinovitch SN, McMahon TA, Hayes WC 1995, "Force attenuation in trochanteric soft tissues during
+impact from a fall", J Orthop Res 13(6):956–962, doi:10.1002/jor.1100130621. In its abstract, nine
+cadaver tissues were hit with 140 J; the peak forces were 4050–6420 N and fell as the tissue
+thickened (r² = 0.91)."""
 BCT_FRAGILE_N = {"women": 3000.0, "men": 3500.0}
 """Biomechanical-CT "fragile bone strength" (femoral strength in a sideways fall, at or below
 which the hip-fracture risk equals that of DXA osteoporosis): ≤ 3000 N women, ≤ 3500 N men
-(Keaveny TM et al. 2020, Osteoporos Int 31:1025). Their strength is the ultimate load of a
+(Keaveny TM et al. 2020, Osteoporos Int 31(6):1025–1048, Table 1, confirmed 2026-12-01; the same
+table gives ≤ 4500 N women, ≤ 6500 N men for the spine). Their strength is the ultimate load of a
 nonlinear model; ours is the onset of failure in a linear one (lower), so on our number the
 thresholds err on the cautious side."""
 REFERENCES = (
