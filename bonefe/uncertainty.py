@@ -85,7 +85,10 @@ doi:10.1007/s11548-021-02450-w). Concentric spheres of radius r and r + Δ have 
 1.6 mm per operator. Three times the bone's: lesion size is the larger segmentation error. Measured
 on femora; applied to every site (unconfirmed for vertebrae)."""
 POISSON_DELTA = 0.05
-"""Half-range of ν: reported values for bone span about 0.3–0.4 (DESIGN: 0.4 default, 0.3 option)."""
+"""Half-range of ν. The project's assumption, not a measured spread (no source for the spread of
+an isotropic whole-bone ν was found): femoral FE models use 0.4 (Schileo et al. 2008, the default
+here) or 0.3 (`bonefe.materials.MaterialOptions`), and ±0.05 about the chosen value covers half of
+that choice."""
 TRUNCATE_SD = 2.0
 """Outline offsets are drawn from a normal truncated at ±2 SD (95 % of its mass): the shared mesh
 must hold the largest outward move, and larger moves are gross errors, not measurement error."""
