@@ -31,7 +31,7 @@ MPI_TESTS := tests/test_solver_verification.py tests/test_fields.py tests/test_m
              tests/test_vertebra_loading.py tests/test_vertebra_pipeline.py tests/test_calibration_run.py \
              tests/test_clinical_numbers.py tests/test_window.py tests/test_stimulus.py \
              tests/test_sites.py tests/test_femur_golden.py tests/test_followup_fe.py tests/test_failure_points.py \
-             tests/test_specimen.py tests/test_specimen_fit.py tests/test_density_chain.py
+             tests/test_specimen.py tests/test_specimen_fit.py tests/test_density_chain.py tests/test_humerus.py
 
 .PHONY: venv demo spine-demo followup-demo spine-followup-demo patient-demo test serve benchmarks clean
 

@@ -9,7 +9,7 @@
 - a tube's torsion (the `strength` couple) against beam theory: strain energy T²L/(2GJ);
 - `bonefe phantom --site humerus` and `bonefe run` end to end, and the real right humerus of the
   chest CT in ../shared/data (skipped without it).
-Runs serially and under `mpirun -n 2` (Makefile MPI_TESTS_C)."""
+Runs serially and under `mpirun -n 2` (Makefile MPI_TESTS)."""
 
 import bonefe  # noqa: F401  (MPI/dolfinx import order)
 
