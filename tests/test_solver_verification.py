@@ -175,6 +175,28 @@ def test_borrowed_preconditioner_solves_its_own_operator():
     assert (u_lender - u_fresh).norm(PETSc.NormType.INFINITY) > 0.01 * scale
 
 
+def test_an_indefinite_amg_preconditioner_is_rebuilt_with_safer_smoothers():
+    """Chebyshev smoothers told that the operator's largest eigenvalue is a third of their estimate
+    make GAMG indefinite (CG stops with DIVERGED_INDEFINITE_PC; the demo's uncertainty study met
+    this on 2 ranks with the default 10-step estimate). The solver rebuilds the preconditioner once
+    with SAFER_SMOOTHER_OPTIONS and gives the default set-up's displacement to 1e-8."""
+    mesh, mid, clamp = bar_mesh()
+    E = 800.0 + 3000.0 * np.abs(np.sin(mid[:, 0] + 2 * mid[:, 1] + 0.5 * mid[:, 2]))
+    end = boundary(mesh, lambda p: np.isclose(p[2], BAR["length"]))
+    load = [(end, patch_traction(mesh, end, [20.0, -10.0, 100.0]))]
+    bad = {"mg_levels_ksp_chebyshev_esteig": "0,0.03,0,0.3", "ksp_max_it": 200}
+    plain = ElasticitySolver(mesh, E, 0.3, clamp, petsc_options=bad)
+    plain.ksp.solve(plain.load_vector(load), plain.A.createVecRight())  # without the retry
+    assert plain.ksp.getConvergedReason() == PETSc.KSP.ConvergedReason.DIVERGED_INDEFINITE_PC
+    retried = ElasticitySolver(mesh, E, 0.3, clamp, petsc_options=bad)
+    reference = ElasticitySolver(mesh, E, 0.3, clamp)
+    solutions = [s.solve(load) for s in (retried, reference)]  # kept: their vectors view them
+    u_retried, u_reference = (u.x.petsc_vec for u in solutions)
+    assert PETSc.Options()[retried.options_prefix + "mg_levels_ksp_chebyshev_esteig"] == "0,0.1,0,1.3"
+    scale = u_reference.norm(PETSc.NormType.INFINITY)
+    assert (u_retried - u_reference).norm(PETSc.NormType.INFINITY) < 1e-8 * scale
+
+
 def test_a_preconditioner_of_other_unknowns_is_refused():
     mesh, mid, clamp = bar_mesh()
     lender = ElasticitySolver(mesh, 1000.0, 0.3, clamp)
