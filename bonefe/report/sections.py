@@ -16,6 +16,7 @@ from bonefe.report.exercise import (
     window_rows,
     window_summary,
 )
+from bonefe.report.pdf import render_page_pdf
 from bonefe.report.pictures import Picture, png_bytes, render_strain
 from bonefe.risk import ActivityAssessment, VerdictPolicy
 from bonefe.schema import as_plain, build, plain_values
@@ -140,15 +141,19 @@ td,th{{border:1px solid #bbb;padding:3px 8px}}</style></head><body>
 def write_site_report(out_dir, results: dict, picture_mesh: dict | None, schema: str, render,
                       guidance_site: str) -> dict[str, Path]:
     """report.json (with `schema` and the guidance rows for a lesion at `guidance_site`), report.html
-    (`render(results)`) and, given the gathered mesh, strain.png in out_dir, atomically; results as
-    plain values. Rank 0 only."""
+    (`render(results)`), report.pdf (the same page, `bonefe.report.pdf.render_page_pdf`) and, given
+    the gathered mesh, strain.png in out_dir, atomically; results as plain values. Rank 0 only."""
     out_dir = Path(out_dir)
     results = plain_values(results)
     results["exercise_guidance"] = site_guidance(results, guidance_site)
-    paths = {"json": out_dir / "report.json", "html": out_dir / "report.html"}
+    paths = {"json": out_dir / "report.json", "html": out_dir / "report.html", "pdf": out_dir / "report.pdf"}
     atomic_write_json(paths["json"], {"schema": schema, **results})
+    pictures = {}
     if picture_mesh is not None:
         paths["png"] = out_dir / "strain.png"
-        atomic_write_bytes(paths["png"], png_bytes(render_strain(picture_mesh, results["failure_location_mm"])))
-    atomic_write_text(paths["html"], render(results))
+        pictures["strain.png"] = png_bytes(render_strain(picture_mesh, results["failure_location_mm"]))
+        atomic_write_bytes(paths["png"], pictures["strain.png"])
+    page_html = render(results)
+    atomic_write_text(paths["html"], page_html)
+    atomic_write_bytes(paths["pdf"], render_page_pdf(page_html, pictures))
     return paths
