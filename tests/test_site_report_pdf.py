@@ -56,15 +56,18 @@ def test_site_report_pdf_carries_the_failure_load_and_the_picture(tmp_path, writ
     assert f"{load:.0f} N" in paths["html"].read_text()
     assert title in text and activity in text
     assert "font-family" not in text  # the page's <style> is not printed
+    page_html = paths["html"].read_text()
+    assert 'src="strain.png"' not in page_html and page_html.count('src="data:image/png;base64,') >= 1  # opens alone
     if shutil.which("pdfimages"):
         assert image_count(paths["pdf"]) >= 1  # strain.png, embedded
 
 
 def test_site_report_pdf_without_picture(tmp_path):
-    """No gathered mesh: no strain.png, and the PDF leaves the page's picture out."""
+    """No gathered mesh: no strain.png, and the HTML and PDF leave the page's picture out."""
     paths = write_spine_report(tmp_path, SPINE)
     assert "png" not in paths and not (tmp_path / "strain.png").exists()
     assert "4006 N" in pdf_text(paths["pdf"])
+    assert "<img" not in paths["html"].read_text().split("<h2>Picture</h2>", 1)[1]  # no broken picture
 
 
 def test_page_pdf_keeps_table_cells_and_escapes(tmp_path):
@@ -73,7 +76,7 @@ def test_page_pdf_keeps_table_cells_and_escapes(tmp_path):
             "<table><thead><tr><th>Quantity</th><th>Value</th></tr></thead>"
             "<tbody><tr><td>Failure load</td><td class=\"x\">4006 N</td></tr></tbody></table>")
     path = tmp_path / "page.pdf"
-    path.write_bytes(render_page_pdf(page("t", body), {}))
+    path.write_bytes(render_page_pdf(page("t", body)))
     text = pdf_text(path)
     assert "Title & more" in text and "µε ≥ 2 × BW" in text
     assert "Failure load" in text and "4006 N" in text and "Quantity" in text

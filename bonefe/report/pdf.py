@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import re
@@ -132,26 +131,13 @@ PAGE_STYLES = {tag: TextStyle(font_family="DejaVu", font_style="B", font_size_pt
 """Headings of `render_page_pdf`: bold and black, as the femur PDF's."""
 
 
-def render_page_pdf(page_html: str, pictures: dict[str, bytes]) -> bytes:
-    """A site report's HTML page (`bonefe.report.sections.page`) as PDF bytes with the same content,
-    through fpdf2's HTML renderer: its headings, paragraphs, lists, tables and data-URI figures.
-    pictures: PNG bytes by the file name the page's <img> names (e.g. strain.png); a picture the
-    page names but that is not given (no mesh gathered) is left out. The <head> (title, <style>)
-    is dropped: the PDF has its own style."""
+def render_page_pdf(page_html: str) -> bytes:
+    """A site report's HTML page (`bonefe.report.sections.page`, pictures as data URIs) as PDF bytes
+    with the same content, through fpdf2's HTML renderer: its headings, paragraphs, lists, tables and
+    figures. The <head> (title, <style>) is dropped: the PDF has its own style."""
     title = re.search(r"<title>(.*?)</title>", page_html, re.S)
     body = re.search(r"<body>(.*)</body>", page_html, re.S)
     body = body.group(1) if body else page_html
-
-    def picture(match: re.Match) -> str:
-        src = html.unescape(match.group(1))
-        if src.startswith("data:"):
-            return match.group(0)
-        if src not in pictures:
-            return ""
-        return match.group(0).replace(match.group(1), "data:image/png;base64,"
-                                      + base64.b64encode(pictures[src]).decode("ascii"))
-
-    body = re.sub(r'<img [^>]*?src="([^"]*)"[^>]*>', picture, body)
     body = re.sub(r"<(td|th)(?=[ >])", r'<\1 align="left"', body)  # fpdf2 justifies cells by default
     pdf = new_document()
     if title:
