@@ -111,3 +111,22 @@ def test_report_without_pdf_is_a_plain_404(django_db, make_user):
     (request_dir(r) / "report" / "report.pdf").unlink()
     assert c.get(f"/requests/{r.pk}/report.pdf").status_code == 404
     assert AuditEvent.objects.filter(request=r, action="download").count() == 1
+
+
+def test_the_documented_first_admin_command_adds_an_admin_and_refuses_a_weak_password(django_db, monkeypatch):
+    """`python -m bonefe.service adduser NAME --role admin --password-stdin` (docs/service.md): an
+    admin who can sign in; a common or short password and an existing name are refused in one line."""
+    import io
+
+    from django.contrib.auth import authenticate
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough passphrase 7\n"))
+    call_command("adduser", "first-admin", role="admin", password_stdin=True, stdout=io.StringIO())
+    user = authenticate(username="first-admin", password="a long enough passphrase 7")
+    assert user is not None and user.is_superuser and user.is_staff
+    for password, name in (("password1\n", "weak"), ("short\n", "short"), ("another long passphrase 8\n", "first-admin")):
+        monkeypatch.setattr("sys.stdin", io.StringIO(password))
+        with pytest.raises(CommandError):
+            call_command("adduser", name, password_stdin=True, stdout=io.StringIO())
