@@ -1,4 +1,4 @@
-"""The humerus report: report.json, report.html and strain.png (shoulder wording, Mirels beside the FE).
+"""The humerus report: report.json, report.html, report.pdf and strain.png (shoulder wording, Mirels beside the FE).
 
 Written by rank 0 only, atomically (`bonefe.report.sections.write_site_report`). The activities are
 the glenohumeral contact forces of `bonefe.sites.humerus.loads`; walking aids are named apart,
@@ -87,6 +87,6 @@ of the leg, load this shoulder: their verdict here is this humerus's.</p>
 
 
 def write_humerus_report(out_dir, results: dict, picture_mesh: dict | None = None) -> dict[str, Path]:
-    """report.json, report.html and (given the gathered mesh) strain.png in out_dir."""
+    """report.json, report.html, report.pdf and (given the gathered mesh) strain.png in out_dir."""
     return write_site_report(out_dir, results, picture_mesh, "bonefe-humerus-report/1", render_humerus_html,
                              HUMERAL_SITE)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import io
+import re
 from pathlib import Path
 
 import matplotlib
 from fpdf import FPDF
-from fpdf.fonts import FontFace
+from fpdf.fonts import FontFace, TextStyle
 
 from bonefe.guidelines import GUIDELINE_HEADER
 from bonefe.report.content import ACTIVITY_HEADER, INPUT_HEADER, KEY_HEADER, Content
@@ -120,4 +122,26 @@ def render_pdf(content: Content, pictures: list[Picture], generated: str) -> byt
     pdf.ln(3)
     pdf.set_font("DejaVu", "", 8)
     pdf.multi_cell(0, 4, content.disclaimer, new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
+
+
+PAGE_STYLES = {tag: TextStyle(font_family="DejaVu", font_style="B", font_size_pt=size, color=(0, 0, 0), t_margin=3,
+                              b_margin=1)
+               for tag, size in (("h1", 16), ("h2", 13), ("h3", 11))}
+"""Headings of `render_page_pdf`: bold and black, as the femur PDF's."""
+
+
+def render_page_pdf(page_html: str) -> bytes:
+    """A site report's HTML page (`bonefe.report.sections.page`, pictures as data URIs) as PDF bytes
+    with the same content, through fpdf2's HTML renderer: its headings, paragraphs, lists, tables and
+    figures. The <head> (title, <style>) is dropped: the PDF has its own style."""
+    title = re.search(r"<title>(.*?)</title>", page_html, re.S)
+    body = re.search(r"<body>(.*)</body>", page_html, re.S)
+    body = body.group(1) if body else page_html
+    body = re.sub(r"<(td|th)(?=[ >])", r'<\1 align="left"', body)  # fpdf2 justifies cells by default
+    pdf = new_document()
+    if title:
+        pdf.set_title(html.unescape(title.group(1)))
+    pdf.set_font("DejaVu", "", 9)
+    pdf.write_html(body, font_family="DejaVu", tag_styles=PAGE_STYLES, table_line_separators=True)
     return bytes(pdf.output())

@@ -4,6 +4,7 @@ reports): tables, pictures, published exercise guidance, the exercise window, wh
 
 import base64
 import html
+import re
 from pathlib import Path
 
 from bonefe.guidelines import GALVAO, GUIDELINE_HEADER, ROW_SOURCE, guidance_summary, guideline_rows
@@ -16,6 +17,7 @@ from bonefe.report.exercise import (
     window_rows,
     window_summary,
 )
+from bonefe.report.pdf import render_page_pdf
 from bonefe.report.pictures import Picture, png_bytes, render_strain
 from bonefe.risk import ActivityAssessment, VerdictPolicy
 from bonefe.schema import as_plain, build, plain_values
@@ -137,18 +139,35 @@ td,th{{border:1px solid #bbb;padding:3px 8px}}</style></head><body>
 </body></html>"""
 
 
+def embed_pictures(page_html: str, pictures: dict[str, bytes]) -> str:
+    """The page with each <img src="NAME"> given as a data URI from pictures[NAME] (PNG bytes), so it
+    opens alone (and under the service's script-free policy); an <img> whose picture is not given
+    (no mesh gathered) is left out."""
+    def embed(match: re.Match) -> str:
+        png = pictures.get(html.unescape(match.group(1)))
+        if png is None:
+            return ""
+        return match.group(0).replace(match.group(1), "data:image/png;base64," + base64.b64encode(png).decode("ascii"))
+
+    return re.sub(r'<img [^>]*?src="(?!data:)([^"]*)"[^>]*>', embed, page_html)
+
+
 def write_site_report(out_dir, results: dict, picture_mesh: dict | None, schema: str, render,
                       guidance_site: str) -> dict[str, Path]:
     """report.json (with `schema` and the guidance rows for a lesion at `guidance_site`), report.html
-    (`render(results)`) and, given the gathered mesh, strain.png in out_dir, atomically; results as
-    plain values. Rank 0 only."""
+    (`render(results)`, pictures embedded), report.pdf (the same page, `bonefe.report.pdf.render_page_pdf`)
+    and, given the gathered mesh, strain.png in out_dir, atomically; results as plain values. Rank 0 only."""
     out_dir = Path(out_dir)
     results = plain_values(results)
     results["exercise_guidance"] = site_guidance(results, guidance_site)
-    paths = {"json": out_dir / "report.json", "html": out_dir / "report.html"}
+    paths = {"json": out_dir / "report.json", "html": out_dir / "report.html", "pdf": out_dir / "report.pdf"}
     atomic_write_json(paths["json"], {"schema": schema, **results})
+    pictures = {}
     if picture_mesh is not None:
         paths["png"] = out_dir / "strain.png"
-        atomic_write_bytes(paths["png"], png_bytes(render_strain(picture_mesh, results["failure_location_mm"])))
-    atomic_write_text(paths["html"], render(results))
+        pictures["strain.png"] = png_bytes(render_strain(picture_mesh, results["failure_location_mm"]))
+        atomic_write_bytes(paths["png"], pictures["strain.png"])
+    page_html = embed_pictures(render(results), pictures)
+    atomic_write_text(paths["html"], page_html)
+    atomic_write_bytes(paths["pdf"], render_page_pdf(page_html))
     return paths

@@ -1,4 +1,4 @@
-"""The vertebra report: report.json, report.html and strain.png (spine wording, SINS beside the FE).
+"""The vertebra report: report.json, report.html, report.pdf and strain.png (spine wording, SINS beside the FE).
 
 Written by rank 0 only, atomically (`bonefe.outputs`). The wording names the spine's own
 guidance: SINS 7–18 calls for a spinal surgeon's opinion (Fisher et al. 2010; Fourney et al. 2011),
@@ -75,6 +75,6 @@ are the movements spinal guidance restricts in patients with an unstable spine.<
 
 
 def write_spine_report(out_dir, results: dict, picture_mesh: dict | None = None) -> dict[str, Path]:
-    """report.json, report.html and (given the gathered mesh) strain.png in out_dir."""
+    """report.json, report.html, report.pdf and (given the gathered mesh) strain.png in out_dir."""
     return write_site_report(out_dir, results, picture_mesh, "bonefe-vertebra-report/1", render_spine_html,
                              spinal_site(results["level"]))

@@ -5,6 +5,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from bonefe.sites.vertebra.levels import LEVELS
+
 
 class Status(models.TextChoices):
     QUEUED = "queued", "queued"
@@ -16,12 +18,24 @@ class Status(models.TextChoices):
     CANCELLED = "cancelled", "cancelled"
 
 
+class Bone(models.TextChoices):
+    """The clinical sites of `bonefe.sites.SITES`: the femur and humerus by side, the vertebra by level."""
+    FEMUR = "femur", "femur"
+    HUMERUS = "humerus", "humerus"
+    VERTEBRA = "vertebra", "vertebra"
+
+
+SIDED = (Bone.FEMUR, Bone.HUMERUS)
+"""Bones requested by side (left or right); the vertebra is requested by level instead."""
+
+
 RUNNING = (Status.MESHING, Status.SOLVING, Status.REPORT)
 FINISHED = (Status.DONE, Status.FAILED, Status.CANCELLED)
 
 
 class RiskRequest(models.Model):
-    """One clinician's request for a femur risk report, and its run's state.
+    """One clinician's request for a risk report of one bone (femur or humerus and its side, or a
+    vertebra and its level, e.g. L1), and its run's state.
 
     A worker owns a running request while `lease_until` is in the future; it renews the lease
     (heartbeat) while the run lasts. A lapsed lease means the worker died: another one takes the
@@ -32,8 +46,9 @@ class RiskRequest(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="requests")
     created = models.DateTimeField(auto_now_add=True)
-    bone = models.CharField(max_length=16, default="femur")
-    side = models.CharField(max_length=5, choices=[("left", "left"), ("right", "right")])
+    bone = models.CharField(max_length=16, choices=Bone.choices, default=Bone.FEMUR)
+    side = models.CharField(max_length=5, blank=True, choices=[("left", "left"), ("right", "right")])
+    level = models.CharField(max_length=3, blank=True, choices=[(level, level) for level in LEVELS])
     body_mass_kg = models.FloatField()
     pain = models.CharField(max_length=10, blank=True,
                             choices=[("mild", "mild"), ("moderate", "moderate"), ("functional", "functional")])
@@ -56,7 +71,12 @@ class RiskRequest(models.Model):
         ordering = ["-created"]
 
     def __str__(self):
-        return f"{self.bone} {self.side} ({self.status})"
+        return f"{self.site} ({self.status})"
+
+    @property
+    def site(self) -> str:
+        """The bone in words: "left femur", "right humerus", "vertebra L1"."""
+        return f"vertebra {self.level}" if self.bone == Bone.VERTEBRA else f"{self.side} {self.bone}"
 
     @property
     def finished_state(self) -> bool:

@@ -96,8 +96,11 @@ def _report_file(user, pk, name: str, action: str):
     risk_request = get_request(user, pk)
     if risk_request.status != Status.DONE:
         raise Http404("the report is not ready")
+    path = request_dir(risk_request) / "report" / name
+    if not path.is_file():  # e.g. a report written before its site had a PDF
+        raise Http404(f"this report has no {name}")
     AuditEvent.objects.create(user=user, request=risk_request, action=action)
-    return request_dir(risk_request) / "report" / name
+    return path
 
 
 @login_required

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from bonefe.service.models import FINISHED, RUNNING, RiskRequest, Status
+from bonefe.service.models import FINISHED, RUNNING, Bone, RiskRequest, Status
 
 STAGE_STATUS = {"read images": Status.MESHING, "anatomy": Status.MESHING, "mesh": Status.MESHING,
                 "material": Status.SOLVING, "solve and assess": Status.SOLVING, "write outputs": Status.SOLVING,
@@ -42,13 +42,23 @@ def request_dir(request: RiskRequest) -> Path:
 
 
 def write_case(request: RiskRequest) -> Path:
-    """The case file of a request (bonefe.case format) next to its de-identified images."""
+    """The case file of a request (bonefe.case format, as cases/*.yaml) next to its de-identified
+    images: `site:` the bone; the femur and humerus with the patient's side (and Mirels pain), the
+    vertebra with `level:` and the vertebral density-modulus law (as cases/spine-l1-lytic.yaml).
+    Only the model's inputs: nothing that identifies the patient."""
     folder = request_dir(request)
-    patient = {"body_mass_kg": request.body_mass_kg, "side": request.side}
-    if request.pain:
-        patient["pain"] = request.pain
-    case = {"name": "request", "ct": "ct.nii.gz", "labels": "labels.nii.gz", "patient": patient,
-            "label_values": {"bone": 1, "lytic": 2, "blastic": 3}, "mesh": {"size_mm": settings.MESH_MM}}
+    patient = {"body_mass_kg": request.body_mass_kg}
+    site = {"site": request.bone}
+    material = {}
+    if request.bone == Bone.VERTEBRA:
+        site["level"] = request.level
+        material = {"material": {"law": "morgan2003_vertebra"}}
+    else:
+        patient["side"] = request.side
+        if request.pain:
+            patient["pain"] = request.pain
+    case = {"name": "request", **site, "ct": "ct.nii.gz", "labels": "labels.nii.gz", "patient": patient,
+            "label_values": {"bone": 1, "lytic": 2, "blastic": 3}, "mesh": {"size_mm": settings.MESH_MM}, **material}
     path = folder / "case.yaml"
     path.write_text(yaml.safe_dump(case, sort_keys=False))
     return path
