@@ -131,6 +131,13 @@ PAGE_STYLES = {tag: TextStyle(font_family="DejaVu", font_style="B", font_size_pt
 """Headings of `render_page_pdf`: bold and black, as the femur PDF's."""
 
 
+def _fit_width(img_tag: str, width_pt: float) -> str:
+    """The <img> tag drawn across the text width (pt; fpdf2 takes width in points, height follows the
+    aspect ratio): the HTML's own width is in screen pixels and would run off the page."""
+    img_tag = re.sub(r'\s(width|height)="[^"]*"', "", img_tag)
+    return img_tag.replace("<img", f'<img width="{width_pt:.0f}"', 1)
+
+
 def render_page_pdf(page_html: str) -> bytes:
     """A site report's HTML page (`bonefe.report.sections.page`, pictures as data URIs) as PDF bytes
     with the same content, through fpdf2's HTML renderer: its headings, paragraphs, lists, tables and
@@ -140,6 +147,7 @@ def render_page_pdf(page_html: str) -> bytes:
     body = body.group(1) if body else page_html
     body = re.sub(r"<(td|th)(?=[ >])", r'<\1 align="left"', body)  # fpdf2 justifies cells by default
     pdf = new_document()
+    body = re.sub(r"<img\b[^>]*>", lambda m: _fit_width(m.group(0), pdf.epw * pdf.k), body)
     if title:
         pdf.set_title(html.unescape(title.group(1)))
     pdf.set_font("DejaVu", "", 9)
