@@ -110,9 +110,10 @@ def write_inp(path, points, tets, E, nu, fixed_nodes, nodal_forces,
     fixed_nodes:  0-based indices of nodes with all displacement components zero.
     nodal_forces: (n, 3) force on each node; zero rows are omitted.
     node_sets:    optional named node sets (0-based indices), written as *NSET P_<NAME>.
-    moved:        optional {node set name: displacement 3-vector}: those sets' nodes moved rigidly
-                  (*BOUNDARY with values, a displacement-controlled plate), each set's total
-                  reaction force printed (*NODE PRINT RF, TOTALS=ONLY), and NFIX's too.
+    moved:        optional {node set name: displacement 3-vector, or (k, 3) per node of the set in
+                  ascending node order}: those sets' nodes moved (*BOUNDARY with values, a
+                  displacement-controlled plate), each set's total reaction force printed
+                  (*NODE PRINT RF, TOTALS=ONLY; per node too when moved per node), and NFIX's too.
     """
     points = np.asarray(points, dtype=float)
     tets = _oriented(points, np.asarray(tets, dtype=np.int64))
@@ -136,13 +137,22 @@ def write_inp(path, points, tets, E, nu, fixed_nodes, nodal_forces,
             handle.write(f"*NSET, NSET={set_name(name)}\n" + _id_lines(np.unique(members)))
         handle.write("*BOUNDARY\nNFIX, 1, 3, 0.\n*STEP\n*STATIC\n")
         for name, value in (moved or {}).items():
-            handle.write("*BOUNDARY\n" + "".join(f"{set_name(name)}, {c}, {c}, {_real(v)}\n"
-                                                 for c, v in enumerate(np.asarray(value, float), start=1)))
+            value = np.asarray(value, float)
+            if value.ndim == 1:
+                lines = [f"{set_name(name)}, {c}, {c}, {_real(v)}\n" for c, v in enumerate(value, start=1)]
+            else:
+                nodes_of_set = np.unique(node_sets[name]) + 1
+                lines = [f"{n}, {c}, {c}, {_real(v)}\n" for n, row in zip(nodes_of_set, value)
+                         for c, v in enumerate(row, start=1)]
+            handle.write("*BOUNDARY\n" + "".join(lines))
         handle.write("*CLOAD\n")
         np.savetxt(handle, np.column_stack([nodes + 1, components + 1, _reals(forces[nodes, components])]),
                    fmt=["%d", "%d", REAL_FORMAT], delimiter=", ")
-        for name in ["NFIX", *map(set_name, moved)] if moved else []:
-            handle.write(f"*NODE PRINT, NSET={name}, TOTALS=ONLY\nRF\n")
+        if moved:
+            handle.write("*NODE PRINT, NSET=NFIX, TOTALS=ONLY\nRF\n")
+            for name, value in moved.items():
+                totals = "YES" if np.ndim(value) == 2 else "ONLY"  # per node too: a rotating plate's moment
+                handle.write(f"*NODE PRINT, NSET={set_name(name)}, TOTALS={totals}\nRF\n")
         handle.write("*NODE FILE\nU\n*EL FILE\nS, E\n*NODE PRINT, NSET=NALL\nU\n"
                      "*EL PRINT, ELSET=EALL, TOTALS=ONLY\nELSE\n*END STEP\n")
 

@@ -401,12 +401,18 @@ class ElasticitySolver:
         return u
 
     def solve_prescribed(self, facets: np.ndarray, value) -> fem.Function:
-        """Displacement (mm) with u = `value` (a constant 3-vector, mm) on `facets`, which must be
-        among the fixed facets the operator was built with (the others stay at 0), and no load:
-        a rigid plate moved by `value`. The right-hand side is lifted (b = −A g off the prescribed
-        dofs), so the same operator and preconditioner serve every plate motion."""
+        """Displacement (mm) with u = `value` on `facets`, which must be among the fixed facets the
+        operator was built with (the others stay at 0), and no load: a rigid plate moved by `value`,
+        a constant 3-vector (mm) or a callable x (3, n) -> u (3, n) (e.g. a small rotation). The
+        right-hand side is lifted (b = −A g off the prescribed dofs), so the same operator and
+        preconditioner serve every plate motion."""
         dofs = fem.locate_dofs_topological(self.V, self.mesh.topology.dim - 1, np.asarray(facets, np.int32))
-        moved = fem.dirichletbc(np.asarray(value, dtype=PETSc.ScalarType), dofs, self.V)
+        if callable(value):
+            field = fem.Function(self.V)
+            field.interpolate(value)
+            moved = fem.dirichletbc(field, dofs)
+        else:
+            moved = fem.dirichletbc(np.asarray(value, dtype=PETSc.ScalarType), dofs, self.V)
         bcs = [*self.bcs, moved]  # applied in order: the plate's value overrides the zero there
         with self.b.localForm() as local:
             local.set(0.0)

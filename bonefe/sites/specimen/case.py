@@ -9,6 +9,7 @@
       fixed: {plane: {point: [0, 0, 0], normal: [0, 0, 1], depth_mm: 0.0}}
       loaded: {plane: {point: [0, 0, 3.9], normal: [0, 0, -1]}}
       displacement_mm: [0, 0, -0.04]              # or force_n: [0, 0, -500]
+      # rotation_deg: [0, 0, 1] or moment_nmm: [0, 0, 0] (free plate); pivot: [x, y, z]
     mesh: {size_mm: 0.2}
     failure: {averaging_radius_mm: 0.5, exclusion_mm: 0.5}
 
@@ -163,22 +164,53 @@ class Region:
 
 @dataclass(frozen=True)
 class Rig:
-    """The test machine: `fixed` region (all displacements 0), `loaded` region moved as a rigid,
-    bonded plate (uniform displacement, no rotation) by `displacement_mm` (displacement control)
-    or so that it carries `force_n` (force control, N on the specimen); `pivot` (mm): the point
-    the reaction moment is taken about (default the loaded region's centroid)."""
+    """The test machine: `fixed` region (all displacements 0), `loaded` region bonded to a rigid plate.
+
+    The plate's translation: `displacement_mm` (displacement control) or `force_n` (force control,
+    N on the specimen). Its rotation about `pivot` (mm; default the loaded region's centroid):
+    locked when neither `rotation_deg` nor `moment_nmm` is given (a platen), else prescribed by
+    `rotation_deg` (small rotation, degrees about the world x, y, z axes) or free, carrying
+    `moment_nmm` (N·mm on the specimen; [0, 0, 0] for a plate on a ball joint at the pivot, e.g. a
+    cantilever's free end). A zero translation with a rotation or moment is a torsion or bending
+    test: its failure is then read as a moment."""
 
     fixed: Region
     loaded: Region
     displacement_mm: Vector | None = None
     force_n: Vector | None = None
+    rotation_deg: Vector | None = None
+    moment_nmm: Vector | None = None
     pivot: Vector | None = None
 
     def __post_init__(self):
         if (self.displacement_mm is None) == (self.force_n is None):
             raise ValueError("give either displacement_mm or force_n")
-        _unit(self.displacement_mm if self.force_n is None else self.force_n,
-              "displacement_mm" if self.force_n is None else "force_n")
+        if self.rotation_deg is not None and self.moment_nmm is not None:
+            raise ValueError("give rotation_deg or moment_nmm, not both (neither: the plate does not rotate)")
+        if not np.any(self.translation_load) and not np.any(self.rotation_load):
+            raise ValueError("the rig's load is zero: give a non-zero displacement_mm or force_n, "
+                             "or a rotation_deg or moment_nmm")
+
+    @property
+    def rotates(self) -> bool:
+        """Whether the plate's rotation is solved (prescribed or free), not locked."""
+        return self.rotation_deg is not None or self.moment_nmm is not None
+
+    @property
+    def translation_load(self) -> np.ndarray:
+        """The translation's prescribed value (mm or N) as an array."""
+        return np.asarray(self.displacement_mm if self.force_n is None else self.force_n, float)
+
+    @property
+    def rotation_load(self) -> np.ndarray:
+        """The rotation's prescribed value (degrees or N·mm); zeros when locked."""
+        value = self.rotation_deg if self.moment_nmm is None else self.moment_nmm
+        return np.zeros(3) if value is None else np.asarray(value, float)
+
+    @property
+    def torsion_or_bending(self) -> bool:
+        """A pure moment test: zero translation (or force), a rotation or moment only."""
+        return not np.any(self.translation_load)
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,7 @@ class Runs:
         case = _with_law(self.specimens[i].case, 1.0, exponent)
         bone, tags = self.meshes[i]
         E = specimen_material(bone.mesh, self.volumes[i], case.material).E
-        loading = RigLoading(bone.mesh, E, case.material.poisson, tags, case.rig.pivot, case.mesh.degree)
+        loading = RigLoading(bone.mesh, E, case.material.poisson, tags, case.rig, case.mesh.degree)
         return loading.readouts(case.rig)["stiffness_n_per_mm"]
 
 

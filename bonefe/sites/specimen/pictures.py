@@ -1,6 +1,6 @@
 """rig.png: the specimen in its rig — the bone coloured by its minimum principal strain under the
 rig's load (cell averages, µε), the fixed and loaded regions as blue and red slabs on the
-surface and an arrow along the plate force. Rendered off screen on rank 0 (`bonefe.report.pictures`: VTK through EGL)."""
+surface and an arrow along the plate force (none for a torsion or bending test). Rendered off screen on rank 0 (`bonefe.report.pictures`: VTK through EGL)."""
 
 import numpy as np
 
@@ -21,7 +21,8 @@ def _facet_triangles(mesh, facets: np.ndarray):
 
 
 def render_rig(mesh, tags, min_principal: np.ndarray, force_n, size=(1000, 800)) -> np.ndarray | None:
-    """The picture (rank 0; None elsewhere). min_principal: per local cell, dimensionless. Collective."""
+    """The picture (rank 0; None elsewhere). min_principal: per local cell, dimensionless; force_n:
+    the plate force (N) the arrow follows, or None. Collective."""
     points, tets = gather_mesh(mesh)
     strain = gather_cells(mesh, np.asarray(min_principal) * 1e6)
     regions = {tag: _facet_triangles(mesh, tags.find(tag)) for tag in (FIXED, LOADED)}
@@ -44,11 +45,12 @@ def render_rig(mesh, tags, min_principal: np.ndarray, force_n, size=(1000, 800))
         outward = points[np.unique(triangles)].mean(axis=0) - centroid
         slab = patch.extrude(0.04 * grid.length * outward / np.linalg.norm(outward), capping=True)
         plotter.add_mesh(slab, color=COLOURS[tag])
-    centre = points[np.unique(regions[LOADED])].mean(axis=0)
-    direction = np.asarray(force_n, float) / np.linalg.norm(force_n)
-    length = 0.35 * grid.length
-    start = centre - direction * (length + 0.05 * grid.length)  # the tip just off the plate
-    plotter.add_mesh(pv.Arrow(start=start, direction=direction, scale=length), color="crimson")
+    if force_n is not None:
+        centre = points[np.unique(regions[LOADED])].mean(axis=0)
+        direction = np.asarray(force_n, float) / np.linalg.norm(force_n)
+        length = 0.35 * grid.length
+        start = centre - direction * (length + 0.05 * grid.length)  # the tip just off the plate
+        plotter.add_mesh(pv.Arrow(start=start, direction=direction, scale=length), color="crimson")
     plotter.view_isometric()
     plotter.reset_camera()
     return _screenshot(plotter)

@@ -1,20 +1,23 @@
 """The virtual test machine: fixed and loaded regions, plate motions, reactions and the strain basis.
 
-The fixed region is clamped (u = 0). The loaded region is bonded to a rigid plate that translates
-without rotating (a platen of a test machine): u = t on it. Three plate translations t = e_x,
-e_y, e_z are solved once on one operator (`bonefe.solver.ElasticitySolver.solve_prescribed`);
-linearity gives every other motion. The force the plate puts on the specimen under translation
-e_j along e_k is K_kj = a(u_j, u_k) (`ElasticitySolver.work`: u_k is e_k on the plate and 0 on
-the fixed region, and u_j is in equilibrium everywhere else), so K is the 3 × 3 stiffness matrix
-of the rig (N/mm, symmetric by reciprocity). The moment about the pivot c is a(u, r_k) with r_k
-= e_k × (x − c) on the plate's nodes and 0 elsewhere, and the force on the fixed region a(u, e_k
-there): minus the plate's force (equilibrium, a check).
+The fixed region is clamped (u = 0). The loaded region is bonded to a rigid plate: u = t + θ × (x − c)
+on it, a translation t and (when the rig lets the plate rotate, `Rig.rotates`) a small rotation θ
+about the pivot c. Each unit motion — the translations e_x, e_y, e_z and, if the plate rotates, the
+rotations e_x, e_y, e_z about c — is solved once on one operator
+(`bonefe.solver.ElasticitySolver.solve_prescribed`); linearity gives every other motion. The
+generalised force the plate puts on the specimen (force N, moment N·mm about c) under unit motion j,
+along unit motion k, is K_kj = a(u_j, w_k) (`ElasticitySolver.work`: w_k is the k-th unit motion on
+the plate and 0 on the fixed region, and u_j is in equilibrium everywhere else), so K is the rig's
+stiffness matrix (3 × 3 for a plate that only translates, 6 × 6 otherwise; symmetric by
+reciprocity). The moment of a plate that does not rotate and the fixed region's force and moment
+are read the same way (the fixed region's: minus the plate's, an equilibrium check).
 
-Displacement control d: plate force F = K d, stiffness along d: F·d / |d|² (N/mm).
-Force control F: t = K⁻¹ F. Either way the failure reading sees the strain per newton of plate
-force, ε_F = Σ_j (K⁻¹)_jk ε(u_j) per component k (`strain_basis`, the same superposition as the
-vertebra's endplates), so the rig's load is the unit vector along F with its magnitude as peak,
-and the failure load is |F| at the onset of failure by the strain criterion (`bonefe.assessment`).
+Each motion component is prescribed (displacement, rotation; a locked rotation is a zero one) or
+carries a prescribed load (force, moment); the others follow from K (`RigLoading.state`). The
+failure reading sees the strain per unit of generalised plate load, ε_Q = Σ_j (K⁻¹)_jk ε(u_j) per
+component k (`strain_basis`: "force" per N and, with rotation, "moment" per N·mm — the vertebra's
+superposition), so the rig's load is its generalised load scaled to unit magnitude and the
+failure load is that magnitude at the onset of failure by the strain criterion (`bonefe.assessment`).
 """
 
 import bonefe  # noqa: F401  (orders dolfinx_solver before dolfinx/petsc4py)
@@ -77,33 +80,40 @@ def rig_tags(mesh, rig: Rig, label_map=None):
 
 
 class RigLoading:
-    """The specimen in its rig: the three plate translations solved once (module docstring).
+    """The specimen in its rig: the plate's unit motions solved once (module docstring).
 
-    K: the 3 × 3 stiffness (N/mm); moments: 3 × 3, column j the moment (N·mm) about `pivot` per
-    unit translation e_j; fixed_force: 3 × 3, the force on the fixed region per unit translation."""
+    K: the stiffness over the solved motions (3 × 3 or 6 × 6; N/mm, N/rad, N·mm/mm, N·mm/rad);
+    plate: 6 × n, the plate's force (N) and moment about `pivot` (N·mm) per unit motion;
+    fixed: 6 × n, the same for the fixed region's reaction."""
 
-    def __init__(self, mesh, E, nu, tags, pivot=None, degree: int = 1):
+    def __init__(self, mesh, E, nu, tags, rig: Rig, degree: int = 1):
         self.mesh = mesh
         self.fixed, self.loaded = tags.find(FIXED), tags.find(LOADED)
         self.solver = ElasticitySolver(mesh, E, nu, np.concatenate([self.fixed, self.loaded]), degree=degree)
-        self.translations = [self.solver.solve_prescribed(self.loaded, axis) for axis in np.eye(3)]
-        self.pivot = self._centroid() if pivot is None else np.asarray(pivot, float)
-        self.K = np.array([[self.solver.work(u, w) for u in self.translations] for w in self.translations])
+        self.pivot = self._centroid() if rig.pivot is None else np.asarray(rig.pivot, float)
+        translations = [lambda x, e=e: np.broadcast_to(e, x.shape) for e in np.eye(3)]
+        rotations = [lambda x, e=e: np.cross(e, x - self.pivot) for e in np.eye(3)]  # x: (n, 3)
+        self.motions = [self.solver.solve_prescribed(self.loaded, e) for e in np.eye(3)]
+        if rig.rotates:
+            self.motions += [self.solver.solve_prescribed(self.loaded, lambda x, r=r: r(x.T).T) for r in rotations]
+        self.K = np.array([[self.solver.work(u, w) for u in self.motions] for w in self.motions])
         plate, grip = (fem.locate_dofs_topological(self.solver.V, 2, facets) for facets in (self.loaded, self.fixed))
-        rotations = [self._on(plate, lambda x, e=e: np.cross(e, x - self.pivot)) for e in np.eye(3)]
-        self.moments = np.array([[self.solver.work(u, w) for u in self.translations] for w in rotations])
-        grips = [self._on(grip, lambda x, e=e: np.broadcast_to(e, x.shape)) for e in np.eye(3)]
-        self.fixed_force = np.array([[self.solver.work(u, w) for u in self.translations] for w in grips])
-        strains = np.stack([cell_strain(u) for u in self.translations])  # per unit translation
-        self.force_strains = np.tensordot(np.linalg.inv(self.K).T, strains, axes=1)
-        """Cell strains (3, cells, 3, 3) per newton of plate force along x, y, z."""
+        self.plate = np.vstack([self.K, self._reactions(plate, rotations[len(self.motions) - 3:])])
+        self.fixed_reaction = self._reactions(grip, translations + rotations)
+        strains = np.stack([cell_strain(u) for u in self.motions])  # per unit motion
+        self.load_strains = np.tensordot(np.linalg.inv(self.K).T, strains, axes=1)
+        """Cell strains (n, cells, 3, 3) per unit of each generalised plate load component."""
 
-    def _on(self, dofs: np.ndarray, value) -> fem.Function:
-        """A P-k function equal to value(x) (x: dof coordinates (n, 3) -> (n, 3)) on the (block) dofs, 0 elsewhere."""
+    def _reactions(self, dofs: np.ndarray, motions) -> np.ndarray:
+        """(len(motions), n): a(u_j, w_k), w_k the k-th motion on `dofs` and 0 elsewhere."""
         V = self.solver.V
-        w = fem.Function(V)
-        w.x.array.reshape(-1, 3)[dofs] = value(V.tabulate_dof_coordinates()[dofs])
-        return w
+        x = V.tabulate_dof_coordinates()[dofs]
+        rows = []
+        for motion in motions:
+            w = fem.Function(V)
+            w.x.array.reshape(-1, 3)[dofs] = motion(x)
+            rows.append([self.solver.work(u, w) for u in self.motions])
+        return np.array(rows).reshape(len(motions), len(self.motions))
 
     def _centroid(self) -> np.ndarray:
         """Area centroid of the loaded region (mm)."""
@@ -113,26 +123,44 @@ class RigLoading:
         moment = self.mesh.comm.allreduce((facets.area[on, None] * facets.midpoint[on]).sum(axis=0), op=MPI.SUM)
         return moment / area
 
-    def motion(self, rig: Rig) -> np.ndarray:
-        """The plate translation (mm) of the rig's load (displacement, or the one carrying the force)."""
-        if rig.displacement_mm is not None:
-            return np.asarray(rig.displacement_mm, float)
-        return np.linalg.solve(self.K, np.asarray(rig.force_n, float))
+    def state(self, rig: Rig) -> np.ndarray:
+        """Amplitudes of the solved unit motions under the rig's load: the plate translation (mm) and,
+        if it rotates, its rotation (rad); prescribed components as given, the others from K."""
+        n = len(self.motions)
+        known = np.array([rig.force_n is None] * 3 + [rig.rotation_deg is not None] * 3)[:n]
+        rotation = np.radians(rig.rotation_load) if rig.rotation_deg is not None else rig.rotation_load
+        given = np.concatenate([rig.translation_load, rotation])[:n]
+        q = np.where(known, given, 0.0)
+        free = ~known
+        if free.any():
+            q[free] = np.linalg.solve(self.K[np.ix_(free, free)], given[free] - self.K[np.ix_(free, known)] @ q[known])
+        return q
+
+    def plate_load(self, rig: Rig) -> np.ndarray:
+        """The load along the solved motions under the rig's load: the plate force (N) and, when the
+        plate rotates, its moment (N·mm); a locked plate's moment is a reaction, not part of the load."""
+        return self.K @ self.state(rig)
 
     def readouts(self, rig: Rig) -> dict:
-        """Plate force and moment, the fixed region's force, plate translation and stiffness along it."""
-        t = self.motion(rig)
-        force = self.K @ t
-        return {"plate_translation_mm": t.tolist(), "reaction_force_n": force.tolist(),
-                "reaction_moment_nmm": (self.moments @ t).tolist(), "moment_pivot_mm": self.pivot.tolist(),
-                "fixed_region_force_n": (self.fixed_force @ t).tolist(),
-                "stiffness_n_per_mm": float(force @ t / (t @ t)), "stiffness_matrix_n_per_mm": self.K.tolist()}
+        """Plate force and moment, the fixed region's, plate translation and rotation, stiffnesses."""
+        q = self.state(rig)
+        load, fixed = self.plate @ q, self.fixed_reaction @ q
+        t, theta = q[:3], np.concatenate([q[3:], np.zeros(3)])[:3]
+        out = {"plate_translation_mm": t.tolist(), "plate_rotation_deg": np.degrees(theta).tolist(),
+               "reaction_force_n": load[:3].tolist(), "reaction_moment_nmm": load[3:].tolist(),
+               "moment_pivot_mm": self.pivot.tolist(), "fixed_region_force_n": fixed[:3].tolist(),
+               "fixed_region_moment_nmm": fixed[3:].tolist(), "stiffness_matrix": self.K.tolist()}
+        if t @ t > 0:
+            out["stiffness_n_per_mm"] = float(load[:3] @ t / (t @ t))
+        if theta @ theta > 0:
+            out["rotational_stiffness_nmm_per_deg"] = float(load[3:] @ theta / (theta @ theta) * np.pi / 180.0)
+        return out
 
-    def displacement(self, t) -> fem.Function:
-        """Displacement (mm) under plate translation t (mm)."""
+    def displacement(self, q) -> fem.Function:
+        """Displacement (mm) under the unit motions' amplitudes q (mm, rad)."""
         u = fem.Function(self.solver.V, name="displacement")
-        for component, unit in zip(np.asarray(t, float), self.translations):
-            u.x.array[:] += component * unit.x.array
+        for amplitude, unit in zip(np.asarray(q, float), self.motions):
+            u.x.array[:] += amplitude * unit.x.array
         return u
 
     def strain_basis(self) -> "RigBasis":
@@ -140,23 +168,26 @@ class RigLoading:
 
 
 class RigBasis(StrainBasis):
-    """Cell strains per newton of plate force ("force", 3 world components); `displacement` and
-    `solver` as `bonefe.solver.UnitLoadBasis`, for the fields."""
+    """Cell strains per unit of plate load: "force" (3 world components, per N) and, with a rotating
+    plate, "moment" (per N·mm about the pivot); `displacement` and `solver` as
+    `bonefe.solver.UnitLoadBasis`, for the fields."""
 
     def __init__(self, loading: RigLoading):
         self.loading, self.solver = loading, loading.solver
-        super().__init__({"force": loading.force_strains})
+        strains = loading.load_strains
+        super().__init__({"force": strains[:3]} | ({"moment": strains[3:]} if len(strains) > 3 else {}))
 
     def displacement(self, forces: dict) -> fem.Function:
         self._check(forces)
-        return self.loading.displacement(np.linalg.solve(self.loading.K, np.asarray(forces["force"], float)))
+        load = np.concatenate([np.asarray(forces.get(name, np.zeros(3)), float) for name in self._strain])
+        return self.loading.displacement(np.linalg.solve(self.loading.K, load))
 
 
 class RigModel(BoneModel):
     """The specimen in its rig: the generic failure reading (`bonefe.assessment.BoneModel`) over the
     rig's basis, cells within the failure options' exclusion distance of either region not evaluated."""
 
-    def __init__(self, mesh, tags, E, labels, nu, options: RiskOptions, pivot=None, degree: int = 1, lesion=None):
-        self.loading = RigLoading(mesh, E, nu, tags, pivot, degree)
+    def __init__(self, mesh, tags, E, labels, nu, options: RiskOptions, rig: Rig, degree: int = 1, lesion=None):
+        self.loading = RigLoading(mesh, E, nu, tags, rig, degree)
         away = away_from_patches(mesh, tags, options.exclusion_mm)
         super().__init__(mesh, labels, options, self.loading.solver, self.loading.strain_basis(), away, lesion)

@@ -72,7 +72,7 @@ def solve_specimen(case: SpecimenCase, volume, comm=MPI.COMM_WORLD, bone=None) -
     material = specimen_material(mesh, volume, case.material)
     model = setup.model(mesh, tags, material.E, material.label, case.material.poisson, risk_options(case),
                         case.mesh.degree)
-    setup = setup.with_force(model.loading.K @ model.loading.motion(case.rig))
+    setup = setup.with_plate_load(model.loading.plate_load(case.rig))
     stance = model.failure(setup.reference().unit)
     return Solved(setup, model, material, stance, mesh, tags, bone_mesh.quality)
 
@@ -115,7 +115,8 @@ def _run(case: SpecimenCase, out: Path, progress: Progress, comm) -> dict:
         if "vtu" in case.exports:
             export_mesh(out / "model.vtu", solved.mesh, {"E": material.E})
         results = report(case, solved, comm)
-        picture = render_rig(solved.mesh, solved.tags, principal_strains(model.basis.strain(load.peak))[:, 2], load.peak["force"])
+        picture = render_rig(solved.mesh, solved.tags, principal_strains(model.basis.strain(load.peak))[:, 2],
+                             None if case.rig.torsion_or_bending else load.peak["force"])
         if comm.rank == 0:
             write_quality(out / "mesh-quality.json", solved.quality)
             SPECIMEN.write_report(out, results, picture)

@@ -37,10 +37,11 @@ def box_mesh(volume: Volume, size_mm: float, comm):
 
 @dataclass(frozen=True)
 class SpecimenSetup:
-    """A specimen bound to its case (the rig) and, once solved, the plate force of its load (N)."""
+    """A specimen bound to its case (the rig) and, once solved, the generalised plate load of its
+    rig's load (`RigLoading.plate_load`: force N, then moment N·mm when the plate rotates)."""
 
     case: SpecimenCase
-    force_n: np.ndarray | None = None
+    plate_load: np.ndarray | None = None
     frame: None = None
     body_mass_kg: float = float("nan")
     laws: tuple[str, ...] = ()
@@ -80,19 +81,25 @@ class SpecimenSetup:
     def model(self, mesh, facet_tags, E, labels, nu, risk, degree: int = 1, lesion=None):
         from bonefe.sites.specimen.rig import RigModel
 
-        return RigModel(mesh, facet_tags, E, labels, nu, risk, self.rig.pivot, degree, lesion)
+        return RigModel(mesh, facet_tags, E, labels, nu, risk, self.rig, degree, lesion)
 
     def reference(self) -> Load:
-        """The rig's load: the unit vector along the plate force, its magnitude the peak (N). Under
-        displacement control the force is known after the rig's solve: bind it with `with_force`."""
-        if self.force_n is None:
-            raise BonefeError("the specimen's load follows from its rig's solve: bind it with SpecimenSetup.with_force")
-        magnitude = float(np.linalg.norm(self.force_n))
-        return Load("rig", "Rig load", {"force": np.asarray(self.force_n) / magnitude}, magnitude,
+        """The rig's load scaled to unit plate force, its magnitude the peak (N) — or, for a torsion
+        or bending test (`Rig.torsion_or_bending`), to unit moment (peak in N·mm). It follows from
+        the rig's solve: bind it with `with_plate_load`."""
+        if self.plate_load is None:
+            raise BonefeError("the specimen's load follows from its rig's solve: bind it with "
+                              "SpecimenSetup.with_plate_load")
+        load = np.asarray(self.plate_load, float)
+        parts = {"force": load[:3]} | ({"moment": load[3:]} if len(load) > 3 else {})
+        moment_test = self.rig.torsion_or_bending
+        magnitude = float(np.linalg.norm(parts["moment" if moment_test else "force"]))
+        return Load("rig", "Rig moment" if moment_test else "Rig load",
+                    {name: part / magnitude for name, part in parts.items()}, magnitude,
                     "the case's rig (bonefe.sites.specimen.rig)")
 
-    def with_force(self, force_n) -> "SpecimenSetup":
-        return replace(self, force_n=np.asarray(force_n, float))
+    def with_plate_load(self, plate_load) -> "SpecimenSetup":
+        return replace(self, plate_load=np.asarray(plate_load, float))
 
     def loads(self, names=None, custom=()) -> list[Load]:
         """The rig's load alone (no activity library)."""
@@ -137,14 +144,19 @@ class SpecimenSite:
         return {}
 
     def results(self, case: SpecimenCase, anatomy, assessment, setup) -> dict:
-        """Failure load (N, along the plate force), the plate travel at failure (mm) and where it starts."""
+        """At the onset of failure: the plate force (N, its magnitude the failure load), moment
+        (N·mm, its magnitude the failure moment), translation (mm), rotation (degrees); where it starts."""
         stance = assessment.stance
-        force = np.asarray(setup.force_n, float)
-        scale = stance.failure_load_n / float(np.linalg.norm(force))
+        scale = stance.failure_load_n / setup.reference().peak_n  # the rig's load times this fails
         rig = assessment.model.loading.readouts(setup.rig)
-        return {"site": "specimen", "failure_load_n": stance.failure_load_n, "failure_location_mm": stance.location_mm,
-                "failure_mode": stance.mode,
-                "failure_translation_mm": (scale * np.asarray(rig["plate_translation_mm"])).tolist()}
+        at_failure = {key: (scale * np.asarray(rig[key])).tolist() for key in
+                      ("reaction_force_n", "reaction_moment_nmm", "plate_translation_mm", "plate_rotation_deg")}
+        return {"site": "specimen", "failure_load_n": float(np.linalg.norm(at_failure["reaction_force_n"])),
+                "failure_moment_nmm": float(np.linalg.norm(at_failure["reaction_moment_nmm"])),
+                "failure_location_mm": stance.location_mm, "failure_mode": stance.mode,
+                "failure_force_n": at_failure["reaction_force_n"],
+                "failure_translation_mm": at_failure["plate_translation_mm"],
+                "failure_rotation_deg": at_failure["plate_rotation_deg"]}
 
     def bone(self, case: SpecimenCase) -> str:
         raise BonefeError(NOT_CLINICAL.format("a follow-up over time"))
@@ -153,7 +165,8 @@ class SpecimenSite:
         failure = case.failure
         return [
             "Linear elastic, isotropic material mapped from the image element by element; the fixed region "
-            "clamped, the loaded region bonded to a rigid plate that translates without rotating.",
+            "clamped, the loaded region bonded to a rigid plate that "
+            + ("rotates about the pivot (small rotations)." if case.rig.rotates else "translates without rotating."),
             f"Failure is the onset of local failure by the maximum principal strain criterion "
             f"({failure.criterion.tensile_limit:g} tension, {failure.criterion.compressive_limit:g} compression) "
             f"on the strain averaged over {failure.averaging_radius_mm:g} mm spheres, read farther than "
@@ -161,19 +174,22 @@ class SpecimenSite:
         ]
 
     def export_inp(self, path: Path, basis, facet_tags, E, nu, setup) -> None:
-        """model.inp: the rig as CalculiX boundary conditions (fixed region 0, the plate's nodes moved by
-        the translation that carries the rig's load) and ccx's reaction totals for both regions."""
+        """model.inp: the rig as CalculiX boundary conditions (fixed region 0, each of the plate's nodes
+        moved by the plate's motion under the rig's load, t + θ × (x − pivot)) and ccx's reaction
+        totals for both regions."""
         from bonefe.export import bin_modulus, gather_cells, gather_facet_nodes, gather_mesh, write_inp
 
         loading = basis.loading
         mesh = loading.mesh
-        t = loading.motion(setup.rig)
+        q = np.concatenate([loading.state(setup.rig), np.zeros(3)])[:6]
         points, tets = gather_mesh(mesh)
         E_all = gather_cells(mesh, E)
         fixed, plate = gather_facet_nodes(mesh, loading.fixed), gather_facet_nodes(mesh, loading.loaded)
         if mesh.comm.rank == 0:
+            plate = np.unique(plate)
+            moved = q[:3] + np.cross(q[3:], points[plate] - loading.pivot)
             write_inp(path, points, tets, bin_modulus(E_all, None), nu, fixed, np.zeros_like(points),
-                      {"loaded": plate}, {"loaded": t})
+                      {"loaded": plate}, {"loaded": moved})
         mesh.comm.barrier()
 
     def write_report(self, out_dir: Path, results: dict, picture) -> dict[str, Path]:
@@ -191,10 +207,14 @@ class SpecimenSite:
 
     def summary(self, case: SpecimenCase, results: dict) -> str:
         rig = results["rig"]
-        force = np.linalg.norm(rig["reaction_force_n"])
-        return (f"{case.name}: plate force {force:.4g} N, stiffness {rig['stiffness_n_per_mm']:.4g} N/mm, "
-                f"failure load {results['failure_load_n']:.4g} N ({results['failure_mode']}); "
-                f"report: {case.output / 'specimen-report.json'}")
+        if case.rig.torsion_or_bending:
+            measured = (f"plate moment {np.linalg.norm(rig['reaction_moment_nmm']):.4g} N·mm, failure moment "
+                        f"{results['failure_moment_nmm']:.4g} N·mm")
+        else:
+            stiffness = f", stiffness {rig['stiffness_n_per_mm']:.4g} N/mm" if "stiffness_n_per_mm" in rig else ""
+            measured = (f"plate force {np.linalg.norm(rig['reaction_force_n']):.4g} N{stiffness}, "
+                        f"failure load {results['failure_load_n']:.4g} N")
+        return f"{case.name}: {measured} ({results['failure_mode']}); report: {case.output / 'specimen-report.json'}"
 
 
 SPECIMEN = SpecimenSite()
