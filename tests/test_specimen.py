@@ -147,6 +147,10 @@ def _case(tmp_path: Path, text: str, **changes) -> Path:
      "give rotation_deg or moment_nmm, not both"),
     ({"displacement_mm: [0, 0, -0.02]": "displacement_mm: [0, 0, 0]\n  moment_nmm: [0, 0, 0]"},
      "the rig's load is zero"),
+    ({"normal: [0, 0, 1]}}": "normal: [0, 0, 1]}, layer: {E_mpa: 2500, nu: 0.3, thickness_mm: 5}}"},
+     "exports: inp holds bonded regions only"),
+    ({"normal: [0, 0, 1]}}": "normal: [0, 0, 1]}, layer: {E_mpa: 2500, nu: 0.3, thickness_mm: 0}}",
+      "exports: [inp]": "exports: []"}, "a layer needs E_mpa > 0, thickness_mm > 0"),
 ])
 def test_bad_rigs_end_in_one_line_with_status_2(tmp_path_factory, capsys, changes, message):
     if COMM.size > 1:
@@ -367,3 +371,41 @@ def test_a_rotated_plate_s_moment_agrees_with_calculix(ccx, tmp_path_factory):
         _ccx_reactions(folder / "run" / "model.inp")
         ccx_moment = _ccx_plate_moment(folder / "run", rig["moment_pivot_mm"])
         assert ccx_moment == pytest.approx(rig["reaction_moment_nmm"], abs=1e-5 * torque)
+
+
+def test_compliant_layers_act_as_springs_in_series(tmp_path_factory):
+    """The phantom block (E 10 GPa, ν 0, A 100 mm², L 20 mm) held and pushed through 5 mm PMMA
+    layers (E 2.5 GPa, `bonefe.plate_layer`: k_n = E/h = 500 N/mm³): the block's uniform strain
+    makes the rig three springs in series, 1/K = 2/(k_n A) + L/(E A) → K = 16,666.67 N/mm (exact on
+    any mesh: u is linear in z and the layers' shear springs see no slip). The fixed layer holds
+    minus the plate's force. A nearly rigid layer (E 10⁷ MPa, 1 µm) on a block with ν 0.3 gives the
+    bonded block's stiffness (52,308.42 N/mm, CalculiX-checked above) within 1e-5 (measured 2e-7).
+    With the plate also turned 0.1° through its layer, the 6 × 6 stiffness stays symmetric and the
+    fixed layer holds minus the plate's moment."""
+    folder = _shared_folder(tmp_path_factory, "layers")
+    pmma = "\n    layer: {E_mpa: 2500, nu: 0.3, thickness_mm: 5}"
+    text = (CASES / "specimen-phantom.yaml").read_text().replace("exports: [inp]", "exports: []")
+    layered = text.replace("normal: [0, 0, 1]}}", "normal: [0, 0, 1]}" + pmma.replace("\n    ", ", ") + "}") \
+                  .replace("normal: [0, 0, -1]}}", "normal: [0, 0, -1]}" + pmma.replace("\n    ", ", ") + "}")
+    stiff = layered.replace("E_mpa: 2500, nu: 0.3, thickness_mm: 5", "E_mpa: 10000000, nu: 0.3, thickness_mm: 0.001") \
+                   .replace("poisson: 0.0", "poisson: 0.3")
+    bonded = text.replace("poisson: 0.0", "poisson: 0.3")
+    found = {}
+    turned = layered.replace("displacement_mm: [0, 0, -0.02]", "displacement_mm: [0, 0, -0.02]\n  rotation_deg: [0.1, 0, 0]")
+    for name, source in (("layered", layered), ("stiff", stiff), ("bonded", bonded), ("turned", turned)):
+        if COMM.rank == 0:
+            (folder / f"{name}.yaml").write_text(source)
+        COMM.barrier()
+        case = load_specimen_case(folder / f"{name}.yaml")
+        loading = solve_specimen(case, read_specimen(case.image, case.specimen), COMM).model.loading
+        found[name] = loading.readouts(case.rig)
+    k_layer = 2500.0 / 5.0 * AREA_MM2
+    assert found["layered"]["stiffness_n_per_mm"] == pytest.approx(1.0 / (2.0 / k_layer + LENGTH_MM / (E_MPA * AREA_MM2)),
+                                                                   rel=1e-8)
+    assert np.add(found["layered"]["fixed_region_force_n"], found["layered"]["reaction_force_n"]) == \
+        pytest.approx(np.zeros(3), abs=1e-6)
+    assert found["stiff"]["stiffness_n_per_mm"] == pytest.approx(found["bonded"]["stiffness_n_per_mm"], rel=1e-5)
+    K = np.array(found["turned"]["stiffness_matrix"])
+    assert K.shape == (6, 6) and np.abs(K - K.T).max() < 1e-8 * np.abs(K).max()
+    moment = found["turned"]["reaction_moment_nmm"]
+    assert np.add(found["turned"]["fixed_region_moment_nmm"], moment) == pytest.approx(np.zeros(3), abs=1e-7 * np.abs(moment).max())

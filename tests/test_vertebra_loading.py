@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from bonefe.sites.vertebra.loading import EndplateLoading, Layer
+from bonefe.plate_layer import Layer
+from bonefe.sites.vertebra.loading import EndplateLoading
 from bonefe.validation.models import COMM
 from bonefe.validation.vertebra import shelled_cylinder
 

@@ -26,8 +26,9 @@ import numpy as np
 from mpi4py import MPI
 
 from bonefe.assessment import cell_centres
+from bonefe.plate_layer import Layer
 from bonefe.sites.vertebra.anatomy import VertebraFrame
-from bonefe.sites.vertebra.loading import LAYERS, EndplateLoading, Layer
+from bonefe.sites.vertebra.loading import LAYERS, EndplateLoading
 from bonefe.solver import cell_volumes
 from bonefe.validation.checks import Check, Section, relative
 from bonefe.validation.models import COMM, gmsh_mesh

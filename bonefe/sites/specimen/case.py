@@ -6,7 +6,7 @@
     specimen: box                                 # or {threshold: 63} or {labels: l.nii.gz, value: 1}
     material: {grey_power: {scale_mpa: 18000, exponent: 2.5, reference_grey: 250}, poisson: 0.3}
     rig:
-      fixed: {plane: {point: [0, 0, 0], normal: [0, 0, 1], depth_mm: 0.0}}
+      fixed: {plane: {point: [0, 0, 0], normal: [0, 0, 1], depth_mm: 0.0}}   # layer: {E_mpa, nu, thickness_mm}
       loaded: {plane: {point: [0, 0, 3.9], normal: [0, 0, -1]}}
       displacement_mm: [0, 0, -0.04]              # or force_n: [0, 0, -500]
       # rotation_deg: [0, 0, 1] or moment_nmm: [0, 0, 0] (free plate); pivot: [x, y, z]
@@ -28,6 +28,7 @@ import yaml
 
 from bonefe.errors import BonefeError
 from bonefe.materials import MaterialOptions
+from bonefe.plate_layer import Layer
 from bonefe.risk import StrainCriterion
 from bonefe.schema import build
 
@@ -152,14 +153,20 @@ class Plane:
 @dataclass(frozen=True)
 class Region:
     """A region of the specimen's surface: a `plane` (with a depth), or a `label` value of the
-    segmentation's label map (exterior facets whose midpoint lies within one voxel of it)."""
+    segmentation's label map (exterior facets whose midpoint lies within one voxel of it).
+    `layer`: a compliant layer between a plane region and its rigid support or plate — a PMMA
+    potting or cap, a rubber pad (`bonefe.plate_layer`: a bed of springs across the plane);
+    without one the region is bonded to it."""
 
     plane: Plane | None = None
     label: int | None = None
+    layer: Layer | None = None
 
     def __post_init__(self):
         if (self.plane is None) == (self.label is None):
             raise ValueError("give either plane or label")
+        if self.layer is not None and self.plane is None:
+            raise ValueError("a layer needs a plane region (its normal is the plane's)")
 
 
 @dataclass(frozen=True)
@@ -263,6 +270,9 @@ class SpecimenCase:
             raise ValueError(f"name must be a non-empty folder-safe text (got {self.name!r})")
         if "inp" in self.exports and self.mesh.degree != 1:
             raise ValueError("exports: inp writes linear tetrahedra (C3D4): set mesh.degree 1 or drop inp")
+        if "inp" in self.exports and (self.rig.fixed.layer or self.rig.loaded.layer):
+            raise ValueError("exports: inp holds bonded regions only (a layer would need CalculiX spring "
+                             "elements): drop inp or the layer")
         labels = [r.label for r in (self.rig.fixed, self.rig.loaded) if r.label is not None]
         if labels and (self.specimen == "box" or self.specimen.labels is None):
             raise ValueError("rig regions by label need the specimen's label map (specimen.labels)")

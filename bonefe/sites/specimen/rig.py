@@ -10,7 +10,10 @@ along unit motion k, is K_kj = a(u_j, w_k) (`ElasticitySolver.work`: w_k is the 
 the plate and 0 on the fixed region, and u_j is in equilibrium everywhere else), so K is the rig's
 stiffness matrix (3 × 3 for a plate that only translates, 6 × 6 otherwise; symmetric by
 reciprocity). The moment of a plate that does not rotate and the fixed region's force and moment
-are read the same way (the fixed region's: minus the plate's, an equilibrium check).
+are read the same way (the fixed region's: minus the plate's, an equilibrium check). A region
+may instead hold its support or plate through a compliant layer (`Region.layer`, `bonefe.plate_layer`:
+a bed of springs S across its plane): the layer's springs join the operator, a unit plate motion w
+is the traction S w on the bone, and the plate's generalised force is ∫ S (w − u) ds.
 
 Each motion component is prescribed (displacement, rotation; a locked rotation is a zero one) or
 carries a prescribed load (force, moment); the others follow from K (`RigLoading.state`). The
@@ -30,6 +33,7 @@ from mpi4py import MPI
 from bonefe.assessment import BoneModel, RiskOptions, away_from_patches
 from bonefe.boundary import ExteriorFacets
 from bonefe.errors import BonefeError
+from bonefe.plate_layer import layer_axes, layer_reactions, layer_springs, plate_traction, spring_matrix
 from bonefe.sites.specimen.case import Region, Rig
 from bonefe.solver import ElasticitySolver, StrainBasis, cell_strain
 
@@ -89,29 +93,44 @@ class RigLoading:
     def __init__(self, mesh, E, nu, tags, rig: Rig, degree: int = 1):
         self.mesh = mesh
         self.fixed, self.loaded = tags.find(FIXED), tags.find(LOADED)
-        self.solver = ElasticitySolver(mesh, E, nu, np.concatenate([self.fixed, self.loaded]), degree=degree)
+        regions = [(self.fixed, _layer(rig.fixed)), (self.loaded, _layer(rig.loaded))]
+        springs = [spring for facets, layer in regions if layer for spring in layer_springs(facets, *layer)]
+        bonded = [facets for facets, layer in regions if layer is None]
+        self.solver = ElasticitySolver(mesh, E, nu, np.concatenate([np.empty(0, np.int32), *bonded]),
+                                       degree=degree, springs=springs)
         self.pivot = self._centroid() if rig.pivot is None else np.asarray(rig.pivot, float)
-        translations = [lambda x, e=e: np.broadcast_to(e, x.shape) for e in np.eye(3)]
-        rotations = [lambda x, e=e: np.cross(e, x - self.pivot) for e in np.eye(3)]  # x: (n, 3)
-        self.motions = [self.solver.solve_prescribed(self.loaded, e) for e in np.eye(3)]
-        if rig.rotates:
-            self.motions += [self.solver.solve_prescribed(self.loaded, lambda x, r=r: r(x.T).T) for r in rotations]
-        self.K = np.array([[self.solver.work(u, w) for u in self.motions] for w in self.motions])
-        plate, grip = (fem.locate_dofs_topological(self.solver.V, 2, facets) for facets in (self.loaded, self.fixed))
-        self.plate = np.vstack([self.K, self._reactions(plate, rotations[len(self.motions) - 3:])])
-        self.fixed_reaction = self._reactions(grip, translations + rotations)
+        every = [(e, np.zeros(3)) for e in np.eye(3)] + [(np.zeros(3), e) for e in np.eye(3)]
+        units = every if rig.rotates else every[:3]
+        (_, fixed_layer), (_, plate_layer) = regions
+        if plate_layer is None:
+            self.motions = [self.solver.solve_prescribed(self.loaded, t if not r.any() else
+                                                         lambda x, r=r: _rigid(np.zeros(3), r, self.pivot)(x.T).T)
+                            for t, r in units]
+            self.K = np.array([[self.solver.work(u, w) for u in self.motions] for w in self.motions])
+            plate = fem.locate_dofs_topological(self.solver.V, 2, self.loaded)
+            self.plate = np.vstack([self.K, self._reactions(plate, every[len(units):])])
+        else:
+            S = spring_matrix(*plate_layer)
+            self.motions = [self.solver.solve([(self.loaded, plate_traction(S, t, r, self.pivot))]) for t, r in units]
+            self.plate = layer_reactions(mesh, self.loaded, S, self.pivot, units, self.motions)
+            self.K = self.plate[:len(units)]
+        if fixed_layer is None:
+            self.fixed_reaction = self._reactions(fem.locate_dofs_topological(self.solver.V, 2, self.fixed), every)
+        else:
+            self.fixed_reaction = layer_reactions(mesh, self.fixed, spring_matrix(*fixed_layer), self.pivot,
+                                                  [(np.zeros(3), np.zeros(3))] * len(units), self.motions)
         strains = np.stack([cell_strain(u) for u in self.motions])  # per unit motion
         self.load_strains = np.tensordot(np.linalg.inv(self.K).T, strains, axes=1)
         """Cell strains (n, cells, 3, 3) per unit of each generalised plate load component."""
 
     def _reactions(self, dofs: np.ndarray, motions) -> np.ndarray:
-        """(len(motions), n): a(u_j, w_k), w_k the k-th motion on `dofs` and 0 elsewhere."""
+        """(len(motions), n): a(u_j, w_k), w_k the k-th rigid motion (t, r) on `dofs` and 0 elsewhere."""
         V = self.solver.V
         x = V.tabulate_dof_coordinates()[dofs]
         rows = []
-        for motion in motions:
+        for t, r in motions:
             w = fem.Function(V)
-            w.x.array.reshape(-1, 3)[dofs] = motion(x)
+            w.x.array.reshape(-1, 3)[dofs] = _rigid(t, r, self.pivot)(x)
             rows.append([self.solver.work(u, w) for u in self.motions])
         return np.array(rows).reshape(len(motions), len(self.motions))
 
@@ -165,6 +184,16 @@ class RigLoading:
 
     def strain_basis(self) -> "RigBasis":
         return RigBasis(self)
+
+
+def _rigid(t, r, centre):
+    """The rigid motion x (n, 3) -> t + r × (x − c) (n, 3) (small rotation r, rad)."""
+    return lambda x: np.broadcast_to(t, np.shape(x)) + np.cross(r, x - centre)
+
+
+def _layer(region: Region):
+    """(Layer, its axes: two in the plane, the normal last) of a region with a layer, else None."""
+    return None if region.layer is None else (region.layer, layer_axes(region.plane.normal))
 
 
 class RigBasis(StrainBasis):

@@ -22,8 +22,9 @@ import numpy as np
 
 from bonefe.assessment import BoneModel, RiskOptions
 from bonefe.materials import LesionMap
+from bonefe.plate_layer import Layer
 from bonefe.sites.vertebra.anatomy import VertebraFrame
-from bonefe.sites.vertebra.loading import UNIT_LOADS, EndplateLoading, Layer
+from bonefe.sites.vertebra.loading import UNIT_LOADS, EndplateLoading
 
 OFFSETS_MM = tuple(float(e) for e in np.arange(-15.0, 15.1, 2.5))
 """Load-line offsets of the envelope (mm from the cranial endplate centre)."""

@@ -1,8 +1,8 @@
 """Endplate loading of a vertebra through a compliant disc-like layer (or a stiff PMMA-like one).
 
-Each endplate carries an elastic layer, modelled as a bed of springs (Winkler foundation) of
-normal stiffness k_n = E_layer / h and shear stiffness k_s = G_layer / h (N/mm³) per unit area,
-between the bone and a rigid plate. The caudal plate is fixed; the cranial plate moves rigidly,
+Each endplate carries an elastic layer (`bonefe.plate_layer`: a bed of springs, Winkler
+foundation, of normal stiffness k_n = E_layer / h and shear stiffness k_s = G_layer / h per unit
+area) between the bone and a rigid plate. The caudal plate is fixed; the cranial plate moves rigidly,
 w(x) = t + r × (x − c) about the cranial endplate centre c. Six plate motions (three translations,
 three rotations along the frame's anterior, left, cranial axes) are solved once; the layer's force
 and moment on the bone, S q for plate motion q, give any load by q = S⁻¹ g (S is symmetric by
@@ -18,18 +18,15 @@ Departure from the sources: they mesh the layer as a solid; a spring bed ignores
 Poisson coupling (its bulging), which is what makes a real disc's nucleus load the endplate centre.
 """
 
-from dataclasses import dataclass
-
 import bonefe  # noqa: F401  (orders dolfinx_solver before dolfinx/petsc4py)
 
 import numpy as np
-import ufl
 from dolfinx import fem
-from dolfinx.mesh import meshtags
 from mpi4py import MPI
 
 from bonefe.boundary import ExteriorFacets
 from bonefe.errors import BonefeError
+from bonefe.plate_layer import Layer, layer_reactions, layer_springs, plate_traction, spring_matrix
 from bonefe.sites.vertebra.anatomy import VertebraFrame
 from bonefe.solver import ElasticitySolver, StrainBasis, cell_strain
 
@@ -37,25 +34,6 @@ ENDPLATE_SLAB_MM = 4.0
 """Exterior facets of the body within this distance of its most cranial (caudal) point, facing
 cranially (caudally) within ENDPLATE_NORMAL_DEG, form the endplate (endplates are concave by 1–2 mm)."""
 ENDPLATE_NORMAL_DEG = 45.0
-
-
-@dataclass(frozen=True)
-class Layer:
-    """An endplate layer: modulus (MPa), Poisson ratio, thickness (mm)."""
-
-    E_mpa: float
-    nu: float
-    thickness_mm: float
-
-    @property
-    def normal_stiffness(self) -> float:
-        """k_n = E / h (N/mm³)."""
-        return self.E_mpa / self.thickness_mm
-
-    @property
-    def shear_stiffness(self) -> float:
-        """k_s = G / h (N/mm³)."""
-        return self.E_mpa / (2.0 * (1.0 + self.nu)) / self.thickness_mm
 
 
 LAYERS = {"disc": Layer(8.0, 0.45, 5.0), "pmma": Layer(2500.0, 0.3, 5.0)}
@@ -103,48 +81,20 @@ class EndplateLoading:
     def __init__(self, mesh, E, nu, frame: VertebraFrame, layer: Layer, degree: int = 1):
         self.mesh, self.frame, self.layer = mesh, frame, layer
         self.cranial_facets, self.caudal_facets = endplate_facets(mesh, frame)
-        axes = np.ascontiguousarray(frame.basis().T)  # anterior, left, cranial
-        kn, ks = layer.normal_stiffness, layer.shear_stiffness
-        stiffness = [kn if i == 2 else ks for i in range(3)]
-        springs = [(facets, k, axis) for facets in (self.cranial_facets, self.caudal_facets)
-                   for k, axis in zip(stiffness, axes)]
+        axes = np.ascontiguousarray(frame.basis().T)  # anterior, left, cranial (the layers' normal)
+        springs = layer_springs(self.cranial_facets, layer, axes) + layer_springs(self.caudal_facets, layer, axes)
         self.solver = ElasticitySolver(mesh, E, nu, np.empty(0, np.int32), degree=degree, springs=springs)
-        self._K = sum(k * np.outer(a, a) for k, a in zip(stiffness, axes))
+        self._K = spring_matrix(layer, axes)
         centre = np.asarray(frame.superior_centre, float)
         self._motions = [(axis, np.zeros(3)) for axis in axes] + [(np.zeros(3), axis) for axis in axes]
-        self.displacements = [self.solver.solve([(self.cranial_facets, self._traction(t, r, centre))])
+        self.displacements = [self.solver.solve([(self.cranial_facets, plate_traction(self._K, t, r, centre))])
                               for t, r in self._motions]
-        self.stiffness = self._plate_stiffness(centre, axes)
-        self._compliance = np.linalg.inv(self.stiffness)
-        self._strains = np.stack([cell_strain(u) for u in self.displacements])
-
-    def _traction(self, t, r, centre):
-        K = self._K
-
-        def traction(x):
-            w = t[:, None] + np.cross(r, (x.T - centre)).T
-            return K @ w
-        return traction
-
-    def _plate_stiffness(self, centre, axes) -> np.ndarray:
+        self.stiffness = layer_reactions(mesh, self.cranial_facets, self._K, centre, self._motions,
+                                         self.displacements, axes)
         """6×6 S: frame force and moment (about the cranial endplate centre) that the cranial layer
         exerts on the bone per unit plate motion (N/mm, N, N·mm)."""
-        mesh = self.mesh
-        facets = np.unique(self.cranial_facets)
-        tags = meshtags(mesh, 2, facets, np.ones_like(facets))
-        ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags, subdomain_id=1)
-        x = ufl.SpatialCoordinate(mesh)
-        arm = x - ufl.as_vector([float(c) for c in centre])
-        K = ufl.as_matrix(self._K.tolist())
-        S = np.zeros((6, 6))
-        for j, ((t, r), u) in enumerate(zip(self._motions, self.displacements)):
-            w = ufl.as_vector(t.tolist()) + ufl.cross(ufl.as_vector(r.tolist()), arm)
-            pull = K * (w - u)
-            for i, axis in enumerate(axes):
-                a = ufl.as_vector(axis.tolist())
-                for row, integrand in ((i, ufl.dot(pull, a)), (3 + i, ufl.dot(ufl.cross(arm, pull), a))):
-                    S[row, j] = mesh.comm.allreduce(float(fem.assemble_scalar(fem.form(integrand * ds))), op=MPI.SUM)
-        return S
+        self._compliance = np.linalg.inv(self.stiffness)
+        self._strains = np.stack([cell_strain(u) for u in self.displacements])
 
     def motion(self, force, moment) -> np.ndarray:
         """Plate motion (6,) that puts `force` (N) and `moment` (N·mm, about the cranial endplate
