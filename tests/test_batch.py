@@ -168,3 +168,25 @@ def test_status_of_a_folder_that_is_no_batch_is_a_clear_error(tmp_path):
     result = batch("status", tmp_path)
     assert result.returncode == 2
     assert "is not a batch folder" in result.stderr and "bonefe batch run" in result.stderr
+
+
+def test_specimen_cases_run_as_a_batch(tmp_path):
+    """Specimens in test machines run as a cohort too (issue 19): two phantom blocks (E 10 GPa,
+    ν 0, A 100 mm², 20 mm long, cases/specimen-phantom.yaml) pushed 0.02 mm, one of them pushed on a
+    5 mm PMMA layer (k_n A = 2500/5 × 100 = 50,000 N/mm in series with E A / L = 50,000 N/mm). The
+    summary takes each specimen-report.json: stiffness E A / L = 50,000 and 25,000 N/mm, failure
+    load E A ε_c = 10,400 N for both (the block's strain is uniform either way); no risk columns."""
+    source = (Path(__file__).resolve().parents[1] / "cases" / "specimen-phantom.yaml").read_text()
+    source = source.replace("exports: [inp]", "exports: []")
+    (tmp_path / "bonded.yaml").write_text(source.replace("name: specimen-phantom", "name: bonded"))
+    (tmp_path / "padded.yaml").write_text(source.replace("name: specimen-phantom", "name: padded").replace(
+        "normal: [0, 0, -1]}}", "normal: [0, 0, -1]}, layer: {E_mpa: 2500, nu: 0.3, thickness_mm: 5}}"))
+    out = tmp_path / "cohort"
+    result = batch("run", tmp_path / "bonded.yaml", tmp_path / "padded.yaml", "--out", out, "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    rows = summary(out)
+    assert rows["bonded"]["stiffness_n_per_mm"] == pytest.approx(50_000.0, rel=1e-8)
+    assert rows["padded"]["stiffness_n_per_mm"] == pytest.approx(25_000.0, rel=1e-8)
+    for row in rows.values():
+        assert row["status"] == "done" and row["failure_load_n"] == pytest.approx(10_400.0, rel=1e-7)
+        assert row["failure_load_bw"] is None and row["risk_category"] is None

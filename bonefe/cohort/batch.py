@@ -2,8 +2,9 @@
 
 Every case runs as `[mpirun -n R] python -m bonefe.cli run CASE --output DIR/cases/<name>`, so a
 crash of one case cannot touch the others, and `bonefe run` replaces its case folder in one
-rename. Rerunning skips cases whose folder holds report.json and retries the rest. The batch
-folder DIR holds:
+rename. Cases may be patient bones or specimens in a test machine (`site: specimen`, whose report
+is specimen-report.json). Rerunning skips cases whose folder holds its report and retries the
+rest. The batch folder DIR holds:
 
   batch.json                the cohort: case names and files, ranks, mesh size, MPI launcher, Slurm jobs
   cases/<name>/             each case's output folder (written by `bonefe run`)
@@ -12,7 +13,7 @@ folder DIR holds:
   logs/<name>.out, .err     each case's standard output and error
   cohort-summary.csv/.json  one row per case (SUMMARY_COLUMNS), rewritten after every case
 
-A case's summary status is "done" when its folder holds report.json, else what its status file
+A case's summary status is "done" when its folder holds its report, else what its status file
 says ("failed", "running", "pending"); a "running" record whose process or Slurm task has
 vanished becomes "failed" (interrupted), so a rerun retries it.
 """
@@ -34,16 +35,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bonefe.case import load_case
 from bonefe.errors import BonefeError
 from bonefe.outputs import atomic_write_json, atomic_write_text
 from bonefe.cohort.slurm_queue import ended_state, queued_tasks, refuse_if_queued
+from bonefe.sites import case_name as named
 
 MANIFEST = "batch.json"
 SUMMARY_COLUMNS = (
     "case", "status", "runtime_s", "failure_load_n", "failure_load_bw", "risk_category",
-    "strain_fold_ratio", "mirels_min", "mirels_max", "axial_involvement_mm", "error", "output",
+    "strain_fold_ratio", "mirels_min", "mirels_max", "axial_involvement_mm", "stiffness_n_per_mm", "error", "output",
 )
+REPORTS = ("report.json", "specimen-report.json")
+"""A finished case's report: a patient bone's, or a specimen's (`bonefe.sites.specimen.run`)."""
 ERROR_CHARS = 300  # longest error text kept per case
 ERROR_PREFIX = "bonefe: error: "  # how the CLI prints a user error (bonefe.cli.main)
 
@@ -73,8 +76,12 @@ class Cohort:
     def log_path(self, name: str, stream: str) -> Path:
         return self.folder / "logs" / f"{name}.{stream}"
 
+    def report(self, name: str) -> Path | None:
+        """The case's report (`REPORTS`), or None while it has none."""
+        return next((path for path in (self.output(name) / r for r in REPORTS) if path.is_file()), None)
+
     def is_done(self, name: str) -> bool:
-        return (self.output(name) / "report.json").is_file()
+        return self.report(name) is not None
 
     def command(self, name: str) -> list[str]:
         """The command that runs one case (through the MPI launcher when ranks > 1)."""
@@ -93,10 +100,10 @@ class Cohort:
 
 
 def case_name(path: Path) -> str:
-    """The case's `name`, or the file name without its ending when the file cannot be read (the
-    case then fails on its own with the reason)."""
+    """The case's `name` (a patient bone's or a specimen's), or the file name without its ending when
+    the file cannot be read (the case then fails on its own with the reason)."""
     try:
-        return load_case(path).name
+        return named(path)
     except BonefeError:
         return path.stem
 
@@ -172,7 +179,7 @@ def case_error(code: int, stderr: str) -> str:
     """One line on why a case process that wrote no report failed (exit code, its stderr)."""
     if code > 0:
         return error_line(stderr) or _exit_reason(code)
-    return _exit_reason(code) if code < 0 else "ended without writing report.json"
+    return _exit_reason(code) if code < 0 else "ended without writing its report"
 
 
 def run_one(cohort: Cohort, name: str, slurm: dict | None = None) -> dict:
@@ -203,17 +210,19 @@ def run_one(cohort: Cohort, name: str, slurm: dict | None = None) -> dict:
 
 
 def report_numbers(cohort: Cohort, name: str) -> dict:
-    """The summary's numbers from a done case's report.json, stamped with the report's mtime (ns).
-    The status file keeps them, so the summary, rewritten after every case, reads each report once
-    rather than every report at every rewrite (a report that changed since is read again)."""
-    path = cohort.output(name) / "report.json"
+    """The summary's numbers from a done case's report, stamped with the report's mtime (ns): a
+    patient bone's risk and scores, a specimen's failure load and stiffness. The status file keeps
+    them, so the summary, rewritten after every case, reads each report once rather than every
+    report at every rewrite (a report that changed since is read again)."""
+    path = cohort.report(name)
     stamp = path.stat().st_mtime_ns
     report = json.loads(path.read_text())
     mirels, axial = report.get("mirels") or {}, report.get("axial_involvement") or {}
-    return {"mtime_ns": stamp, "failure_load_n": report["failure_load_n"], "failure_load_bw": report["failure_load_bw"],
-            "risk_category": report["risk_category"], "strain_fold_ratio": report.get("strain_fold_ratio"),
+    return {"mtime_ns": stamp, "failure_load_n": report["failure_load_n"], "failure_load_bw": report.get("failure_load_bw"),
+            "risk_category": report.get("risk_category"), "strain_fold_ratio": report.get("strain_fold_ratio"),
             "mirels_min": mirels.get("total_min"), "mirels_max": mirels.get("total_max"),
-            "axial_involvement_mm": axial.get("length_mm")}
+            "axial_involvement_mm": axial.get("length_mm"),
+            "stiffness_n_per_mm": (report.get("rig") or {}).get("stiffness_n_per_mm")}
 
 
 def read_status(cohort: Cohort, name: str) -> dict | None:
@@ -253,14 +262,14 @@ def _vanished_error(record: dict, cohort: Cohort) -> str:
 
 
 def summary_row(cohort: Cohort, name: str, slurm_tasks: set | None = None) -> dict:
-    """One summary row: numbers from the case's report.json when done, else its status and error."""
+    """One summary row: numbers from the case's report when done, else its status and error."""
     record = read_status(cohort, name) or {}
     row = dict.fromkeys(SUMMARY_COLUMNS)
     row.update(case=name, output=str(cohort.output(name)), error="",
                runtime_s=record.get("runtime_s") if record.get("status") in ("done", "failed") else None)
     if cohort.is_done(name):
         kept = record.get("report") or {}
-        fresh = kept.get("mtime_ns") == (cohort.output(name) / "report.json").stat().st_mtime_ns
+        fresh = kept.get("mtime_ns") == cohort.report(name).stat().st_mtime_ns
         numbers = dict(kept if fresh else report_numbers(cohort, name))
         del numbers["mtime_ns"]
         row.update(status="done", **numbers)

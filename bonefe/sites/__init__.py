@@ -31,4 +31,17 @@ def site_of(name: str) -> Site:
     raise BonefeError(f"unknown bone site '{name}': choose from {', '.join(SITES)}")
 
 
-__all__ = ["SITES", "SPECIMEN", "site_of"]
+def case_name(path) -> str:
+    """The `name` of any case file, a patient bone's or a specimen's, read and checked by its own
+    schema (one-line BonefeError when it is invalid)."""
+    from bonefe.case import load_case, read_yaml
+
+    data = read_yaml(path)
+    if isinstance(data, dict) and data.get("site") == SPECIMEN:
+        from bonefe.sites.specimen.case import load_specimen_case
+
+        return load_specimen_case(path).name
+    return load_case(path).name
+
+
+__all__ = ["SITES", "SPECIMEN", "case_name", "site_of"]
