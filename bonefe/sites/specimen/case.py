@@ -223,11 +223,14 @@ class Rig:
 @dataclass(frozen=True)
 class SpecimenMesh:
     """size_mm: element size; degree: Lagrange degree of the displacement (1 or 2). A `box` specimen
-    is meshed as the image's box (structured tetrahedra, flat faces), a segmented one by bonefe's
-    smooth surface mesher (`bonefe.meshing.mesh_bone`, no cortex refinement)."""
+    is meshed as the image's box (structured tetrahedra, flat faces); a segmented one by bonefe's
+    smooth surface mesher (`bonefe.meshing.mesh_bone`, no cortex refinement; kind `smooth`) or
+    voxel by voxel (kind `voxel`: six tetrahedra per specimen voxel after downsampling, the
+    voxel-faithful mesh of micro-FE; size_mm unused)."""
 
     size_mm: float = 1.0
     degree: Literal[1, 2] = 1
+    kind: Literal["smooth", "voxel"] = "smooth"
 
     def __post_init__(self):
         if not self.size_mm > 0:

@@ -35,6 +35,36 @@ def box_mesh(volume: Volume, size_mm: float, comm):
     return BoneMesh(mesh, quality)
 
 
+KUHN_TETS = np.array([[0, 1, 3, 7], [0, 1, 5, 7], [0, 2, 3, 7], [0, 2, 6, 7], [0, 4, 5, 7], [0, 4, 6, 7]])
+"""The six tetrahedra of a voxel around its main diagonal, corners numbered i + 2j + 4k (Kuhn's
+triangulation: every voxel split alike, so neighbours' faces match)."""
+
+
+def voxel_mesh(volume: Volume, comm):
+    """Every specimen voxel (label > 0) as six tetrahedra on the voxel corners (`KUHN_TETS`): the
+    voxel-faithful mesh of micro-FE, its surface exactly the voxels' faces; and its quality record."""
+    import basix.ufl
+    import ufl
+    from dolfinx.mesh import create_mesh
+
+    from bonefe.meshing import BoneMesh
+
+    voxels = np.argwhere(volume.labels > 0)
+    corners = np.array([[i & 1, i >> 1 & 1, i >> 2 & 1] for i in range(8)])
+    lattice = np.array(volume.labels.shape) + 1
+    keys = np.ravel_multi_index((voxels[:, None, :] + corners[None]).reshape(-1, 3).T, lattice)
+    nodes, index = np.unique(keys, return_inverse=True)
+    points = volume.to_world(np.array(np.unravel_index(nodes, lattice)).T - 0.5)  # voxel centres at i + ½
+    tets = index.reshape(-1, 8)[:, KUHN_TETS].reshape(-1, 4)
+    element = ufl.Mesh(basix.ufl.element("Lagrange", "tetrahedron", 1, shape=(3,)))
+    mine = comm.rank == 0
+    mesh = create_mesh(comm, tets.astype(np.int64) if mine else np.empty((0, 4), np.int64), element,
+                       points if mine else np.empty((0, 3)))
+    quality = {"kind": "voxel", "voxels": len(voxels), "tets": len(tets), "nodes": len(nodes),
+               "mesh_volume_mm3": float(len(voxels) * volume.voxel_volume)}
+    return BoneMesh(mesh, quality)
+
+
 @dataclass(frozen=True)
 class SpecimenSetup:
     """A specimen bound to its case (the rig) and, once solved, the generalised plate load of its
@@ -51,12 +81,15 @@ class SpecimenSetup:
         return self.case.rig
 
     def mesh(self, volume, options, comm):
-        """(`BoneMesh`, the rig's facet tags): the image box for a box specimen, else bonefe's smooth mesh."""
+        """(`BoneMesh`, the rig's facet tags): the image box for a box specimen, else the voxels
+        (`voxel_mesh`) or bonefe's smooth mesh, as `options.kind` says."""
         from bonefe.meshing import mesh_bone
         from bonefe.sites.specimen.rig import rig_tags
 
         if self.case.specimen == "box":
             bone = box_mesh(volume, options.size_mm, comm)
+        elif options.kind == "voxel":
+            bone = voxel_mesh(volume, comm)
         else:
             bone = mesh_bone(volume, options.size_mm, comm, thin_cortex_mm=0.0)
         return bone, rig_tags(bone.mesh, self.rig, self._label_map(volume))
