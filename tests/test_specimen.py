@@ -185,6 +185,33 @@ def test_tiff_stack_keeps_columns_rows_slices_and_downsamples(tmp_path):
     assert coarse.to_world([[0, 0, 0]])[0] == pytest.approx([0.5, 0.5, 0.25])  # still from 0
 
 
+CYLINDER_VOXEL_MM, CYLINDER_RADIUS_MM, CYLINDER_LENGTH_MM = 0.5, 4.0, 12.0
+
+
+def _cylinder(folder: Path, mesh: str) -> tuple[str, np.ndarray]:
+    """A cylinder of grey 200 (radius 4 mm, 12 mm long, cut by the image at both ends) as a TIFF stack
+    of 0.5 mm voxels in folder/stack (written by rank 0), and a case text for it: thresholded at 100,
+    E = 10 GPa, ν 0, bottom clamped, top pushed 0.012 mm, then `mesh` (YAML lines). Returns the case
+    text and which voxels of a slice are inside."""
+    n_xy, n_z = 20, round(CYLINDER_LENGTH_MM / CYLINDER_VOXEL_MM)
+    centre = (np.arange(n_xy) + 0.5) * CYLINDER_VOXEL_MM - n_xy * CYLINDER_VOXEL_MM / 2
+    inside = centre[:, None] ** 2 + centre[None, :] ** 2 <= CYLINDER_RADIUS_MM**2
+    if COMM.rank == 0:
+        _write_stack(folder / "stack", np.repeat((200 * inside)[:, :, None], n_z, axis=2).astype(np.uint8))
+    return f"""site: specimen
+name: cylinder
+image: {{path: stack, voxel_mm: {CYLINDER_VOXEL_MM}}}
+specimen: {{threshold: 100}}
+material: {{grey_power: {{scale_mpa: 5000, exponent: 1.0, reference_grey: 100}}, poisson: 0.0}}
+rig:
+  fixed: {{plane: {{point: [0, 0, 0], normal: [0, 0, 1]}}}}
+  loaded: {{plane: {{point: [0, 0, {CYLINDER_LENGTH_MM}], normal: [0, 0, -1]}}}}
+  displacement_mm: [0, 0, -0.012]
+failure: {{averaging_radius_mm: 1.0, exclusion_mm: 1.0}}
+{mesh}
+""", inside
+
+
 def test_thresholded_cylinder_from_a_tiff_stack_is_e_a_over_l(tmp_path_factory):
     """A cylinder (radius 4 mm, 12 mm long, cut by the image at both ends) of grey 200 in a TIFF
     stack, thresholded and meshed by bonefe's smooth mesher. With poisson 0 the uniform strain
@@ -192,28 +219,13 @@ def test_thresholded_cylinder_from_a_tiff_stack_is_e_a_over_l(tmp_path_factory):
     the energy bound), reached by an exact prism; the smoothed surface rounds the rims at the cut
     faces, so the stiffness lies a little below (1.6 % at 1 mm elements)."""
     folder = _shared_folder(tmp_path_factory, "cylinder")
-    voxel, radius, length = 0.5, 4.0, 12.0
-    n_xy, n_z = 20, int(length / voxel)
-    centre = (np.arange(n_xy) + 0.5) * voxel - n_xy * voxel / 2
-    inside = centre[:, None] ** 2 + centre[None, :] ** 2 <= radius**2
+    text, _ = _cylinder(folder, "mesh: {size_mm: 1.0}")
     if COMM.rank == 0:
-        _write_stack(folder / "stack", np.repeat((200 * inside)[:, :, None], n_z, axis=2).astype(np.uint8))
-        (folder / "case.yaml").write_text(f"""site: specimen
-name: cylinder
-image: {{path: stack, voxel_mm: {voxel}}}
-specimen: {{threshold: 100}}
-material: {{grey_power: {{scale_mpa: 5000, exponent: 1.0, reference_grey: 100}}, poisson: 0.0}}
-rig:
-  fixed: {{plane: {{point: [0, 0, 0], normal: [0, 0, 1]}}}}
-  loaded: {{plane: {{point: [0, 0, {length}], normal: [0, 0, -1]}}}}
-  displacement_mm: [0, 0, -0.012]
-mesh: {{size_mm: 1.0}}
-failure: {{averaging_radius_mm: 1.0, exclusion_mm: 1.0}}
-""")
+        (folder / "case.yaml").write_text(text)
     COMM.barrier()
     results = run_specimen(folder / "case.yaml", output=folder / "run", quiet=True)
-    voigt = 10_000.0 * results["mesh"]["mesh_volume_mm3"] / length**2
-    assert voigt == pytest.approx(10_000.0 * np.pi * radius**2 / length, rel=0.03)
+    voigt = 10_000.0 * results["mesh"]["mesh_volume_mm3"] / CYLINDER_LENGTH_MM**2
+    assert voigt == pytest.approx(10_000.0 * np.pi * CYLINDER_RADIUS_MM**2 / CYLINDER_LENGTH_MM, rel=0.03)
     assert 0.97 * voigt < results["rig"]["stiffness_n_per_mm"] < voigt
 
 
@@ -418,31 +430,14 @@ def test_a_voxel_mesh_is_exact_for_a_voxel_prism_and_agrees_with_calculix(ccx, t
     slice) to solver precision — no smoothing error, unlike the smooth mesh above. With ν 0.3,
     CalculiX on the same voxel mesh must find the same plate force."""
     folder = _shared_folder(tmp_path_factory, "voxels")
-    voxel, radius, length = 0.5, 4.0, 12.0
-    n_xy, n_z = 20, int(length / voxel)
-    centre = (np.arange(n_xy) + 0.5) * voxel - n_xy * voxel / 2
-    inside = centre[:, None] ** 2 + centre[None, :] ** 2 <= radius**2
-    text = f"""site: specimen
-name: voxels
-image: {{path: stack, voxel_mm: {voxel}}}
-specimen: {{threshold: 100}}
-material: {{grey_power: {{scale_mpa: 5000, exponent: 1.0, reference_grey: 100}}, poisson: 0.0}}
-rig:
-  fixed: {{plane: {{point: [0, 0, 0], normal: [0, 0, 1]}}}}
-  loaded: {{plane: {{point: [0, 0, {length}], normal: [0, 0, -1]}}}}
-  displacement_mm: [0, 0, -0.012]
-mesh: {{kind: voxel}}
-failure: {{averaging_radius_mm: 1.0, exclusion_mm: 1.0}}
-exports: [inp]
-"""
+    text, inside = _cylinder(folder, "mesh: {kind: voxel}\nexports: [inp]")
     if COMM.rank == 0:
-        _write_stack(folder / "stack", np.repeat((200 * inside)[:, :, None], n_z, axis=2).astype(np.uint8))
         (folder / "exact.yaml").write_text(text)
         (folder / "poisson.yaml").write_text(text.replace("poisson: 0.0", "poisson: 0.3"))
     COMM.barrier()
     exact = run_specimen(folder / "exact.yaml", output=folder / "exact", quiet=True)
-    n = int(inside.sum())
-    assert exact["mesh"]["cells"] == 6 * n * n_z and exact["mesh"]["mesh_volume_mm3"] == pytest.approx(n * voxel**2 * length)
-    assert exact["rig"]["stiffness_n_per_mm"] == pytest.approx(10_000.0 * n * voxel**2 / length, rel=1e-8)
+    n, h, length = int(inside.sum()), CYLINDER_VOXEL_MM, CYLINDER_LENGTH_MM
+    assert exact["mesh"]["cells"] == 6 * n * round(length / h) and exact["mesh"]["mesh_volume_mm3"] == pytest.approx(n * h**2 * length)
+    assert exact["rig"]["stiffness_n_per_mm"] == pytest.approx(10_000.0 * n * h**2 / length, rel=1e-8)
     poisson = run_specimen(folder / "poisson.yaml", output=folder / "poisson", quiet=True)
     _check_against_calculix(poisson, folder / "poisson")
