@@ -141,13 +141,17 @@ class SphereAverage:
         self._n = mesh.topology.index_map(3).size_local
         self._vertices = vertices = mesh.geometry.x[mesh.geometry.dofmaps[0][:self._n, :4]]
         self._volumes = np.abs(np.linalg.det(vertices[:, 1:] - vertices[:, :1])) / 6.0
-        cells, keys, shares = [], [], []
-        for c, points, share in self._quadrature():
+        cells, keys, shares, points = [], [], [], []
+        for c, p, share in self._quadrature():
             cells.append(c)
-            keys.append(_keys(np.floor(points / self._spacing)))
+            keys.append(_keys(np.floor(p / self._spacing)))
             shares.append(share)
+            points.append(p)
         self._partial_keys, rows = np.unique(_joined(keys, np.int64), return_inverse=True)
-        self._cells_to_partials = self._matrix(rows, _joined(cells, int), _joined(shares, float))
+        self._quadrature_table = (rows, _joined(cells, int), _joined(shares, float))
+        self.quadrature_points = np.concatenate(points) if points else np.zeros((0, 3))
+        """This rank's quadrature points (k, 3), world mm, in the order `point_weights` takes weights."""
+        self._cells_to_partials = self._matrix(*self._quadrature_table)
         self._plan(self._partial_keys, _stencil(LATTICE_PER_RADIUS))
         self.points = (_ijk(self.keys) + 0.5) * self._spacing
         self.bin_volume = self._bins(np.ones((self._n, 1)))[:, 0]
@@ -166,14 +170,11 @@ class SphereAverage:
     def point_weights(self, weight) -> sp.csr_matrix:
         """Weights per quadrature point, for `__call__` and `fraction`: (this rank's partial bins x local
         cells), each cell's volume share in each bin (mm³) from its quadrature points p, each times
-        weight(p) (callable on world points (k, 3) mm, e.g. 1 in bone and 0 in lesion tissue by the
-        CT's label map)."""
-        rows, cells, shares = [], [], []
-        for c, points, share in self._quadrature():
-            rows.append(np.searchsorted(self._partial_keys, _keys(np.floor(points / self._spacing))))
-            cells.append(c)
-            shares.append(share * np.asarray(weight(points), float))
-        return self._matrix(_joined(rows, int), _joined(cells, int), _joined(shares, float))
+        weight(p): a callable on world points (k, 3) mm (e.g. 1 in bone and 0 in lesion tissue by the
+        CT's label map), or the values (k,) at `quadrature_points` already."""
+        rows, cells, shares = self._quadrature_table
+        values = weight(self.quadrature_points) if callable(weight) else weight
+        return self._matrix(rows, cells, shares * np.asarray(values, float))
 
     def _weights(self, weight) -> sp.csr_matrix:
         """`point_weights`' matrix as is; per-cell weights (n_local,) spread over the cells' shares."""

@@ -126,6 +126,11 @@ class SharedMesh:
         self.lesion_kind = kind if np.isscalar(kind) else self._nearest(kind, ijk)
         self.away = away_from_patches(mesh, facet_tags, exclusion_mm)
         self.average = sphere_average(mesh, radius_mm)
+        self._distances = {where: (self._trilinear(self.bone_field, ijk), self._trilinear(self.lesion_field, ijk))
+                           for where, ijk in (("quadrature", self.to_index(self.average.quadrature_points)),
+                                              ("points", self.to_index(self.average.points)))}
+        """Outline and lesion distances (mm) at the spheres' quadrature points and at the lattice
+        points: the same for every state, so each state only compares them with its offsets."""
 
     @staticmethod
     def _trilinear(field: np.ndarray, ijk: np.ndarray) -> np.ndarray:
@@ -157,10 +162,8 @@ class SharedMesh:
         (bone offset `drawn_bone_mm`), by the signed distances at the point itself (as
         `bonefe.assessment.failure_points` reads the CT's label there), away from the load patches;
         the spheres average over the quadrature points that are such bone."""
-        def bone(points: np.ndarray) -> np.ndarray:
-            ijk = self.to_index(points)
-            outline = self._trilinear(self.bone_field, ijk)
-            return ((outline < min(state.bone_mm, drawn_bone_mm))
-                    & (self._trilinear(self.lesion_field, ijk) >= state.lesion_mm))
-        return FailurePoints(self.average, self.average.point_weights(bone),
-                             self.average.centred_in(self.away) & bone(self.average.points))
+        def bone(where: str) -> np.ndarray:
+            outline, lesion = self._distances[where]
+            return (outline < min(state.bone_mm, drawn_bone_mm)) & (lesion >= state.lesion_mm)
+        return FailurePoints(self.average, self.average.point_weights(bone("quadrature")),
+                             self.average.centred_in(self.away) & bone("points"))
