@@ -22,6 +22,12 @@ each, over bonefe's whole case (meshing and report included on bonefe's side onl
 The machine the figures come from should be quiet: on a shared 2-core machine they are noisy, so
 compare before/after runs made back to back (`--pythonpath` runs another checkout).
 
+Measured 2026-12-02 on the 2-core machine with nothing else running, one run each (2 ranks):
+- demo, 3 mm, 30,267 DOFs: 39.2 s (mesh 7.9, solve and assess 24.5, write outputs 0.6, report 3.1);
+  CalculiX 1.6 s per load case, 38 load cases: 1.6× bonefe's whole case.
+- 1.5 mm, 183,924 DOFs: 146.5 s (mesh 36.5, solve and assess 100.3, report 4.0); CalculiX 37.6 s
+  per load case: 38 cases 9.8× bonefe's whole case. Failure loads 3061.9 / 2893.9 N.
+
 Measured 2026-12-01 on the shared 2-core machine (other sessions running tests; load average in
 brackets), one run each, so only back-to-back pairs compare. Same failure loads in every pair
 (report.json within 1e-7; what-if states within 2e-10). Output folder 121 MB → 15 MB (fields off).
