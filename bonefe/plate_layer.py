@@ -82,19 +82,24 @@ def layer_reactions(mesh, facets, matrix: np.ndarray, centre, motions, displacem
     """(6, n): the force along each of `axes` (N) and the moment about them through `centre` (N·mm)
     that the layer on `facets` puts on the bone, ∫ S (w_j − u_j) ds, for each plate motion
     motions[j] = (t, r) (w_j = t + r × (x − c); (0, 0) for a support at rest) and the bone's
-    displacement u_j under it. Collective."""
+    displacement u_j under it. Two forms, compiled once: the motion, axis, centre, S and u are
+    their coefficients. Collective."""
     facets = np.unique(facets)
     tags = meshtags(mesh, 2, facets, np.ones_like(facets))
     ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags, subdomain_id=1)
-    x = ufl.SpatialCoordinate(mesh)
-    arm = x - ufl.as_vector([float(c) for c in centre])
-    S = ufl.as_matrix(np.asarray(matrix, float).tolist())
+    t, r, axis, c = (fem.Constant(mesh, np.zeros(3)) for _ in range(4))
+    S = fem.Constant(mesh, np.asarray(matrix, float))
+    c.value[:] = np.asarray(centre, float)
+    u = fem.Function(displacements[0].function_space)
+    arm = ufl.SpatialCoordinate(mesh) - c
+    pull = S * (t + ufl.cross(r, arm) - u)
+    forms = (fem.form(ufl.dot(pull, axis) * ds), fem.form(ufl.dot(ufl.cross(arm, pull), axis) * ds))
     reactions = np.zeros((6, len(motions)))
-    for j, ((t, r), u) in enumerate(zip(motions, displacements)):
-        w = ufl.as_vector(np.asarray(t, float).tolist()) + ufl.cross(ufl.as_vector(np.asarray(r, float).tolist()), arm)
-        pull = S * (w - u)
-        for i, axis in enumerate(axes):
-            a = ufl.as_vector(np.asarray(axis, float).tolist())
-            for row, integrand in ((i, ufl.dot(pull, a)), (3 + i, ufl.dot(ufl.cross(arm, pull), a))):
-                reactions[row, j] = mesh.comm.allreduce(float(fem.assemble_scalar(fem.form(integrand * ds))), op=MPI.SUM)
+    for j, ((t_j, r_j), u_j) in enumerate(zip(motions, displacements)):
+        t.value[:], r.value[:] = t_j, r_j
+        u.x.array[:] = u_j.x.array
+        for i, a in enumerate(axes):
+            axis.value[:] = a
+            for row, form in zip((i, 3 + i), forms):
+                reactions[row, j] = mesh.comm.allreduce(float(fem.assemble_scalar(form)), op=MPI.SUM)
     return reactions
