@@ -88,7 +88,7 @@ class RigLoading:
 
     K: the stiffness over the solved motions (3 × 3 or 6 × 6; N/mm, N/rad, N·mm/mm, N·mm/rad);
     plate: 6 × n, the plate's force (N) and moment about `pivot` (N·mm) per unit motion;
-    fixed: 6 × n, the same for the fixed region's reaction."""
+    fixed_reaction: 6 × n, the same for the fixed region."""
 
     def __init__(self, mesh, E, nu, tags, rig: Rig, degree: int = 1):
         self.mesh = mesh
@@ -103,8 +103,9 @@ class RigLoading:
         units = every if rig.rotates else every[:3]
         (_, fixed_layer), (_, plate_layer) = regions
         if plate_layer is None:
+            # a translation as a constant (exact), a rotation as a field on the dof points (x: (3, n))
             self.motions = [self.solver.solve_prescribed(self.loaded, t if not r.any() else
-                                                         lambda x, r=r: _rigid(np.zeros(3), r, self.pivot)(x.T).T)
+                                                         lambda x, r=r: np.cross(r, x.T - self.pivot).T)
                             for t, r in units]
             self.K = np.array([[self.solver.work(u, w) for u in self.motions] for w in self.motions])
             plate = fem.locate_dofs_topological(self.solver.V, 2, self.loaded)
