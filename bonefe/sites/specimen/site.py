@@ -219,8 +219,8 @@ class SpecimenSite:
         E_all = gather_cells(mesh, E)
         fixed, plate = gather_facet_nodes(mesh, loading.fixed), gather_facet_nodes(mesh, loading.loaded)
         if mesh.comm.rank == 0:
-            plate = np.unique(plate)
-            moved = q[:3] + np.cross(q[3:], points[plate] - loading.pivot)
+            plate = np.unique(plate)  # a translation as one vector for the set, a rotation node by node
+            moved = q[:3] if not q[3:].any() else q[:3] + np.cross(q[3:], points[plate] - loading.pivot)
             write_inp(path, points, tets, bin_modulus(E_all, None), nu, fixed, np.zeros_like(points),
                       {"loaded": plate}, {"loaded": moved})
         mesh.comm.barrier()
