@@ -218,11 +218,14 @@ def report_numbers(cohort: Cohort, name: str) -> dict:
     stamp = path.stat().st_mtime_ns
     report = json.loads(path.read_text())
     mirels, axial = report.get("mirels") or {}, report.get("axial_involvement") or {}
-    return {"mtime_ns": stamp, "failure_load_n": report["failure_load_n"], "failure_load_bw": report.get("failure_load_bw"),
-            "risk_category": report.get("risk_category"), "strain_fold_ratio": report.get("strain_fold_ratio"),
+    clinical = path.name == REPORTS[0]  # a patient bone's report always holds its risk
+    return {"mtime_ns": stamp, "failure_load_n": report["failure_load_n"],
+            "failure_load_bw": report["failure_load_bw"] if clinical else None,
+            "risk_category": report["risk_category"] if clinical else None,
+            "strain_fold_ratio": report.get("strain_fold_ratio"),
             "mirels_min": mirels.get("total_min"), "mirels_max": mirels.get("total_max"),
             "axial_involvement_mm": axial.get("length_mm"),
-            "stiffness_n_per_mm": (report.get("rig") or {}).get("stiffness_n_per_mm")}
+            "stiffness_n_per_mm": None if clinical else report["rig"].get("stiffness_n_per_mm")}
 
 
 def read_status(cohort: Cohort, name: str) -> dict | None:
