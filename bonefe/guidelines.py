@@ -73,9 +73,11 @@ ACTIVITY_CLASSES = {
                      "standing_two_legs"), DAILY_LIVING),
     # the vertebra (bonefe.sites.vertebra.activities) and the humerus (bonefe.sites.humerus.loads)
     **dict.fromkeys(("standing", "sitting", "sitting_flexed", "forward_flexion", "upper_body_flexion",
-                     "lifting_from_ground", "walking_with_crutches", "steering"), DAILY_LIVING),
+                     "lifting_from_ground", "walking_with_crutches", "steering", "holding_10kg_hanging_arm"),
+                    DAILY_LIVING),
     **dict.fromkeys(("carrying", "lifting_knees", "lifting_round_back"), TRUNK_RESISTANCE),
-    "arm_elevation": ARM_RAISING,
+    **dict.fromkeys(("arm_elevation", "lifting_pot_straight_arm", "lifting_2kg_head_height"), ARM_RAISING),
+    "lifting_10kg_belt_height": ELBOW_FLEX_EXT,  # assumed: from the hanging arm to the belt the elbow bends
 }
 
 FEMORAL_SITE = "proximal femur"

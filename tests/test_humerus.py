@@ -87,7 +87,9 @@ def test_activity_forces_are_their_sources_maxima():
     """Magnitudes from the abstracts: Bergmann et al. 2011 (J Biomech 44:1543) forces up to 238 %BW
     raising the straight arm; Westerhoff et al. 2012 (Clin Biomech 27:711) up to 170 %BW walking
     with crutches; a 2015 Clin Biomech driving study (PMC4577652) quotes an in-vivo mean peak of
-    60 %BW steering. The crutch force points distally along the shaft (the load runs up the arm into
+    60 %BW steering; Westerhoff et al. 2009 (J Biomech 42:1840) the ranges' upper ends of 4 patients:
+    setting down a 1.5 kg pot with the straight arm 153.4 %BW, 2 kg from head height 144.1, lifting
+    10 kg to belt height 95, holding 10 kg on the hanging arm 17.9. The crutch force points distally along the shaft (the load runs up the arm into
     the glenoid)."""
     from bonefe.sites.humerus.site import HumerusSetup
 
@@ -96,7 +98,9 @@ def test_activity_forces_are_their_sources_maxima():
     bw = 80.0 * 9.81
     loads = {load.name: load for load in setup.loads(None, [])}
     assert {name: load.peak_n / bw for name, load in loads.items()} == pytest.approx(
-        {"arm_elevation": 2.38, "walking_with_crutches": 1.70, "steering": 0.60}, rel=1e-12)
+        {"arm_elevation": 2.38, "walking_with_crutches": 1.70, "steering": 0.60, "lifting_pot_straight_arm": 1.534,
+         "lifting_2kg_head_height": 1.441, "lifting_10kg_belt_height": 0.95, "holding_10kg_hanging_arm": 0.179},
+        rel=1e-12)
     crutches = loads["walking_with_crutches"].unit["head"]
     assert crutches @ frame.shaft_axis == pytest.approx(-1.0, abs=1e-12)
     assert setup.reference().name == "walking_with_crutches"
@@ -214,7 +218,9 @@ def test_phantom_and_run_end_to_end(tmp_path_factory):
     if COMM.rank == 0:
         report = json.loads((folder / "run" / "report.json").read_text())
         assert report["schema"] == "bonefe-humerus-report/1" and report["mirels"]["site"] == 1
-        assert {a["name"] for a in report["activities"]} == {"arm_elevation", "walking_with_crutches", "steering"}
+        assert {a["name"] for a in report["activities"]} == {
+            "arm_elevation", "walking_with_crutches", "steering", "lifting_pot_straight_arm", "lifting_2kg_head_height",
+            "lifting_10kg_belt_height", "holding_10kg_hanging_arm"}
         text = (folder / "run" / "report.html").read_text(encoding="utf-8")
         assert "Humerus (left)" in text and "Walking with crutches" in text
     with pytest.raises(BonefeError, match="lesion_site must be one of surgical_neck"):

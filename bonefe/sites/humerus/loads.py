@@ -14,6 +14,18 @@ Magnitudes (each read in the source's abstract in this session)
   or forearm crutches with complete or partial unloading of the legs (Westerhoff et al. 2012, Clin
   Biomech 27:711, abstract: "Maximum loads of up 170% of the bodyweight"; higher with forearm
   crutches in most patients). A maximum over patients and crutch types.
+* lifting_pot_straight_arm: 153.4 %BW, the largest of 4 patients setting down a 1.5 kg coffee pot
+  with the straight arm (Westerhoff et al. 2009, J Biomech 42:1840, abstract: "setting down the
+  coffee pot in the same position led to higher forces of 122.9%BW on the average (105.3-153.4%BW)";
+  lifting it: 105.0, 90-124.6 %BW).
+* lifting_2kg_head_height: 144.1 %BW, the largest of 4 patients setting 2 kg down on a board from
+  head height (same abstract: "Lifting up 2kg from a board up to head height caused a contact force
+  of 98.3%BW (93-103.6%BW); again, setting it down on the board led to higher forces of 131.5%BW
+  (118.8-144.1%BW)").
+* lifting_10kg_belt_height: 95 %BW, the largest of 4 patients lifting 10 kg to belt height (same
+  abstract: "when lifting it up to belt height it increased to 91.5%BW (87-95%BW)").
+* holding_10kg_hanging_arm: 17.9 %BW, the largest of 4 patients holding 10 kg with the arm hanging
+  (same abstract: "passive holding of a 10kg weight laterally was only 12.3%BW (9.2-17.9%BW)").
 * steering: 60 %BW, the in-vivo mean peak glenohumeral force of driving quoted by a 2015 Clin
   Biomech musculoskeletal study of driving (UK National Shoulder Model; PubMed Central PMC4577652,
   abstract: "60 SD 1% body weight mean peak", against which the model gave 61 ± 8 %BW; its authors
@@ -26,7 +38,7 @@ The contact force passes through the head centre (a ball joint; the measured fri
 ignored). Bergmann et al. 2011 report that the force direction relative to the humerus "remained
 quite constant throughout the whole motion" (abstract), without components read here. bonefe
 therefore takes:
-* arm elevation and steering: along the articular axis into the head (the glenoid at the middle of
+* arm elevation, lifting, holding and steering: along the articular axis into the head (the glenoid at the middle of
   the articular surface, `ARTICULAR`): medial and superior components negative, at the frame's
   inclination (`bonefe.sites.humerus.anatomy.INCLINATION_DEG`);
 * walking aids: along the shaft, distally (`ALONG_SHAFT`): the body weight taken through the hand
@@ -34,10 +46,10 @@ therefore takes:
   "more in the direction of the long humeral axis" with axillary crutches; their findings in the
   abstract do not give the direction: unconfirmed.
 
-Not in the library: no number could be checked in this session for combing hair, lifting or
-carrying a weight, pushing up from a chair, walking with a walker or a cane, elastic-band,
-light-dumbbell or wall push-up exercises (Westerhoff et al. 2009, J Biomech 42:1840, the OrthoLoad
-activities-of-daily-living paper, was not found). A case may add them as `custom_activities`
+Not in the library: no number could be checked in a source itself for combing hair (a vendor page
+summarising the same implants gives 59.3-105.1 %BW, very probably Westerhoff et al. 2009's table,
+whose full text was not found: unconfirmed), pushing up from a chair, walking with a walker or a
+cane, elastic-band, light-dumbbell or wall push-up exercises. A case may add them as `custom_activities`
 (`magnitude` and `direction` in the humerus frame, patch "head") with its own source.
 """
 
@@ -54,6 +66,7 @@ ALONG_SHAFT = np.array([0.0, 0.0, -1.0])
 """Unit force on the head along the shaft, distally."""
 
 B2011 = "Bergmann et al. 2011, J Biomech 44:1543 (abstract: forces up to 238 %BW, 6 patients)"
+W2009 = "Westerhoff et al. 2009, J Biomech 42:1840 (abstract: mean and range of 4 patients)"
 W2012 = "Westerhoff et al. 2012, Clin Biomech 27:711 (abstract: up to 170 %BW, 6 patients)"
 P2015 = ("Clin Biomech 2015 driving study, PubMed Central PMC4577652 (abstract: in-vivo mean peak "
          "60 ± 1 %BW; authors and in-vivo source unconfirmed)")
@@ -73,6 +86,14 @@ ACTIVITIES: dict[str, Activity] = {a.name: a for a in (
               B2011, _ARTICULAR_NOTE),
     _activity("walking_with_crutches", "Walking with crutches (legs unloaded), maximum", 170.0, ALONG_SHAFT,
               W2012, _SHAFT_NOTE),
+    _activity("lifting_pot_straight_arm", "Lifting or setting down a 1.5 kg pot, straight arm, maximum", 153.4,
+              ARTICULAR, W2009, _ARTICULAR_NOTE),
+    _activity("lifting_2kg_head_height", "Lifting 2 kg to head height or setting it down, maximum", 144.1,
+              ARTICULAR, W2009, _ARTICULAR_NOTE),
+    _activity("lifting_10kg_belt_height", "Lifting 10 kg to belt height, maximum", 95.0, ARTICULAR, W2009,
+              _ARTICULAR_NOTE),
+    _activity("holding_10kg_hanging_arm", "Holding 10 kg with the arm hanging, maximum", 17.9, ARTICULAR, W2009,
+              _ARTICULAR_NOTE),
     _activity("steering", "Steering a car", 60.0, ARTICULAR, P2015, _ARTICULAR_NOTE),
 )}
 """The built-in activities by name (module docstring)."""
