@@ -22,6 +22,13 @@ each, over bonefe's whole case (meshing and report included on bonefe's side onl
 The machine the figures come from should be quiet: on a shared 2-core machine they are noisy, so
 compare before/after runs made back to back (`--pythonpath` runs another checkout).
 
+Measured 2026-12-02 (third session) back to back, `--sizes 3 --ranks 2 --no-ccx --repeat 2`, on a
+2-core machine about half as fast as the one below (mesh 19 s against 7.9 s): before → after
+failure reading at candidate points (`bonefe.assessment.BoneModel.candidates`, 3.1 % of the points
+read over the demo's 169 readings) and a garbage collection every 8th solver
+(`bonefe.solver.RELEASE_EVERY`, was every solver: 15 × 0.14 s): solve and assess 44.9 / 43.2 →
+38.1 / 34.3 s, whole process 81.7 / 79.1 → 73.5 / 69.4 s; failure load 3061.9 N in all four.
+
 Measured 2026-12-02 on the 2-core machine with nothing else running, one run each (2 ranks):
 - demo, 3 mm, 30,267 DOFs: 39.2 s (mesh 7.9, solve and assess 24.5, write outputs 0.6, report 3.1);
   CalculiX 1.6 s per load case, 38 load cases: 1.6× bonefe's whole case.

@@ -61,6 +61,10 @@ SFR_REGION_MM = 10.0
 peak strain the strain fold ratio compares: about one cortical thickness plus one element around
 the lesion, where a defect concentrates strain."""
 
+CANDIDATE_PROBE = 256
+"""Points of largest strain bound whose failure index sets the floor of `BoneModel.candidates`."""
+
+
 @dataclass(frozen=True)
 class RiskOptions:
     """How strain becomes risk (case-file section `risk`).
@@ -246,9 +250,27 @@ class BoneModel:
         return principal_strains(self.nonlocal_basis.strain(forces))
 
     def failure(self, unit_forces: dict) -> FailureResult:
-        """Failure load (N) along a unit load (components summing to 1 N in magnitude)."""
-        return failure_under_unit_load(self.principal(unit_forces), self.lattice.points, self.mesh.comm,
+        """Failure load (N) along a unit load (components summing to 1 N in magnitude), read at the
+        points that can hold the peak failure index (`candidates`): the same load, place and mode as
+        reading every point."""
+        points = self.candidates(unit_forces)
+        principal = principal_strains(self.nonlocal_basis.strain(unit_forces, points))
+        return failure_under_unit_load(principal, self.lattice.points[points], self.mesh.comm,
                                        criterion=self.options.criterion)
+
+    def candidates(self, forces: dict) -> np.ndarray:
+        """Indices of this rank's points whose failure index under `forces` may be its largest. The
+        index is at most |ε|_F / min(ε_t, ε_c) ≤ `StrainBasis.norm_bound` / min(ε_t, ε_c); the exact
+        index at the CANDIDATE_PROBE points of largest bound is a floor under the peak, and a point
+        whose bound lies below that floor cannot hold it (nor tie with it)."""
+        limit = min(self.options.criterion.tensile_limit, self.options.criterion.compressive_limit)
+        bound = self.nonlocal_basis.norm_bound(forces) / limit
+        if bound.size <= CANDIDATE_PROBE:
+            return np.arange(bound.size)
+        probe = np.argpartition(bound, -CANDIDATE_PROBE)[-CANDIDATE_PROBE:]
+        floor = failure_index(principal_strains(self.nonlocal_basis.strain(forces, probe)),
+                              self.options.criterion).max()
+        return np.flatnonzero(bound >= floor * (1.0 - 1e-9))
 
     def peak_index(self, forces: dict, region: np.ndarray) -> float:
         """Peak nonlocal failure index over `region` (this rank's points) under forces."""

@@ -24,6 +24,7 @@ from bonefe.assessment import (
 from bonefe.sites.femur.assessment import allowed_head_force, femur_model, plane_direction
 from bonefe.sites.femur.site import assess
 from bonefe.sites.femur.loads import ACTIVITIES, WALKING_DIRECTION
+from bonefe.risk import failure_under_unit_load
 from bonefe.volume import BONE, LYTIC
 
 COMM = MPI.COMM_WORLD
@@ -99,6 +100,30 @@ def test_twin_of_a_bone_without_lesion_gives_sfr_one_and_the_same_failure_load(u
     assert comparison.strain_fold_ratio == pytest.approx(1.0, rel=1e-6)
     assert comparison.twin_stance.failure_load_n == pytest.approx(model.failure(down).failure_load_n, rel=1e-6)
     assert comparison.twin_stance.failure_load_n == pytest.approx(0.0104 * E0 * AREA, rel=0.02)
+
+
+def test_failure_read_at_candidate_points_is_failure_read_everywhere(uniform_bar):
+    """`BoneModel.failure` reads only the points whose strain bound can reach the peak failure
+    index. On the bar with a soft notch (E × 0.01 through half its width), under random forces on
+    the head and the trochanter patch, it gives the load, place and mode of reading every point
+    (`failure_under_unit_load` on the whole field), while reading a small part of the points."""
+    mesh, tags, E, _ = uniform_bar
+    notched = np.abs(cell_centres(mesh)[:, 2] - 50.0) < 6.0
+    labels = np.where(notched, LYTIC, BONE).astype(np.int32)
+    model = femur_model(mesh, tags, np.where(notched & (cell_centres(mesh)[:, 0] < 8.0), 0.01 * E0, E0), labels,
+                        NU, OPTIONS, lesion=notch(8.0))
+    rng = np.random.default_rng(7)
+    read = everywhere = 0
+    for _ in range(12):
+        forces = {"head": rng.normal(size=3), "trochanter": rng.normal(size=3) * rng.uniform(0, 2)}
+        fast = model.failure(forces)
+        full = failure_under_unit_load(model.principal(forces), model.lattice.points, COMM,
+                                       criterion=OPTIONS.criterion)
+        assert fast.failure_load_n == pytest.approx(full.failure_load_n, rel=1e-12)
+        assert (fast.location_mm, fast.mode) == (full.location_mm, full.mode)
+        read += COMM.allreduce(len(model.candidates(forces)))
+        everywhere += COMM.allreduce(len(model.lattice.points))
+    assert read < 0.5 * everywhere  # 24 % here, where strain is nearly uniform; about 1 % on the demo femur
 
 
 def beam_fold_ratio(depth: float, x: float) -> float:
