@@ -128,13 +128,17 @@ def test_report_renders_in_chromium(series, tmp_path):
 ONE_MESH_N = (2725.149264152852, 1195.288776547192, 6715.975235317837)
 """Failure loads on the baseline mesh of the three scans, serial run (N); pinned to show rank independence.
 Re-pinned 2026-12-01 when failure came to be read where the CT holds bone (was 4097, 1171, 6614 N)."""
-OWN_MESH_N = (2831.059058389688, 1380.250586180154, 1844.304160775478)
-"""Failure loads on each scan's own mesh, serial run (N) (was 5632, 1355, 1972 N before the same change:
-the baseline scan's two routes now differ by 3.9 % instead of 37 %)."""
+OWN_MESH_N = 2831.059058389688
+"""The baseline scan's failure load on its own mesh, serial run (N) (5632 N before the same change:
+the baseline scan's two routes now differ by 3.9 % instead of 37 %). The later scans' own meshes are
+not pinned: gmsh meshes their rigidly moved (oblique) grids at this 8 mm size differently on
+different CPUs (the grown scan: 1380 N on the machines the pins came from, 1205 N on an AVX2-only
+AMD EPYC, before and after the same commit); each own-mesh route is `bonefe run`, whose rank
+independence tests/test_femur_golden.py and tests/test_sites.py pin."""
 
 
 def test_results_do_not_depend_on_the_rank_count(series):
     """The same numbers under `mpirun -n 2` as serially (to 1e-6)."""
     scans = series["results"]["scans"]
     assert [s["one_mesh"]["failure_load_n"] for s in scans] == pytest.approx(ONE_MESH_N, rel=1e-6)
-    assert [s["own_mesh"]["failure_load_n"] for s in scans] == pytest.approx(OWN_MESH_N, rel=1e-6)
+    assert scans[0]["own_mesh"]["failure_load_n"] == pytest.approx(OWN_MESH_N, rel=1e-6)
