@@ -237,15 +237,18 @@ RELEASE_EVERY = 8
 """Solvers set up on one communicator between two `release_petsc_garbage` calls: a full garbage
 collection takes ~0.14 s in a case's process (15 per demo case, 2.1 s), while 8 parked solvers hold
 about 110 of MPICH's ~2000 communicators."""
-_solvers_made: dict[int, int] = {}
+_SOLVERS_MADE = MPI.Comm.Create_keyval()
+"""An MPI attribute of a communicator: the solvers set up on it so far."""
 
 
 def _release_now_and_then(comm) -> None:
-    """`release_petsc_garbage` before every RELEASE_EVERY-th solver on `comm` (collective: each rank
-    counts the same collective set-ups of the same communicator)."""
-    key = comm.py2f()
-    made = _solvers_made.get(key, 0)
-    _solvers_made[key] = made + 1
+    """`release_petsc_garbage` before every RELEASE_EVERY-th solver on `comm`. Collective: the count
+    is an attribute of the communicator itself, so every rank of it counts the same collective
+    set-ups (a dict keyed by the communicator's handle is not: handles differ between ranks once one
+    rank has made a communicator of its own, and the ranks then disagreed on when to release —
+    a deadlock under mpirun -n 2)."""
+    made = comm.Get_attr(_SOLVERS_MADE) or 0
+    comm.Set_attr(_SOLVERS_MADE, made + 1)
     if made % RELEASE_EVERY == 0:
         release_petsc_garbage(comm)
 
