@@ -89,7 +89,8 @@ def test_activity_forces_are_their_sources_maxima():
     with crutches; a 2015 Clin Biomech driving study (PMC4577652) quotes an in-vivo mean peak of
     60 %BW steering; Westerhoff et al. 2009 (J Biomech 42:1840) the ranges' upper ends of 4 patients:
     setting down a 1.5 kg pot with the straight arm 153.4 %BW, 2 kg from head height 144.1, lifting
-    10 kg to belt height 95, holding 10 kg on the hanging arm 17.9. The crutch force points distally along the shaft (the load runs up the arm into
+    10 kg to belt height 95, holding 10 kg on the hanging arm 17.9. The crutch force points distally
+    along the shaft (the load runs up the arm into
     the glenoid)."""
     from bonefe.sites.humerus.site import HumerusSetup
 

@@ -284,6 +284,14 @@ def demo_spec(voxel_mm: float = 1.0) -> PhantomSpec:
                        cortical_involvement=float(options["--cortical-involvement"]))
 
 
+def test_the_makefile_demo_lesion_is_the_code_s():
+    """The Makefile's DEMO_LESION (what `make demo` draws) and `bonefe.sites.femur.phantom.DEMO_LESION`
+    (what the coverage experiment, the follow-up series and the convergence study take) agree."""
+    from bonefe.sites.femur.phantom import DEMO_LESION
+
+    assert demo_spec() == PhantomSpec(**DEMO_LESION)
+
+
 @pytest.fixture(scope="module")
 def demo_states():
     """The demo femur (20 mm lytic inferomedial neck lesion through the cortex, 1 mm voxels) on one

@@ -168,6 +168,9 @@ def render_lesion(picture_mesh: dict, failure_site_mm=None, size=PICTURE_SIZE) -
 
 
 VERDICT_COLOURS = {"safe": "#2e7d32", "caution": "#ef8f00", "avoid": "#c62828"}
+LABEL_NEAR_DECADES = 0.08
+"""Window chart: points closer than this (log10 units, ~20 %) on both axes to a labelled point share
+its label (a few lines of 7 pt text span about that much of the chart's height)."""
 
 
 def safety_factor_chart(activities, safe_factor: float, avoid_factor: float, size=(1000, 600)) -> np.ndarray:
@@ -302,6 +305,20 @@ def tornado_chart(uncertainty, high_below_n: float, low_from_n: float, size=(120
     return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
 
 
+def label_places(xs, ys, names) -> list[tuple[float, float, list[str]]]:
+    """One label per place on log-log axes: each point joins the first labelled point closer than
+    LABEL_NEAR_DECADES on both axes, else it starts a place of its own; (x, y, names) per place."""
+    places: list[tuple[float, float, list[str]]] = []
+    for x, y, name in zip(xs, ys, names):
+        place = next((p for p in places if abs(np.log10(x / p[0])) < LABEL_NEAR_DECADES
+                      and abs(np.log10(y / p[1])) < LABEL_NEAR_DECADES), None)
+        if place is None:
+            places.append((float(x), float(y), [name]))
+        else:
+            place[2].append(name)
+    return places
+
+
 def window_chart(rows, safe_factor: float, avoid_factor: float, size=(1100, 700)) -> np.ndarray:
     """Safety factor against stimulus ratio (log-log), one point per activity coloured by verdict,
     the therapeutic window (ratio ≥ 1, safety factor ≥ safe_factor) shaded; scalable exercises
@@ -329,16 +346,13 @@ def window_chart(rows, safe_factor: float, avoid_factor: float, size=(1100, 700)
     for factor, verdict, text in ((avoid_factor, "avoid", "avoid below"), (safe_factor, "safe", "safe from")):
         axes.axhline(factor, color=VERDICT_COLOURS[verdict], linestyle="--", label=f"{text} {factor:g}")
     axes.axvline(1.0, color="black", linestyle=":", label="stimulus threshold reached")
-    labels: dict[tuple[float, float], list[str]] = {}
     for r, ratio, factor in zip(shown, ratios, factors):
         if r.dose is not None:
             scales = np.array([x_low / ratio, x_high / ratio])
             axes.plot(ratio * scales, factor / scales, color="#555555", linewidth=0.8)
         axes.plot(ratio, factor, "o", ms=7, color=VERDICT_COLOURS[r.verdict],
                   markeredgecolor="black" if r.dose is not None else VERDICT_COLOURS[r.verdict])
-        near = (round(25 * np.log10(ratio)), round(25 * np.log10(factor)))  # within ~10 %: one place
-        labels.setdefault(near, (ratio, factor, []))[2].append(r.label.split(" (")[0])  # the table has the rest
-    for ratio, factor, names in labels.values():  # one label per place, however many activities share it
+    for ratio, factor, names in label_places(ratios, factors, [r.label.split(" (")[0] for r in shown]):
         axes.annotate(textwrap.fill(" / ".join(names), 40), (ratio, factor), xytext=(6, 2),
                       textcoords="offset points", fontsize=7, va="center")
     axes.set_xscale("log")

@@ -16,7 +16,7 @@ import numpy as np
 
 from bonefe.case import MeshOptions
 from bonefe.nonlocal_strain import DEFAULT_RADIUS_MM
-from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import DEMO_LESION, PhantomSpec, make_phantom
 from bonefe.validation.checks import Check, Section
 from bonefe.validation.femur import COMM, femur
 from bonefe.validation.plots import line_plot
@@ -43,8 +43,7 @@ Without the chord compensation of the surface (`bonefe.meshing.chord_compensatio
 the same size (3 mm +4.3 %, 1.75 mm +1.1 %, 4.5 mm −1.1 % against 1.1 mm), so it is not its
 cause."""
 
-LESION = {"spec": PhantomSpec(voxel_mm=1.5, lesion_site="neck_inferomedial", lesion_diameter_mm=20.0,
-                               cortical_involvement=1.0), "sizes": (3.0, 2.25, 1.75)}
+LESION = {"spec": PhantomSpec(voxel_mm=1.5, **DEMO_LESION), "sizes": (3.0, 2.25, 1.75)}
 LESION_BOUND = 0.05
 """The lesion-governed failure load at the default size must lie within 5 % of the finest mesh's
 (issue #14 follow-up: the pinned phantom of tests/test_clinical_numbers.py moved by 10-50 % with the

@@ -28,10 +28,10 @@ risk, is a little optimistic (7 of the 10 missed trials had the bone outline dra
 
 The truth must be a lesion that sets the failure load. Until 2026-12-02 the truth was the default
 phantom (a neck lesion through half the cortex), whose stance failure starts away from the lesion
-on this mesh (lesion-free twin 8,905 N, lesioned 9,250 N): drawing that lesion smaller cannot raise the load (−0.75, −1.5 and −3 mm all
-gave exactly F*), drawing it larger lowers it, so F* sat at the top of the lesion factor's range
-and 60 of 60 trials covered (94–100 %): for a lesion that does not decide the failure the
-interval errs on the safe side.
+on this mesh (lesion-free twin 8,905 N, lesioned 9,250 N): drawing that lesion smaller cannot raise
+the load (−0.75, −1.5 and −3 mm all gave exactly F*), drawing it larger lowers it, so F* sat at the
+top of the lesion factor's range and 60 of 60 trials covered (94–100 %): for a lesion that does not
+decide the failure the interval errs on the safe side.
 """
 
 from __future__ import annotations

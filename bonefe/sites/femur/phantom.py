@@ -62,7 +62,8 @@ NECK_LENGTH_MM = 50.0
 """Distance from the shaft axis to the head centre along the neck axis (femoral offset ≈ 41 mm at 125°)."""
 
 
-DEMO_LESION = {"lesion_site": "neck_inferomedial", "lesion_diameter_mm": 20.0, "cortical_involvement": 1.0}
+DEMO_LESION = {"lesion_site": "neck_inferomedial", "lesion_diameter_mm": 20.0,
+               "cortical_involvement": 1.0}
 """The demo's lesion (the Makefile's DEMO_LESION): 20 mm lytic, infero-medial neck, through the
 cortex; it sets the femur's stance failure load."""
 

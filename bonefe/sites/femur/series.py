@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bonefe.followup.synthetic import remineralised_scan, rigid_motion, write_series
-from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
+from bonefe.sites.femur.phantom import DEMO_LESION, PhantomSpec, make_phantom
 from bonefe.volume import Volume
 
 DEMO_DAYS = (0.0, 90.0, 180.0)
@@ -30,8 +30,7 @@ def case_keys(mesh_size_mm: float = 3.0, side: str = "left", body_mass_kg: float
 
 def demo_scans(voxel_mm: float = 1.0) -> list[tuple[Volume, np.ndarray]]:
     """The demo series (module docstring) before placement, each with its motion matrix (4×4)."""
-    spec = PhantomSpec(voxel_mm=voxel_mm, lesion_site="neck_inferomedial", lesion_diameter_mm=20.0,
-                       cortical_involvement=1.0)
+    spec = PhantomSpec(voxel_mm=voxel_mm, **DEMO_LESION)
     baseline, frame = make_phantom(spec)
     grown, _ = make_phantom(replace(spec, lesion_diameter_mm=26.0))
     volumes = [baseline, grown, remineralised_scan(grown, 0.5)]

@@ -38,8 +38,8 @@ The contact force passes through the head centre (a ball joint; the measured fri
 ignored). Bergmann et al. 2011 report that the force direction relative to the humerus "remained
 quite constant throughout the whole motion" (abstract), without components read here. bonefe
 therefore takes:
-* arm elevation, lifting, holding and steering: along the articular axis into the head (the glenoid at the middle of
-  the articular surface, `ARTICULAR`): medial and superior components negative, at the frame's
+* arm elevation, lifting, holding and steering: along the articular axis into the head (the glenoid
+  at the middle of the articular surface, `ARTICULAR`): medial and superior components negative, at the frame's
   inclination (`bonefe.sites.humerus.anatomy.INCLINATION_DEG`);
 * walking aids: along the shaft, distally (`ALONG_SHAFT`): the body weight taken through the hand
   pushes the humerus up into the glenoid. Westerhoff et al. 2012 (abstract) hypothesised a force
