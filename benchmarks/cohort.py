@@ -53,7 +53,7 @@ def write_cohort(folder: Path, count: int, voxel: float, mesh_size: float) -> li
                 "labels": str(phantom / "labels.nii.gz"), "patient": {"body_mass_kg": 60 + number % 30},
                 "mesh": {"size_mm": mesh_size}}
         cases.append(folder / f"patient-{number:03d}.yaml")
-        cases[-1].write_text(yaml.safe_dump(case))
+        cases[-1].write_text(yaml.safe_dump(case), encoding="utf-8")
     return cases
 
 
@@ -84,8 +84,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "bonefe.cli", "batch", "run", *map(str, cases), "--out", str(out),
                         "--jobs", str(args.jobs)], check=True, stdout=subprocess.DEVNULL)
         end = time.time()
-        records = [json.loads(p.read_text()) for p in (out / "status").glob("*.json")]
-        reports = [json.loads((out / "cases" / r["case"] / "report.json").read_text()) for r in records]
+        records = [json.loads(p.read_text(encoding="utf-8")) for p in (out / "status").glob("*.json")]
+        reports = [json.loads((out / "cases" / r["case"] / "report.json").read_text(encoding="utf-8")) for r in records]
 
     wall, count = end - begin, len(records)
     process = sum(r["runtime_s"] for r in records) / count

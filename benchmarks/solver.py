@@ -198,7 +198,7 @@ def launch(mesh_file: Path, target: int, ranks: int, petsc: list[str]) -> dict:
                __file__, "--worker", str(target), "--mesh-file", str(mesh_file),
                *[arg for option in petsc for arg in ("--petsc", option)]]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run(command, capture_output=True, encoding="utf-8", env=env, check=False)
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-3000:])
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -82,7 +82,7 @@ def bonefe(args: list[str], ranks: int, pythonpath: Path) -> tuple[str, float]:
         command = [str(mpirun if mpirun.exists() else "mpirun"), "-n", str(ranks), *command]
     env = {**os.environ, "PYTHONPATH": str(pythonpath), "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
-    run = subprocess.run(command, capture_output=True, text=True, env=env, cwd=pythonpath, check=False)
+    run = subprocess.run(command, capture_output=True, encoding="utf-8", env=env, cwd=pythonpath, check=False)
     wall = time.perf_counter() - start
     if run.returncode != 0:
         raise RuntimeError(f"bonefe {' '.join(args)} failed:\n{run.stderr[-3000:]}")
@@ -91,12 +91,12 @@ def bonefe(args: list[str], ranks: int, pythonpath: Path) -> tuple[str, float]:
 
 def write_case(folder: Path, size_mm: float) -> Path:
     """The demo case with absolute input paths, its mesh size set to size_mm."""
-    case = yaml.safe_load(DEMO.read_text())
+    case = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
     case.update(ct=str(folder / "phantom" / "ct.nii.gz"), labels=str(folder / "phantom" / "labels.nii.gz"),
                 output=str(folder / f"run-{size_mm:g}mm"))
     case["mesh"] = {**case.get("mesh", {}), "size_mm": size_mm}
     path = folder / f"demo-{size_mm:g}mm.yaml"
-    path.write_text(yaml.safe_dump(case))
+    path.write_text(yaml.safe_dump(case), encoding="utf-8")
     return path
 
 
@@ -117,7 +117,7 @@ def calculix(inp: Path) -> float | None:
         shutil.copy(inp, deck)
         start = time.perf_counter()
         run = subprocess.run([ccx, "-i", "model"], cwd=tmp, capture_output=True, text=True,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False, encoding="utf-8")
         wall = time.perf_counter() - start
         if run.returncode != 0 or not deck.with_suffix(".frd").exists() and not deck.with_suffix(".dat").exists():
             raise RuntimeError(f"ccx failed: {run.stdout[-1500:]}")
@@ -129,7 +129,7 @@ def run_case(folder: Path, size_mm: float, ranks: int, pythonpath: Path) -> dict
     case = write_case(folder, size_mm)
     log, wall = bonefe(["run", str(case)], ranks, pythonpath)
     out = folder / f"run-{size_mm:g}mm"
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     return {"size_mm": size_mm, "ranks": ranks, "wall": wall, "stages": dict(STAGE.findall(log)),
             "dofs": report["mesh"]["dofs"], "cells": report["mesh"]["cells"], "load_cases": load_cases(report),
             "failure_load_n": report["failure_load_n"], "inp": out / "model.inp"}

@@ -39,6 +39,7 @@ Units: mm, N, MPa. Reports show strain in microstrain and loads in N and times b
 
 
 def main(argv=None) -> int:
+    _escape_unencodable_output()
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -50,6 +51,14 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("bonefe: interrupted", file=sys.stderr)
         return 130
+
+
+def _escape_unencodable_output() -> None:
+    """A terminal whose locale cannot encode the units' symbols (R², N·mm, g/cm³; e.g. LC_ALL=C with
+    PYTHONUTF8=0) gets them backslash-escaped instead of a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _stop_other_ranks(code: int) -> None:

@@ -156,7 +156,7 @@ def write_inp(path, points, tets, E, nu, fixed_nodes, nodal_forces,
         handle.write("*NODE FILE\nU\n*EL FILE\nS, E\n*NODE PRINT, NSET=NALL\nU\n"
                      "*EL PRINT, ELSET=EALL, TOTALS=ONLY\nELSE\n*END STEP\n")
 
-    with atomic_path(path) as tmp, open(tmp, "w") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         write(handle)
 
 

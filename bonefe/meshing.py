@@ -541,7 +541,7 @@ def _cached_mesh(folder: Path, key: str):
         return None
     start = time.perf_counter()
     gmsh.open(str(msh))
-    quality = json.loads(meta.read_text())
+    quality = json.loads(meta.read_text(encoding="utf-8"))
     log.info("Mesh %s read from the cache %s.", key[:12], folder)
     return quality, {"surface": 0.0, "gmsh": time.perf_counter() - start}
 
@@ -641,8 +641,9 @@ def cell_tags(mesh, labels: np.ndarray):
 
 def _atomic_rename_xdmf(tmp: Path, path: Path) -> None:
     """Point the temporary .xdmf at the final .h5 name, then move .h5 and .xdmf into place."""
-    text = tmp.read_text().replace(tmp.with_suffix(".h5").name + ":", path.with_suffix(".h5").name + ":")
-    tmp.write_text(text)
+    text = tmp.read_text(encoding="utf-8")
+    text = text.replace(tmp.with_suffix(".h5").name + ":", path.with_suffix(".h5").name + ":")
+    tmp.write_text(text, encoding="utf-8")
     os.chmod(tmp, default_mode())  # mkstemp made it private
     os.replace(tmp.with_suffix(".h5"), path.with_suffix(".h5"))
     os.replace(tmp, path)

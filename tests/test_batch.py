@@ -32,7 +32,7 @@ def write_case(folder: Path, name: str, phantom: dict, ct: str | None = None) ->
     case = {"name": name, "ct": ct or str(phantom["ct"]), "labels": str(phantom["labels"]),
             "patient": {"body_mass_kg": 70}, "mesh": {"size_mm": 10.0}, "activities": ["walking"]}
     path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(case))
+    path.write_text(yaml.safe_dump(case), encoding="utf-8")
     return path
 
 
@@ -47,9 +47,9 @@ def batch(*args, **popen) -> subprocess.CompletedProcess:
 
 
 def summary(out: Path) -> dict[str, dict]:
-    rows = json.loads((out / "cohort-summary.json").read_text())
+    rows = json.loads((out / "cohort-summary.json").read_text(encoding="utf-8"))
     assert all(tuple(row) == SUMMARY_COLUMNS for row in rows)
-    header = (out / "cohort-summary.csv").read_text().splitlines()[0]
+    header = (out / "cohort-summary.csv").read_text(encoding="utf-8").splitlines()[0]
     assert tuple(header.split(",")) == SUMMARY_COLUMNS
     return {row["case"]: row for row in rows}
 
@@ -63,7 +63,7 @@ def fingerprint(folder: Path) -> dict[str, tuple]:
 def test_duplicate_case_names_are_refused(tmp_path, phantom):
     first = write_case(tmp_path, "same", phantom)
     second = tmp_path / "other.yaml"
-    second.write_text(first.read_text())
+    second.write_text(first.read_text(encoding="utf-8"), encoding="utf-8")
     with pytest.raises(BonefeError, match="both named 'same'"):
         cohort_cases([first, second])
     with pytest.raises(BonefeError, match="both named 'same'"):
@@ -89,14 +89,14 @@ def test_the_summary_keeps_each_report_s_numbers_until_the_report_changes(tmp_pa
     report = {"failure_load_n": 5000.0, "failure_load_bw": 6.8, "risk_category": "moderate",
               "strain_fold_ratio": 1.2, "mirels": {"total_min": 7, "total_max": 9},
               "axial_involvement": {"length_mm": 12.0}}
-    report_path.write_text(json.dumps(report))
+    report_path.write_text(json.dumps(report), encoding="utf-8")
     kept = report_numbers(cohort, "x")
     assert summary_row(cohort, "x")["failure_load_n"] == 5000.0 and kept["mirels_max"] == 9
     cohort.status_path("x").parent.mkdir()
     cohort.status_path("x").write_text(json.dumps({"status": "done", "runtime_s": 1.0,
-                                                   "report": {**kept, "failure_load_n": -1.0}}))
+                                                   "report": {**kept, "failure_load_n": -1.0}}), encoding="utf-8")
     assert summary_row(cohort, "x")["failure_load_n"] == -1.0
-    report_path.write_text(json.dumps({**report, "failure_load_n": 4000.0}))
+    report_path.write_text(json.dumps({**report, "failure_load_n": 4000.0}), encoding="utf-8")
     os.utime(report_path, ns=(kept["mtime_ns"] + 10**9, kept["mtime_ns"] + 10**9))
     row = summary_row(cohort, "x")
     assert (row["failure_load_n"], row["axial_involvement_mm"], row["runtime_s"]) == (4000.0, 12.0, 1.0)
@@ -112,7 +112,7 @@ def test_a_broken_case_fails_alone(tmp_path, phantom):
     assert result.stdout.strip().splitlines()[-1].startswith("bonefe batch: 1 of 3 cases failed (broken)")
     rows = summary(out)
     for name in ("a", "b"):
-        row, report = rows[name], json.loads((out / "cases" / name / "report.json").read_text())
+        row, report = rows[name], json.loads((out / "cases" / name / "report.json").read_text(encoding="utf-8"))
         assert row["status"] == "done" and row["error"] == "" and row["runtime_s"] > 0
         assert math.isfinite(row["failure_load_n"]) and row["failure_load_n"] > 0
         assert (row["failure_load_n"], row["failure_load_bw"], row["risk_category"], row["strain_fold_ratio"],
@@ -123,7 +123,7 @@ def test_a_broken_case_fails_alone(tmp_path, phantom):
     broken = rows["broken"]
     assert broken["status"] == "failed" and broken["failure_load_n"] is None
     assert "missing.nii.gz" in broken["error"] and "\n" not in broken["error"]
-    assert json.loads((out / "status" / "broken.json").read_text())["exit_code"] == 2
+    assert json.loads((out / "status" / "broken.json").read_text(encoding="utf-8"))["exit_code"] == 2
     assert not (out / "cases" / "broken").exists()
 
 
@@ -176,11 +176,12 @@ def test_specimen_cases_run_as_a_batch(tmp_path):
     5 mm PMMA layer (k_n A = 2500/5 × 100 = 50,000 N/mm in series with E A / L = 50,000 N/mm). The
     summary takes each specimen-report.json: stiffness E A / L = 50,000 and 25,000 N/mm, failure
     load E A ε_c = 10,400 N for both (the block's strain is uniform either way); no risk columns."""
-    source = (Path(__file__).resolve().parents[1] / "cases" / "specimen-phantom.yaml").read_text()
+    source = (Path(__file__).resolve().parents[1] / "cases" / "specimen-phantom.yaml").read_text(encoding="utf-8")
     source = source.replace("exports: [inp]", "exports: []")
-    (tmp_path / "bonded.yaml").write_text(source.replace("name: specimen-phantom", "name: bonded"))
+    (tmp_path / "bonded.yaml").write_text(source.replace("name: specimen-phantom", "name: bonded"), encoding="utf-8")
     (tmp_path / "padded.yaml").write_text(source.replace("name: specimen-phantom", "name: padded").replace(
-        "normal: [0, 0, -1]}}", "normal: [0, 0, -1]}, layer: {E_mpa: 2500, nu: 0.3, thickness_mm: 5}}"))
+        "normal: [0, 0, -1]}}", "normal: [0, 0, -1]}, layer: {E_mpa: 2500, nu: 0.3, thickness_mm: 5}}"),
+        encoding="utf-8")
     out = tmp_path / "cohort"
     result = batch("run", tmp_path / "bonded.yaml", tmp_path / "padded.yaml", "--out", out, "--jobs", "1")
     assert result.returncode == 0, result.stderr

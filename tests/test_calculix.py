@@ -60,7 +60,7 @@ def test_bonefe_matches_calculix(bonefe_model, tmp_path_factory):
     run = subprocess.run([ccx, "-i", "model"], cwd=folder, capture_output=True, encoding="utf-8",
                          timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0 and (folder / "model.dat").exists(), run.stdout[-2000:]
-    text = (folder / "model.dat").read_text()
+    text = (folder / "model.dat").read_text(encoding="utf-8")
     u_ccx, energy_ccx = dat_block(text, "displacements")[:, 1:4], total_energy(text)
     u = bonefe_model["u"]
     assert u_ccx.shape == u.shape
@@ -75,6 +75,6 @@ def test_inp_orients_tetrahedra_and_groups_materials(tmp_path):
     tets = np.array([[0, 2, 1, 3], [1, 2, 3, 4]])  # first one inverted
     path = tmp_path / "two.inp"
     write_inp(path, points, tets, [100.0, 100.0], 0.3, [0], np.zeros((5, 3)))
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     assert "1, 1, 2, 3, 4\n" in text
     assert text.count("*MATERIAL") == 1 and "*CLOAD\n*NODE FILE" in text

@@ -53,7 +53,7 @@ def write_cohort(folder):
     """cohort-summary.csv of COHORT in the columns of bonefe batch."""
     lines = [COLUMNS] + [f"{c},{s},1.0,{n},{bw},,{sfr},{lo},{hi},{ax},,cases/{c}"
                          for c, s, n, bw, sfr, lo, hi, ax in COHORT]
-    (folder / "cohort-summary.csv").write_text("\n".join(lines) + "\n")
+    (folder / "cohort-summary.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
 
 
@@ -68,14 +68,14 @@ def test_cli_end_to_end_matches_the_hand_computed_cohort(tmp_path, capsys):
     float rounding); one warning line per left-out reason; the calibration file loads with
     bonefe.risk.thresholds_from_calibration (round trip) and roc.png is a PNG."""
     write_cohort(tmp_path)
-    (tmp_path / "outcomes.csv").write_text(OUTCOMES)
+    (tmp_path / "outcomes.csv").write_text(OUTCOMES, encoding="utf-8")
     code, out, err = run_cli(capsys, "calibrate", tmp_path / "outcomes.csv", "--cohort", tmp_path,
                              "--out", tmp_path / "cal", "--bootstrap", 500)
     assert code == 0, err
     warnings = err.strip().splitlines()
     assert warnings == ["bonefe calibrate: warning: 1 case(s) not done in the cohort (failed), left out: p7",
                         "bonefe calibrate: warning: 1 case(s) not in the cohort, left out: p9"]
-    data = json.loads((tmp_path / "cal" / "calibration.json").read_text())
+    data = json.loads((tmp_path / "cal" / "calibration.json").read_text(encoding="utf-8"))
     assert data["risk_thresholds"] == pytest.approx({"high_below_bw": 5.05, "low_from_bw": 10.0})
     expected = {"failure_load_bw": (10 / 12, 5.05, 10.0), "strain_fold_ratio": (1.0, 1.4, 1.4),
                 "mirels": (1.0, 8.5, 8.5), "axial_involvement_mm": (1.0, 27.5, 27.5)}
@@ -92,13 +92,14 @@ def test_cli_end_to_end_matches_the_hand_computed_cohort(tmp_path, capsys):
     assert (thresholds.high_below_bw, thresholds.low_from_bw) == pytest.approx((5.05, 10.0))
     assert "calibration.json" in thresholds.reference
     assert (tmp_path / "cal" / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| < 5.05 | 2 | 0.667 | 1.000 | 0.667 |" in (tmp_path / "cal" / "calibration-report.md").read_text()
+    report = (tmp_path / "cal" / "calibration-report.md").read_text(encoding="utf-8")
+    assert "| < 5.05 | 2 | 0.667 | 1.000 | 0.667 |" in report
 
 
 def test_same_inputs_give_the_same_calibration_file(tmp_path, capsys):
     """The file is date-free and the bootstrap seeded: two runs write identical bytes."""
     write_cohort(tmp_path)
-    (tmp_path / "outcomes.csv").write_text(OUTCOMES)
+    (tmp_path / "outcomes.csv").write_text(OUTCOMES, encoding="utf-8")
     for out in ("a", "b"):
         assert run_cli(capsys, "calibrate", tmp_path / "outcomes.csv", "--cohort", tmp_path / "cohort-summary.csv",
                        "--out", tmp_path / out, "--bootstrap", 100)[0] == 0
@@ -107,9 +108,9 @@ def test_same_inputs_give_the_same_calibration_file(tmp_path, capsys):
 
 def drop_column(path, column):
     """Rewrite a CSV file without one column."""
-    rows = [line.split(",") for line in path.read_text().splitlines()]
+    rows = [line.split(",") for line in path.read_text(encoding="utf-8").splitlines()]
     keep = [i for i, name in enumerate(rows[0]) if name != column]
-    path.write_text("\n".join(",".join(r[i] for i in keep) for r in rows) + "\n")
+    path.write_text("\n".join(",".join(r[i] for i in keep) for r in rows) + "\n", encoding="utf-8")
 
 
 @SERIAL_ONLY
@@ -127,7 +128,7 @@ def test_cli_user_errors_exit_2_with_one_line(tmp_path, capsys, outcomes, droppe
     write_cohort(tmp_path)
     if dropped:
         drop_column(tmp_path / "cohort-summary.csv", dropped)
-    (tmp_path / "outcomes.csv").write_text(outcomes)
+    (tmp_path / "outcomes.csv").write_text(outcomes, encoding="utf-8")
     code, out, err = run_cli(capsys, "calibrate", tmp_path / "outcomes.csv", "--cohort", tmp_path,
                              "--out", tmp_path / "cal", "--bootstrap", 100)
     errors = [line for line in err.splitlines() if line.startswith("bonefe: error:")]
@@ -195,16 +196,16 @@ def test_material_cli_from_a_cohort_summary(tmp_path, capsys):
     write_cohort(tmp_path)
     rows = {c: n for c, _, n, *_ in COHORT[:5]}
     (tmp_path / "specimens.csv").write_text("case,measured_failure_load_n\n" +
-                                            "".join(f"{c},{1.5 * n}\n" for c, n in rows.items()))
+                                            "".join(f"{c},{1.5 * n}\n" for c, n in rows.items()), encoding="utf-8")
     code, out, err = run_cli(capsys, "calibrate", "--specimens", tmp_path / "specimens.csv", "--cohort", tmp_path,
                              "--out", tmp_path / "fit")
     assert code == 0, err
-    data = json.loads((tmp_path / "fit" / "material-fit.json").read_text())
+    data = json.loads((tmp_path / "fit" / "material-fit.json").read_text(encoding="utf-8"))
     assert data["material"]["modulus_scale"] == pytest.approx(1.5, rel=1e-12)
     assert data["fit"]["r2_log"] == pytest.approx(1.0, abs=1e-12)
     assert [s["case"] for s in data["specimens"]] == list(rows)
     assert (tmp_path / "fit" / "material-fit.png").is_file() and "modulus_scale" in out
-    (tmp_path / "specimens.csv").write_text("case,measured_failure_load_n\np1,100\np7,200\n")
+    (tmp_path / "specimens.csv").write_text("case,measured_failure_load_n\np1,100\np7,200\n", encoding="utf-8")
     code, _, err = run_cli(capsys, "calibrate", "--specimens", tmp_path / "specimens.csv", "--cohort", tmp_path,
                            "--out", tmp_path / "fit")
     assert code == 2 and err.count("\n") == 1 and "p7" in err
@@ -275,13 +276,14 @@ def test_material_cli_runs_the_specimen_cases(tmp_path, capsys):
         (tmp_path / f"{name}.yaml").write_text(json.dumps({
             "name": name, "ct": str(phantom["ct"]), "labels": str(phantom["labels"]),
             "patient": {"body_mass_kg": 70}, "mesh": {"size_mm": 10.0}, "activities": ["walking"],
-            "material": {"modulus_scale": scale}}))
-    (tmp_path / "specimens.csv").write_text("case,measured_failure_load_n\na.yaml,3000\nb.yaml,6000\n")
+            "material": {"modulus_scale": scale}}), encoding="utf-8")
+    (tmp_path / "specimens.csv").write_text("case,measured_failure_load_n\na.yaml,3000\nb.yaml,6000\n",
+                                            encoding="utf-8")
     code, out, err = run_cli(capsys, "calibrate", "--specimens", tmp_path / "specimens.csv", "--out", tmp_path / "fit")
     assert code == 0, err
     runs = tmp_path / "fit" / "specimen-runs" / "cases"
-    loads = [json.loads((runs / n / "report.json").read_text())["failure_load_n"] for n in "ab"]
+    loads = [json.loads((runs / n / "report.json").read_text(encoding="utf-8"))["failure_load_n"] for n in "ab"]
     assert loads[1] / loads[0] == pytest.approx(2.0, rel=1e-6)  # report.json rounds its numbers
-    data = json.loads((tmp_path / "fit" / "material-fit.json").read_text())
+    data = json.loads((tmp_path / "fit" / "material-fit.json").read_text(encoding="utf-8"))
     assert data["fit"]["modulus_scale"] == pytest.approx(3000.0 / loads[0], rel=1e-6)
     assert data["fit"]["r2_log"] == pytest.approx(1.0, abs=1e-9)

@@ -45,7 +45,7 @@ def runs(tmp_path_factory):
                 "label_values": {"bone": 1, "lytic": 2, "blastic": 3, "other": other},
                 "mesh": {"size_mm": 5.0}, "activities": ["walking"], "calibration": calibration}
         if COMM.rank == 0:
-            (folder / f"{name}.yaml").write_text(yaml.safe_dump(case))
+            (folder / f"{name}.yaml").write_text(yaml.safe_dump(case), encoding="utf-8")
         COMM.barrier()
         results[name] = run_case(folder / f"{name}.yaml", quiet=True)
     return results

@@ -21,7 +21,7 @@ patient: {body_mass_kg: 70}
 
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "case.yaml"
-    path.write_text(textwrap.dedent(text))
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
     return path
 
 
@@ -86,11 +86,11 @@ def test_calibration_file_sets_the_risk_thresholds(tmp_path):
     """A cohort calibration file replaces the default thresholds and is named in their reference."""
     (tmp_path / "cohort.json").write_text(json.dumps({
         "schema": "bonefe-calibration/1", "risk_thresholds": {"high_below_bw": 4.2, "low_from_bw": 8.5},
-        "provenance": {"predictor": "failure_load_bw", "method": "Youden index"}}))
+        "provenance": {"predictor": "failure_load_bw", "method": "Youden index"}}), encoding="utf-8")
     case = load_case(write(tmp_path, MINIMAL + "risk: {calibration_file: cohort.json}\n"))
     assert (case.risk.thresholds.high_below_bw, case.risk.thresholds.low_from_bw) == (4.2, 8.5)
     assert "cohort.json" in case.risk.thresholds.reference
-    (tmp_path / "broken.json").write_text('{"risk_thresholds": {"high_below_bw": 4}}')
+    (tmp_path / "broken.json").write_text('{"risk_thresholds": {"high_below_bw": 4}}', encoding="utf-8")
     with pytest.raises(BonefeError, match="broken.json is not a bonefe-calibration/1 file"):
         load_case(write(tmp_path, MINIMAL + "risk: {calibration_file: broken.json}\n"))
     with pytest.raises(BonefeError, match="missing.json not found"):

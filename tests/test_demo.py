@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 def demo_lesion_arguments() -> list[str]:
     """The `bonefe phantom` lesion arguments of `make demo` (Makefile DEMO_LESION)."""
-    line = re.search(r"^DEMO_LESION\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    line = re.search(r"^DEMO_LESION\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(encoding="utf-8"), re.MULTILINE)
     return shlex.split(line.group(1))
 
 
@@ -40,15 +40,15 @@ def demo(tmp_path_factory):
     if comm.rank == 0:
         assert main(["phantom", "--out", str(folder / "phantom"), *demo_lesion_arguments()]) == 0
     comm.barrier()
-    case = yaml.safe_load((ROOT / "cases" / "femur-neck-lytic.yaml").read_text())
+    case = yaml.safe_load((ROOT / "cases" / "femur-neck-lytic.yaml").read_text(encoding="utf-8"))
     case.update(ct=str(folder / "phantom" / "ct.nii.gz"), labels=str(folder / "phantom" / "labels.nii.gz"),
                 output=str(folder / "run"), activities=["walking"], exports=[])
     case["risk"] = {k: v for k, v in case.get("risk", {}).items() if "steps" not in k}
     path = folder / "demo.yaml"
     if comm.rank == 0:
-        path.write_text(yaml.safe_dump(case))
+        path.write_text(yaml.safe_dump(case), encoding="utf-8")
     comm.barrier()
-    lesion = json.loads((folder / "phantom" / "phantom.json").read_text())["lesion"]
+    lesion = json.loads((folder / "phantom" / "phantom.json").read_text(encoding="utf-8"))["lesion"]
     return run_case(path, quiet=True), lesion, path
 
 

@@ -87,10 +87,10 @@ rig:
   displacement_mm: [0, 0, -0.02]
 mesh: {{size_mm: 2.5}}
 failure: {{averaging_radius_mm: 2.0, exclusion_mm: 2.0}}
-""")
+""", encoding="utf-8")
     COMM.barrier()
     assert main(["run", str(case)]) == 0
-    report = json.loads((folder / "out" / "specimen-report.json").read_text())
+    report = json.loads((folder / "out" / "specimen-report.json").read_text(encoding="utf-8"))
     expected = hand_failure_load(slope, intercept)
     assert 9000 < expected < 11000  # the worked example: ρ_app 1.256 g/cm³, E 9.62 GPa, 10.0 kN
     assert report["failure_load_n"] == pytest.approx(expected, rel=1e-6)

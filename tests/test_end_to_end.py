@@ -37,7 +37,7 @@ def make_case(folder: Path, name: str, lesion_site: str | None) -> Path:
         "mesh": {"size_mm": MESH_MM},
     }
     path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(case))
+    path.write_text(yaml.safe_dump(case), encoding="utf-8")
     return path
 
 
@@ -69,7 +69,7 @@ def test_outputs_are_complete_and_consistent(cases, results):
                  "failure-points.vtp", "mesh-quality.json"):
         assert (out / name).stat().st_size > 0, name
     assert not any((out / name).exists() for name in ("fields.xdmf", "fields.h5", "model.inp"))  # exports: none asked
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["failure_load_n"] == pytest.approx(results["neck"]["failure_load_n"], rel=1e-12)
     assert report["failure_load_bw"] == pytest.approx(report["failure_load_n"] / (75 * 9.81))
     assert {a["name"] for a in report["activities"]} >= {"walking", "stairs_up", "jogging"}
@@ -85,7 +85,7 @@ def test_the_failure_site_is_the_peak_of_the_written_failure_points(cases, resul
     failure index sits at the reported failure site and equals the stance (walking) peak force
     over the failure load (the strain is linear in the load), its strains obey ε1 ≥ ε3."""
     out = cases["neck"].parent / "runs" / "neck"
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     walking = next(a for a in report["activities"] if a["name"] == "walking")
     cloud = pv.read(out / "failure-points.vtp")
     index = cloud.point_data["stance_failure_index"]
@@ -107,7 +107,7 @@ def test_two_ranks_give_the_same_failure_load(cases, results, tmp_path):
          "--quiet"], capture_output=True, encoding="utf-8", timeout=900,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
-    parallel = json.loads((tmp_path / "np2" / "report.json").read_text())
+    parallel = json.loads((tmp_path / "np2" / "report.json").read_text(encoding="utf-8"))
     # iterative solver tolerance (rtol 1e-10 on the residual) bounds the difference
     assert parallel["failure_load_n"] == pytest.approx(results["neck"]["failure_load_n"], rel=1e-6)
     assert parallel["provenance"]["mpi_ranks"] == 2
@@ -119,10 +119,10 @@ def test_two_ranks_give_the_same_failure_load(cases, results, tmp_path):
 
 
 def test_a_failed_rerun_keeps_the_earlier_results(cases, results, tmp_path):
-    case = yaml.safe_load(cases["neck"].read_text())
+    case = yaml.safe_load(cases["neck"].read_text(encoding="utf-8"))
     case["ct"] = "missing/ct.nii.gz"
     broken = cases["neck"].with_name("broken.yaml")
-    broken.write_text(yaml.safe_dump({**case, "name": "neck"}))
+    broken.write_text(yaml.safe_dump({**case, "name": "neck"}), encoding="utf-8")
     before = (cases["neck"].parent / "runs" / "neck" / "report.json").read_bytes()
     completed = subprocess.run([sys.executable, "-m", "bonefe.cli", "run", str(broken)],
                                capture_output=True, encoding="utf-8")

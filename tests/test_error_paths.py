@@ -9,6 +9,7 @@ same folder, and the Slurm job script (rendered without a live Slurm).
 """
 
 import fcntl
+import os
 import subprocess
 import sys
 import textwrap
@@ -39,7 +40,7 @@ patient: {{body_mass_kg: {mass}}}
 
 def case_file(folder: Path, name: str = "demo", mass: float = 70, file: str = "case.yaml") -> Path:
     path = folder / file
-    path.write_text(textwrap.dedent(CASE.format(name=name, mass=mass)))
+    path.write_text(textwrap.dedent(CASE.format(name=name, mass=mass)), encoding="utf-8")
     return path
 
 
@@ -83,7 +84,7 @@ def test_an_output_folder_holding_the_inputs_is_refused(tmp_path, output):
     """A finished run replaces its output folder (bonefe.outputs.staged_folder): `output: .` would delete
     the case file, CT and labels with it."""
     path = case_file(tmp_path)
-    path.write_text(path.read_text() + f"output: {output}\n")
+    path.write_text(path.read_text(encoding="utf-8") + f"output: {output}\n", encoding="utf-8")
     with pytest.raises(BonefeError, match=r"output folder .* holds (case.yaml|ct.nii.gz).*choose an output folder"):
         load_case(path)
 
@@ -158,7 +159,7 @@ def test_a_second_batch_run_in_the_same_folder_is_refused(tmp_path):
     """While one `bonefe batch run` holds the folder's lock (flock on .batch.lock), another is refused
     before it touches a case."""
     cohort = prepare([case_file(tmp_path)], tmp_path / "batch")
-    with open(cohort.folder / ".batch.lock", "a") as held:
+    with open(cohort.folder / ".batch.lock", "a", encoding="utf-8") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(BonefeError, match=r"another `bonefe batch run` is working in"):
             run_local(cohort, 1)
@@ -176,6 +177,16 @@ def test_slurm_script_renders_without_a_live_slurm(tmp_path):
         assert line in text.splitlines(), line
     assert "@" not in text.replace("$SLURM", "")
     template = tmp_path / "custom.sbatch.in"
-    template.write_text("#SBATCH --qos=@QOS@\n")
+    template.write_text("#SBATCH --qos=@QOS@\n", encoding="utf-8")
     with pytest.raises(BonefeError, match=r"unknown placeholders \['QOS'\]"):
         render_script(cohort, [0], SlurmOptions(template=template))
+
+
+def test_help_prints_under_an_ascii_locale():
+    """`bonefe calibrate --help` holds R²: with an ASCII-only locale (LC_ALL=C, PYTHONUTF8=0, as on a
+    bare CI container) it used to end in UnicodeEncodeError; now the symbol is escaped."""
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    run = subprocess.run([sys.executable, "-m", "bonefe.cli", "calibrate", "--help"], capture_output=True, env=env,
+                         check=False)
+    assert run.returncode == 0, run.stderr.decode("ascii", "replace")
+    assert b"R\\xb2" in run.stdout

@@ -50,7 +50,7 @@ def inp_moduli(path):
     import meshio
 
     model = meshio.read(path, file_format="abaqus")
-    elastic = dict(re.findall(r"\*MATERIAL, NAME=MAT(\d+)\n\*ELASTIC\n(\S+),", path.read_text()))
+    elastic = dict(re.findall(r"\*MATERIAL, NAME=MAT(\d+)\n\*ELASTIC\n(\S+),", path.read_text(encoding="utf-8")))
     E = np.full(len(model.cells[0].data), np.nan)
     for name, (cells,) in model.cell_sets.items():
         if name.startswith("EMAT"):
@@ -117,7 +117,7 @@ def ccx_energy(path):
     run = subprocess.run([shutil.which("ccx"), "-i", path.stem], cwd=path.parent, capture_output=True,
                          encoding="utf-8", timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0, run.stdout[-2000:]
-    text = path.with_suffix(".dat").read_text()
+    text = path.with_suffix(".dat").read_text(encoding="utf-8")
     return float(re.search(r"total internal energy[^\n]*\n\s*\n\s*(\S+)", text).group(1))
 
 
@@ -181,7 +181,7 @@ def test_inp_numbers_fit_calculix_fields_and_solve_identically(tmp_path_factory)
     path = export_inp(folder / "awkward.inp", mesh, E, 0.3, clamp, {"top": load}, forces, bins=None, solver=solver)
     if COMM.rank != 0:
         return
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     fields = [f.strip() for line in text.splitlines() if not line.startswith("*") for f in line.split(",")]
     assert max(map(len, fields)) <= 20, max(fields, key=len)
     assert "4.180358832523E-06" in text and "-1.234567890123E+04" in text
@@ -190,7 +190,7 @@ def test_inp_numbers_fit_calculix_fields_and_solve_identically(tmp_path_factory)
     run = subprocess.run([shutil.which("ccx"), "-i", path.stem], cwd=folder, capture_output=True, encoding="utf-8",
                          timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0 and path.with_suffix(".dat").exists(), run.stdout[-2000:]
-    dat = path.with_suffix(".dat").read_text()
+    dat = path.with_suffix(".dat").read_text(encoding="utf-8")
     u_ccx = dat_block(dat, "displacements")[:, 1:4]
     assert u_ccx.shape == u_all.shape
     assert np.abs(u_ccx - u_all).max() / np.abs(u_all).max() < 1e-6

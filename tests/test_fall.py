@@ -140,9 +140,9 @@ def test_case_file_fall_keys_are_checked(tmp_path, patient, message):
     from bonefe.case import load_case
 
     text = f"name: c\nct: ct.nii.gz\nlabels: labels.nii.gz\npatient: {patient}\n"
-    (tmp_path / "case.yaml").write_text(text)
+    (tmp_path / "case.yaml").write_text(text, encoding="utf-8")
     with pytest.raises(BonefeError, match=message):
         load_case(tmp_path / "case.yaml")
-    (tmp_path / "case.yaml").write_text(text.replace(patient, "{body_mass_kg: 70}"))
+    (tmp_path / "case.yaml").write_text(text.replace(patient, "{body_mass_kg: 70}"), encoding="utf-8")
     default = load_case(tmp_path / "case.yaml").patient
     assert (default.height_m, default.trochanteric_soft_tissue_mm) == (1.70, None)

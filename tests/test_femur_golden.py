@@ -54,15 +54,16 @@ VERDICTS = {"walking": "safe", "jogging": "caution", "stumbling": "avoid", "phys
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     folder = Path(COMM.bcast(str(tmp_path_factory.mktemp("golden")) if COMM.rank == 0 else None))
-    lesion = re.search(r"^DEMO_LESION\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE).group(1)
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    lesion = re.search(r"^DEMO_LESION\s*:=\s*(.+)$", makefile, re.MULTILINE).group(1)
     if COMM.rank == 0:
         assert main(["phantom", "--out", str(folder / "phantom"), *shlex.split(lesion)]) == 0
-        case = yaml.safe_load((ROOT / "cases" / "femur-neck-lytic.yaml").read_text())
+        case = yaml.safe_load((ROOT / "cases" / "femur-neck-lytic.yaml").read_text(encoding="utf-8"))
         case.update(ct=str(folder / "phantom" / "ct.nii.gz"), labels=str(folder / "phantom" / "labels.nii.gz"),
                     output=str(folder / "run"), exports=[], mesh={"size_mm": 5.0},
                     uncertainty={"samples": 2, "factors": ["calibration"]})
         case["risk"] = {**case.get("risk", {}), "growth_steps_mm": [2.0], "remineralisation_steps": [0.5]}
-        (folder / "demo.yaml").write_text(yaml.safe_dump(case))
+        (folder / "demo.yaml").write_text(yaml.safe_dump(case), encoding="utf-8")
     COMM.barrier()
     return run_case(folder / "demo.yaml", quiet=True)
 

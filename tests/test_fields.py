@@ -115,7 +115,7 @@ def test_file_reads_back_with_every_field(model):
         return
     assert sorted(p.name for p in folder.iterdir()) == [
         "activities.h5", "activities.xdmf", ENERGY_FILE]
-    saved = json.loads((folder / ENERGY_FILE).read_text())["strain_energy"]
+    saved = json.loads((folder / ENERGY_FILE).read_text(encoding="utf-8"))["strain_energy"]
     assert saved == pytest.approx(model["energies"], rel=1e-15)
     with h5py.File(folder / "activities.h5") as h5:
         functions = h5["Function"]
@@ -128,7 +128,7 @@ def test_file_reads_back_with_every_field(model):
             assert np.all(np.diff(principal, axis=1) <= 0)
         assert {shapes[name] for name in ("E", "density", "label")} == {(cells, 1)}
         assert functions["E"]["0"][:].sum() == pytest.approx(E_sum, rel=1e-12)
-    text = (folder / "activities.xdmf").read_text()
+    text = (folder / "activities.xdmf").read_text(encoding="utf-8")
     assert 'Name="combined_strain"' in text and 'AttributeType="Tensor"' in text
 
 

@@ -146,7 +146,8 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, phantom):
     assert "registration" in _refused(capsys, _cases(tmp_path / "flip", [(volume, 0), (upside_down, 60)]))
     vertebra = _cases(tmp_path / "site", [(volume, 0), (later, 60)])
     for path, level in zip(vertebra, ("T8", "T9")):
-        Path(path).write_text(Path(path).read_text() + f"site: vertebra\nlevel: {level}\n")
+        text = Path(path).read_text(encoding="utf-8")
+        Path(path).write_text(text + f"site: vertebra\nlevel: {level}\n", encoding="utf-8")
     assert "the vertebra T9 but the baseline is the left femur" in _refused(capsys, [paths[0], vertebra[1]])
     assert "the vertebra T9 but the baseline is the vertebra T8" in _refused(capsys, vertebra)
     assert not list(tmp_path.rglob("followup.json"))

@@ -50,7 +50,7 @@ def _followup(tmp_path_factory, name, scans, days, mesh_mm=MESH_MM) -> dict:
     paths = COMM.bcast(paths, root=0)
     assert main(["followup", *map(str, paths), "--output", str(folder / "out"), "--quiet"]) == 0
     COMM.barrier()
-    results = json.loads((folder / "out" / "followup.json").read_text())
+    results = json.loads((folder / "out" / "followup.json").read_text(encoding="utf-8"))
     return {"results": results, "scans": scans, "out": folder / "out"}
 
 
@@ -208,7 +208,7 @@ def real_t8(tmp_path_factory):
     paths = COMM.bcast(paths, root=0)
     assert main(["followup", *map(str, paths), "--output", str(out / "out"), "--quiet"]) == 0
     COMM.barrier()
-    return {"results": json.loads((out / "out" / "followup.json").read_text()), "scans": scans}
+    return {"results": json.loads((out / "out" / "followup.json").read_text(encoding="utf-8")), "scans": scans}
 
 
 def test_real_t8_grown_then_healed(real_t8):

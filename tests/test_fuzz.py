@@ -49,7 +49,7 @@ def test_every_input_is_refused_in_one_line_before_meshing(cases, capsys, monkey
         earlier = output / "report.json"
         if number % 2:
             output.mkdir(parents=True)
-            earlier.write_text('{"earlier": true}')
+            earlier.write_text('{"earlier": true}', encoding="utf-8")
         code = cli.main(["run", str(case)])
         lines = [line for line in capsys.readouterr().err.strip().splitlines()
                  if not re.fullmatch(r"\[\d+/\d+\] [a-z ]+ \.\.\. failed", line)]  # the stage it stopped in
@@ -57,7 +57,8 @@ def test_every_input_is_refused_in_one_line_before_meshing(cases, capsys, monkey
         assert "Traceback" not in lines[0]
         assert not output.with_name(name + ".partial").exists(), name
         if number % 2:
-            assert json.loads(earlier.read_text()) == {"earlier": True} and sorted(output.iterdir()) == [earlier]
+            assert json.loads(earlier.read_text(encoding="utf-8")) == {"earlier": True}
+            assert sorted(output.iterdir()) == [earlier]
         else:
             assert not output.exists(), name
         refused.append(name)

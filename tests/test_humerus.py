@@ -213,11 +213,12 @@ def test_phantom_and_run_end_to_end(tmp_path_factory):
     case = folder / "case.yaml"
     if COMM.rank == 0:
         case.write_text("name: humerus-e2e\nsite: humerus\nct: phantom/ct.nii.gz\nlabels: phantom/labels.nii.gz\n"
-                        f"output: {folder / 'run'}\npatient: {{body_mass_kg: 70, side: left}}\nmesh: {{size_mm: 6}}\n")
+                        f"output: {folder / 'run'}\npatient: {{body_mass_kg: 70, side: left}}\nmesh: {{size_mm: 6}}\n",
+                        encoding="utf-8")
     COMM.barrier()
     assert main(["run", str(case), "--quiet"]) == 0
     if COMM.rank == 0:
-        report = json.loads((folder / "run" / "report.json").read_text())
+        report = json.loads((folder / "run" / "report.json").read_text(encoding="utf-8"))
         assert report["schema"] == "bonefe-humerus-report/1" and report["mirels"]["site"] == 1
         assert {a["name"] for a in report["activities"]} == {
             "arm_elevation", "walking_with_crutches", "steering", "lifting_pot_straight_arm", "lifting_2kg_head_height",

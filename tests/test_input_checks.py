@@ -35,7 +35,7 @@ def demo(tmp_path_factory):
         text = {"name": name, "ct": str(ct), "labels": str(paths["labels"]), "output": f"runs/{name}",
                 "patient": {"body_mass_kg": 75}, "label_values": {"bone": 1, "lytic": 2, "blastic": 3}, **options}
         path = folder / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(text))
+        path.write_text(yaml.safe_dump(text), encoding="utf-8")
         return path
 
     return paths, case
@@ -54,11 +54,11 @@ def refused_keeping_earlier(case, match: str) -> None:
     """Exit 2, one stderr line matching `match`, the earlier report untouched, no .partial folder."""
     output = case.parent / "runs" / case.stem
     output.mkdir(parents=True)
-    (output / "report.json").write_text("earlier")
+    (output / "report.json").write_text("earlier", encoding="utf-8")
     code, lines = bonefe_run(case)
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith("bonefe: error: ") and re.search(match, lines[0]), lines
-    assert (output / "report.json").read_text() == "earlier" and len(list(output.iterdir())) == 1
+    assert (output / "report.json").read_text(encoding="utf-8") == "earlier" and len(list(output.iterdir())) == 1
     assert not output.with_name(case.stem + ".partial").exists()
 
 

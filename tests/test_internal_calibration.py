@@ -151,7 +151,7 @@ def test_case_file_short_and_long_forms(tmp_path):
     """`calibration: internal` builds the defaults; the long form takes labels; bad keys are named."""
     case = {"name": "c", "ct": "ct.nii.gz", "labels": "l.nii.gz", "patient": {"body_mass_kg": 70},
             "calibration": "internal"}
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(case))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(case), encoding="utf-8")
     loaded = load_case(tmp_path / "c.yaml")
     assert loaded.calibration.internal == InternalCalibration()
     assert loaded.calibration.internal.selected() == ["air", "adipose", "muscle"]
@@ -189,7 +189,7 @@ def test_run_without_tissues_exits_2_in_one_line_and_writes_nothing(tmp_path):
     write_phantom(PhantomSpec(voxel_mm=2.0, lesion_site=None), tmp_path / "ct")
     case = {"name": "bare", "ct": "ct/ct.nii.gz", "labels": "ct/labels.nii.gz", "output": "out",
             "patient": {"body_mass_kg": 70}, "calibration": "internal"}
-    (tmp_path / "bare.yaml").write_text(yaml.safe_dump(case))
+    (tmp_path / "bare.yaml").write_text(yaml.safe_dump(case), encoding="utf-8")
     result = subprocess.run([sys.executable, "-m", "bonefe.cli", "run", str(tmp_path / "bare.yaml"), "--quiet"],
                             capture_output=True, encoding="utf-8", timeout=300)
     assert result.returncode == 2

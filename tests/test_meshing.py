@@ -273,7 +273,7 @@ def test_write_read_round_trip(ball_mesh, tmp_path):
     assert read_mesh(folder / "plain.xdmf", COMM)[1:] == (None, None)
     if COMM.rank == 0:
         write_quality(folder / "quality.json", bm.quality)
-        assert json.loads((folder / "quality.json").read_text()) == bm.quality
+        assert json.loads((folder / "quality.json").read_text(encoding="utf-8")) == bm.quality
 
 
 def test_mesh_cache_gives_the_same_mesh_and_keys_every_input(ball_mesh, tmp_path, monkeypatch):

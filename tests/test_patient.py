@@ -93,7 +93,7 @@ def test_the_report_pages_show_the_flag_and_colour_the_patient_s_verdict(tmp_pat
     assert ('<tr><td class="">Walking with crutches</td><td class="avoid">avoid (SF 0.80)</td>'
             '<td class="">humerus-right</td><td class="not-modelled">not modelled</td>'
             '<td class="avoid">avoid (SF 0.80)</td></tr>') in html
-    assert json.loads(paths["json"].read_text())["walking_aids"]["flag"]
+    assert json.loads(paths["json"].read_text(encoding="utf-8"))["walking_aids"]["flag"]
     assert paths["pdf"].read_bytes().startswith(b"%PDF")
 
 
@@ -114,7 +114,7 @@ def test_no_flag_when_no_bone_calls_for_an_aid_and_a_missing_bone_is_never_safe(
 
 
 def write_yaml(path: Path, data) -> Path:
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
 
 
@@ -204,7 +204,7 @@ def phantom_patient(tmp_path_factory):
     path = write_yaml(root / "patient.yaml", {"patient": "P-0042", "bones": ["femur.yaml", vertebra]})
     out = root / "out"
     first = patient_cli("run", path, "--output", out, "--jobs", "1", "--ranks", "2")
-    first_report = json.loads((out / "patient.json").read_text())
+    first_report = json.loads((out / "patient.json").read_text(encoding="utf-8"))
     femur_report = (out / "cases" / "femur-l" / "report.json").stat().st_mtime_ns
     write_yaml(path, {"patient": "P-0042", "bones": ["femur.yaml", {**vertebra, "ct": str(spine["ct"])}]})
     second = patient_cli("run", path, "--output", out, "--jobs", "1", "--ranks", "2")
@@ -219,7 +219,7 @@ def test_a_failed_bone_keeps_the_other_s_results_and_is_named(phantom_patient):
     assert "MISSING vertebra-L1" in first.stdout.splitlines()[-1]
     assert [(m["bone"], m["status"]) for m in p["missing"]] == [("vertebra-L1", "failed")]
     assert "missing.nii.gz" in p["missing"][0]["error"]
-    femur = json.loads((out / "cases" / "femur-l" / "report.json").read_text())
+    femur = json.loads((out / "cases" / "femur-l" / "report.json").read_text(encoding="utf-8"))
     bones = {b["bone"]: b for b in p["bones"]}
     assert bones["femur-left"]["failure_load_n"] == femur["failure_load_n"]
     assert all(a["bones"]["vertebra-L1"]["verdict"] == "no result" for a in p["activities"])
@@ -230,9 +230,9 @@ def test_a_failed_bone_keeps_the_other_s_results_and_is_named(phantom_patient):
 def test_worst_verdict_and_limiting_bone_equal_the_two_single_bone_reports(phantom_patient):
     out, _, _, second = phantom_patient
     assert second.returncode == 0, second.stdout + second.stderr
-    p = json.loads((out / "patient.json").read_text())
-    femur = json.loads((out / "cases" / "femur-l" / "report.json").read_text())
-    spine = json.loads((out / "cases" / "spine-l1" / "report.json").read_text())
+    p = json.loads((out / "patient.json").read_text(encoding="utf-8"))
+    femur = json.loads((out / "cases" / "femur-l" / "report.json").read_text(encoding="utf-8"))
+    spine = json.loads((out / "cases" / "spine-l1" / "report.json").read_text(encoding="utf-8"))
     assert femur["provenance"]["mpi_ranks"] == 2 and spine["provenance"]["mpi_ranks"] == 2
     # by hand: the femur's standing_two_legs is the patient's standing; a bone without the activity is
     # "not modelled", which ranks above safe; ties go to the lower safety factor
@@ -277,8 +277,8 @@ def test_slurm_submission_writes_an_array_and_a_pending_report(tmp_path):
     tests/test_slurm.py): one array over both bones, the report lists them as pending."""
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "sbatch").write_text(f"#!/bin/sh\necho \"$@\" >> {fake / 'calls'}\necho 4242\n")
-    (fake / "squeue").write_text("#!/bin/sh\necho '4242 0'\necho '4242 1'\n")
+    (fake / "sbatch").write_text(f"#!/bin/sh\necho \"$@\" >> {fake / 'calls'}\necho 4242\n", encoding="utf-8")
+    (fake / "squeue").write_text("#!/bin/sh\necho '4242 0'\necho '4242 1'\n", encoding="utf-8")
     for tool in ("sbatch", "squeue"):
         (fake / tool).chmod(0o755)
     path = write_yaml(tmp_path / "patient.yaml", {"patient": "P-9", "body_mass_kg": 70,
@@ -287,13 +287,13 @@ def test_slurm_submission_writes_an_array_and_a_pending_report(tmp_path):
     result = patient_cli("run", path, "--slurm", "--ranks", "2", env=env)
     assert result.returncode == 0, result.stderr
     assert "submitted Slurm job array 4242" in result.stdout
-    array, report_job = (fake / "calls").read_text().splitlines()
+    array, report_job = (fake / "calls").read_text(encoding="utf-8").splitlines()
     assert array.endswith("bonefe-array.sbatch")
     assert "--dependency=afterany:4242" in report_job and report_job.endswith(f"patient report {tmp_path / 'runs' / 'P-9'}")
     out = tmp_path / "runs" / "P-9"
-    script = (out / "bonefe-array.sbatch").read_text()
+    script = (out / "bonefe-array.sbatch").read_text(encoding="utf-8")
     assert "#SBATCH --array=0,1" in script and "#SBATCH --ntasks=2" in script
-    p = json.loads((out / "patient.json").read_text())
+    p = json.loads((out / "patient.json").read_text(encoding="utf-8"))
     assert [(m["bone"], m["status"]) for m in p["missing"]] == [("femur-left", "pending"), ("vertebra-L1", "pending")]
     report = patient_cli("report", out, env=env)
     assert report.returncode == 0 and "0 of 2 bones" in report.stdout
@@ -306,10 +306,11 @@ def test_a_result_for_another_body_mass_is_stale_not_combined(tmp_path):
 
     Cohort(tmp_path, {"femur-l": tmp_path / "femur.yaml"}).save()
     (tmp_path / MANIFEST).write_text(json.dumps({"patient": "P-1", "body_mass_kg": 70.0,
-                                                 "bones": [{"bone": "femur-left", "site": "femur", "case": "femur-l"}]}))
+                                                 "bones": [{"bone": "femur-left", "site": "femur", "case": "femur-l"}]}),
+                                         encoding="utf-8")
     (tmp_path / "cases" / "femur-l").mkdir(parents=True)
     (tmp_path / "cases" / "femur-l" / "report.json").write_text(json.dumps(
-        {**report([activity("walking", 2.5)], "low", 9000.0), "body_mass_kg": 80.0}))
+        {**report([activity("walking", 2.5)], "low", 9000.0), "body_mass_kg": 80.0}), encoding="utf-8")
     _, (result,) = bone_results(tmp_path)
     assert (result.status, result.report) == ("stale", None)
     assert result.error.startswith("its result is for 80 kg, the patient's body mass is 70 kg")
@@ -337,15 +338,16 @@ def test_a_patient_on_a_real_slurm_controller(tmp_path):
     assert submitted.returncode == 0 and "submitted Slurm job array" in submitted.stdout, submitted.stderr
     deadline = time.monotonic() + TIMEOUT_S
     while True:  # the report job after the array rewrites patient.json
-        p = json.loads((out / "patient.json").read_text())
+        p = json.loads((out / "patient.json").read_text(encoding="utf-8"))
         if not any(m["status"] in ("pending", "running") for m in p["missing"]):
             break
-        assert time.monotonic() < deadline, "\n".join(f.read_text() for f in (out / "logs").glob("slurm-*"))
+        logs = "\n".join(f.read_text(encoding="utf-8") for f in (out / "logs").glob("slurm-*"))
+        assert time.monotonic() < deadline, logs
         time.sleep(5)
     assert list((out / "logs").glob("slurm-patient-report-*.out"))
     assert p["missing"] == [], p["missing"]
     rows = {a["activity"]: a for a in p["activities"]}
-    femur_walking = json.loads((out / "cases" / "f" / "report.json").read_text())["activities"][0]
+    femur_walking = json.loads((out / "cases" / "f" / "report.json").read_text(encoding="utf-8"))["activities"][0]
     assert rows["walking"]["bones"]["femur-left"]["safety_factor"] == femur_walking["safety_factor"]
     assert rows["walking"]["bones"]["vertebra-L1"]["verdict"] == "not modelled"
 
@@ -374,9 +376,9 @@ def test_femur_and_humerus_patient_flags_crutches_by_the_humerus(tmp_path):
          "mesh": {"size_mm": 6.0}}]})
     result = patient_cli("run", path, "--output", tmp_path / "out", "--jobs", "1", "--ranks", "2")
     assert result.returncode == 0, result.stdout + result.stderr
-    p = json.loads((tmp_path / "out" / "patient.json").read_text())
+    p = json.loads((tmp_path / "out" / "patient.json").read_text(encoding="utf-8"))
     rows = {a["activity"]: a for a in p["activities"]}
-    humerus = json.loads((tmp_path / "out" / "cases" / "h" / "report.json").read_text())
+    humerus = json.loads((tmp_path / "out" / "cases" / "h" / "report.json").read_text(encoding="utf-8"))
     crutches = {a["name"]: a for a in humerus["activities"]}["walking_with_crutches"]
     assert rows["walking"]["limiting_bone"] == "femur-left" and rows["walking"]["verdict"] in ("caution", "avoid")
     assert (rows["walking_with_crutches"]["limiting_bone"], rows["walking_with_crutches"]["safety_factor"]) == \

@@ -201,7 +201,7 @@ def test_write_phantom_round_trip(tmp_path, fmt):
     np.testing.assert_array_equal(volume.labels, expected.labels)
     np.testing.assert_array_equal(volume.hu, expected.hu)
     np.testing.assert_allclose(volume.affine, expected.affine, atol=1e-4)
-    description = json.loads(paths["json"].read_text())
+    description = json.loads(paths["json"].read_text(encoding="utf-8"))
     assert description["spec"]["lesion_type"] == "blastic"
     np.testing.assert_allclose(description["frame"]["head_centre"], frame.head_centre)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["phantom.json", f"ct.{fmt}", f"labels.{fmt}"])

@@ -51,7 +51,7 @@ def run(tmp_path_factory):
     case = {"name": "pseudonym-01", "ct": "series", "labels": "labels.nii.gz", "output": "out",
             "patient": {"body_mass_kg": 70}, "mesh": {"size_mm": 6.0}, "exports": ["fields"],
             "risk": {"growth_steps_mm": [3.0], "remineralisation_steps": [1.0]}}  # every picture drawn
-    (folder / "case.yaml").write_text(yaml.safe_dump(case))
+    (folder / "case.yaml").write_text(yaml.safe_dump(case), encoding="utf-8")
     return folder, run_case(folder / "case.yaml", quiet=True)
 
 

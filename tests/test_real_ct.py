@@ -214,7 +214,7 @@ def test_abdomen_label_map_grid_and_counts():
 
 def structure_ids() -> dict[str, int]:
     """Structure name → label id from the chest data's own structures.csv."""
-    with open(chest() / "structures.csv", newline="") as handle:
+    with open(chest() / "structures.csv", newline="", encoding="utf-8") as handle:
         return {row["structure"]: int(row["id"]) for row in csv.DictReader(handle)}
 
 

@@ -161,7 +161,7 @@ def test_end_to_end_real_femur(tmp_path):
                                    cortical_involvement=1.0), data)
         case = {"name": "real-femur", "ct": "data/ct.nii.gz", "labels": "data/labels.nii.gz", "output": "run",
                 "patient": {"body_mass_kg": 75, "side": "left"}, "mesh": {"size_mm": MESH_MM}}
-        (tmp_path / "case.yaml").write_text(yaml.safe_dump(case))
+        (tmp_path / "case.yaml").write_text(yaml.safe_dump(case), encoding="utf-8")
     COMM.barrier()
     results = run_case(f"{folder}/case.yaml", quiet=True)
     print(f"failure load {results['failure_load_n']:.0f} N, twin {results['twin_failure_load_n']:.0f} N, "

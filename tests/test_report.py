@@ -89,7 +89,7 @@ def report(tmp_path_factory):
 def test_json_round_trips_the_numbers(report):
     """report.json holds the numbers given (exactly: JSON keeps float64 digits) and, without the
     added software block, builds back into the same results."""
-    data = json.loads(report["json"].read_text())
+    data = json.loads(report["json"].read_text(encoding="utf-8"))
     assert data["failure_load_n"] == FAILURE_N
     assert data["body_weight_n"] == pytest.approx(686.7, rel=1e-12)
     assert data["risk_category"] == "high"
@@ -102,14 +102,15 @@ def test_json_round_trips_the_numbers(report):
     assert data["synthesis"]["level"] == "high" and data["synthesis"]["headline"] == "HIGH fracture risk"
     assert data["exercise_guidance"] == []  # no lesion scores: no guideline rows
     del data["schema"], data["body_weight_n"], data["synthesis"], data["exercise_guidance"]
-    data.update(timings_s=json.loads(report["run_info"].read_text())["timings_s"])  # kept apart: report.json is reproducible
+    # kept apart: report.json is reproducible
+    data.update(timings_s=json.loads(report["run_info"].read_text(encoding="utf-8"))["timings_s"])
     assert build_results(data) == build_results(make_results())
 
 
 def test_html_is_self_contained(report):
     """Verdict text present; no http(s) address, no <link>, every src= a PNG data URI whose
     picture is real and of the size rendered."""
-    html = report["html"].read_text()
+    html = report["html"].read_text(encoding="utf-8")
     assert "HIGH fracture risk" in html
     assert not re.search(r"https?:", html) and "<link" not in html
     sources = re.findall(r'src="([^"]*)"', html)
@@ -243,11 +244,11 @@ def test_report_headline_synthesises_fe_and_clinical_scores(tmp_path):
                                 "risk, which does not outweigh the warning.")
     written = write_report(tmp_path, with_scores(10, 35.0))
     assert image_is_real(written["envelope"])
-    html = written["html"].read_text()
+    html = written["html"].read_text(encoding="utf-8")
     assert "Mirels score" in html and "Axial cortical involvement" in html and "lesion-free twin" in html
     assert "level-high" in html and "Exercise guidance beside the FE verdict" in html
     assert "agree for every activity it rules on (1)" in html  # walking: caution vs not included
-    report = json.loads(written["json"].read_text())
+    report = json.loads(written["json"].read_text(encoding="utf-8"))
     assert report["mirels"]["total_min"] == 10 and report["twin_failure_load_n"] == 6000.0
 
 
@@ -278,12 +279,12 @@ def test_report_shows_the_interval_and_whether_the_category_holds(tmp_path):
     inside = build_content(build_results(with_uncertainty(2400.0, 3300.0)), {})
     assert "holds over the whole interval" in inside.summary
     written = write_report(tmp_path, with_uncertainty(2400.0, 3900.0))
-    data = json.loads(written["json"].read_text())
+    data = json.loads(written["json"].read_text(encoding="utf-8"))
     assert data["uncertainty"]["lower_n"] == 2400.0 and data["uncertainty"]["robust"] is False
     assert [s["failure_load_n"] for s in data["uncertainty"]["samples"]][:2] == [2400.0, 3000.0]
     assert build_results(with_uncertainty(2400.0, 3900.0)).uncertainty.factors[0].high_n == 3200.0
     assert image_is_real(written["uncertainty"])
-    html = written["html"].read_text()
+    html = written["html"].read_text(encoding="utf-8")
     assert "Failure load: uncertainty" in html and "What moves the failure load" in html
     assert "where the outer surface of the bone was drawn" in html and "would narrow it: a finer scan" in html
     assert "uncertainty" not in write_report(tmp_path / "plain", make_results())

@@ -29,7 +29,7 @@ def runs(tmp_path_factory):
             "patient": {"body_mass_kg": 75}, "mesh": {"size_mm": 8.0}, "activities": ["walking"],
             "exports": ["fields", "inp", "vtu"]}
     path = folder / "case.yaml"
-    path.write_text(yaml.safe_dump(case))
+    path.write_text(yaml.safe_dump(case), encoding="utf-8")
     run_case(path, quiet=True)
     out = folder / "runs" / "repro"
     first = (out / "report.json").read_bytes()
@@ -41,7 +41,7 @@ def test_report_json_is_byte_identical(runs):
     out, first = runs
     assert (out / "report.json").read_bytes() == first
     assert "timings_s" not in json.loads(first) and "generated_utc" not in first.decode()
-    assert set(json.loads((out / "run-info.json").read_text())) == {"generated_utc", "timings_s"}
+    assert set(json.loads((out / "run-info.json").read_text(encoding="utf-8"))) == {"generated_utc", "timings_s"}
 
 
 def test_mesh_outputs_are_read_by_meshio_and_pyvista(runs):
@@ -51,7 +51,7 @@ def test_mesh_outputs_are_read_by_meshio_and_pyvista(runs):
     their readers"): meshio 5.3 has no .vtp reader and reads one-grid XDMF only (mesh.xdmf holds
     three); pyvista 0.49's XDMF reader (VTK's Xdmf2) fails on every XDMF file, even meshio's."""
     out = runs[0]
-    quality = json.loads((out / "mesh-quality.json").read_text())
+    quality = json.loads((out / "mesh-quality.json").read_text(encoding="utf-8"))
     tets, nodes = quality["tets"], quality["nodes"]
     outputs = sorted(p.name for p in out.iterdir() if p.suffix in (".xdmf", ".vtu", ".vtp"))
     assert outputs == ["failure-points.vtp", "fields.xdmf", "mesh.xdmf", "model.vtu"]

@@ -36,11 +36,11 @@ HUMERUS = {**COMMON, "failure_load_n": 1234.5, "side": "right", "mirels": None, 
 
 def pdf_text(path) -> str:
     return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True,
-                          timeout=60).stdout
+                          timeout=60, encoding="utf-8").stdout
 
 
 def image_count(path) -> int:
-    listing = subprocess.run(["pdfimages", "-list", str(path)], capture_output=True, text=True, timeout=60)
+    listing = subprocess.run(["pdfimages", "-list", str(path)], capture_output=True, encoding="utf-8", timeout=60)
     return len(listing.stdout.splitlines()) - 2 if listing.returncode == 0 else -1
 
 
@@ -50,13 +50,13 @@ def image_count(path) -> int:
 def test_site_report_pdf_carries_the_failure_load_and_the_picture(tmp_path, write, results, title, activity):
     paths = write(tmp_path, results, bone_mesh())
     assert {"json", "html", "pdf", "png"} <= set(paths) and paths["pdf"] == tmp_path / "report.pdf"
-    load = json.loads(paths["json"].read_text())["failure_load_n"]
+    load = json.loads(paths["json"].read_text(encoding="utf-8"))["failure_load_n"]
     text = pdf_text(paths["pdf"])
     assert f"{load:.0f} N" in text  # as the HTML prints it
-    assert f"{load:.0f} N" in paths["html"].read_text()
+    assert f"{load:.0f} N" in paths["html"].read_text(encoding="utf-8")
     assert title in text and activity in text
     assert "font-family" not in text  # the page's <style> is not printed
-    page_html = paths["html"].read_text()
+    page_html = paths["html"].read_text(encoding="utf-8")
     assert 'src="strain.png"' not in page_html and page_html.count('src="data:image/png;base64,') >= 1  # opens alone
     if shutil.which("pdfimages"):
         assert image_count(paths["pdf"]) >= 1  # strain.png, embedded
@@ -67,7 +67,7 @@ def test_site_report_pdf_without_picture(tmp_path):
     paths = write_spine_report(tmp_path, SPINE)
     assert "png" not in paths and not (tmp_path / "strain.png").exists()
     assert "4006 N" in pdf_text(paths["pdf"])
-    assert "<img" not in paths["html"].read_text().split("<h2>Picture</h2>", 1)[1]  # no broken picture
+    assert "<img" not in paths["html"].read_text(encoding="utf-8").split("<h2>Picture</h2>", 1)[1]  # no broken picture
 
 
 def test_page_pdf_keeps_table_cells_and_escapes(tmp_path):

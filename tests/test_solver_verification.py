@@ -254,7 +254,7 @@ def test_write_functions_xdmf(tmp_path_factory):
         cell_function(mesh, principal_strains(cell_strain(u))[:, 0], "e1")])
     if COMM.rank == 0:
         assert sorted(p.name for p in folder.iterdir()) == ["result.h5", "result.xdmf"]
-        text = (folder / "result.xdmf").read_text()
+        text = (folder / "result.xdmf").read_text(encoding="utf-8")
         assert all(f'Name="{name}"' in text for name in ("displacement", "E", "e1"))
         with h5py.File(folder / "result.h5") as h5:
             assert "Function" in h5

@@ -74,9 +74,9 @@ def test_force_control_moves_the_plate_by_f_l_over_e_a(phantom):
 def _ccx_reactions(inp: Path) -> dict[str, np.ndarray]:
     """CalculiX's total reaction force per node set (N) of an exported rig."""
     run = subprocess.run([shutil.which("ccx"), "-i", inp.stem], cwd=inp.parent, capture_output=True, text=True,
-                         timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                         timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}, encoding="utf-8")
     assert run.returncode == 0, run.stdout[-2000:]
-    text = inp.with_suffix(".dat").read_text()
+    text = inp.with_suffix(".dat").read_text(encoding="utf-8")
     found = re.findall(r"total force \(fx,fy,fz\) for set (\S+) and time[^\n]*\n\s*\n\s*(\S+)\s+(\S+)\s+(\S+)", text)
     return {name: np.array([float(v) for v in values]) for name, *values in found}
 
@@ -103,8 +103,8 @@ def test_block_with_poisson_reaction_agrees_with_calculix(ccx, tmp_path_factory)
     folder = _shared_folder(tmp_path_factory, "phantom-nu")
     case = folder / "case.yaml"
     if COMM.rank == 0:
-        text = (CASES / "specimen-phantom.yaml").read_text().replace("poisson: 0.0", "poisson: 0.3")
-        case.write_text(text)
+        text = (CASES / "specimen-phantom.yaml").read_text(encoding="utf-8").replace("poisson: 0.0", "poisson: 0.3")
+        case.write_text(text, encoding="utf-8")
     COMM.barrier()
     results = run_specimen(case, output=folder / "run", quiet=True)
     assert results["rig"]["stiffness_n_per_mm"] > 1.01 * E_MPA * AREA_MM2 / LENGTH_MM
@@ -123,13 +123,13 @@ def test_microct_cube_runs_and_agrees_with_calculix(ccx, tmp_path_factory):
 
 def _case(tmp_path: Path, text: str, **changes) -> Path:
     """The phantom case with text replaced (old: new) and `text` appended, written to tmp_path."""
-    source = (CASES / "specimen-phantom.yaml").read_text()
+    source = (CASES / "specimen-phantom.yaml").read_text(encoding="utf-8")
     for old, new in changes.items():
         assert old in source
         source = source.replace(old, new)
     path = tmp_path / "case.yaml"
     if COMM.rank == 0:
-        path.write_text(source + text)
+        path.write_text(source + text, encoding="utf-8")
     COMM.barrier()
     return path
 
@@ -221,7 +221,7 @@ def test_thresholded_cylinder_from_a_tiff_stack_is_e_a_over_l(tmp_path_factory):
     folder = _shared_folder(tmp_path_factory, "cylinder")
     text, _ = _cylinder(folder, "mesh: {size_mm: 1.0}")
     if COMM.rank == 0:
-        (folder / "case.yaml").write_text(text)
+        (folder / "case.yaml").write_text(text, encoding="utf-8")
     COMM.barrier()
     results = run_specimen(folder / "case.yaml", output=folder / "run", quiet=True)
     voigt = 10_000.0 * results["mesh"]["mesh_volume_mm3"] / CYLINDER_LENGTH_MM**2
@@ -250,7 +250,7 @@ rig:
 mesh: {size_mm: 2.5}
 failure: {averaging_radius_mm: 2.0, exclusion_mm: 3.0}
 exports: [inp]
-""")
+""", encoding="utf-8")
     COMM.barrier()
     results = run_specimen(folder / "case.yaml", output=folder / "run", quiet=True)
     assert results["failure_mode"] == "compressive"
@@ -332,7 +332,7 @@ def test_a_plate_free_to_rotate_makes_a_cantilever_and_a_locked_one_a_guided_bea
 
     folder = _shared_folder(tmp_path_factory, "cantilever")
     if COMM.rank == 0:
-        (folder / "case.yaml").write_text(CANTILEVER)
+        (folder / "case.yaml").write_text(CANTILEVER, encoding="utf-8")
     COMM.barrier()
     case = load_specimen_case(folder / "case.yaml")
     solved = solve_specimen(case, read_specimen(case.image, case.specimen), COMM)
@@ -354,10 +354,10 @@ def test_a_plate_free_to_rotate_makes_a_cantilever_and_a_locked_one_a_guided_bea
 
 def _ccx_plate_moment(folder: Path, pivot) -> np.ndarray:
     """CalculiX's moment (N·mm) about `pivot` of the reaction forces on the plate's nodes."""
-    inp = (folder / "model.inp").read_text()
+    inp = (folder / "model.inp").read_text(encoding="utf-8")
     nodes = inp[inp.index("*NODE, NSET=NALL\n") + 17:inp.index("*ELEMENT")]
     xyz = {int(row.split(",")[0]): np.array(row.split(",")[1:], float) for row in nodes.splitlines()}
-    dat = (folder / "model.dat").read_text()
+    dat = (folder / "model.dat").read_text(encoding="utf-8")
     block = re.search(r"\n forces \(fx,fy,fz\) for set P_LOADED and time[^\n]*\n\s*\n((?:\s*\d+(?:\s+\S+){3}\n)+)", dat)
     rows = np.array([row.split() for row in block.group(1).strip().splitlines()], float)
     arms = np.array([xyz[int(n)] for n in rows[:, 0]]) - np.asarray(pivot)
@@ -398,7 +398,7 @@ def test_compliant_layers_act_as_springs_in_series(tmp_path_factory):
     fixed layer holds minus the plate's moment."""
     folder = _shared_folder(tmp_path_factory, "layers")
     pmma = "\n    layer: {E_mpa: 2500, nu: 0.3, thickness_mm: 5}"
-    text = (CASES / "specimen-phantom.yaml").read_text().replace("exports: [inp]", "exports: []")
+    text = (CASES / "specimen-phantom.yaml").read_text(encoding="utf-8").replace("exports: [inp]", "exports: []")
     layered = text.replace("normal: [0, 0, 1]}}", "normal: [0, 0, 1]}" + pmma.replace("\n    ", ", ") + "}") \
                   .replace("normal: [0, 0, -1]}}", "normal: [0, 0, -1]}" + pmma.replace("\n    ", ", ") + "}")
     stiff = layered.replace("E_mpa: 2500, nu: 0.3, thickness_mm: 5", "E_mpa: 10000000, nu: 0.3, thickness_mm: 0.001") \
@@ -408,7 +408,7 @@ def test_compliant_layers_act_as_springs_in_series(tmp_path_factory):
     turned = layered.replace("displacement_mm: [0, 0, -0.02]", "displacement_mm: [0, 0, -0.02]\n  rotation_deg: [0.1, 0, 0]")
     for name, source in (("layered", layered), ("stiff", stiff), ("bonded", bonded), ("turned", turned)):
         if COMM.rank == 0:
-            (folder / f"{name}.yaml").write_text(source)
+            (folder / f"{name}.yaml").write_text(source, encoding="utf-8")
         COMM.barrier()
         case = load_specimen_case(folder / f"{name}.yaml")
         loading = solve_specimen(case, read_specimen(case.image, case.specimen), COMM).model.loading
@@ -434,8 +434,8 @@ def test_a_voxel_mesh_is_exact_for_a_voxel_prism_and_agrees_with_calculix(ccx, t
     folder = _shared_folder(tmp_path_factory, "voxels")
     text, inside = _cylinder(folder, "mesh: {kind: voxel}\nexports: [inp]")
     if COMM.rank == 0:
-        (folder / "exact.yaml").write_text(text)
-        (folder / "poisson.yaml").write_text(text.replace("poisson: 0.0", "poisson: 0.3"))
+        (folder / "exact.yaml").write_text(text, encoding="utf-8")
+        (folder / "poisson.yaml").write_text(text.replace("poisson: 0.0", "poisson: 0.3"), encoding="utf-8")
     COMM.barrier()
     exact = run_specimen(folder / "exact.yaml", output=folder / "exact", quiet=True)
     n, h, length = int(inside.sum()), CYLINDER_VOXEL_MM, CYLINDER_LENGTH_MM

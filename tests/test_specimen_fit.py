@@ -52,10 +52,11 @@ def _table(folder: Path, noise: float = 0.0) -> Path:
         rows = ["case,measured_stiffness_n_per_mm,measured_failure_load_n"]
         for (name, grey, sign), draw in zip(BLOCKS, draws):
             (folder / f"{name}.yaml").write_text(CASE.format(name=name, side=SIDE_MM, length=LENGTH_MM, grey=grey,
-                                                             scale=CASE_SCALE_MPA, ref=REFERENCE_GREY, travel=0.01 * sign))
+                                                             scale=CASE_SCALE_MPA, ref=REFERENCE_GREY, travel=0.01 * sign),
+                                                encoding="utf-8")
             stiffness, failure = np.array(_true(grey, sign)) * (1 + noise * draw)
             rows.append(f"{name}.yaml,{float(stiffness)!r},{float(failure)!r}")
-        (folder / "S.csv").write_text("\n".join(rows) + "\n")
+        (folder / "S.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     COMM.barrier()
     return folder / "S.csv"
 
@@ -90,13 +91,13 @@ def test_noisy_intervals_hold_the_truth_and_the_report_is_written(tmp_path_facto
     if COMM.rank == 0:
         import json
 
-        result = json.loads((folder / "fit" / "specimen-fit.json").read_text())
+        result = json.loads((folder / "fit" / "specimen-fit.json").read_text(encoding="utf-8"))
         for key, truth in (("modulus_scale", TRUE_SCALE), ("exponent", TRUE_EXPONENT),
                            ("tensile_limit", TENSILE), ("compressive_limit", COMPRESSIVE)):
             low, high = result[key]["ci95"]
             assert low < truth < high, (key, low, high)
         assert (folder / "fit" / "specimen-fit.png").stat().st_size > 10_000
-        assert "leave-one-out" in (folder / "fit" / "specimen-fit.md").read_text().lower()
+        assert "leave-one-out" in (folder / "fit" / "specimen-fit.md").read_text(encoding="utf-8").lower()
         assert "modulus scale" in capsys.readouterr().out
     COMM.barrier()
 

@@ -277,7 +277,8 @@ def test_a_grown_lesion_weakens_the_bone(phantom_states):
 def demo_spec(voxel_mm: float = 1.0) -> PhantomSpec:
     """The demo phantom as `make demo` writes it: Makefile DEMO_LESION (site, diameter, cortical
     involvement) read from the Makefile, `bonefe phantom`'s 1 mm voxels."""
-    line = re.search(r"^DEMO_LESION\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE).group(1)
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    line = re.search(r"^DEMO_LESION\s*:=\s*(.+)$", makefile, re.MULTILINE).group(1)
     options = dict(zip(shlex.split(line)[::2], shlex.split(line)[1::2]))
     return PhantomSpec(voxel_mm=voxel_mm, lesion_site=options["--lesion-site"],
                        lesion_diameter_mm=float(options["--lesion-diameter"]),
@@ -328,7 +329,7 @@ def tiny_case(tmp_path_factory):
         case = {"name": "tiny", "ct": str(paths["ct"]), "labels": str(paths["labels"]), "output": "runs/tiny",
                 "patient": {"body_mass_kg": 75}, "mesh": {"size_mm": 8.0}, "activities": ["walking"],
                 "uncertainty": {"seed": 7}}
-        (folder / "tiny.yaml").write_text(yaml.safe_dump(case))
+        (folder / "tiny.yaml").write_text(yaml.safe_dump(case), encoding="utf-8")
     COMM.barrier()
     results = run_case(folder / "tiny.yaml", quiet=True, uncertainty=5)
     return folder, results
@@ -339,7 +340,7 @@ def test_interval_is_reported_from_computed_loads(tiny_case):
     4/6), which the report says instead of claiming 90 %; both ends are computed loads; the
     summary names the dominant input and what would narrow it."""
     folder, results = tiny_case
-    report = json.loads((folder / "runs" / "tiny" / "report.json").read_text())
+    report = json.loads((folder / "runs" / "tiny" / "report.json").read_text(encoding="utf-8"))
     u = report["uncertainty"]
     loads = [s["failure_load_n"] for s in u["samples"]]
     assert len(loads) == 5 and u["seed"] == 7 and u["interval"] == 0.9
@@ -351,7 +352,7 @@ def test_interval_is_reported_from_computed_loads(tiny_case):
                                                 "calibration_intercept", "poisson"}
     assert sum(f["share"] for f in u["factors"]) == pytest.approx(1.0, rel=1e-12)
     assert u["robust"] == (len(set(u["categories"])) == 1)
-    html = (folder / "runs" / "tiny" / "report.html").read_text()
+    html = (folder / "runs" / "tiny" / "report.html").read_text(encoding="utf-8")
     assert "range of 5 samples" in html and "19 samples give a 90 % interval" in html
     assert "would narrow it" in html and u["dominant_words"] in html
     assert (folder / "runs" / "tiny" / "uncertainty.png").stat().st_size > 0
@@ -371,7 +372,7 @@ def test_cli_flag_on_two_ranks_gives_the_same_samples(tiny_case, tmp_path):
                                 str(folder / "tiny.yaml"), "--output", str(tmp_path / "np2"), "--quiet",
                                 "--uncertainty=5"], capture_output=True, encoding="utf-8", timeout=900)
     assert completed.returncode == 0, completed.stderr[-2000:]
-    parallel = json.loads((tmp_path / "np2" / "report.json").read_text())["uncertainty"]
+    parallel = json.loads((tmp_path / "np2" / "report.json").read_text(encoding="utf-8"))["uncertainty"]
     serial = results["uncertainty"]
     assert [(s["bone_mm"], s["lesion_mm"], s["slope"]) for s in parallel["samples"]] == [
         (s.bone_mm, s.lesion_mm, s.slope) for s in serial.samples]

@@ -32,11 +32,11 @@ def _run(folder: Path, name: str, case: dict) -> dict:
     if COMM.rank == 0:
         path.write_text(yaml.safe_dump({"name": name, "site": "vertebra", "output": str(folder / "runs" / name),
                                         "patient": {"body_mass_kg": 70}, "mesh": {"size_mm": 3.0},
-                                        "material": {"law": "morgan2003_vertebra"}, **case}))
+                                        "material": {"law": "morgan2003_vertebra"}, **case}), encoding="utf-8")
     COMM.barrier()
     assert main(["run", str(path), "--quiet"]) == 0
     COMM.barrier()
-    return json.loads((folder / "runs" / name / "report.json").read_text())
+    return json.loads((folder / "runs" / name / "report.json").read_text(encoding="utf-8"))
 
 
 def test_phantom_l1_central_lytic(folder):

@@ -193,11 +193,11 @@ def test_report_shows_and_stores_the_series(scenario, baseline, tmp_path):
     healing = remineralisation(scenario, [1.0], baseline)
     results = {**make_results(), "whatif_growth": growth, "whatif_remineralisation": healing}
     written = write_report(tmp_path, results)
-    data = json.loads(written["json"].read_text())
+    data = json.loads(written["json"].read_text(encoding="utf-8"))
     assert [s["failure_load_n"] for s in data["whatif_growth"]["steps"]] == [s.failure_load_n for s in growth.steps]
     assert data["whatif_remineralisation"]["steps"][-1]["value"] == 1.0
     assert build_results(results).whatif_growth == growth
     assert image_is_real(written["whatif"])
-    html = written["html"].read_text()
+    html = written["html"].read_text(encoding="utf-8")
     assert "What if the lesion grows" in html and "What if the lesion re-mineralises" in html
     assert "whatif" not in write_report(tmp_path / "plain", make_results())

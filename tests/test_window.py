@@ -170,12 +170,12 @@ def test_report_shows_the_window_beside_the_guidance(tmp_path):
     results["exercise_window"] = ExerciseWindow("bone within 10 mm of the lesion", 20000.0, 1e-3, MES_HIGH, 0.1, 2.0,
                                                 rows, ["Frost 2003"])
     written = write_report(tmp_path, results)
-    html = written["html"].read_text()
+    html = written["html"].read_text(encoding="utf-8")
     assert "Exercise that may build bone" in html and 'id="picture-exercise-window"' in html
     assert "In the window at their library load: Stairs up. The window: safe (safety factor ≥ 2) and at " \
            "least 10 % of the bone within 10 mm" in html
     assert "no: avoid by its safety factor" in html and "no: caution by its safety factor" in html
-    payload = json.loads(written["json"].read_text())
+    payload = json.loads(written["json"].read_text(encoding="utf-8"))
     window = payload["exercise_window"]
     assert [r["in_window"] for r in window["rows"]] == [False, True, False]
     verdicts = {a["name"]: a["verdict"] for a in payload["activities"]}

@@ -152,7 +152,7 @@ def load_cohort(folder: Path) -> Cohort:
     """Read a batch folder's manifest."""
     folder = Path(folder).resolve()
     try:
-        data = json.loads((folder / MANIFEST).read_text())
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BonefeError(f"{folder} is not a batch folder (no {MANIFEST}): start one with "
                           "bonefe batch run CASES... --out DIR") from None
@@ -191,7 +191,8 @@ def run_one(cohort: Cohort, name: str, slurm: dict | None = None) -> dict:
     record = {"case": name, "status": "running", "host": socket.gethostname(), "pid": os.getpid(),
               "started": time.time(), **(slurm or {})}
     atomic_write_json(cohort.status_path(name), record)
-    with open(cohort.log_path(name, "out"), "w") as out, open(cohort.log_path(name, "err"), "w") as err:
+    with (open(cohort.log_path(name, "out"), "w", encoding="utf-8") as out,
+          open(cohort.log_path(name, "err"), "w", encoding="utf-8") as err):
         try:
             code = subprocess.run(cohort.command(name), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                   cwd=cohort.folder).returncode
@@ -201,7 +202,7 @@ def run_one(cohort: Cohort, name: str, slurm: dict | None = None) -> dict:
             launch_error = ""
     runtime = time.perf_counter() - start
     done = code == 0 and cohort.is_done(name)
-    error = "" if done else launch_error or case_error(code, cohort.log_path(name, "err").read_text())
+    error = "" if done else launch_error or case_error(code, cohort.log_path(name, "err").read_text(encoding="utf-8"))
     record.update(status="done" if done else "failed", runtime_s=round(runtime, 3), exit_code=code, error=error)
     if done:
         record["report"] = report_numbers(cohort, name)
@@ -216,7 +217,7 @@ def report_numbers(cohort: Cohort, name: str) -> dict:
     report at every rewrite (a report that changed since is read again)."""
     path = cohort.report(name)
     stamp = path.stat().st_mtime_ns
-    report = json.loads(path.read_text())
+    report = json.loads(path.read_text(encoding="utf-8"))
     mirels, axial = report.get("mirels") or {}, report.get("axial_involvement") or {}
     clinical = path.name == REPORTS[0]  # a patient bone's report always holds its risk
     return {"mtime_ns": stamp, "failure_load_n": report["failure_load_n"],
@@ -230,7 +231,7 @@ def report_numbers(cohort: Cohort, name: str) -> dict:
 
 def read_status(cohort: Cohort, name: str) -> dict | None:
     try:
-        return json.loads(cohort.status_path(name).read_text())
+        return json.loads(cohort.status_path(name).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
 
@@ -288,7 +289,7 @@ def summary_row(cohort: Cohort, name: str, slurm_tasks: set | None = None) -> di
 @contextmanager
 def _locked(path: Path, blocking: bool = True):
     """Hold an exclusive flock on `path` (created when missing) for the block."""
-    with open(path, "a") as handle:
+    with open(path, "a", encoding="utf-8") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except BlockingIOError:

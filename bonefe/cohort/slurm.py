@@ -47,7 +47,8 @@ def render_script(cohort: Cohort, indices: list[int], options: SlurmOptions) -> 
         "DIR": str(cohort.folder), "PYTHON": sys.executable,
         "SBATCH_OPTIONS": "\n".join(f"#SBATCH {option}" for option in options.sbatch),
     }
-    text = re.sub(r"@([A-Z_]+)@", lambda m: values.get(m.group(1), m.group(0)), Path(template).read_text())
+    template_text = Path(template).read_text(encoding="utf-8")
+    text = re.sub(r"@([A-Z_]+)@", lambda m: values.get(m.group(1), m.group(0)), template_text)
     unknown = sorted(set(re.findall(r"@([A-Z_]+)@", text)))
     if unknown:
         raise BonefeError(f"Slurm template {template} has unknown placeholders {unknown}: "
@@ -67,7 +68,7 @@ def submit(cohort: Cohort, options: SlurmOptions) -> tuple[Cohort, str | None]:
     script = cohort.folder / SCRIPT
     atomic_write_text(script, render_script(cohort, indices, options))
     result = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True,
-                            cwd=cohort.folder)
+                            cwd=cohort.folder, encoding="utf-8")
     if result.returncode != 0:
         raise BonefeError(f"sbatch refused {script}: {result.stderr.strip().splitlines()[-1:]}")
     job = result.stdout.strip().split(";")[0]

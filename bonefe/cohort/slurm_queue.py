@@ -21,7 +21,7 @@ def queued_tasks() -> set[tuple[str, int]] | None:
     """(array job id, task index) of this user's array tasks still queued or running; None without squeue."""
     try:
         result = subprocess.run(["squeue", "--me", "-h", "-r", "-o", "%F %K"], capture_output=True,
-                                text=True, timeout=60)
+                                encoding="utf-8", timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if result.returncode != 0:
@@ -38,7 +38,7 @@ def ended_state(job: str, index: int) -> str | None:
     """Slurm's final state of one array task (e.g. TIMEOUT), or None where accounting is off."""
     try:
         result = subprocess.run(["sacct", "-n", "-P", "-X", "-j", f"{job}_{index}", "-o", "State"],
-                                capture_output=True, text=True, timeout=60)
+                                capture_output=True, encoding="utf-8", timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
     states = result.stdout.split()

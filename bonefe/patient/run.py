@@ -59,7 +59,7 @@ def submit_report(folder: Path, job: str, options: SlurmOptions) -> str:
     result = subprocess.run(["sbatch", "--parsable", f"--dependency=afterany:{job}", "--job-name=bonefe-patient-report",
                              "--ntasks=1", "--time=00:10:00", f"--chdir={folder}",
                              f"--output={folder / 'logs' / 'slurm-patient-report-%j.out'}", *options.sbatch,
-                             f"--wrap={command}"], capture_output=True, text=True, cwd=folder)
+                             f"--wrap={command}"], capture_output=True, encoding="utf-8", cwd=folder)
     if result.returncode != 0:
         raise BonefeError(f"sbatch refused the patient report job after array {job}: "
                           f"{result.stderr.strip().splitlines()[-1:]}; run bonefe patient report {folder} when it ends")
@@ -69,7 +69,7 @@ def submit_report(folder: Path, job: str, options: SlurmOptions) -> str:
 def bone_results(folder: Path) -> tuple[dict, list[BoneResult]]:
     """The patient manifest of a patient folder and each bone's result (report.json, or why not)."""
     try:
-        manifest = json.loads((Path(folder) / MANIFEST).read_text())
+        manifest = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BonefeError(f"{folder} is not a patient folder (no {MANIFEST}): start one with "
                           "bonefe patient run patient.yaml") from None
@@ -83,7 +83,7 @@ def _result(cohort: Cohort, bone: dict, body_mass_kg: float) -> BoneResult:
     if not cohort.is_done(name):
         row = summary_row(cohort, name)
         return BoneResult(bone["bone"], bone["site"], name, None, row["status"], row["error"] or "not run yet")
-    report = json.loads((cohort.output(name) / "report.json").read_text())
+    report = json.loads((cohort.output(name) / "report.json").read_text(encoding="utf-8"))
     if report["body_mass_kg"] != body_mass_kg:
         return BoneResult(bone["bone"], bone["site"], name, None, "stale",
                           f"its result is for {report['body_mass_kg']:g} kg, the patient's body mass is "

@@ -35,9 +35,9 @@ def _secret_key() -> str:
     path = HOME / "secret-key"
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(secrets.token_urlsafe(50))
-    return path.read_text().strip()
+    return path.read_text(encoding="utf-8").strip()
 
 
 def _database(url: str | None) -> dict:

@@ -107,7 +107,7 @@ def _report_file(user, pk, name: str, action: str):
 def run_log(request, pk):
     require_engineer(request.user)
     path = request_dir(get_request(request.user, pk, "log")) / "run.log"
-    text = path.read_text(errors="replace") if path.is_file() else "(no finished attempt yet)"
+    text = path.read_text(errors="replace", encoding="utf-8") if path.is_file() else "(no finished attempt yet)"
     return HttpResponse(text, content_type="text/plain; charset=utf-8")
 
 

@@ -60,7 +60,7 @@ def write_case(request: RiskRequest) -> Path:
     case = {"name": "request", **site, "ct": "ct.nii.gz", "labels": "labels.nii.gz", "patient": patient,
             "label_values": {"bone": 1, "lytic": 2, "blastic": 3}, "mesh": {"size_mm": settings.MESH_MM}, **material}
     path = folder / "case.yaml"
-    path.write_text(yaml.safe_dump(case, sort_keys=False))
+    path.write_text(yaml.safe_dump(case, sort_keys=False), encoding="utf-8")
     return path
 
 
@@ -146,7 +146,7 @@ def _heartbeat(request, process, log_path: Path, stop: threading.Event, lost: th
     try:
         while not stop.wait(min(1.0, settings.LEASE_SECONDS / 4)):
             fields = {"lease_until": timezone.now() + timedelta(seconds=settings.LEASE_SECONDS)}
-            fields.update(_stage(log_path.read_text(errors="replace")))
+            fields.update(_stage(log_path.read_text(errors="replace", encoding="utf-8")))
             if not _held(request).update(**fields):
                 lost.set()
                 os.killpg(process.pid, signal.SIGKILL)
@@ -167,11 +167,11 @@ def _stage(log: str) -> dict:
 
 def _finish(request: RiskRequest, code: int, attempt: Path) -> None:
     folder = request_dir(request)
-    log = (attempt / "run.log").read_text(errors="replace")
+    log = (attempt / "run.log").read_text(errors="replace", encoding="utf-8")
     shutil.copyfile(attempt / "run.log", folder / "run.log")
     report = attempt / "report" / "report.json"
     if code == 0 and report.is_file():
-        results = json.loads(report.read_text())
+        results = json.loads(report.read_text(encoding="utf-8"))
         final = folder / "report"
         old = folder / f"old-{request.lease}"
         if final.exists():

@@ -49,7 +49,7 @@ class Corpus:
                 "patient": {"body_mass_kg": 75}, "mesh": {"size_mm": 6.0},
                 "label_values": {"bone": 1, "lytic": 2, "blastic": 3}, **options}
         path = self.path(name, "case.yaml")
-        path.write_text(yaml.safe_dump(case))
+        path.write_text(yaml.safe_dump(case), encoding="utf-8")
         self.cases.append((name, path))
 
     def image(self, name: str, file: str, array: np.ndarray, affine: np.ndarray, compress: bool = True) -> Path:

@@ -17,7 +17,7 @@ request = case.parent.name
 
 
 def note(event: str) -> None:
-    with open(ledger, "a") as f:
+    with open(ledger, "a", encoding="utf-8") as f:
         f.write(f"{request} {event}\n")
 
 
@@ -29,8 +29,8 @@ for number, stage in enumerate(stages, 1):
 partial = output.with_name(output.name + ".partial")  # published in one rename, as `bonefe run` does
 partial.mkdir(parents=True)
 (partial / "report.json").write_text(json.dumps({"failure_load_bw": 9.5, "risk_category": "moderate",
-                                                 "slurm_job": os.environ.get("SLURM_JOB_ID")}))
-(partial / "report.html").write_text("<html><body><h1>fake report</h1></body></html>")
+                                                 "slurm_job": os.environ.get("SLURM_JOB_ID")}), encoding="utf-8")
+(partial / "report.html").write_text("<html><body><h1>fake report</h1></body></html>", encoding="utf-8")
 (partial / "report.pdf").write_bytes(b"%PDF-1.4\n% fake\n")
 partial.rename(output)
 note("end")

@@ -84,7 +84,7 @@ def test_clinician_gets_a_report_in_the_browser(django_db, make_user, phantom, t
             assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 10_000
 
             pk = re.search(r"/requests/([0-9a-f-]{36})/", page.url).group(1)
-            results = json.loads((HOME / "requests" / pk / "report" / "report.json").read_text())
+            results = json.loads((HOME / "requests" / pk / "report" / "report.json").read_text(encoding="utf-8"))
             assert f"{results['failure_load_bw']:.1f} × body weight" in page.inner_text("main")
 
             engineer_page = browser.new_page(viewport={"width": 1100, "height": 700})

@@ -81,7 +81,8 @@ def test_concurrent_submissions_survive_a_killed_worker_and_a_restart(django_db,
             victim.wait()
             workers.remove(victim)
             workers.append(start("worker", "--poll", "0.2", env=FAKE, log=log))
-            if (str(running.pk), "end") not in {tuple(line.split()) for line in ledger.read_text().splitlines()}:
+            ledger_lines = ledger.read_text(encoding="utf-8").splitlines()
+            if (str(running.pk), "end") not in {tuple(line.split()) for line in ledger_lines}:
                 break
         else:
             pytest.fail("every killed worker had finished its run first: the test did not test a kill")
@@ -99,7 +100,7 @@ def test_concurrent_submissions_survive_a_killed_worker_and_a_restart(django_db,
                    f"not every request done: {Counter(mine.values_list('status', flat=True))}")
 
         print(f"all done {time.monotonic() - t0:.1f} s after the first submission")
-        events = Counter(tuple(line.split()) for line in ledger.read_text().splitlines())
+        events = Counter(tuple(line.split()) for line in ledger.read_text(encoding="utf-8").splitlines())
         ends = {i: events[(i, "end")] for i in ids}
         assert set(ends.values()) == {1}, f"a request's run completed more or less than once: {ends}"
         assert RiskRequest.objects.get(pk=running.pk).attempts >= 2

@@ -49,7 +49,7 @@ def finished_request(owner):
                                    failure_load_bw=7.0, risk_category="moderate")
     folder = request_dir(r) / "report"
     folder.mkdir(parents=True)
-    (folder / "report.html").write_text("<h1>report</h1>")
+    (folder / "report.html").write_text("<h1>report</h1>", encoding="utf-8")
     (folder / "report.pdf").write_bytes(b"%PDF-1.4 test")
     return r
 

@@ -26,7 +26,7 @@ def written_case(response) -> tuple[dict, "object"]:
 
     assert response.status_code == 302, response.content.decode()[-2000:]
     request = RiskRequest.objects.get(pk=response["Location"].split("/")[2])
-    return yaml.safe_load(write_case(request).read_text()), request
+    return yaml.safe_load(write_case(request).read_text(encoding="utf-8")), request
 
 
 def test_vertebra_request_writes_a_vertebra_case_with_its_level(django_db, make_user, small_images):

@@ -82,8 +82,8 @@ def test_a_run_that_finished_before_its_worker_died_is_not_run_again(django_db, 
                                          lease_until=timezone.now() - timedelta(seconds=1))
     report = request_dir(request) / f"attempt-{lease}" / "report"
     report.mkdir(parents=True)
-    (report / "report.json").write_text(json.dumps({"failure_load_bw": 4.2, "risk_category": "high"}))
-    (report.parent / "run.log").write_text("[6/6] report ... 1.0 s\n")
+    (report / "report.json").write_text(json.dumps({"failure_load_bw": 4.2, "risk_category": "high"}), encoding="utf-8")
+    (report.parent / "run.log").write_text("[6/6] report ... 1.0 s\n", encoding="utf-8")
     leave_queued_only(user)
     with override_settings(RUN_COMMAND=["false"]):
         serve_forever(once=True)
@@ -108,4 +108,5 @@ def test_slurm_launcher_runs_the_request_in_a_slurm_job(django_db, make_user, sm
         serve_forever(once=True)
     request = RiskRequest.objects.get(owner=user)
     assert request.status == "done", request.error
-    assert json.loads((request_dir(request) / "report" / "report.json").read_text())["slurm_job"].isdigit()
+    report = json.loads((request_dir(request) / "report" / "report.json").read_text(encoding="utf-8"))
+    assert report["slurm_job"].isdigit()
