@@ -1,6 +1,7 @@
 """The `bonefe` command."""
 
 import argparse
+import codecs
 import os
 import sys
 from pathlib import Path
@@ -39,7 +40,7 @@ Units: mm, N, MPa. Reports show strain in microstrain and loads in N and times b
 
 
 def main(argv=None) -> int:
-    _escape_unencodable_output()
+    _printable_output()
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -53,12 +54,14 @@ def main(argv=None) -> int:
         return 130
 
 
-def _escape_unencodable_output() -> None:
-    """A terminal whose locale cannot encode the units' symbols (R², N·mm, g/cm³; e.g. LC_ALL=C with
-    PYTHONUTF8=0) gets them backslash-escaped instead of a UnicodeEncodeError."""
+def _printable_output() -> None:
+    """The units' symbols (R², N·mm, g/cm³) never end a run in UnicodeEncodeError: an ASCII-only
+    locale (e.g. LC_ALL=C with PYTHONUTF8=0, as on bare containers) writes UTF-8, Python's own
+    default from 3.15 (PEP 686); any other encoding escapes what it cannot encode."""
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
+            ascii_only = codecs.lookup(stream.encoding or "ascii").name == "ascii"
+            stream.reconfigure(**({"encoding": "utf-8"} if ascii_only else {}), errors="backslashreplace")
 
 
 def _stop_other_ranks(code: int) -> None:

@@ -184,9 +184,9 @@ def test_slurm_script_renders_without_a_live_slurm(tmp_path):
 
 def test_help_prints_under_an_ascii_locale():
     """`bonefe calibrate --help` holds R²: with an ASCII-only locale (LC_ALL=C, PYTHONUTF8=0, as on a
-    bare CI container) it used to end in UnicodeEncodeError; now the symbol is escaped."""
+    bare CI container) it used to end in UnicodeEncodeError; now the CLI writes UTF-8 there."""
     env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
     run = subprocess.run([sys.executable, "-m", "bonefe.cli", "calibrate", "--help"], capture_output=True, env=env,
                          check=False)
     assert run.returncode == 0, run.stderr.decode("ascii", "replace")
-    assert b"R\\xb2" in run.stdout
+    assert "R²" in run.stdout.decode("utf-8")

@@ -72,11 +72,14 @@ def test_concurrent_submissions_survive_a_killed_worker_and_a_restart(django_db,
         mine = RiskRequest.objects.filter(pk__in=ids)
 
         # A worker killed while it runs a request: its lease lapses and another worker takes it again.
-        # On a slow machine the run may end before the kill lands: then kill another worker's run.
+        # On a slow machine the run may end before the kill lands: then kill another live worker's run
+        # (the killed worker's request still shows as running until its lease lapses).
+        def run_of_a_live_worker():
+            runs = mine.filter(status__in=["meshing", "solving", "report"]).exclude(stage="")
+            return next(((r, w) for r in runs for w in workers if r.worker.endswith(f":{w.pid}")), None)
+
         for _ in range(5):
-            running = wait_until(lambda: mine.filter(status__in=["meshing", "solving", "report"]).exclude(
-                stage="").first(), 30, "no run started")
-            victim = next(w for w in workers if running.worker.endswith(f":{w.pid}"))
+            running, victim = wait_until(run_of_a_live_worker, 30, "no run started")
             victim.send_signal(signal.SIGKILL)
             victim.wait()
             workers.remove(victim)
