@@ -18,7 +18,7 @@ splits differently on every mesh (`bonefe.nonlocal_strain`).
 
 Lesion-free twin and strain fold ratio (Sternheim et al. 2020): when the bone has lesion cells
 and the caller gives the twin's moduli (`bonefe.materials.healthy_volume` → `cell_material`, same
-mesh), the twin is solved with its own basis. SFR = peak failure index near the lesion with the
+mesh), the twin is solved under the reference load alone (`reference_load_strain`: one solve). SFR = peak failure index near the lesion with the
 lesion / the same in the twin, both under the reference load at its peak. "Near the lesion": the
 lattice points evaluated for failure in the lesioned bone that lie within SFR_REGION_MM of a lesion
 cell centre; the same points in both models. "Peak": the largest failure index max(ε1/ε_t, −ε3/ε_c)
@@ -51,7 +51,7 @@ from bonefe.risk import (
     failure_under_unit_load,
 )
 from bonefe.solver import StrainBasis, principal_strains
-from bonefe.volume import BONE, LESION_LABELS
+from bonefe.volume import LESION_LABELS
 
 if TYPE_CHECKING:  # the interface names only: sites import this module, not the other way round
     from bonefe.sites.base import Load, Setup
@@ -240,7 +240,7 @@ class BoneModel:
                  lesion: LesionMap | None = None):
         needs_lesion_map(mesh, labels, lesion)
         self.mesh, self.options, self.solver, self.basis = mesh, options, solver, basis
-        self.centres = cell_centres(mesh)
+        self.centres, self.away = cell_centres(mesh), away
         self.evaluated = away & ~np.isin(labels, LESION_LABELS)
         self.lattice = failure_points(mesh, lesion, away, options.averaging_radius_mm)
         self.nonlocal_basis = self.basis.mapped(self.lattice.nonlocal_field)
@@ -277,17 +277,50 @@ class BoneModel:
         return peak(failure_index(self.principal(forces), self.options.criterion), self.mesh.comm, ~region)
 
 
+class LoadStrain:
+    """One material's nonlocal strain (points, 3, 3) at `lattice` under one load of 1 N, from its cell
+    strain tensors (local cells, 3, 3): the failure reading of a state solved for that load alone
+    (the lesion-free twin, what-if and uncertainty states: `reference_load_strain`)."""
+
+    def __init__(self, mesh, lattice: FailurePoints, cell_strain: np.ndarray, options: RiskOptions):
+        self.mesh, self.lattice, self.options = mesh, lattice, options
+        self.strain = lattice.nonlocal_field(cell_strain)
+
+    def failure(self) -> FailureResult:
+        """Failure load (N), place and mode of the load."""
+        return failure_under_unit_load(principal_strains(self.strain), self.lattice.points, self.mesh.comm,
+                                       criterion=self.options.criterion)
+
+    def peak_index(self, magnitude: float, region: np.ndarray) -> float:
+        """Peak failure index over `region` (this rank's points) under the load of `magnitude` (N)."""
+        return peak(failure_index(principal_strains(magnitude * self.strain), self.options.criterion),
+                    self.mesh.comm, ~region)
+
+
+def reference_load_strain(setup: Setup, mesh, facet_tags, lattice: FailurePoints, E, nu, options: RiskOptions,
+                          degree: int = 1) -> LoadStrain:
+    """The site's reference load scaled to 1 N with moduli E, read at `lattice`: solved alone
+    (`bonefe.sites.base.Setup.reference_strain`; one solve for a patch-loaded site)."""
+    return LoadStrain(mesh, lattice, setup.reference_strain(mesh, facet_tags, E, nu, degree), options)
+
+
+def reference_failure(setup: Setup, mesh, facet_tags, lattice: FailurePoints, E, nu, options: RiskOptions,
+                      degree: int = 1) -> FailureResult:
+    """The reference load's failure read at `lattice` with moduli E (`reference_load_strain`)."""
+    return reference_load_strain(setup, mesh, facet_tags, lattice, E, nu, options, degree).failure()
+
+
 def lesion_region(model: BoneModel, labels, region_mm: float = SFR_REGION_MM) -> np.ndarray:
     """The evaluated lattice points of `model` within region_mm of any lesion cell centre (any rank)."""
     lesion = np.concatenate(model.mesh.comm.allgather(model.centres[np.isin(labels, LESION_LABELS)]), axis=0)
     return distance_mask(model.lattice.points, lesion, region_mm)
 
 
-def compare_twin(model: BoneModel, twin: BoneModel, region: np.ndarray, stance: dict, magnitude: float,
+def compare_twin(model: BoneModel, twin: LoadStrain, region: np.ndarray, stance: dict, magnitude: float,
                  region_mm: float = SFR_REGION_MM) -> TwinComparison | None:
     """Strain fold ratio and twin failure load; None when the region holds no evaluated point.
     region: the lesioned model's points; the twin is compared at the points with the same lattice
-    keys. stance: unit patch forces; magnitude: its peak (N)."""
+    keys. twin: the twin under `stance`, unit patch forces; magnitude: the stance peak (N)."""
     comm = model.mesh.comm
     keys = np.concatenate(comm.allgather(model.lattice.keys[region]))
     if len(keys) == 0:
@@ -295,9 +328,8 @@ def compare_twin(model: BoneModel, twin: BoneModel, region: np.ndarray, stance: 
     volume = comm.allreduce(float(model.lattice.volumes[region].sum()), op=MPI.SUM)
     forces = {k: f * magnitude for k, f in stance.items()}
     lesioned = model.peak_index(forces, region)
-    healthy = twin.peak_index(forces, np.isin(twin.lattice.keys, keys))
-    return TwinComparison(strain_fold_ratio(lesioned, healthy), lesioned, healthy, twin.failure(stance),
-                          region_mm, volume)
+    healthy = twin.peak_index(magnitude, np.isin(twin.lattice.keys, keys))
+    return TwinComparison(strain_fold_ratio(lesioned, healthy), lesioned, healthy, twin.failure(), region_mm, volume)
 
 
 def has_lesion(mesh, labels) -> bool:
@@ -321,9 +353,8 @@ def assess(setup: Setup, mesh, facet_tags, E, labels, nu, loads: list[Load], opt
                                    failure_index(principal, options.criterion))
     twin = None
     if twin_E is not None and has_lesion(mesh, labels):
-        healthy = np.full_like(np.asarray(labels), BONE)
-        twin_model = setup.model(mesh, facet_tags, twin_E, healthy, nu, options, degree)
-        region = lesion_region(model, labels)
-        twin = compare_twin(model, twin_model, region, reference.unit, reference.peak_n)
+        lattice = failure_points(mesh, None, model.away, options.averaging_radius_mm)
+        twin_strain = reference_load_strain(setup, mesh, facet_tags, lattice, twin_E, nu, options, degree)
+        twin = compare_twin(model, twin_strain, lesion_region(model, labels), reference.unit, reference.peak_n)
     return Assessment(stance, rows, stance_strain, stance_points, model.basis, model.evaluated, model.solver.num_dofs(),
                       [h["iterations"] for h in model.solver.history], twin, model)

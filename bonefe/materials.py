@@ -43,7 +43,7 @@ lesion's rim splits differently on every mesh (`bonefe.nonlocal_strain`).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -363,24 +363,97 @@ def cell_material(mesh, volume: Volume, options: MaterialOptions = MaterialOptio
     of `options` (`sample_modulus`), e.g. a grey-value power law of a micro-CT (`bonefe.sites.specimen`).
     Vectorised; each rank handles its own cells, so results do not depend on the partition.
     """
-    if modulus is None:
-        def modulus(hu, labels):
-            return sample_modulus(hu, labels, options)
+    corners, n_sub = _sampling(mesh, volume, options)
+    E, rho, counts = _sample_cells(corners, n_sub, FilledCT.from_volume(volume), modulus or _law(options),
+                                   np.arange(len(corners)))
+    return CellMaterial(E, rho, *_labels(counts))
+
+
+def _law(options: MaterialOptions):
+    return lambda hu, labels: sample_modulus(hu, labels, options)
+
+
+def _sampling(mesh, volume: Volume, options: MaterialOptions) -> tuple[np.ndarray, np.ndarray]:
+    """The local cells' vertices as continuous voxel indices (cells, 4, 3) and their subdivisions."""
     vertices = canonical_order(cell_vertices(mesh))
     corners = volume.to_index(vertices.reshape(-1, 3)).reshape(vertices.shape)
-    ct = FilledCT.from_volume(volume)
-    n_cells = len(vertices)
-    E, rho, counts = np.empty(n_cells), np.empty(n_cells), np.zeros((n_cells, 3), int)
-    n_sub = subdivisions(vertices, float(volume.spacing.min()), options.sample_spacing_voxels)
-    for n in np.unique(n_sub):
-        cells = np.flatnonzero(n_sub == n)
-        for chunk in np.array_split(cells, max(1, len(cells) * n**3 // SAMPLES_PER_CHUNK)):
-            E[chunk], rho[chunk], counts[chunk] = _integrate(corners[chunk], int(n), ct, modulus)
+    return corners, subdivisions(vertices, float(volume.spacing.min()), options.sample_spacing_voxels)
+
+
+def _sample_cells(corners, n_sub, ct: FilledCT, modulus, cells: np.ndarray):
+    """Element averages of E and ρ_app and label counts (`_integrate`) of `cells` (indices)."""
+    E, rho, counts = np.empty(len(cells)), np.empty(len(cells)), np.zeros((len(cells), 3), int)
+    for n in np.unique(n_sub[cells]):
+        rows = np.flatnonzero(n_sub[cells] == n)
+        for chunk in np.array_split(rows, max(1, len(rows) * n**3 // SAMPLES_PER_CHUNK)):
+            E[chunk], rho[chunk], counts[chunk] = _integrate(corners[cells[chunk]], int(n), ct, modulus)
+    return E, rho, counts
+
+
+def _labels(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell the canonical label and the lesion fraction of its samples from label counts (cells, 3)."""
     # argmax keeps the first of equal counts: order lytic, blastic, bone makes the lesion win ties
-    by_priority = counts[:, [1, 2, 0]]
-    label = np.array([LYTIC, BLASTIC, BONE], dtype=np.int32)[np.argmax(by_priority, axis=1)]
-    lesion_fraction = counts[:, 1:].sum(axis=1) / np.maximum(counts.sum(axis=1), 1)
-    return CellMaterial(E=E, rho_app=rho, label=label, lesion_fraction=lesion_fraction)
+    label = np.array([LYTIC, BLASTIC, BONE], dtype=np.int32)[np.argmax(counts[:, [1, 2, 0]], axis=1)]
+    return label, counts[:, 1:].sum(axis=1) / np.maximum(counts.sum(axis=1), 1)
+
+
+class MaterialUpdate:
+    """`cell_material` of volumes that differ from a reference volume in a few voxels, on one mesh
+    (the what-if states): a cell whose CT samples cannot reach a changed voxel of the filled CT (its
+    voxel box, one voxel wider than the trilinear stencil) keeps the reference's values, the others
+    are sampled again: the numbers of `cell_material` for the work of the changed region. Applies
+    when the grid, the background (labels 0) and every option but the lesion factors are the
+    reference's (a new lesion factor changes the cells that sample lesion); otherwise every cell is
+    sampled. material: the reference's own, `cell_material(mesh, volume, options)`."""
+
+    def __init__(self, mesh, volume: Volume, options: MaterialOptions):
+        self.mesh, self.volume, self.options = mesh, volume, options
+        self.box, self.nearest, origin = _fill(volume)
+        self.ct = self._filled(volume, origin)
+        self.corners, self.n_sub = _sampling(mesh, volume, options)
+        E, rho, counts = _sample_cells(self.corners, self.n_sub, self.ct, _law(options), np.arange(len(self.corners)))
+        self.material = CellMaterial(E, rho, *_labels(counts))
+        local, top = self.corners - origin, np.array(self.ct.hu.shape) - 1
+        self.low = np.clip(np.floor(local.min(axis=1)).astype(int) - 1, 0, top)
+        self.high = np.clip(np.floor(local.max(axis=1)).astype(int) + 2, 0, top)
+
+    def _filled(self, volume: Volume, origin) -> FilledCT:
+        return FilledCT(volume.hu[self.box][self.nearest].astype(float), volume.labels[self.box][self.nearest], origin)
+
+    def _applies(self, volume: Volume, options: MaterialOptions) -> bool:
+        lesion_factors = {"lytic_factor": self.options.lytic_factor, "blastic_factor": self.options.blastic_factor}
+        return (volume.hu.shape == self.volume.hu.shape and np.array_equal(volume.affine, self.volume.affine)
+                and replace(options, **lesion_factors) == self.options
+                and np.array_equal(volume.labels == BACKGROUND, self.volume.labels == BACKGROUND))
+
+    def __call__(self, volume: Volume, options: MaterialOptions) -> CellMaterial:
+        if not self._applies(volume, options):
+            return cell_material(self.mesh, volume, options)
+        ct = self._filled(volume, self.ct.origin)
+        changed = (ct.hu != self.ct.hu) | (ct.labels != self.ct.labels)
+        if options != self.options:
+            changed |= np.isin(ct.labels, LESION_LABELS) | np.isin(self.ct.labels, LESION_LABELS)
+        cells = np.flatnonzero(box_counts(changed, self.low, self.high) > 0)
+        E, rho, counts = _sample_cells(self.corners, self.n_sub, ct, _law(options), cells)
+        label, fraction = _labels(counts)
+        result = CellMaterial(*(np.array(a) for a in (self.material.E, self.material.rho_app, self.material.label,
+                                                      self.material.lesion_fraction)))
+        for whole, part in ((result.E, E), (result.rho_app, rho), (result.label, label),
+                            (result.lesion_fraction, fraction)):
+            whole[cells] = part
+        return result
+
+
+def box_counts(mask: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Number of True voxels of a 3-D `mask` in each inclusive index box low..high (boxes, 3), by a
+    summed-volume table (inclusion–exclusion over the box's eight corners)."""
+    table = np.zeros(tuple(n + 1 for n in mask.shape), np.int64)
+    table[1:, 1:, 1:] = mask.cumsum(0).cumsum(1).cumsum(2)
+    total = np.zeros(len(low), np.int64)
+    for corner in itertools.product((0, 1), repeat=3):
+        index = tuple(np.where(c, high[:, a] + 1, low[:, a]) for a, c in enumerate(corner))
+        total += (-1) ** (3 - sum(corner)) * table[index]
+    return total
 
 
 TWIN_DEPTH_WEIGHT = 10.0

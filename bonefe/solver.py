@@ -177,6 +177,13 @@ def patch_traction(mesh, facets: np.ndarray, force) -> np.ndarray:
     return np.asarray(force, dtype=float) / area
 
 
+def patch_load_strain(mesh, E, nu, fixed_facets, patch_forces, degree: int = 1) -> np.ndarray:
+    """Cell strain tensors (local cells, 3, 3) of one solve on a new operator: the bone fixed on
+    fixed_facets, each (local facets, force N) of patch_forces spread as a uniform traction."""
+    solver = ElasticitySolver(mesh, E, nu, fixed_facets, degree=degree)
+    return cell_strain(solver.solve([(facets, patch_traction(mesh, facets, force)) for facets, force in patch_forces]))
+
+
 def cell_volumes(mesh) -> np.ndarray:
     """Volume (mm³) of each local owned cell."""
     W = fem.functionspace(mesh, ("DG", 0))

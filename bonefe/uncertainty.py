@@ -53,7 +53,7 @@ import numpy as np
 from mpi4py import MPI
 from scipy import stats
 
-from bonefe.assessment import FailurePoints, RiskOptions, away_from_patches, failure_points
+from bonefe.assessment import FailurePoints, RiskOptions, away_from_patches, failure_points, reference_failure
 from bonefe.calibration import LineErrors
 from bonefe.errors import BonefeError
 from bonefe.materials import LAWS, MaterialOptions, cell_material, lesion_map
@@ -279,10 +279,11 @@ class Draw:
     segmentation: SegmentationState
 
 
-def reference_failure(study: Study, bone: MeshedBone, E: np.ndarray, nu: float) -> float:
+def meshed_failure(study: Study, bone: MeshedBone, E: np.ndarray, nu: float) -> float:
     """Reference failure load (N) of one material on one mesh, read at the bone's lattice (the site
-    solves only what that load needs, `bonefe.sites.base.Setup.reference_failure`)."""
-    return study.setup.reference_failure(bone.mesh, bone.facet_tags, bone.lattice, E, nu, study.risk, study.degree)
+    solves only what that load needs, `bonefe.assessment.reference_failure`)."""
+    return reference_failure(study.setup, bone.mesh, bone.facet_tags, bone.lattice, E, nu, study.risk,
+                             study.degree).failure_load_n
 
 
 def case_failure(study: Study, comm=MPI.COMM_WORLD) -> float:
@@ -293,7 +294,7 @@ def case_failure(study: Study, comm=MPI.COMM_WORLD) -> float:
     cells = cell_material(bone.mesh, study.volume, study.material)
     away = away_from_patches(bone.mesh, tags, study.risk.exclusion_mm)
     lattice = failure_points(bone.mesh, lesion_map(study.volume), away, study.risk.averaging_radius_mm)
-    return reference_failure(study, MeshedBone(bone.mesh, tags, lattice), cells.E, study.material.poisson)
+    return meshed_failure(study, MeshedBone(bone.mesh, tags, lattice), cells.E, study.material.poisson)
 
 
 def shared_mesh(study: Study, reach_mm: float, comm=MPI.COMM_WORLD) -> SharedMesh:
@@ -307,8 +308,8 @@ def state_failure(study: Study, shared: SharedMesh, draw: Draw, drawn_bone_mm: f
     """Reference failure load (N) of one state on the shared mesh (read where the outline drawn at
     offset drawn_bone_mm holds bone, `bonefe.perturbation`)."""
     lattice = shared.failure_points(draw.segmentation, drawn_bone_mm)
-    return reference_failure(study, MeshedBone(shared.mesh, shared.facet_tags, lattice),
-                             shared.modulus(draw.segmentation, draw.material), draw.material.poisson)
+    return meshed_failure(study, MeshedBone(shared.mesh, shared.facet_tags, lattice),
+                          shared.modulus(draw.segmentation, draw.material), draw.material.poisson)
 
 
 def calibration_spread(material: MaterialOptions, errors: LineErrors | None,

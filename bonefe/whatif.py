@@ -2,7 +2,7 @@
 
 Lesions are material, not geometry (`bonefe.materials`), so each scenario is a new CT volume
 mapped onto the same mesh: a new operator and the solves of the reference load alone
-(`bonefe.sites.base.Setup.reference_failure`: one for the femur's walking load), no remeshing.
+(`bonefe.assessment.reference_failure`: one for the femur's walking load), no remeshing.
 By linearity this is the failure load the full unit-load basis gives, within the solver tolerance.
 
 Lesion growth by d mm: every bone voxel within d mm (exact Euclidean distance on the voxel grid,
@@ -32,8 +32,8 @@ from functools import cached_property
 import numpy as np
 from scipy import ndimage
 
-from bonefe.assessment import RiskOptions, away_from_patches, failure_points
-from bonefe.materials import MaterialOptions, cell_material, healthy_volume, lesion_map
+from bonefe.assessment import RiskOptions, away_from_patches, failure_points, reference_failure
+from bonefe.materials import MaterialOptions, MaterialUpdate, healthy_volume, lesion_map
 from bonefe.risk import body_weight_n, risk_category
 from bonefe.volume import BACKGROUND, BONE, LESION_LABELS, Volume
 
@@ -68,7 +68,8 @@ class WhatIfSeries:
 class Scenario:
     """What every what-if step shares: the mesh with its facet tags, the scanned volume, the
     material options, the site bound to the case (`bonefe.sites.base.Setup`), the risk options
-    and element degree."""
+    and element degree; cells: the scanned volume's cell material (`bonefe.materials.MaterialUpdate`),
+    built when not given."""
 
     mesh: object
     facet_tags: object
@@ -77,6 +78,12 @@ class Scenario:
     setup: object
     risk: RiskOptions
     degree: int = 1
+    cells: MaterialUpdate | None = None
+
+    @cached_property
+    def materials(self) -> MaterialUpdate:
+        """Cell material of a what-if volume, sampled again where it differs from the scanned one."""
+        return self.cells or MaterialUpdate(self.mesh, self.volume, self.material)
 
     @cached_property
     def away(self) -> np.ndarray:
@@ -126,10 +133,10 @@ def healed_material(material: MaterialOptions, t: float) -> MaterialOptions:
 def reference_failure_load(scenario: Scenario, volume: Volume, material: MaterialOptions) -> float:
     """Reference failure load (N) of the mesh with the material of `volume`, read where its CT holds
     bone (`bonefe.assessment.failure_points`): one operator, the reference load's solves only."""
-    cells = cell_material(scenario.mesh, volume, material)
+    cells = scenario.materials(volume, material)
     lattice = failure_points(scenario.mesh, lesion_map(volume), scenario.away, scenario.risk.averaging_radius_mm)
-    return scenario.setup.reference_failure(scenario.mesh, scenario.facet_tags, lattice, cells.E, material.poisson,
-                                            scenario.risk, scenario.degree)
+    return reference_failure(scenario.setup, scenario.mesh, scenario.facet_tags, lattice, cells.E, material.poisson,
+                             scenario.risk, scenario.degree).failure_load_n
 
 
 def _step(scenario: Scenario, value: float, volume: Volume, failure_load_n: float) -> WhatIfStep:

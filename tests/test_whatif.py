@@ -23,7 +23,8 @@ from bonefe.assessment import RiskOptions
 from bonefe.sites.femur.assessment import femur_model, unit_forces
 from bonefe.sites.femur.site import FemurSetup
 from bonefe.sites.femur.loads import ACTIVITIES, STANCE_ACTIVITY, WALKING_DIRECTION
-from bonefe.materials import MaterialOptions, cell_material, healthy_volume, lesion_map
+from bonefe import materials
+from bonefe.materials import MaterialOptions, MaterialUpdate, box_counts, cell_material, healthy_volume, lesion_map
 from bonefe.meshing import mesh_bone
 from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.risk import RiskThresholds, body_weight_n
@@ -94,6 +95,40 @@ def stance_state(scenario, volume) -> tuple[float, float]:
     forces, magnitude = unit_forces(ACTIVITIES[STANCE_ACTIVITY], scenario.setup.frame, BODY_MASS_KG, False)
     u = model.basis.displacement({k: f * magnitude for k, f in forces.items()})
     return model.solver.strain_energy(u), model.failure(forces).failure_load_n
+
+
+def test_box_counts_match_brute_force():
+    rng = np.random.default_rng(3)
+    mask = rng.random((9, 7, 8)) < 0.1
+    low = rng.integers(0, 6, size=(40, 3))
+    high = np.minimum(low + rng.integers(0, 4, size=(40, 3)), np.array(mask.shape) - 1)
+    expected = [mask[a[0]:b[0] + 1, a[1]:b[1] + 1, a[2]:b[2] + 1].sum() for a, b in zip(low, high)]
+    assert box_counts(mask, low, high).tolist() == expected
+
+
+def test_material_update_gives_cell_material_bit_for_bit(scenario, monkeypatch):
+    """What-if states sample again only the cells that can reach a changed voxel: the lesion grown by
+    4 mm, half re-mineralised (a new lytic factor too), the lesion-free twin, and a changed background
+    (every cell sampled again): the arrays of `cell_material` exactly. The grown state samples
+    less than a third of the cells again (the lesion and its 4 mm rim on a 3 mm mesh)."""
+    volume, options = scenario.volume, scenario.material
+    update = MaterialUpdate(scenario.mesh, volume, options)
+    sampled = []
+    original = materials._sample_cells
+    monkeypatch.setattr(materials, "_sample_cells", lambda *a: sampled.append(len(a[-1])) or original(*a))
+    twin = healthy_volume(volume)
+    labels = volume.labels.copy()
+    labels[tuple(np.argwhere(labels == BONE)[0])] = BACKGROUND
+    states = [(volume, options), (grown_volume(volume, 4.0), options), remineralised(volume, twin, options, 0.5),
+              (twin, options), (Volume(hu=volume.hu, labels=labels, affine=volume.affine), options)]
+    for state, state_options in states:
+        expected, got = cell_material(scenario.mesh, state, state_options), update(state, state_options)
+        for name in ("E", "rho_app", "label", "lesion_fraction"):
+            assert np.array_equal(getattr(got, name), getattr(expected, name)), name
+    n_cells = len(update.material.E)
+    updates = sampled[1::2]  # each state: the update's sampling, then cell_material's own
+    print("cells sampled again:", [u / n_cells for u in updates])
+    assert updates[0] == 0 and 0 < updates[1] < n_cells / 3 and updates[-1] == n_cells
 
 
 def test_a_growing_lesion_softens_the_femur_and_ends_weaker(scenario):

@@ -90,9 +90,9 @@ class Setup(Protocol):
     def thresholds(self, risk) -> Any:
         """The failure-load thresholds (× BW, `bonefe.risk.RiskThresholds`) of the risk categories."""
 
-    def reference_failure(self, mesh, facet_tags, lattice, E, nu, risk, degree: int = 1) -> float:
-        """Failure load (N) of the reference load read at `lattice` (`bonefe.assessment.FailurePoints`),
-        solving only what that needs (the uncertainty study's states)."""
+    def reference_strain(self, mesh, facet_tags, E, nu, degree: int = 1) -> Any:
+        """Cell strain tensors (local cells, 3, 3) under the reference load scaled to 1 N, solving only
+        what that needs (`bonefe.assessment.reference_failure`: the twin, what-if and uncertainty states)."""
 
 
 class Site(Protocol):

@@ -11,7 +11,7 @@ from bonefe.activities import Activity, activity_from_dict
 from bonefe.assessment import Assessment, RiskOptions, assess as assess_bone
 from bonefe.materials import FEMORAL_LAWS, LesionMap
 from bonefe.meshing import mesh_bone
-from bonefe.risk import RiskThresholds, failure_under_unit_load, weight_bearing_fraction
+from bonefe.risk import RiskThresholds, weight_bearing_fraction
 from bonefe.schema import as_plain
 from bonefe.sites.base import Anatomy, Load, twin_clause
 from bonefe.sites.femur.anatomy import SUPPORT, FemurFrame, boundary_tags, femur_frame
@@ -65,18 +65,12 @@ class FemurSetup:
         """The case's failure-load thresholds (× BW)."""
         return risk.thresholds
 
-    def reference_failure(self, mesh, facet_tags, lattice, E, nu, risk, degree: int = 1) -> float:
-        """One operator, one solve of the walking patch forces scaled to 1 N of contact force
-        (linearity gives the load as 1 / the index)."""
-        from bonefe.solver import ElasticitySolver, cell_strain, patch_traction, principal_strains
+    def reference_strain(self, mesh, facet_tags, E, nu, degree: int = 1):
+        """One operator, one solve of the walking patch forces scaled to 1 N of contact force."""
+        from bonefe.solver import patch_load_strain
 
-        solver = ElasticitySolver(mesh, E, nu, facet_tags.find(SUPPORT), degree=degree)
-        loads = []
-        for patch, force in self.reference().unit.items():
-            facets = facet_tags.find(PATCH_TAGS[patch])
-            loads.append((facets, patch_traction(mesh, facets, force)))
-        principal = principal_strains(lattice.nonlocal_field(cell_strain(solver.solve(loads))))
-        return failure_under_unit_load(principal, lattice.points, mesh.comm, criterion=risk.criterion).failure_load_n
+        return patch_load_strain(mesh, E, nu, facet_tags.find(SUPPORT),
+                                 [(facet_tags.find(PATCH_TAGS[p]), f) for p, f in self.reference().unit.items()], degree)
 
 
 @dataclass(frozen=True)

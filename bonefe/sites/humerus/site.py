@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bonefe.meshing import mesh_bone
 from bonefe.materials import FEMORAL_LAWS
-from bonefe.risk import RiskThresholds, activity_thresholds, body_weight_n, failure_under_unit_load
+from bonefe.risk import RiskThresholds, activity_thresholds, body_weight_n
 from bonefe.sites.base import Anatomy, Load, twin_clause
 from bonefe.sites.humerus.anatomy import HEAD, SUPPORT, HumerusFrame, boundary_tags, humerus_frame
 from bonefe.sites.humerus.assessment import activity_list, activity_load, humerus_model
@@ -48,15 +48,12 @@ class HumerusSetup:
         reference activity's peak × the verdict factors, `bonefe.risk.activity_thresholds`)."""
         return activity_thresholds([self.reference().peak_n], body_weight_n(self.body_mass_kg), risk.verdict)
 
-    def reference_failure(self, mesh, facet_tags, lattice, E, nu, risk, degree: int = 1) -> float:
+    def reference_strain(self, mesh, facet_tags, E, nu, degree: int = 1):
         """One solve of the reference head force scaled to 1 N."""
-        from bonefe.solver import ElasticitySolver, cell_strain, patch_traction, principal_strains
+        from bonefe.solver import patch_load_strain
 
-        solver = ElasticitySolver(mesh, E, nu, facet_tags.find(SUPPORT), degree=degree)
-        facets = facet_tags.find(HEAD)
-        u = solver.solve([(facets, patch_traction(mesh, facets, self.reference().unit["head"]))])
-        principal = principal_strains(lattice.nonlocal_field(cell_strain(u)))
-        return failure_under_unit_load(principal, lattice.points, mesh.comm, criterion=risk.criterion).failure_load_n
+        return patch_load_strain(mesh, E, nu, facet_tags.find(SUPPORT),
+                                 [(facet_tags.find(HEAD), self.reference().unit["head"])], degree)
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ class SpecimenSetup:
     def thresholds(self, risk):
         raise BonefeError(NOT_CLINICAL.format("a risk category"))
 
-    def reference_failure(self, mesh, facet_tags, lattice, E, nu, risk, degree: int = 1) -> float:
+    def reference_strain(self, mesh, facet_tags, E, nu, degree: int = 1):
         raise BonefeError(NOT_CLINICAL.format("the uncertainty study"))
 
 

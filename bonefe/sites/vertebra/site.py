@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bonefe.errors import BonefeError
 from bonefe.meshing import mesh_bone
-from bonefe.risk import RiskThresholds, activity_thresholds, body_weight_n, failure_under_unit_load
+from bonefe.risk import RiskThresholds, activity_thresholds, body_weight_n
 from bonefe.schema import as_plain
 from bonefe.sites.base import Anatomy, Load, twin_clause
 from bonefe.sites.vertebra.activities import ACTIVITIES, REFERENCE_ACTIVITY
@@ -68,14 +68,11 @@ class VertebraSetup:
         daily = [self._load(a).peak_n for a in ACTIVITIES.values() if not a.exercise]
         return activity_thresholds(daily, body_weight_n(self.body_mass_kg), risk.verdict)
 
-    def reference_failure(self, mesh, facet_tags, lattice, E, nu, risk, degree: int = 1) -> float:
-        """The six plate motions solved, axial compression read at `lattice`."""
+    def reference_strain(self, mesh, facet_tags, E, nu, degree: int = 1):
+        """The six plate motions solved, axial compression."""
         from bonefe.sites.vertebra.loading import EndplateLoading
-        from bonefe.solver import principal_strains
 
-        basis = EndplateLoading(mesh, E, nu, self.frame, LAYERS[self.layer], degree).strain_basis()
-        principal = principal_strains(lattice.nonlocal_field(basis.strain(COMPRESSION)))
-        return failure_under_unit_load(principal, lattice.points, mesh.comm, criterion=risk.criterion).failure_load_n
+        return EndplateLoading(mesh, E, nu, self.frame, LAYERS[self.layer], degree).strain_basis().strain(COMPRESSION)
 
 
 @dataclass(frozen=True)
