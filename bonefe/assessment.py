@@ -18,8 +18,9 @@ splits differently on every mesh (`bonefe.nonlocal_strain`).
 
 Lesion-free twin and strain fold ratio (Sternheim et al. 2020): when the bone has lesion cells
 and the caller gives the twin's moduli (`bonefe.materials.healthy_volume` → `cell_material`, same
-mesh), the twin is solved under the reference load alone (`reference_load_strain`: one solve). SFR = peak failure index near the lesion with the
-lesion / the same in the twin, both under the reference load at its peak. "Near the lesion": the
+mesh), the twin is solved under the reference load alone (`reference_load_strain`: one solve).
+SFR = peak failure index near the lesion with the lesion / the same in the twin, both under the
+reference load at its peak. "Near the lesion": the
 lattice points evaluated for failure in the lesioned bone that lie within SFR_REGION_MM of a lesion
 cell centre; the same points in both models. "Peak": the largest failure index max(ε1/ε_t, −ε3/ε_c)
 (a principal strain magnitude scaled by its limit) of the nonlocal strain, so one distorted element

@@ -69,8 +69,8 @@ class FemurSetup:
         """One operator, one solve of the walking patch forces scaled to 1 N of contact force."""
         from bonefe.solver import patch_load_strain
 
-        return patch_load_strain(mesh, E, nu, facet_tags.find(SUPPORT),
-                                 [(facet_tags.find(PATCH_TAGS[p]), f) for p, f in self.reference().unit.items()], degree)
+        forces = [(facet_tags.find(PATCH_TAGS[patch]), f) for patch, f in self.reference().unit.items()]
+        return patch_load_strain(mesh, E, nu, facet_tags.find(SUPPORT), forces, degree)
 
 
 @dataclass(frozen=True)
