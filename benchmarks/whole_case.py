@@ -22,6 +22,18 @@ each, over bonefe's whole case (meshing and report included on bonefe's side onl
 The machine the figures come from should be quiet: on a shared 2-core machine they are noisy, so
 compare before/after runs made back to back (`--pythonpath` runs another checkout).
 
+Measured 2026-12-02 (fourth session), 2 ranks, nothing else running, before → after the twin solved
+under the walking load alone (one solve, not six) and the what-if states' and twin's material
+sampled again only where the CT changed (`bonefe.materials.MaterialUpdate`):
+- demo, 3 mm: back to back twice, solve and assess 18.2 / 19.3 → 18.0 / 16.6 s, whole process
+  39.5 / 37.7 → 35.5 / 32.9 s; with CalculiX: 34.5 s (mesh 9.6, material 0.8, solve and assess
+  16.3, report 4.1), CalculiX 1.8 s per load case, 38 cases: 2.0× bonefe's whole case.
+- 1.5 mm, 183,924 DOFs: solve and assess 70.1 → 59.5 s, material 1.6 → 1.3 s, whole process
+  129.1 → 115.1 s (mesh 47.3 / 44.7 s); CalculiX 36.9 s per load case: 12.2× bonefe's whole case.
+  py-spy on rank 0 (mesh cached): the sideways fall's nine operators 27 s of the 65 s, the four
+  what-if states 19 s (AMG set-ups 13 s and assemblies 8 s over the run's 24 operators), Krylov
+  iterations 28 s in all. Failure loads 3061.9 / 2893.9 N before and after.
+
 Measured 2026-12-02 (third session) back to back, `--sizes 3 --ranks 2 --no-ccx --repeat 2`, on a
 2-core machine about half as fast as the one below (mesh 19 s against 7.9 s): before → after
 failure reading at candidate points (`bonefe.assessment.BoneModel.candidates`, 3.1 % of the points
