@@ -31,7 +31,7 @@ sampled again only where the CT changed (`bonefe.materials.MaterialUpdate`):
 - 1.5 mm, 183,924 DOFs: solve and assess 70.1 → 59.5 s, material 1.6 → 1.3 s, whole process
   129.1 → 115.1 s (mesh 47.3 / 44.7 s); CalculiX 36.9 s per load case: 12.2× bonefe's whole case.
   py-spy on rank 0 (mesh cached): the sideways fall's nine operators 27 s of the 65 s, the four
-  what-if states 19 s (AMG set-ups 13 s and assemblies 8 s over the run's 24 operators), Krylov
+  what-if states 19 s (over the whole run: AMG set-ups 13 s, assemblies 8 s), Krylov
   iterations 28 s in all. Failure loads 3061.9 / 2893.9 N before and after.
 
 Measured 2026-12-02 (third session) back to back, `--sizes 3 --ranks 2 --no-ccx --repeat 2`, on a
