@@ -128,7 +128,7 @@ def calculix(inp: Path) -> float | None:
         deck = Path(tmp) / "model.inp"
         shutil.copy(inp, deck)
         start = time.perf_counter()
-        run = subprocess.run([ccx, "-i", "model"], cwd=tmp, capture_output=True, text=True,
+        run = subprocess.run([ccx, "-i", "model"], cwd=tmp, capture_output=True,
                              env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False, encoding="utf-8")
         wall = time.perf_counter() - start
         if run.returncode != 0 or not deck.with_suffix(".frd").exists() and not deck.with_suffix(".dat").exists():

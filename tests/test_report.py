@@ -287,5 +287,7 @@ def test_report_shows_the_interval_and_whether_the_category_holds(tmp_path):
     html = written["html"].read_text(encoding="utf-8")
     assert "Failure load: uncertainty" in html and "What moves the failure load" in html
     assert "where the outer surface of the bone was drawn" in html and "would narrow it: a finer scan" in html
-    assert "110 of 120 such intervals held the true failure load" in html  # docs/theory.md, coverage
+    assert "110 of 120 such intervals held the true failure load" in html
+    theory = (Path(__file__).parents[1] / "docs" / "theory.md").read_text(encoding="utf-8")
+    assert "together 110 of 120" in theory and "All ten misses lie below the lower end" in theory
     assert "uncertainty" not in write_report(tmp_path / "plain", make_results())

@@ -35,7 +35,7 @@ HUMERUS = {**COMMON, "failure_load_n": 1234.5, "side": "right", "mirels": None, 
 
 
 def pdf_text(path) -> str:
-    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True,
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, check=True,
                           timeout=60, encoding="utf-8").stdout
 
 

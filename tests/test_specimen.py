@@ -73,7 +73,7 @@ def test_force_control_moves_the_plate_by_f_l_over_e_a(phantom):
 
 def _ccx_reactions(inp: Path) -> dict[str, np.ndarray]:
     """CalculiX's total reaction force per node set (N) of an exported rig."""
-    run = subprocess.run([shutil.which("ccx"), "-i", inp.stem], cwd=inp.parent, capture_output=True, text=True,
+    run = subprocess.run([shutil.which("ccx"), "-i", inp.stem], cwd=inp.parent, capture_output=True,
                          timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}, encoding="utf-8")
     assert run.returncode == 0, run.stdout[-2000:]
     text = inp.with_suffix(".dat").read_text(encoding="utf-8")

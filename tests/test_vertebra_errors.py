@@ -34,7 +34,7 @@ def _fails(folder, name, **changes):
             "output": f"runs/{name}", "patient": {"body_mass_kg": 70}, "mesh": {"size_mm": 4.0}, **changes}
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(case), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "bonefe.cli", "run", str(path)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "bonefe.cli", "run", str(path)], capture_output=True,
                           timeout=600, encoding="utf-8")
     lines = [line for line in done.stderr.splitlines() if line.startswith("bonefe: error")]
     assert done.returncode == 2 and "Traceback" not in done.stderr and len(lines) == 1, done.stderr[-1500:]

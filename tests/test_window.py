@@ -186,9 +186,14 @@ def test_report_shows_the_window_beside_the_guidance(tmp_path):
 def test_chart_labels_gather_points_within_a_fifth_of_each_other():
     """The real right humerus's three lifts and crutches lie within ~20 % of each other on both log
     axes (safety factors 3.22, 3.30, 3.43): one label, not four overlapping ones; a point a third
-    away on either axis keeps its own."""
+    away on either axis keeps its own, and so does a near point of another verdict (the demo femur's
+    'dynamic exercise in water', caution at 0.96 / 1.05, had been named beside the red marker of
+    'weight-bearing physiotherapy', avoid at 1.08 / 0.94)."""
     from bonefe.report.pictures import label_places
 
-    places = label_places([1.20, 1.25, 1.30, 1.22, 1.6, 1.2], [3.22, 3.30, 3.43, 3.26, 3.3, 4.3],
-                          ["pot", "2 kg", "crutches", "rows", "far right", "far up"])
-    assert [names for *_, names in places] == [["pot", "2 kg", "crutches", "rows"], ["far right"], ["far up"]]
+    places = label_places([1.20, 1.25, 1.30, 1.22, 1.6, 1.2, 1.08, 0.96],
+                          [3.22, 3.30, 3.43, 3.26, 3.3, 4.3, 0.94, 1.05],
+                          ["pot", "2 kg", "crutches", "rows", "far right", "far up", "physio", "water"],
+                          ["safe"] * 6 + ["avoid", "caution"])
+    assert [names for *_, names in places] == [["pot", "2 kg", "crutches", "rows"], ["far right"], ["far up"],
+                                               ["physio"], ["water"]]

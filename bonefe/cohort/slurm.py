@@ -67,7 +67,7 @@ def submit(cohort: Cohort, options: SlurmOptions) -> tuple[Cohort, str | None]:
         return cohort, None
     script = cohort.folder / SCRIPT
     atomic_write_text(script, render_script(cohort, indices, options))
-    result = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True,
+    result = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True,
                             cwd=cohort.folder, encoding="utf-8")
     if result.returncode != 0:
         raise BonefeError(f"sbatch refused {script}: {result.stderr.strip().splitlines()[-1:]}")

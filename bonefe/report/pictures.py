@@ -305,18 +305,19 @@ def tornado_chart(uncertainty, high_below_n: float, low_from_n: float, size=(120
     return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
 
 
-def label_places(xs, ys, names) -> list[tuple[float, float, list[str]]]:
-    """One label per place on log-log axes: each point joins the first labelled point closer than
-    LABEL_NEAR_DECADES on both axes, else it starts a place of its own; (x, y, names) per place."""
-    places: list[tuple[float, float, list[str]]] = []
-    for x, y, name in zip(xs, ys, names):
-        place = next((p for p in places if abs(np.log10(x / p[0])) < LABEL_NEAR_DECADES
+def label_places(xs, ys, names, verdicts) -> list[tuple[float, float, list[str]]]:
+    """One label per place on log-log axes: each point joins the first labelled point of the same
+    verdict closer than LABEL_NEAR_DECADES on both axes, else it starts a place of its own (a label
+    beside a red marker never names an amber activity); (x, y, names) per place."""
+    places: list[tuple[float, float, list[str], str]] = []
+    for x, y, name, verdict in zip(xs, ys, names, verdicts):
+        place = next((p for p in places if p[3] == verdict and abs(np.log10(x / p[0])) < LABEL_NEAR_DECADES
                       and abs(np.log10(y / p[1])) < LABEL_NEAR_DECADES), None)
         if place is None:
-            places.append((float(x), float(y), [name]))
+            places.append((float(x), float(y), [name], verdict))
         else:
             place[2].append(name)
-    return places
+    return [(x, y, group) for x, y, group, _ in places]
 
 
 def window_chart(rows, safe_factor: float, avoid_factor: float, size=(1100, 700)) -> np.ndarray:
@@ -352,7 +353,8 @@ def window_chart(rows, safe_factor: float, avoid_factor: float, size=(1100, 700)
             axes.plot(ratio * scales, factor / scales, color="#555555", linewidth=0.8)
         axes.plot(ratio, factor, "o", ms=7, color=VERDICT_COLOURS[r.verdict],
                   markeredgecolor="black" if r.dose is not None else VERDICT_COLOURS[r.verdict])
-    for ratio, factor, names in label_places(ratios, factors, [r.label.split(" (")[0] for r in shown]):
+    for ratio, factor, names in label_places(ratios, factors, [r.label.split(" (")[0] for r in shown],
+                                             [r.verdict for r in shown]):
         axes.annotate(textwrap.fill(" / ".join(names), 40), (ratio, factor), xytext=(6, 2),
                       textcoords="offset points", fontsize=7, va="center")
     axes.set_xscale("log")

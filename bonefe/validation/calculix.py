@@ -55,7 +55,7 @@ def run_ccx(ccx: str, inp: Path) -> str:
     """Solve `inp` with ccx (one thread) in its folder, asking for element strains too; the .dat text."""
     deck = inp.read_text(encoding="utf-8").replace("*END STEP", "*EL PRINT, ELSET=EALL\nE\n*END STEP")
     inp.write_text(deck, encoding="utf-8")
-    run = subprocess.run([ccx, "-i", inp.stem], cwd=inp.parent, capture_output=True, text=True, timeout=1800,
+    run = subprocess.run([ccx, "-i", inp.stem], cwd=inp.parent, capture_output=True, timeout=1800,
                          env={**os.environ, "OMP_NUM_THREADS": "1"}, encoding="utf-8")
     if run.returncode != 0 or not inp.with_suffix(".dat").exists():
         raise RuntimeError(f"ccx failed: {run.stdout[-1500:]}")
