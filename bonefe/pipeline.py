@@ -40,7 +40,7 @@ from bonefe.errors import BonefeError
 from bonefe.export import export_mesh, gather_cells, gather_mesh
 from bonefe.fields import FAILURE_POINTS, write_activity_fields, write_failure_points
 from bonefe.imaging import read_volume
-from bonefe.materials import MaterialUpdate, healthy_volume, lesion_map
+from bonefe.materials import lesion_map
 from bonefe.meshing import cell_tags, write_mesh, write_quality
 from bonefe.outputs import staged_folder
 from bonefe.plausibility import check_volume
@@ -108,9 +108,9 @@ def _run(case: Case, site, out: Path, progress: Progress, comm) -> dict:
         bone, facet_tags = setup.mesh(volume, case.mesh, comm)
         mesh = bone.mesh
     with progress.stage("material"):
-        materials = MaterialUpdate(mesh, volume, material_options)
-        material, twin_volume = materials.material, healthy_volume(volume)
-        twin_E = materials(twin_volume, material_options).E if twin_volume is not volume else None
+        scenario = Scenario(mesh, facet_tags, volume, material_options, setup, case.risk, case.solver.degree)
+        material, twin_volume = scenario.materials.material, scenario.twin
+        twin_E = scenario.materials(twin_volume, material_options).E if twin_volume is not volume else None
         write_mesh(out / "mesh.xdmf", mesh, cell_tags(mesh, material.label), facet_tags)
         if comm.rank == 0:
             write_quality(out / "mesh-quality.json", bone.quality)
@@ -124,9 +124,8 @@ def _run(case: Case, site, out: Path, progress: Progress, comm) -> dict:
         extras.update(site.scores_of(case, anatomy, twin_volume))
         window = exercise_window(result.model, material.E, material.label, loads, result.activities,
                                  case.patient.body_mass_kg, case.material.poisson)
-        scenarios = what_if(Scenario(mesh, facet_tags, volume, material_options, setup, case.risk, case.solver.degree,
-                                     materials),
-                            result.stance.failure_load_n, result.twin and result.twin.twin_stance.failure_load_n)
+        scenarios = what_if(scenario, result.stance.failure_load_n,
+                            result.twin and result.twin.twin_stance.failure_load_n)
     with progress.stage("write outputs"):
         write_failure_points(out / FAILURE_POINTS, result.stance_points, comm)
         if "fields" in case.exports:

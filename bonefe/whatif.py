@@ -68,8 +68,7 @@ class WhatIfSeries:
 class Scenario:
     """What every what-if step shares: the mesh with its facet tags, the scanned volume, the
     material options, the site bound to the case (`bonefe.sites.base.Setup`), the risk options
-    and element degree; cells: the scanned volume's cell material (`bonefe.materials.MaterialUpdate`),
-    built when not given."""
+    and element degree. The pipeline reads the scanned volume's material and the twin from it too."""
 
     mesh: object
     facet_tags: object
@@ -78,12 +77,17 @@ class Scenario:
     setup: object
     risk: RiskOptions
     degree: int = 1
-    cells: MaterialUpdate | None = None
 
     @cached_property
     def materials(self) -> MaterialUpdate:
-        """Cell material of a what-if volume, sampled again where it differs from the scanned one."""
-        return self.cells or MaterialUpdate(self.mesh, self.volume, self.material)
+        """The scanned volume's cell material (`.material`) and that of a what-if volume, sampled
+        again where it differs from the scanned one."""
+        return MaterialUpdate(self.mesh, self.volume, self.material)
+
+    @cached_property
+    def twin(self) -> Volume:
+        """The lesion-free twin of the scanned volume (`bonefe.materials.healthy_volume`)."""
+        return healthy_volume(self.volume)
 
     @cached_property
     def away(self) -> np.ndarray:
@@ -166,10 +170,9 @@ def remineralisation(scenario: Scenario, fractions: list[float], baseline_n: flo
     The lesion size reported is that of the lesion as scanned (re-mineralisation does not shrink it).
     twin_n: the lesion-free twin's reference failure load on this mesh (N), when already solved: the
     state t = 1 is the twin's volume exactly (module docstring), so it is not solved again."""
-    twin = healthy_volume(scenario.volume)
     steps = [_step(scenario, 0.0, scenario.volume, baseline_n)]
     for t in sorted(fractions):
-        volume, material = remineralised(scenario.volume, twin, scenario.material, t)
+        volume, material = remineralised(scenario.volume, scenario.twin, scenario.material, t)
         load = twin_n if t >= 1.0 and twin_n is not None else reference_failure_load(scenario, volume, material)
         steps.append(_step(scenario, t, scenario.volume, load))
     return _series("remineralisation", steps)
