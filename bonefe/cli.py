@@ -285,6 +285,10 @@ def _run(args) -> int:
     if case_site(args.case) == SPECIMEN:
         from bonefe.sites.specimen.run import run_specimen
 
+        if args.uncertainty is not False:
+            raise BonefeError("--uncertainty applies to the patient bone sites (femur, vertebra, humerus), not to "
+                              "a specimen: drop the flag, or vary the specimen's material in a series of cases")
+
         run_specimen(args.case, output=args.output, mesh_size=args.mesh_size, quiet=args.quiet)
         return 0
     run_case(args.case, output=args.output, mesh_size=args.mesh_size, quiet=args.quiet,

@@ -161,6 +161,18 @@ def test_bad_rigs_end_in_one_line_with_status_2(tmp_path_factory, capsys, change
     assert message in error and "\n" not in error, error
 
 
+def test_uncertainty_flag_on_a_specimen_is_refused_not_ignored(tmp_path, capsys):
+    """`--uncertainty` has no meaning for a rig (no patient, no segmentation or calibration factors):
+    one line and status 2, nothing written (it used to run the rig and drop the flag silently)."""
+    if COMM.size > 1:
+        pytest.skip("the CLI aborts every rank on an error (its MPI behaviour); serial only")
+    case = _case(tmp_path, "")
+    assert main(["run", str(case), "--output", str(tmp_path / "run"), "--quiet", "--uncertainty", "5"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "--uncertainty applies to the patient bone sites" in error and "\n" not in error, error
+    assert not (tmp_path / "run").exists()
+
+
 def _write_stack(folder: Path, values: np.ndarray) -> None:
     """values [i, j, k] as TIFF slices k (rows j, columns i), names in slice order."""
     from PIL import Image
