@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     phantom.add_argument("--cortical-involvement", type=float, default=0.5, metavar="FRACTION",
                          help="fraction 0-1 of the local cortex the lesion erodes (default: 0.5)")
     phantom.add_argument("--side", default="left", choices=["left", "right"])
+    phantom.add_argument("--age", type=float, metavar="YEARS",
+                         help="procedural femur: thin the neck cortex superiorly as in women of this age, 25-85 "
+                              "(Poole et al. 2010; default: a uniform 3 mm neck cortex)")
     phantom.add_argument("--voxel", type=float, metavar="MM", help="voxel size in mm (default: 1; vertebra: 0.6)")
     phantom.add_argument("--noise", type=float, default=0.0, metavar="HU", help="CT noise std in HU (default: 0)")
     phantom.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
@@ -230,6 +233,8 @@ def _phantom(args) -> int:
     }
     if args.surface is None and args.inner is not None:
         raise BonefeError("--inner needs --surface OUTER (the periosteal surface)")
+    if args.surface is not None and args.age is not None:
+        raise BonefeError("--age shapes the procedural femur's neck cortex; leave it out with --surface")
     if args.surface is None:
         from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
         from bonefe.phantom_body import BodySpec
@@ -238,7 +243,8 @@ def _phantom(args) -> int:
         if args.body:
             body = BodySpec(rods=args.body == "tissues+rods", noise_hu=args.noise or 15.0, seed=args.seed)
             common = {**common, "noise_hu": 0.0}
-        paths = write_phantom(build(PhantomSpec, common, "phantom"), args.out, fmt=args.format, body=body)
+        paths = write_phantom(build(PhantomSpec, {**common, "age_years": args.age}, "phantom"), args.out,
+                              fmt=args.format, body=body)
     else:
         from bonefe.sites.femur.surface_phantom import SurfaceSpec, write_surface_phantom
 
@@ -264,8 +270,8 @@ def _site_phantom(args) -> int:
     if lesion_site not in (*site.lesion_sites, "none"):
         raise BonefeError(f"--lesion-site {lesion_site} is not a {site.name} site: choose from "
                           f"{', '.join(site.lesion_sites)}")
-    if args.surface is not None or args.body:
-        raise BonefeError(f"--surface and --body are femur options; leave them out with --site {site.name}")
+    if args.surface is not None or args.body or args.age is not None:
+        raise BonefeError(f"--surface, --body and --age are femur options; leave them out with --site {site.name}")
     options = {"lesion_site": None if lesion_site == "none" else lesion_site, "lesion_type": args.lesion_type,
                "lesion_diameter_mm": defaults["lesion_diameter_mm"] if args.lesion_diameter is None else args.lesion_diameter,
                "voxel_mm": defaults["voxel_mm"] if args.voxel is None else args.voxel, "noise_hu": args.noise,

@@ -17,7 +17,7 @@ Table 4 rules on trunk resistance exercise for the spine: not included for a lum
 lesion; its "no spine flexion/extension/rotation" concerns static flexibility (stretching), which
 no library activity is, so the spinal postures of daily living take the IBMEWG advice. Each library activity
 is put in one exercise class by `ACTIVITY_CLASSES` (bonefe's classification, not the programme's:
-water exercise counts as non-weight-bearing for its buoyancy). Activities not listed (stumbling,
+water exercise counts as non-weight-bearing for its buoyancy, hops and jumps as weight-bearing). Activities not listed (stumbling,
 the vibration platform, the dynamic physiotherapy class, custom activities) have no rule.
 """
 
@@ -65,7 +65,8 @@ DAILY_LIVING_ADVICE = "no programme rule; advise safe movement patterns (IBMEWG)
 
 #: Exercise class of each library activity (bonefe.sites.femur.loads.ACTIVITIES).
 ACTIVITY_CLASSES = {
-    **dict.fromkeys(("walking", "walking_slow", "walking_fast", "jogging", "ski_simulator"), WB_AEROBIC),
+    **dict.fromkeys(("walking", "walking_slow", "walking_fast", "jogging", "ski_simulator", "hopping", "jumping"),
+                    WB_AEROBIC),
     **dict.fromkeys(("aquatic_walking", "aquatic_dynamic", "aquatic_fast_fins"), NWB_AEROBIC),
     **dict.fromkeys(("knee_bend", "squat_bodyweight", "step_up", "physio_weight_bearing",
                      "physio_long_lever", "hip_band_exercises"), HIP_FLEX_EXT),

@@ -81,7 +81,7 @@ def test_activities_envelope_and_fall_are_unchanged(demo):
     r = demo
     allowed = {a.name: a.allowed_force_n for a in r["activities"]}
     verdicts = {a.name: a.verdict for a in r["activities"]}
-    assert len(allowed) == 23
+    assert len(allowed) == 25
     for name, value in GOLDEN["allowed_n"].items():
         assert allowed[name] == pytest.approx(value, rel=RTOL), name
     assert {name: verdicts[name] for name in VERDICTS} == VERDICTS

@@ -19,6 +19,10 @@ from bonefe.volume import BACKGROUND, BLASTIC, BONE, LYTIC
 # The phantom's documented cortex (bonefe.sites.femur.phantom docstrings), literal here so a changed constant fails:
 CORTEX_DIAPHYSIS_MM = 5.0  # mid-shaft femoral cortex 4-7 mm
 CORTEX_PROXIMAL_MM = 3.0   # head, neck and trochanters
+# Femoral-neck cortex (mm) of women with an age (Poole et al. 2010, J Bone Miner Res 25:482, abstract): the
+# superoposterior and inferoanterior quadrants, model predictions at 25 and 85 years.
+NECK_SUPERIOR_MM = {25.0: 1.63, 85.0: 0.33}
+NECK_INFERIOR_MM = {25.0: 3.9, 85.0: 3.3}
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +95,43 @@ def test_cortical_thickness_along_rays(plain):
     up /= np.linalg.norm(up)
     for direction in (up, -up):
         assert half_max_thickness(volume, neck_point, direction) == pytest.approx(CORTEX_PROXIMAL_MM, abs=1.0)
+
+
+@pytest.mark.parametrize("age", [25.0, 65.0, 85.0])
+def test_neck_cortex_thins_superiorly_with_age(age):
+    """With an age, the mid-neck cortex (superior and inferior rays from the neck axis 23 mm from the head
+    centre, half-maximum thickness, 0.5 mm voxels) follows Poole et al. 2010, linear in age between its 25- and
+    85-year predictions, while the head keeps CORTEX_PROXIMAL_MM. Tolerance 0.6 mm: one voxel plus the
+    half-maximum of a partial-volume voxel."""
+    volume, frame = make_phantom(PhantomSpec(lesion_site=None, voxel_mm=0.5, age_years=age))
+    f = (age - 25.0) / 60.0
+    superior, inferior = (table[25.0] + f * (table[85.0] - table[25.0]) for table in (NECK_SUPERIOR_MM,
+                                                                                     NECK_INFERIOR_MM))
+    neck_point = frame.head_centre - 23.0 * frame.neck_axis
+    up = frame.shaft_axis - np.dot(frame.shaft_axis, frame.neck_axis) * frame.neck_axis
+    up /= np.linalg.norm(up)
+    assert half_max_thickness(volume, neck_point, up) == pytest.approx(superior, abs=0.6)
+    assert half_max_thickness(volume, neck_point, -up) == pytest.approx(inferior, abs=0.6)
+    assert half_max_thickness(volume, frame.head_centre, frame.shaft_axis) == pytest.approx(CORTEX_PROXIMAL_MM,
+                                                                                           abs=0.6)
+
+
+def test_age_through_the_command_line(tmp_path, capsys):
+    """`bonefe phantom --age 75` writes the aged femur and states its neck cortex (Poole et al. 2010 at 75 years:
+    1.63 − 1.30 × 50/60 = 0.547 mm superior, 3.9 − 0.6 × 50/60 = 3.4 mm inferior); an age outside 25–85, or with
+    a real surface, is refused with one line and exit 2."""
+    from bonefe.cli import main
+
+    assert main(["phantom", "--out", str(tmp_path / "aged"), "--age", "75", "--lesion", "none", "--voxel", "3"]) == 0
+    thickness = json.loads((tmp_path / "aged" / "phantom.json").read_text(encoding="utf-8"))["cortical_thickness_mm"]
+    assert thickness["neck_superior"] == pytest.approx(1.63 - 1.30 * 50 / 60, abs=1e-12)
+    assert thickness["neck_inferior"] == pytest.approx(3.9 - 0.6 * 50 / 60, abs=1e-12)
+    assert main(["phantom", "--out", str(tmp_path / "old"), "--age", "95"]) == 2
+    assert main(["phantom", "--out", str(tmp_path / "real"), "--age", "70", "--surface", "femur.stl"]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert errors[-2:] == ["bonefe: error: phantom: age_years must be between 25 and 85 (got 95.0)",
+                           "bonefe: error: --age shapes the procedural femur's neck cortex; leave it out with --surface"]
+    assert not (tmp_path / "old").exists() and not (tmp_path / "real").exists()
 
 
 def test_hu_of_each_tissue(noisy):

@@ -50,7 +50,13 @@ SITES = SITE_NAMES
 CORTEX_DIAPHYSIS_MM = 5.0
 """Cortical thickness of the diaphysis (mm), below z_head − 100 mm (femoral mid-shaft cortex ≈ 4–7 mm)."""
 CORTEX_PROXIMAL_MM = 3.0
-"""Cortical thickness of head, neck and trochanters (mm), above z_head − 65 mm; a smoothstep joins the two."""
+"""Cortical thickness of head and trochanters (mm), above z_head − 65 mm; a smoothstep joins the two."""
+NECK_CORTEX_MM = {25.0: (1.63, 3.9), 85.0: (0.33, 3.3)}
+"""Femoral-neck cortical thickness (mm) of women by age (years): (superior, inferior), the model
+predictions for the superoposterior and inferoanterior quadrants of Poole et al. 2010 (J Bone Miner
+Res 25:482, abstract; 100 women aged 20–90, clinical CT). Linear in age between the two ages; the
+neck cortex thins from inferior to superior as cos of the angle about the neck axis (no
+anterior–posterior difference: a departure from the quadrants)."""
 
 TRABECULAR_HU_RANGE = (150.0, 380.0)
 
@@ -79,6 +85,9 @@ class PhantomSpec:
     noise_hu: standard deviation of additive Gaussian CT noise; seed: its random seed.
     head_diameter_mm, neck_shaft_angle_deg, anteversion_deg: proximal geometry;
     length_mm: from the top of the head to the flat distal cut.
+    age_years: None keeps the head and neck cortex a uniform CORTEX_PROXIMAL_MM, sampled at voxel centres;
+    an age (25–85) thins the neck cortex superiorly as NECK_CORTEX_MM, and every cortical voxel takes the
+    fraction of it inside the cortex (partial volume: a 0.5 mm cortex shows in 1 mm voxels).
     """
 
     side: Literal["left", "right"] = "left"
@@ -93,14 +102,18 @@ class PhantomSpec:
     neck_shaft_angle_deg: float = 125.0
     anteversion_deg: float = 10.0
     length_mm: float = 220.0
+    age_years: float | None = None
 
     def __post_init__(self):
         ranges = {
             "voxel_mm": (0.25, 3.0), "lesion_diameter_mm": (2.0, 50.0), "cortical_involvement": (0.0, 1.0),
             "noise_hu": (0.0, 500.0), "head_diameter_mm": (35.0, 60.0), "neck_shaft_angle_deg": (100.0, 150.0),
             "anteversion_deg": (-20.0, 45.0), "length_mm": (160.0, 500.0),
+
         }
         require_within("phantom", self, ranges)
+        if self.age_years is not None:
+            require_within("phantom", self, {"age_years": tuple(NECK_CORTEX_MM)})
         choices = {"side": ("left", "right"), "lesion_site": SITES + (None,), "lesion_type": ("lytic", "blastic")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -116,6 +129,13 @@ def _ellipsoid(p: tuple, centre, radii) -> np.ndarray:
     return k0 * (k0 - 1.0) / np.maximum(k1, 1e-12)
 
 
+def neck_cortex_at(age_years: float) -> tuple[float, float]:
+    """(superior, inferior) femoral-neck cortical thickness (mm) at an age, linear in NECK_CORTEX_MM."""
+    (young, thick_young), (old, thick_old) = NECK_CORTEX_MM.items()
+    f = (age_years - young) / (old - young)
+    return tuple(float(y + (o - y) * f) for y, o in zip(thick_young, thick_old))
+
+
 @dataclass(frozen=True)
 class _Femur:
     """The canonical left femur of a spec: landmark positions (mm) and the fields defined on them."""
@@ -124,6 +144,7 @@ class _Femur:
     head_radius: float
     neck_axis: np.ndarray
     length: float
+    neck_cortex_mm: tuple[float, float] | None
 
     @classmethod
     def from_spec(cls, spec: PhantomSpec) -> "_Femur":
@@ -134,15 +155,17 @@ class _Femur:
         radius = spec.head_diameter_mm / 2.0
         centre_z = spec.length_mm - radius
         head = np.array([0.0, 0.0, centre_z - NECK_LENGTH_MM * neck[2]]) + NECK_LENGTH_MM * neck
-        return cls(head, radius, neck, spec.length_mm)
+        return cls(head, radius, neck, spec.length_mm,
+                   None if spec.age_years is None else neck_cortex_at(spec.age_years))
 
     @property
     def zh(self) -> float:
         """Height of the head centre above the distal cut (mm); the proximal features hang from it."""
         return float(self.head_centre[2])
 
-    def _neck_sdf(self, p: tuple) -> np.ndarray:
-        """Tapered elliptical cylinder from the shaft axis to the head centre (wider supero-inferiorly)."""
+    def _neck_coordinates(self, p: tuple) -> tuple[np.ndarray, ...]:
+        """Distance along the neck axis from the shaft axis (mm), the supero-inferior and antero-posterior
+        offsets from it (mm), the elliptical radius ρ (1 on the neck's surface) and the smaller semi-axis (mm)."""
         n = self.neck_axis
         base = self.head_centre - NECK_LENGTH_MM * n
         e_si = np.array([0.0, 0.0, 1.0]) - n[2] * n
@@ -155,8 +178,12 @@ class _Femur:
         s = np.clip(along / NECK_LENGTH_MM, 0.0, 1.0)
         r_si = 20.0 + (0.68 * self.head_radius - 20.0) * s
         r_ap = 16.0 + (0.56 * self.head_radius - 16.0) * s
-        radial = (np.sqrt((a / r_si) ** 2 + (b / r_ap) ** 2) - 1.0) * np.minimum(r_si, r_ap)
-        return np.maximum(radial, np.maximum(-along, along - NECK_LENGTH_MM))
+        return along, a, b, np.sqrt((a / r_si) ** 2 + (b / r_ap) ** 2), np.minimum(r_si, r_ap)
+
+    def _neck_sdf(self, p: tuple) -> np.ndarray:
+        """Tapered elliptical cylinder from the shaft axis to the head centre (wider supero-inferiorly)."""
+        along, _, _, rho, r_min = self._neck_coordinates(p)
+        return np.maximum((rho - 1.0) * r_min, np.maximum(-along, along - NECK_LENGTH_MM))
 
     def sdf(self, p: tuple) -> np.ndarray:
         """Signed distance-like field (mm, negative inside) of the periosteal surface at points p = (x, y, z)."""
@@ -173,9 +200,20 @@ class _Femur:
         """0 in the diaphysis (z < z_head − 100) rising smoothly to 1 above z_head − 65 (mm)."""
         return smoothstep((z - (self.zh - 100.0)) / 35.0)
 
-    def thickness_at(self, z: np.ndarray) -> np.ndarray:
-        """Cortical thickness (mm): CORTEX_DIAPHYSIS_MM distally, CORTEX_PROXIMAL_MM proximally."""
-        return CORTEX_DIAPHYSIS_MM + (CORTEX_PROXIMAL_MM - CORTEX_DIAPHYSIS_MM) * self.proximal_weight(z)
+    def thickness(self, p: tuple) -> np.ndarray:
+        """Cortical thickness (mm) at points p: CORTEX_DIAPHYSIS_MM distally, CORTEX_PROXIMAL_MM proximally, and,
+        for an age, NECK_CORTEX_MM on the neck (between the shaft and the head, near the neck's surface)."""
+        base = CORTEX_DIAPHYSIS_MM + (CORTEX_PROXIMAL_MM - CORTEX_DIAPHYSIS_MM) * self.proximal_weight(p[2])
+        if self.neck_cortex_mm is None:
+            return base
+        along, a, b, rho, _ = self._neck_coordinates(p)
+        superior, inferior = self.neck_cortex_mm
+        up = a / np.maximum(np.hypot(a, b), 1e-9)  # cos of the angle from superior about the neck axis
+        neck = inferior + (superior - inferior) * 0.5 * (1.0 + up)
+        head_start = NECK_LENGTH_MM - self.head_radius
+        w = (smoothstep((along - 10.0) / 10.0) * (1.0 - smoothstep((along - head_start) / 10.0))
+             * (1.0 - smoothstep((rho - 1.0) / 0.3)))
+        return base + (neck - base) * w
 
     def interior_hu(self, p: tuple) -> np.ndarray:
         """HU inside the cortex: marrow in the diaphysis, trabecular bone proximally.
@@ -201,8 +239,8 @@ class _Femur:
                           shaft_axis=np.array([0.0, 0.0, 1.0]), neck_axis=self.neck_axis, distal_centre=np.zeros(3))
 
     def cortical_thickness(self, point: np.ndarray, inward: np.ndarray) -> float:
-        """Cortical thickness (mm) at a surface point (a function of height only)."""
-        return float(self.thickness_at(point[2]))
+        """Cortical thickness (mm) at a surface point."""
+        return float(self.thickness(tuple(point)))
 
     def hit(self, start: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """First periosteal surface point along a ray (bisection to 1 µm) and the inward unit normal there."""
@@ -252,10 +290,12 @@ def _build(spec: PhantomSpec) -> tuple[Volume, FemurFrame, dict]:
     p = np.meshgrid(*axes, indexing="ij", sparse=True)
     envelope = femur.sdf(p) < 0
     depth = ndimage.distance_transform_edt(envelope, sampling=h) - 0.5 * h  # below the periosteal surface
-    cortex = envelope & (depth < femur.thickness_at(p[2]))
-    w = femur.proximal_weight(p[2])
-    hu = np.where(cortex, HU_CORTEX_DIAPHYSIS + (HU_CORTEX_PROXIMAL - HU_CORTEX_DIAPHYSIS) * w, femur.interior_hu(p))
-    hu = np.where(envelope, hu, HU_SOFT_TISSUE).astype(np.float32)
+    cortex = np.clip((femur.thickness(p) - depth) / h + 0.5, 0.0, 1.0)  # voxel fraction within the cortex
+    if spec.age_years is None:
+        cortex = cortex > 0.5  # the uniform cortex sampled at voxel centres, as before ages existed
+    cortex_hu = HU_CORTEX_DIAPHYSIS + (HU_CORTEX_PROXIMAL - HU_CORTEX_DIAPHYSIS) * femur.proximal_weight(p[2])
+    interior = femur.interior_hu(p)
+    hu = np.where(envelope, interior + (cortex_hu - interior) * cortex, HU_SOFT_TISSUE).astype(np.float32)
     labels = np.where(envelope, BONE, BACKGROUND).astype(np.uint8)
     lesion = {}
     if spec.lesion_site is not None:
@@ -320,7 +360,9 @@ def write_phantom(spec: PhantomSpec, out_dir: str | Path, fmt: str = "nii.gz", b
         "spec": dataclasses.asdict(spec),
         "frame": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in vars(frame).items()},
         "lesion": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in lesion.items()},
-        "cortical_thickness_mm": {"diaphysis": CORTEX_DIAPHYSIS_MM, "proximal": CORTEX_PROXIMAL_MM},
+        "cortical_thickness_mm": {"diaphysis": CORTEX_DIAPHYSIS_MM, "proximal": CORTEX_PROXIMAL_MM,
+                                 **({} if spec.age_years is None else dict(zip(
+                                     ("neck_superior", "neck_inferior"), neck_cortex_at(spec.age_years))))},
         "shape": list(volume.hu.shape),
         "voxel_counts": {"bone": int(np.count_nonzero(volume.labels == BONE)),
                          "lesion": int(np.count_nonzero(volume.labels >= LYTIC))},
