@@ -80,3 +80,10 @@ def test_page_pdf_keeps_table_cells_and_escapes(tmp_path):
     text = pdf_text(path)
     assert "Title & more" in text and "µε ≥ 2 × BW" in text
     assert "Failure load" in text and "4006 N" in text and "Quantity" in text
+
+
+def test_pictures_fit_the_page_width():
+    """A picture wider than the page (the exercise-window chart) is shrunk to the page's width in the HTML,
+    its aspect kept, instead of making the page scroll sideways."""
+    style = page("t", "<p>x</p>").split("<style>", 1)[1].split("</style>", 1)[0]
+    assert "img{max-width:100%;height:auto}" in style and "max-width:60em" in style

@@ -381,7 +381,7 @@ def test_a_rotated_plate_s_moment_agrees_with_calculix(ccx, tmp_path_factory):
     axis through the top face's centre and not moved. CalculiX, each plate node moved by θ × (x − c)
     on the same mesh, must find the same moment (from its nodal reactions; 7 printed digits) and a nil
     net force on both regions; the fixed region holds minus the plate's force and moment
-    (equilibrium); the plate force is nil."""
+    (equilibrium); the plate force is nil, so the report gives a failure moment and no failure load."""
     folder = _shared_folder(tmp_path_factory, "torsion")
     case = _case(folder, "", **{"poisson: 0.0": "poisson: 0.3",
                                 "displacement_mm: [0, 0, -0.02]": "displacement_mm: [0, 0, 0]\n  rotation_deg: [0, 0, 1]"})
@@ -391,7 +391,7 @@ def test_a_rotated_plate_s_moment_agrees_with_calculix(ccx, tmp_path_factory):
     assert torque > 0 and rig["moment_pivot_mm"] == pytest.approx([5.0, 5.0, 20.0])
     assert np.abs(rig["reaction_force_n"]).max() < 1e-6 * torque / 10.0
     assert np.add(rig["fixed_region_moment_nmm"], rig["reaction_moment_nmm"]) == pytest.approx(np.zeros(3), abs=1e-6 * torque)
-    assert results["failure_moment_nmm"] > 0 and results["failure_load_n"] < 1e-6 * results["failure_moment_nmm"]
+    assert results["failure_moment_nmm"] > 0 and results["failure_load_n"] is None
     if COMM.rank == 0:
         totals = _ccx_reactions(folder / "run" / "model.inp")  # runs ccx
         assert np.abs(totals["P_LOADED"]).max() < 1e-5 * torque / 10.0 and np.abs(totals["NFIX"]).max() < 1e-5 * torque / 10.0

@@ -133,7 +133,8 @@ def window_section(results: dict, site: str, lesion: str, cycles: str) -> str:
 def page(title: str, body: str) -> str:
     """A self-contained HTML page (plain style, opens offline) titled `title` around `body`."""
     return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:auto}}table{{border-collapse:collapse}}
+<style>body{{font-family:sans-serif;max-width:60em;margin:auto}}img{{max-width:100%;height:auto}}
+table{{border-collapse:collapse}}
 td,th{{border:1px solid #bbb;padding:3px 8px}}</style></head><body>
 {body}
 </body></html>"""

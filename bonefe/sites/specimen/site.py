@@ -177,14 +177,16 @@ class SpecimenSite:
         return {}
 
     def results(self, case: SpecimenCase, anatomy, assessment, setup) -> dict:
-        """At the onset of failure: the plate force (N, its magnitude the failure load), moment
-        (N·mm, its magnitude the failure moment), translation (mm), rotation (degrees); where it starts."""
+        """At the onset of failure: the plate force (N, its magnitude the failure load; none for a pure
+        moment test, whose plate force is nil), moment (N·mm, its magnitude the failure moment),
+        translation (mm), rotation (degrees); where it starts."""
         stance = assessment.stance
         scale = stance.failure_load_n / setup.reference().peak_n  # the rig's load times this fails
         rig = assessment.model.loading.readouts(setup.rig)
         at_failure = {key: (scale * np.asarray(rig[key])).tolist() for key in
                       ("reaction_force_n", "reaction_moment_nmm", "plate_translation_mm", "plate_rotation_deg")}
-        return {"site": "specimen", "failure_load_n": float(np.linalg.norm(at_failure["reaction_force_n"])),
+        force = None if case.rig.torsion_or_bending else float(np.linalg.norm(at_failure["reaction_force_n"]))
+        return {"site": "specimen", "failure_load_n": force,
                 "failure_moment_nmm": float(np.linalg.norm(at_failure["reaction_moment_nmm"])),
                 "failure_location_mm": stance.location_mm, "failure_mode": stance.mode,
                 "failure_force_n": at_failure["reaction_force_n"],
