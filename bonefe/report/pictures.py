@@ -355,8 +355,11 @@ def window_chart(rows, safe_factor: float, avoid_factor: float, size=(1100, 700)
                   markeredgecolor="black" if r.dose is not None else VERDICT_COLOURS[r.verdict])
     for ratio, factor, names in label_places(ratios, factors, [r.label.split(" (")[0] for r in shown],
                                              [r.verdict for r in shown]):
-        axes.annotate(textwrap.fill(" / ".join(names), 40), (ratio, factor), xytext=(6, 2),
-                      textcoords="offset points", fontsize=7, va="center")
+        # above and right of its place: the points lie on lines falling to the right, so that side is
+        # clear of markers; a white box keeps the text legible over the dose lines
+        axes.annotate(textwrap.fill(" / ".join(names), 40), (ratio, factor), xytext=(8, 6),
+                      textcoords="offset points", fontsize=7, va="bottom", zorder=5,
+                      bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.6})
     axes.set_xscale("log")
     axes.set_yscale("log")
     for axis in (axes.xaxis, axes.yaxis):
