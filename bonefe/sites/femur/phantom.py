@@ -109,7 +109,6 @@ class PhantomSpec:
             "voxel_mm": (0.25, 3.0), "lesion_diameter_mm": (2.0, 50.0), "cortical_involvement": (0.0, 1.0),
             "noise_hu": (0.0, 500.0), "head_diameter_mm": (35.0, 60.0), "neck_shaft_angle_deg": (100.0, 150.0),
             "anteversion_deg": (-20.0, 45.0), "length_mm": (160.0, 500.0),
-
         }
         require_within("phantom", self, ranges)
         if self.age_years is not None:
