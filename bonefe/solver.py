@@ -278,13 +278,16 @@ class ElasticitySolver:
                    borrows instead of building its own (:class:`BorrowedPreconditioner`): the
                    model then costs an assembly and its solves, not an AMG set-up; the solution
                    is this operator's at ``ksp_rtol``, only the iteration count changes.
+    stiffness:     optional `bone_stiffness` of another solver of the same material (no fixed
+                   facets or rollers on either): this operator is that matrix plus the springs, so
+                   models that differ only by their springs assemble the bone once.
     """
 
     def __init__(self, mesh, E, nu, fixed_facets, degree: int = 1,
                  petsc_options: Mapping[str, object] | None = None,
                  rollers: Sequence[tuple[np.ndarray, int]] = (),
                  springs: Sequence[tuple[np.ndarray, float, np.ndarray]] = (),
-                 preconditioner: "ElasticitySolver | None" = None):
+                 preconditioner: "ElasticitySolver | None" = None, stiffness: PETSc.Mat | None = None):
         self.mesh = mesh
         self.comm = mesh.comm
         _release_now_and_then(self.comm)
@@ -294,15 +297,33 @@ class ElasticitySolver:
         self.V = fem.functionspace(mesh, ("Lagrange", degree, (mesh.geometry.dim,)))
         self._u, self._v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
         self.bcs = self._supports(fixed_facets, rollers, has_springs=len(springs) > 0)
-        form = ufl.inner(self.stress(self._u), epsilon(self._v)) * ufl.dx
-        self.a = fem.form(form + self._spring_form(springs) if springs else form)
-        self.A = dolfinx.fem.petsc.assemble_matrix(self.a, bcs=self.bcs)
-        self.A.assemble()
+        bone = self._bone_form()
+        spring = self._spring_form(springs) if springs else None
+        self.a = fem.form(bone + spring if springs else bone)
+        self.A = self._operator(stiffness, spring)
         self.A.setNearNullSpace(rigid_body_modes(self.V))
         self.A.setOption(PETSc.Mat.Option.SPD, True)
         self.ksp = self._make_ksp(petsc_options or {}, preconditioner)
         self.b = dolfinx.fem.petsc.create_vector(self.V)
         self.history: list[dict] = []
+
+    def _bone_form(self):
+        return ufl.inner(self.stress(self._u), epsilon(self._v)) * ufl.dx
+
+    def _operator(self, stiffness: PETSc.Mat | None, spring) -> PETSc.Mat:
+        """The assembled operator: `self.a`, or the shared bone `stiffness` plus the spring form."""
+        if stiffness is None:
+            return _assembled(self.a, self.bcs)
+        if self.bcs:
+            raise ValueError("a shared bone stiffness takes springs only, not fixed facets or rollers")
+        A = stiffness.copy()
+        if spring is not None:
+            A.axpy(1.0, _assembled(fem.form(spring)), structure=PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN)
+        return A
+
+    def bone_stiffness(self) -> PETSc.Mat:
+        """The bone's assembled ∫ σ(u):ε(v) dx, without supports or springs (`stiffness`)."""
+        return _assembled(fem.form(self._bone_form()), [])
 
     def _spring_form(self, springs):
         """Σ ∫ k (u·n)(v·n) ds over each spring's facets. One form takes one facet tagging, and
@@ -501,6 +522,12 @@ class ElasticitySolver:
         """Global number of displacement unknowns."""
         index_map = self.V.dofmap.index_map
         return index_map.size_global * self.V.dofmap.index_map_bs
+
+
+def _assembled(form, bcs=()) -> PETSc.Mat:
+    A = dolfinx.fem.petsc.assemble_matrix(form, bcs=list(bcs))
+    A.assemble()
+    return A
 
 
 class BorrowedPreconditioner:

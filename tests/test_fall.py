@@ -66,6 +66,23 @@ def test_support_reactions_match_statics(tube, tilt_deg):
     assert expected > 1.1  # the hand calculation is not trivial: the pin pulls the tube back
 
 
+def test_a_direction_on_the_first_ones_bone_stiffness_is_its_own_model(tube):
+    """A direction built on the first direction's assembled bone stiffness and AMG set-up has the
+    operator of its own full assembly (to round-off) and its displacement (to the solver tolerance)."""
+    head = _facets(tube, lambda x: np.isclose(x[2], LENGTH))
+    section = _facets(tube, lambda x: np.isclose(x[2], 0.0))
+    support = _facets(tube, lambda x: (x[0] < -0.95 * RO) & (np.abs(x[2] - 100.0) <= 5.0))
+    args = (tube, E_BONE, 0.3, head, support, section, np.zeros(3), [0.0, 0.0, 1.0])
+    first = FallModel(*args, [-1.0, 0.0, 0.0])
+    second = np.array([-np.cos(0.3), -np.sin(0.3), 0.0])
+    shared, own = FallModel(*args, second, first=first), FallModel(*args, second)
+    difference = shared.solver.A.copy()
+    difference.axpy(-1.0, own.solver.A)
+    assert difference.norm() < 1e-13 * own.solver.A.norm()
+    u, v = shared.u.x.petsc_vec, own.u.x.petsc_vec
+    assert (u - v).norm() < 1e-8 * v.norm()
+
+
 def test_fall_direction_is_lateral_posterior_and_distal():
     """α = 10°, β = 15° (Courtney 1995): (−cos10 cos15, −cos10 sin15, −sin10), a unit vector."""
     assert fall_direction(0.0, 0.0) == pytest.approx([-1.0, 0.0, 0.0])

@@ -38,6 +38,7 @@ Bouxsein et al. 2007): above 1 a sideways fall from standing height is expected 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import ufl
@@ -206,19 +207,25 @@ class FallModel:
     under 1 N on the head along `direction` (world unit vector).
 
     head, trochanter, section: local facets of the head cap, the trochanter support and the pinned
-    section; centre: a point of the pin axis; shaft_axis: s, distal to proximal. preconditioner:
-    another direction's solver whose AMG set-up this one borrows (`bonefe.solver.ElasticitySolver`)."""
+    section; centre: a point of the pin axis; shaft_axis: s, distal to proximal. first: another
+    direction's model of the same bone, whose AMG set-up and assembled bone stiffness this one
+    borrows (`bonefe.solver.ElasticitySolver`: only its own supports are assembled)."""
 
     def __init__(self, mesh, E, nu, head, trochanter, section, centre, shaft_axis, direction,
                  degree: int = 1, stiffness: float = SUPPORT_STIFFNESS_N_MM3,
-                 preconditioner: ElasticitySolver | None = None):
+                 first: FallModel | None = None):
         self.direction = _unit(direction)
         self.springs = {"trochanter": [(np.asarray(trochanter, np.int32), stiffness, self.direction)],
                         "pin": pin_springs(mesh, section, centre, shaft_axis, self.direction, stiffness)}
         self.solver = ElasticitySolver(mesh, E, nu, np.empty(0, np.int32), degree,
                                        springs=self.springs["trochanter"] + self.springs["pin"],
-                                       preconditioner=preconditioner)
+                                       preconditioner=first and first.solver, stiffness=first and first.bone)
         self.u = self.solver.solve([(head, patch_traction(mesh, head, self.direction))])
+
+    @cached_property
+    def bone(self):
+        """The assembled bone stiffness without supports (`ElasticitySolver.bone_stiffness`)."""
+        return self.solver.bone_stiffness()
 
     def reaction(self, support: str) -> np.ndarray:
         """Force (N, world) that a support ("trochanter" or "pin") exerts on the bone: Σ −k n ∫ u·n ds."""
@@ -268,8 +275,8 @@ def fall_strength(mesh, facet_tags, E, labels, nu, frame: FemurFrame, options: R
             direction = frame.basis() @ fall_direction(tilt, rotation)
             head, trochanter = fall_patches(mesh, frame, direction)
             model = FallModel(mesh, E, nu, head, trochanter, section, centre, frame.shaft_axis, direction, degree,
-                              preconditioner=first)
-            first = first or model.solver
+                              first=first)
+            first = first or model
             patches = np.concatenate([_gathered(mesh, f) for f in (head, trochanter, section)])
             away = ~distance_mask(centres, patches, options.exclusion_mm)
             lattice = FailurePoints(bone.average, bone.weights, bone.selected & bone.average.centred_in(away))
