@@ -29,6 +29,7 @@ cannot set it.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -217,8 +218,25 @@ def failure_points(mesh, lesion: LesionMap | None, away: np.ndarray, radius_mm: 
     average = sphere_average(mesh, radius_mm)
     if lesion is None:
         return FailurePoints(average, np.ones(len(away)), average.centred_in(away))
-    bone = average.point_weights(lambda points: ~lesion(points))
-    return FailurePoints(average, bone, average.centred_in(away) & ~lesion(average.points))
+    in_lesion, centre_in_lesion = _lesion_at(average, lesion)
+    return FailurePoints(average, average.point_weights(~in_lesion), average.centred_in(away) & ~centre_in_lesion)
+
+
+_VOXEL_INDICES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _lesion_at(average: SphereAverage, lesion) -> tuple[np.ndarray, np.ndarray]:
+    """`lesion` at the average's quadrature points and at its lattice points. For a `LesionMap` the
+    points' voxel indices are kept per average and voxel grid: the twin and every what-if state of
+    a mesh look up the same points in the same grid."""
+    points = (average.quadrature_points, average.points)
+    if not isinstance(lesion, LesionMap):
+        return tuple(lesion(p) for p in points)
+    grid = lesion.volume.affine.tobytes()
+    known = _VOXEL_INDICES.get(average)
+    if known is None or known[0] != grid:
+        known = _VOXEL_INDICES[average] = (grid, [lesion.volume.to_index(p) for p in points])
+    return tuple(lesion.at_index(ijk) for ijk in known[1])
 
 
 def needs_lesion_map(mesh, labels, lesion: LesionMap | None) -> None:

@@ -51,7 +51,7 @@ import numpy as np
 from scipy import ndimage
 
 from bonefe.errors import BonefeError
-from bonefe.volume import BACKGROUND, BLASTIC, BONE, LESION_LABELS, LYTIC, Volume
+from bonefe.volume import BACKGROUND, BLASTIC, BONE, LESION_LABELS, LYTIC, Volume, grown_box
 
 ASH_PER_QCT, ASH_OFFSET = 0.877, 0.079
 """ρ_ash = 0.877·ρ_QCT + 0.079 g/cm³ (Schileo et al. 2008, J Biomech 41:356, femoral specimens)."""
@@ -328,16 +328,26 @@ class LesionMap:
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """True (k,) where the world points (k, 3) mm lie in lesion tissue."""
-        ijk = self.volume.to_index(np.asarray(points, float).reshape(-1, 3))
+        return self.at_index(self.volume.to_index(np.asarray(points, float).reshape(-1, 3)))
+
+    def at_index(self, ijk: np.ndarray) -> np.ndarray:
+        """True (k,) where continuous voxel indices (k, 3) of the volume lie in lesion tissue."""
         return np.isin(_nearest_label(self.labels, self.origin, ijk), LESION_LABELS)
 
 
-def lesion_map(volume: Volume) -> LesionMap | None:
-    """The volume's `LesionMap`, None when it has no lesion voxels (every point is bone)."""
+def lesion_map(volume: Volume, fill=None) -> LesionMap | None:
+    """The volume's `LesionMap`, None when it has no lesion voxels (every point is bone); fill: its
+    `_fill` when known."""
     if not np.isin(volume.labels, LESION_LABELS).any():
         return None
-    box, nearest, lo = _fill(volume)
+    box, nearest, lo = fill or _fill(volume)
     return LesionMap(volume.labels[box][nearest], lo, volume)
+
+
+def _same_background(volume: Volume, reference: Volume) -> bool:
+    """The same grid and the same background voxels (labels 0): the same partial-volume fill."""
+    return (volume.hu.shape == reference.hu.shape and np.array_equal(volume.affine, reference.affine)
+            and np.array_equal(volume.labels == BACKGROUND, reference.labels == BACKGROUND))
 
 
 def _integrate(corners: np.ndarray, n: int, ct: FilledCT, modulus):
@@ -422,9 +432,13 @@ class MaterialUpdate:
 
     def _applies(self, volume: Volume, options: MaterialOptions) -> bool:
         lesion_factors = {"lytic_factor": self.options.lytic_factor, "blastic_factor": self.options.blastic_factor}
-        return (volume.hu.shape == self.volume.hu.shape and np.array_equal(volume.affine, self.volume.affine)
-                and replace(options, **lesion_factors) == self.options
-                and np.array_equal(volume.labels == BACKGROUND, self.volume.labels == BACKGROUND))
+        return replace(options, **lesion_factors) == self.options and _same_background(volume, self.volume)
+
+    def lesion_map(self, volume: Volume) -> LesionMap | None:
+        """`lesion_map(volume)`, through the reference's fill when the volume has its background
+        (a what-if state: the fill depends on nothing else)."""
+        same = _same_background(volume, self.volume)
+        return lesion_map(volume, (self.box, self.nearest, self.ct.origin) if same else None)
 
     def __call__(self, volume: Volume, options: MaterialOptions) -> CellMaterial:
         if not self._applies(volume, options):
@@ -480,7 +494,9 @@ def healthy_volume(volume: Volume) -> Volume:
     if not healthy.any():
         raise BonefeError("the label map has lesion but no healthy bone voxels: a lesion-free twin needs "
                           "the bone around the lesion labelled as bone")
-    depth = ndimage.distance_transform_edt(volume.labels != BACKGROUND, sampling=volume.spacing)
+    envelope = volume.labels != BACKGROUND
+    box, depth = grown_box(envelope, volume.spacing, 0.0), np.zeros(envelope.shape)
+    depth[box] = ndimage.distance_transform_edt(envelope[box], sampling=volume.spacing)  # background rings the box
 
     def keys(mask):
         ijk = np.argwhere(mask)

@@ -40,7 +40,6 @@ from bonefe.errors import BonefeError
 from bonefe.export import export_mesh, gather_cells, gather_mesh
 from bonefe.fields import FAILURE_POINTS, write_activity_fields, write_failure_points
 from bonefe.imaging import read_volume
-from bonefe.materials import lesion_map
 from bonefe.meshing import cell_tags, write_mesh, write_quality
 from bonefe.outputs import staged_folder
 from bonefe.plausibility import check_volume
@@ -116,7 +115,7 @@ def _run(case: Case, site, out: Path, progress: Progress, comm) -> dict:
             write_quality(out / "mesh-quality.json", bone.quality)
     with progress.stage("solve and assess"):
         loads = setup.loads(case.activities, case.custom_activities)
-        lesion = lesion_map(volume)
+        lesion = scenario.materials.lesion_map(volume)
         result = assess(setup, mesh, facet_tags, material.E, material.label, case.material.poisson, loads,
                         case.risk, case.solver.degree, twin_E, lesion)
         extras = site.assess_more(setup, result.model, loads, result.activities)

@@ -38,7 +38,7 @@ import numpy as np
 from scipy import ndimage
 
 from bonefe.errors import BonefeError
-from bonefe.volume import BONE, LESION_LABELS, Volume
+from bonefe.volume import BONE, LESION_LABELS, Volume, distance_to
 
 SOFT_TISSUE_HU = (-200.0, 150.0)
 """Window of the median HU 2–6 mm outside the bone (fat −120…−90 HU to muscle +35…+55 HU, with margin)."""
@@ -94,7 +94,7 @@ class InputChecks:
 
 def _soft_tissue(volume: Volume) -> np.ndarray:
     """HU of the voxels SHELL_MM outside every label."""
-    distance = ndimage.distance_transform_edt(volume.labels == 0, sampling=volume.spacing)
+    distance = distance_to(volume.labels != 0, volume.spacing, SHELL_MM[1])
     return volume.hu[(distance > SHELL_MM[0]) & (distance <= SHELL_MM[1])]
 
 

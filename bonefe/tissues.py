@@ -49,7 +49,7 @@ import numpy as np
 from scipy import ndimage
 
 from bonefe.errors import BonefeError
-from bonefe.volume import voxel_spacing
+from bonefe.volume import distance_to, grown_box, voxel_spacing
 
 
 @dataclass(frozen=True)
@@ -136,37 +136,19 @@ def automatic_regions(hu: np.ndarray, bone: np.ndarray, affine: np.ndarray,
         regions["air"] = np.zeros(hu.shape, bool)
         regions["air"][grid] = far & ~body[grid] & (hu[grid] >= FOV_HU)
     if {"adipose", "muscle"} & set(tissues):
-        from_bone = _distance_from(bone, spacing, MUSCLE_FAR_MM)
+        from_bone = distance_to(bone, spacing, MUSCLE_FAR_MM)
     if "adipose" in tissues:
         fat = ndimage.binary_erosion(body & _window(hu, ADIPOSE_WINDOW))
         regions["adipose"] = fat & (from_bone >= MARGIN_MM)
     if "muscle" in tissues:
         inside = np.zeros(hu.shape, bool)  # ≥ SKIN_MARGIN_MM inside the skin, where muscle may lie
-        box = _grown_box(bone, spacing, MUSCLE_FAR_MM + SKIN_MARGIN_MM)
+        box = grown_box(bone, spacing, MUSCLE_FAR_MM + SKIN_MARGIN_MM)
         if box is not None:
             inside[box] = body[box] if body[box].all() else \
                 ndimage.distance_transform_edt(body[box], sampling=spacing) >= SKIN_MARGIN_MM
         soft = ndimage.binary_erosion(body & _window(hu, MUSCLE_WINDOW))
         regions["muscle"] = soft & inside & (from_bone >= MUSCLE_NEAR_MM) & (from_bone <= MUSCLE_FAR_MM)
     return regions
-
-
-def _distance_from(mask: np.ndarray, spacing: np.ndarray, reach_mm: float) -> np.ndarray:
-    """Distance (mm) to the nearest voxel of `mask`, exact up to `reach_mm` and +inf beyond the
-    mask's bounding box grown by `reach_mm` (the transform runs on that box only)."""
-    distance = np.full(mask.shape, np.inf)
-    box = _grown_box(mask, spacing, reach_mm)
-    if box is not None:
-        distance[box] = ndimage.distance_transform_edt(~mask[box], sampling=spacing)
-    return distance
-
-
-def _grown_box(mask: np.ndarray, spacing: np.ndarray, reach_mm: float) -> tuple[slice, ...] | None:
-    """The bounding box of `mask` grown by `reach_mm` on every side (clipped); None for an empty mask."""
-    if not mask.any():
-        return None
-    grow = np.ceil(reach_mm / spacing).astype(int) + 1
-    return tuple(slice(max(int(w.min()) - g, 0), int(w.max()) + g + 1) for w, g in zip(np.nonzero(mask), grow))
 
 
 def _window(hu: np.ndarray, window: tuple[float, float]) -> np.ndarray:

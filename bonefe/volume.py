@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 BACKGROUND, BONE, LYTIC, BLASTIC = 0, 1, 2, 3
 """Canonical label values inside bonefe; case files map their own label values onto these."""
@@ -46,3 +47,21 @@ class Volume:
     def to_index(self, xyz: np.ndarray) -> np.ndarray:
         """Continuous voxel indices (n, 3) of world points (n, 3) in mm."""
         return np.linalg.solve(self.affine[:3, :3], (np.asarray(xyz, float) - self.affine[:3, 3]).T).T
+
+
+def distance_to(mask: np.ndarray, spacing: np.ndarray, reach_mm: float) -> np.ndarray:
+    """Distance (mm) to the nearest voxel of `mask`, exact up to `reach_mm` and +inf beyond the
+    mask's bounding box grown by `reach_mm` (the transform runs on that box only)."""
+    distance = np.full(mask.shape, np.inf)
+    box = grown_box(mask, spacing, reach_mm)
+    if box is not None:
+        distance[box] = ndimage.distance_transform_edt(~mask[box], sampling=spacing)
+    return distance
+
+
+def grown_box(mask: np.ndarray, spacing: np.ndarray, reach_mm: float) -> tuple[slice, ...] | None:
+    """The bounding box of `mask` grown by `reach_mm` on every side (clipped); None for an empty mask."""
+    if not mask.any():
+        return None
+    grow = np.ceil(reach_mm / spacing).astype(int) + 1
+    return tuple(slice(max(int(w.min()) - g, 0), int(w.max()) + g + 1) for w, g in zip(np.nonzero(mask), grow))

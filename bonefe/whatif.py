@@ -30,12 +30,11 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
-from scipy import ndimage
 
 from bonefe.assessment import RiskOptions, away_from_patches, failure_points, reference_failure
-from bonefe.materials import MaterialOptions, MaterialUpdate, healthy_volume, lesion_map
+from bonefe.materials import MaterialOptions, MaterialUpdate, healthy_volume
 from bonefe.risk import body_weight_n, risk_category
-from bonefe.volume import BACKGROUND, BONE, LESION_LABELS, Volume
+from bonefe.volume import BACKGROUND, BONE, LESION_LABELS, Volume, distance_to
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ def lesion_size(volume: Volume) -> tuple[float, float]:
 def grown_volume(volume: Volume, growth_mm: float) -> Volume:
     """The volume with its lesion grown by growth_mm inside the bone envelope (module docstring)."""
     lesion = lesion_mask(volume)
-    distance = ndimage.distance_transform_edt(~lesion, sampling=volume.spacing)
+    distance = distance_to(lesion, volume.spacing, growth_mm)
     grown = (distance <= growth_mm) & (volume.labels != BACKGROUND) & ~lesion
     values, counts = np.unique(volume.labels[lesion], return_counts=True)
     hu, labels = volume.hu.copy(), volume.labels.copy()
@@ -138,7 +137,8 @@ def reference_failure_load(scenario: Scenario, volume: Volume, material: Materia
     """Reference failure load (N) of the mesh with the material of `volume`, read where its CT holds
     bone (`bonefe.assessment.failure_points`): one operator, the reference load's solves only."""
     cells = scenario.materials(volume, material)
-    lattice = failure_points(scenario.mesh, lesion_map(volume), scenario.away, scenario.risk.averaging_radius_mm)
+    lattice = failure_points(scenario.mesh, scenario.materials.lesion_map(volume), scenario.away,
+                             scenario.risk.averaging_radius_mm)
     return reference_failure(scenario.setup, scenario.mesh, scenario.facet_tags, lattice, cells.E, material.poisson,
                              scenario.risk, scenario.degree).failure_load_n
 

@@ -17,6 +17,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from mpi4py import MPI
+from scipy import ndimage
 
 from bonefe.sites.femur.anatomy import boundary_tags
 from bonefe.assessment import RiskOptions
@@ -28,7 +29,7 @@ from bonefe.materials import MaterialOptions, MaterialUpdate, box_counts, cell_m
 from bonefe.meshing import mesh_bone
 from bonefe.sites.femur.phantom import PhantomSpec, make_phantom
 from bonefe.risk import RiskThresholds, body_weight_n
-from bonefe.volume import BACKGROUND, BONE, LYTIC, Volume
+from bonefe.volume import BACKGROUND, BONE, LYTIC, Volume, distance_to
 from bonefe.whatif import (Scenario, grown_volume, lesion_growth, lesion_size, reference_failure_load, remineralisation,
                            remineralised)
 
@@ -65,6 +66,19 @@ def test_growth_stays_inside_the_bone_envelope():
     grown = grown_volume(Volume(hu=hu, labels=labels, affine=volume.affine), 20.0)
     assert np.all(grown.labels[:, :, :4] == BACKGROUND) and np.all(grown.hu[:, :, :4] == -100.0)
     assert np.all(grown.labels[:, :, 4:] == LYTIC)
+
+
+def test_boxed_distance_is_the_whole_grid_transform_within_its_reach():
+    """`distance_to` runs the transform on the mask's box grown by the reach: within the reach it is
+    the whole grid's Euclidean distance transform exactly, beyond it never shorter."""
+    mask = np.zeros((40, 30, 20), bool)
+    mask[12:15, 8:11, 6:9] = np.random.default_rng(5).random((3, 3, 3)) < 0.5
+    spacing = np.array([0.78, 0.78, 1.25])
+    whole = ndimage.distance_transform_edt(~mask, sampling=spacing)
+    boxed = distance_to(mask, spacing, 5.0)
+    within = whole <= 5.0
+    assert np.array_equal(boxed[within], whole[within]) and np.all(boxed[~within] > 5.0)
+    assert np.isinf(boxed).any()  # the box is smaller than the grid
 
 
 def phantom_scenario(lesion_site: str, cortical_involvement: float) -> Scenario:
@@ -109,8 +123,9 @@ def test_box_counts_match_brute_force():
 def test_material_update_gives_cell_material_bit_for_bit(scenario, monkeypatch):
     """What-if states sample again only the cells that can reach a changed voxel: the lesion grown by
     4 mm, half re-mineralised (a new lytic factor too), the lesion-free twin, and a changed background
-    (every cell sampled again): the arrays of `cell_material` exactly. The grown state samples
-    less than a third of the cells again (the lesion and its 4 mm rim on a 3 mm mesh)."""
+    (every cell sampled again): the arrays of `cell_material` exactly, and the lesion maps of
+    `lesion_map`. The grown state samples less than a third of the cells again (the lesion and its
+    4 mm rim on a 3 mm mesh)."""
     volume, options = scenario.volume, scenario.material
     update = MaterialUpdate(scenario.mesh, volume, options)
     sampled = []
@@ -121,10 +136,15 @@ def test_material_update_gives_cell_material_bit_for_bit(scenario, monkeypatch):
     labels[tuple(np.argwhere(labels == BONE)[0])] = BACKGROUND
     states = [(volume, options), (grown_volume(volume, 4.0), options), remineralised(volume, twin, options, 0.5),
               (twin, options), (Volume(hu=volume.hu, labels=labels, affine=volume.affine), options)]
+    points = scenario.mesh.geometry.x + np.random.default_rng(2).normal(0.0, 1.0, scenario.mesh.geometry.x.shape)
     for state, state_options in states:
         expected, got = cell_material(scenario.mesh, state, state_options), update(state, state_options)
         for name in ("E", "rho_app", "label", "lesion_fraction"):
             assert np.array_equal(getattr(got, name), getattr(expected, name)), name
+        reused, own = update.lesion_map(state), lesion_map(state)
+        assert (reused is None) == (own is None)
+        if own is not None:
+            assert np.array_equal(reused(points), own(points))
     n_cells = len(update.material.E)
     updates = sampled[1::2]  # each state: the update's sampling, then cell_material's own
     print("cells sampled again:", [u / n_cells for u in updates])
