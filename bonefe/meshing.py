@@ -412,12 +412,10 @@ def bone_surface(volume: Volume, sizes: SizeField) -> _Surface:
     return _Surface(points, triangles, segmented, contour_volume, dropped)
 
 
-def _gmsh_options(size_mm: float, finest_mm: float, threads: int, verbose: bool) -> None:
+def _gmsh_options(size_mm: float, finest_mm: float, threads: int) -> None:
     """Global gmsh options: one size parameter, no curvature/point sizes, quality optimisation."""
     import gmsh
 
-    gmsh.option.setNumber("General.Terminal", 1 if verbose else 0)
-    gmsh.option.setNumber("General.Verbosity", 5 if verbose else 0)
     gmsh.option.setNumber("General.NumThreads", threads)
     gmsh.option.setNumber("Mesh.MeshSizeMin", finest_mm)
     gmsh.option.setNumber("Mesh.MeshSizeMax", size_mm)
@@ -492,7 +490,7 @@ def _check_quality(quality: dict) -> None:
 
 
 def _mesh_on_root(volume: Volume, size_mm: float, lesion_size_mm: float, cortex: CortexRefinement,
-                  threads: int, verbose: bool):
+                  threads: int):
     """Surface and gmsh tetrahedra on this rank; leaves the gmsh model open. Returns quality, seconds."""
     import gmsh
 
@@ -500,7 +498,7 @@ def _mesh_on_root(volume: Volume, size_mm: float, lesion_size_mm: float, cortex:
     sizes = SizeField.from_volume(volume, size_mm, lesion_size_mm, cortex)
     surface = bone_surface(volume, sizes)
     t1 = time.perf_counter()
-    _gmsh_options(size_mm, sizes.finest, threads, verbose)
+    _gmsh_options(size_mm, sizes.finest, threads)
     try:
         _build_gmsh_model(surface)
         if sizes.grid is not None:
@@ -558,17 +556,17 @@ def _cache_mesh(folder: Path, key: str, quality: dict) -> None:
 
 
 def _mesh_or_cached(volume: Volume, size_mm: float, lesion_size_mm: float, cortex: CortexRefinement,
-                    threads: int, verbose: bool):
+                    threads: int):
     """`_mesh_on_root`, through the cache when BONEFE_MESH_CACHE names a folder (one thread only:
     several threads do not give the same mesh twice)."""
     folder = os.environ.get(MESH_CACHE_ENV)
     if not folder or threads != 1:
-        return _mesh_on_root(volume, size_mm, lesion_size_mm, cortex, threads, verbose)
+        return _mesh_on_root(volume, size_mm, lesion_size_mm, cortex, threads)
     key = mesh_key(volume, size_mm, lesion_size_mm, cortex)
     cached = _cached_mesh(Path(folder), key)
     if cached is not None:
         return cached
-    quality, seconds = _mesh_on_root(volume, size_mm, lesion_size_mm, cortex, threads, verbose)
+    quality, seconds = _mesh_on_root(volume, size_mm, lesion_size_mm, cortex, threads)
     _cache_mesh(Path(folder), key, quality)
     return quality, seconds
 
@@ -607,8 +605,10 @@ def mesh_bone(
     result, model = None, None
     if root:
         gmsh.initialize(readConfigFiles=False, interruptible=False)
+        gmsh.option.setNumber("General.Terminal", 1 if verbose else 0)  # quiet, a cached mesh's reading too
+        gmsh.option.setNumber("General.Verbosity", 5 if verbose else 0)
         try:
-            result = _mesh_or_cached(volume, size_mm, lesion_size_mm, cortex, threads, verbose)
+            result = _mesh_or_cached(volume, size_mm, lesion_size_mm, cortex, threads)
             model = gmsh.model
         except Exception as exc:  # let the other ranks raise too instead of waiting forever
             result = exc

@@ -276,11 +276,12 @@ def test_write_read_round_trip(ball_mesh, tmp_path):
         assert json.loads((folder / "quality.json").read_text(encoding="utf-8")) == bm.quality
 
 
-def test_mesh_cache_gives_the_same_mesh_and_keys_every_input(ball_mesh, tmp_path, monkeypatch):
+def test_mesh_cache_gives_the_same_mesh_and_keys_every_input(ball_mesh, tmp_path, monkeypatch, capfd):
     """With BONEFE_MESH_CACHE set, the first meshing of the ball writes one entry and the second reads
     it instead of running gmsh (the mesher is broken for the second call: it must not be called),
-    giving the uncached mesh bit for bit on every rank (coordinates and cells) and its quality.
-    Another size, another HU or another label map is another key."""
+    giving the uncached mesh bit for bit on every rank (coordinates and cells) and its quality,
+    and printing nothing (gmsh's reading is as quiet as its meshing). Another size, another HU or
+    another label map is another key."""
     import bonefe.meshing as meshing
 
     volume, fresh = ball_mesh
@@ -288,7 +289,9 @@ def test_mesh_cache_gives_the_same_mesh_and_keys_every_input(ball_mesh, tmp_path
     monkeypatch.setenv(meshing.MESH_CACHE_ENV, str(folder))
     first = mesh_bone(volume, 3.0)
     monkeypatch.setattr(meshing, "_mesh_on_root", lambda *args: pytest.fail("gmsh ran despite the cache"))
+    capfd.readouterr()
     second = mesh_bone(volume, 3.0)
+    assert capfd.readouterr() == ("", "")
     for bm in (first, second):
         assert np.array_equal(bm.mesh.geometry.x, fresh.mesh.geometry.x)
         assert np.array_equal(bm.mesh.geometry.dofmaps[0], fresh.mesh.geometry.dofmaps[0])
