@@ -22,6 +22,21 @@ each, over bonefe's whole case (meshing and report included on bonefe's side onl
 The machine the figures come from should be quiet: on a shared 2-core machine they are noisy, so
 compare before/after runs made back to back (`--pythonpath` runs another checkout).
 
+Measured 2026-12-03 on a slower day of the same 2-core machine (CalculiX 53.9 s per case at
+1.5 mm against 36.9 s the day before), after the fall directions share the first direction's
+assembled bone stiffness and the what-if states reuse the scenario's lesion fill and the lattice
+points' voxel indices (`python benchmarks/whole_case.py`, one run each, no mesh cache):
+- demo, 3 mm: 1 rank 53.5 s, 2 ranks 47.5 s (mesh 14.2, material 0.8, solve and assess 21.6,
+  report 5.5); CalculiX 3.0 s per load case, 40 load cases: 2.5× bonefe's whole case.
+- 1.5 mm: 1 rank 209.7 s, 2 ranks 161.9 s (mesh 57.5, solve and assess 88.6, report 7.7);
+  CalculiX 53.9 s per load case: 13.3× bonefe's whole case. Failure loads 3061.9 / 2893.9 N.
+- Back to back with the previous head (`--pythonpath`), demo with a cached mesh, 2 ranks, twice:
+  solve and assess 21.3 / 23.2 → 17.2 / 19.0 s; the nine fall directions 6.07 / 6.17 → 4.75 / 4.93
+  s, the what-if states 6.32 / 7.09 → 4.90 / 5.31 s; report.json identical (903 numbers, 3 and
+  1.5 mm).
+- Borrowing the twin's AMG set-up for a grown lesion's operator (measured, not adopted): 396–486
+  CG iterations against 21–24 with its own set-up, 3.0–3.6 s against 0.65–1.0 s (demo, 2 ranks).
+
 Measured 2026-12-02 (fourth session), 2 ranks, nothing else running, before → after the twin solved
 under the walking load alone (one solve, not six) and the what-if states' and twin's material
 sampled again only where the CT changed (`bonefe.materials.MaterialUpdate`):
