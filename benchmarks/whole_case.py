@@ -30,10 +30,11 @@ points' voxel indices (`python benchmarks/whole_case.py`, one run each, no mesh 
   report 5.5); CalculiX 3.0 s per load case, 40 load cases: 2.5× bonefe's whole case.
 - 1.5 mm: 1 rank 209.7 s, 2 ranks 161.9 s (mesh 57.5, solve and assess 88.6, report 7.7);
   CalculiX 53.9 s per load case: 13.3× bonefe's whole case. Failure loads 3061.9 / 2893.9 N.
-- Back to back with the previous head (`--pythonpath`), demo with a cached mesh, 2 ranks, twice:
-  solve and assess 21.3 / 23.2 → 17.2 / 19.0 s; the nine fall directions 6.07 / 6.17 → 4.75 / 4.93
-  s, the what-if states 6.32 / 7.09 → 4.90 / 5.31 s; report.json identical (903 numbers, 3 and
-  1.5 mm).
+- Back to back with the previous head, demo with a cached mesh, 2 ranks, twice, the stages' functions
+  timed inside the run: solve and assess 21.3 / 23.2 → 17.2 / 19.0 s; the nine fall directions
+  6.07 / 6.17 → 4.75 / 4.93 s, the what-if states 6.32 / 7.09 → 4.90 / 5.31 s. At 1.5 mm, one run
+  each: solve and assess 88.9 → 84.2 s. report.json is identical but for the fall directions'
+  failure loads, within 9e-9 (3 mm) and 2.3e-8 (1.5 mm) relative.
 - Borrowing the twin's AMG set-up for a grown lesion's operator (measured, not adopted): 396–486
   CG iterations against 21–24 with its own set-up, 3.0–3.6 s against 0.65–1.0 s (demo, 2 ranks).
 

@@ -13,7 +13,6 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from bonefe.dicom_series import series_files
 from bonefe.errors import BonefeError
 from bonefe.integrity import check_image_file
 from bonefe.outputs import atomic_path
@@ -44,6 +43,8 @@ def _suffix(path: Path) -> str:
 def _read_dicom_series(folder: Path, series: str | int | None = None) -> sitk.Image:
     """Read the CT series of `folder` chosen and vetted by `bonefe.dicom_series.series_files` (GDCM
     decodes compressed transfer syntaxes and rescales to HU)."""
+    from bonefe.dicom_series import series_files  # pydicom: imported for DICOM input only
+
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(series_files(folder, series))
     try:
