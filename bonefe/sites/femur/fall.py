@@ -265,7 +265,9 @@ def fall_strength(mesh, facet_tags, E, labels, nu, frame: FemurFrame, options: R
     the first borrows the first one's AMG set-up (`bonefe.solver.BorrowedPreconditioner`) and its
     assembled bone stiffness, assembling only its own springs: on the demo femur 26–28 → 37–43 CG
     iterations, 2.6 → 1.2–1.6 s per direction on 2 ranks, the displacement the same within 5e-9
-    (relative); the shared stiffness took the nine directions from 4.99 to 4.30 s (best of 3, 2 ranks)."""
+    (relative). Sharing the stiffness (one more matrix held during the fall) and the kept voxel
+    indices of the failure points (`bonefe.assessment`) took the nine directions from 4.99 to 4.30 s
+    (best of 3, 2 ranks)."""
     needs_lesion_map(mesh, labels, lesion)
     section, centre = pinned_section(mesh, facet_tags, frame)
     centres = cell_centres(mesh)
