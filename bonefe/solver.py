@@ -28,6 +28,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 
 import bonefe  # noqa: F401  (orders dolfinx_solver before dolfinx/petsc4py)
@@ -297,33 +298,35 @@ class ElasticitySolver:
         self.V = fem.functionspace(mesh, ("Lagrange", degree, (mesh.geometry.dim,)))
         self._u, self._v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
         self.bcs = self._supports(fixed_facets, rollers, has_springs=len(springs) > 0)
-        bone = self._bone_form()
-        spring = self._spring_form(springs) if springs else None
-        self.a = fem.form(bone + spring if springs else bone)
-        self.A = self._operator(stiffness, spring)
+        self._forms = (ufl.inner(self.stress(self._u), epsilon(self._v)) * ufl.dx,
+                       self._spring_form(springs) if springs else None)  # the bone's, the springs'
+        self.A = self._operator(stiffness)
         self.A.setNearNullSpace(rigid_body_modes(self.V))
         self.A.setOption(PETSc.Mat.Option.SPD, True)
         self.ksp = self._make_ksp(petsc_options or {}, preconditioner)
         self.b = dolfinx.fem.petsc.create_vector(self.V)
         self.history: list[dict] = []
 
-    def _bone_form(self):
-        return ufl.inner(self.stress(self._u), epsilon(self._v)) * ufl.dx
+    @cached_property
+    def a(self):
+        """The operator's compiled form: the bone's plus the springs'."""
+        bone, spring = self._forms
+        return fem.form(bone if spring is None else bone + spring)
 
-    def _operator(self, stiffness: PETSc.Mat | None, spring) -> PETSc.Mat:
+    def _operator(self, stiffness: PETSc.Mat | None) -> PETSc.Mat:
         """The assembled operator: `self.a`, or the shared bone `stiffness` plus the spring form."""
         if stiffness is None:
             return _assembled(self.a, self.bcs)
         if self.bcs:
             raise ValueError("a shared bone stiffness takes springs only, not fixed facets or rollers")
-        A = stiffness.copy()
+        A, spring = stiffness.copy(), self._forms[1]
         if spring is not None:
             A.axpy(1.0, _assembled(fem.form(spring)), structure=PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN)
         return A
 
     def bone_stiffness(self) -> PETSc.Mat:
         """The bone's assembled ∫ σ(u):ε(v) dx, without supports or springs (`stiffness`)."""
-        return _assembled(fem.form(self._bone_form()), [])
+        return _assembled(fem.form(self._forms[0]))
 
     def _spring_form(self, springs):
         """Σ ∫ k (u·n)(v·n) ds over each spring's facets. One form takes one facet tagging, and
