@@ -81,9 +81,12 @@ demo: venv
 	$(BIN)/bonefe phantom --out $(PHANTOM_DIR) $(DEMO_LESION)
 	$(BIN)/mpirun -n $(NP) $(BIN)/bonefe run $(DEMO)
 
+# One mesh cache (bonefe.meshing) for the serial and the MPI runs: each distinct segmentation and set of
+# meshing options goes through gmsh once (tests/conftest.py; removed at the end).
 test: venv
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
-	@for f in $(MPI_TESTS); do echo "mpirun -n 2 pytest $$f"; \
+	@export BONEFE_MESH_CACHE=$$(mktemp -d -t bonefe-test-meshes.XXXXXX); trap 'rm -rf "$$BONEFE_MESH_CACHE"' EXIT; \
+	  $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 || exit 1; \
+	  for f in $(MPI_TESTS); do echo "mpirun -n 2 pytest $$f"; \
 	    $(BIN)/mpirun -n 2 $(BIN)/python -m pytest -q -p no:cacheprovider $$f || exit 1; done
 
 serve: venv

@@ -13,6 +13,7 @@ import pytest
 import pyvista as pv
 import yaml
 
+from bonefe.meshing import MESH_CACHE_ENV
 from bonefe.sites.femur.phantom import PhantomSpec, write_phantom
 from bonefe.pipeline import run_case
 
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The phantom femur (2 mm voxels, 20 mm neck lesion) at 8 mm elements, walking only, also
-    exported with its fields, as .inp and .vtu, run twice into the same folder: (output folder, first report.json)."""
+    exported with its fields, as .inp and .vtu, run twice into the same folder, each through gmsh (no
+    mesh cache): (output folder, first report.json)."""
     folder = tmp_path_factory.mktemp("repro")
     paths = write_phantom(PhantomSpec(voxel_mm=2.0, lesion_site="neck", lesion_diameter_mm=20.0), folder / "ct")
     case = {"name": "repro", "ct": str(paths["ct"]), "labels": str(paths["labels"]), "output": "runs/repro",
@@ -30,10 +32,12 @@ def runs(tmp_path_factory):
             "exports": ["fields", "inp", "vtu"]}
     path = folder / "case.yaml"
     path.write_text(yaml.safe_dump(case), encoding="utf-8")
-    run_case(path, quiet=True)
-    out = folder / "runs" / "repro"
-    first = (out / "report.json").read_bytes()
-    run_case(path, quiet=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(MESH_CACHE_ENV, raising=False)
+        run_case(path, quiet=True)
+        out = folder / "runs" / "repro"
+        first = (out / "report.json").read_bytes()
+        run_case(path, quiet=True)
     return out, first
 
 
