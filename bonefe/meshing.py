@@ -530,8 +530,21 @@ def mesh_key(volume: Volume, size_mm: float, lesion_size_mm: float, cortex: Cort
     return digest.hexdigest()
 
 
+class _Warnings(logging.Handler):
+    """The warnings this module logs while it is attached (kept with a cached mesh and logged again
+    when the mesh is read back: a reused mesh warns as its first making did)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def _cached_mesh(folder: Path, key: str):
-    """Load the cached gmsh mesh `key` into the open gmsh session: (quality, seconds) or None if absent."""
+    """Load the cached gmsh mesh `key` into the open gmsh session and log its meshing warnings again:
+    (quality, seconds) or None if absent."""
     import gmsh
 
     msh, meta = folder / f"{key}.msh", folder / f"{key}.json"
@@ -539,20 +552,23 @@ def _cached_mesh(folder: Path, key: str):
         return None
     start = time.perf_counter()
     gmsh.open(str(msh))
-    quality = json.loads(meta.read_text(encoding="utf-8"))
+    entry = json.loads(meta.read_text(encoding="utf-8"))
     log.info("Mesh %s read from the cache %s.", key[:12], folder)
-    return quality, {"surface": 0.0, "gmsh": time.perf_counter() - start}
+    for message in entry["warnings"]:
+        log.warning("%s", message)
+    return entry["quality"], {"surface": 0.0, "gmsh": time.perf_counter() - start}
 
 
-def _cache_mesh(folder: Path, key: str, quality: dict) -> None:
-    """Keep the current gmsh mesh (binary .msh, exact coordinates) and its quality under `key`, atomically."""
+def _cache_mesh(folder: Path, key: str, quality: dict, warnings: list[str]) -> None:
+    """Keep the current gmsh mesh (binary .msh, exact coordinates), its quality and the warnings its
+    making logged under `key`, atomically."""
     import gmsh
 
     folder.mkdir(parents=True, exist_ok=True)
     gmsh.option.setNumber("Mesh.Binary", 1)
     with atomic_path(folder / f"{key}.msh") as tmp:
         gmsh.write(str(tmp))
-    atomic_write_json(folder / f"{key}.json", quality)
+    atomic_write_json(folder / f"{key}.json", {"quality": quality, "warnings": warnings})
 
 
 def _mesh_or_cached(volume: Volume, size_mm: float, lesion_size_mm: float, cortex: CortexRefinement,
@@ -566,8 +582,13 @@ def _mesh_or_cached(volume: Volume, size_mm: float, lesion_size_mm: float, corte
     cached = _cached_mesh(Path(folder), key)
     if cached is not None:
         return cached
-    quality, seconds = _mesh_on_root(volume, size_mm, lesion_size_mm, cortex, threads)
-    _cache_mesh(Path(folder), key, quality)
+    warnings = _Warnings()
+    log.addHandler(warnings)
+    try:
+        quality, seconds = _mesh_on_root(volume, size_mm, lesion_size_mm, cortex, threads)
+    finally:
+        log.removeHandler(warnings)
+    _cache_mesh(Path(folder), key, quality, warnings.messages)
     return quality, seconds
 
 

@@ -20,6 +20,7 @@ from mpi4py import MPI
 
 from bonefe.errors import BonefeError
 from bonefe.meshing import (
+    MESH_CACHE_ENV,
     CortexRefinement,
     SizeField,
     bone_surface,
@@ -310,12 +311,13 @@ def test_mesh_cache_gives_the_same_mesh_and_keys_every_input(ball_mesh, tmp_path
 
 def test_gmsh_failure_becomes_bonefe_error(monkeypatch):
     """A gmsh exception during meshing reaches the user as a one-line BonefeError naming gmsh and
-    a remedy, and gmsh is finalised (a later mesh_bone call starts clean)."""
+    a remedy, and gmsh is finalised (a later mesh_bone call starts clean). No mesh cache: gmsh must run."""
     import gmsh
 
     def fail(dim):
         raise Exception("PLC Error: A segment and a facet intersect at point")
 
+    monkeypatch.delenv(MESH_CACHE_ENV, raising=False)
     monkeypatch.setattr(gmsh.model.mesh, "generate", fail)
     with pytest.raises(BonefeError, match="gmsh could not mesh.*larger mesh size") as info:
         mesh_bone(ball_volume(8.0, 1.0), 3.0)
@@ -323,20 +325,25 @@ def test_gmsh_failure_becomes_bonefe_error(monkeypatch):
     assert not gmsh.isInitialized()
 
 
-def test_detached_island_dropped_with_warning(caplog):
+def test_detached_island_dropped_with_warning(caplog, tmp_path, monkeypatch):
     """A 3×3×3 voxel island beside a ball is left out with a warning: the reference volume is the
-    ball's voxels alone (27 voxels dropped) and the mesh matches it to 2 %."""
+    ball's voxels alone (27 voxels dropped) and the mesh matches it to 2 %. Through the mesh cache,
+    the mesh read back warns as its making did."""
     volume = ball_volume(8.0, 1.0)
     labels = np.pad(volume.labels, ((0, 6), (0, 0), (0, 0)))
     labels[-4:-1, 5:8, 5:8] = BONE
     volume = Volume(np.zeros(labels.shape, np.float32), labels, volume.affine)
-    with caplog.at_level("WARNING", logger="bonefe.meshing"):
-        bm = mesh_bone(volume, 3.0)
-    assert bm.quality["dropped_island_voxels"] == 27
-    assert bm.quality["segmented_volume_mm3"] == (labels.sum() - 27) * volume.voxel_volume
-    assert abs(integrals(bm.mesh)[0] / bm.quality["segmented_volume_mm3"] - 1) < 0.02
-    if COMM.rank == 0:
-        assert "Dropped 27 bone voxels" in caplog.text
+    monkeypatch.setenv(MESH_CACHE_ENV, str(COMM.bcast(tmp_path, root=0)))
+    for made in (True, False):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="bonefe.meshing"):
+            bm = mesh_bone(volume, 3.0)
+        assert bm.quality["dropped_island_voxels"] == 27
+        assert bm.quality["segmented_volume_mm3"] == (labels.sum() - 27) * volume.voxel_volume
+        assert abs(integrals(bm.mesh)[0] / bm.quality["segmented_volume_mm3"] - 1) < 0.02
+        if COMM.rank == 0:
+            assert ("read from the cache" not in caplog.text) == made
+            assert caplog.text.count("Dropped 27 bone voxels in 1 islands") == 1
 
 
 @pytest.mark.parametrize(
