@@ -29,7 +29,8 @@ of steps 1–3 and its quality are kept there under a key hashing the CT, the la
 meshing options, the gmsh version and this module's source (`mesh_key`), and a later run of the same
 inputs (a cohort resumed or re-run with other risk options, the test suite) reads the mesh back
 into gmsh instead of making it again: the same nodes and tetrahedra bit for bit (binary .msh), so
-the same dolfinx mesh on any number of ranks, and the warnings its making logged are logged again. The demo's 3 mm mesh stage: 15 s → about 1 s.
+the same dolfinx mesh on any number of ranks, and the warnings its making logged are logged again.
+The demo's 3 mm mesh stage: 15 s → about 1 s.
 """
 
 from __future__ import annotations
