@@ -22,6 +22,26 @@ each, over bonefe's whole case (meshing and report included on bonefe's side onl
 The machine the figures come from should be quiet: on a shared 2-core machine they are noisy, so
 compare before/after runs made back to back (`--pythonpath` runs another checkout).
 
+Measured 2026-12-03 (third session) on the quiet 2-core machine, head 74f6908, 2 ranks, one run each,
+no mesh cache (CalculiX alone afterwards):
+- demo, 3 mm: 27.5 s (mesh 8.7, material 0.4, solve and assess 12.5, report 3.4); CalculiX 1.6 s
+  per load case, 40 load cases: 2.3× bonefe's whole case. With a cached mesh the stages take 17 s.
+- 1.5 mm: 103.9 s (mesh 41.4, material 1.0, solve and assess 53.3, write outputs 1.9, report 4.5);
+  CalculiX 52.0 s per load case: 20.0× bonefe's whole case. The same two runs an hour later, the
+  machine slower (demo 45.4 s, 1.5 mm 152.2 s, CalculiX 55.9 s): 1.5× and 14.7×.
+- Where the 1.5 mm case's time goes (py-spy, rank 0, cached mesh): PETSc 41 of the 56 s of solve and
+  assess (Krylov 15.1 s and the fall directions' borrowed V-cycles 11.7 s, seven AMG set-ups 10.6 s,
+  assemblies 3.7 s); gmsh 45 s in one process, 31 s of it Netgen's optimisation
+  (`bonefe.meshing._gmsh_options`).
+- Without Netgen (a patched checkout, measured, not adopted): mesh 8.7 → 5.4 s (3 mm) and
+  41.4 → 15.0 s (1.5 mm), but 12–14 % more tetrahedra (solve and assess 12.9 and 59.9 s), minimum
+  SICN 0.46 → 0.05 and 0.28 → 0.19, failure loads −4.1 % and −3.1 %: the demo near 24 s and the
+  1.5 mm case near 83 s, both still above their targets (20 s and 60 s).
+- Every solve started from the energy-optimal combination of the case's earlier solutions
+  (Fischer 1998, Comput Methods Appl Mech Eng 163:193; measured on the demo, not adopted): 5 %
+  fewer CG iterations over the first 13 solves (359 → 341): the rotated fall directions and the
+  what-if states are not close enough to each other at ksp_rtol 1e-10.
+
 Measured 2026-12-03 on a slower day of the same 2-core machine (CalculiX 53.9 s per case at
 1.5 mm against 36.9 s the day before), after the fall directions share the first direction's
 assembled bone stiffness and the what-if states reuse the scenario's lesion fill and the lattice

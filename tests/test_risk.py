@@ -124,6 +124,17 @@ def test_distance_mask_on_a_line():
     mask = distance_mask(centres, np.zeros((1, 3)), 2.5)
     assert list(np.nonzero(mask)[0]) == [0, 1, 2]
     assert not distance_mask(centres, np.zeros((0, 3)), 2.5).any()
+    # a centre at exactly the distance is masked (the tree search stops just beyond it)
+    assert list(np.nonzero(distance_mask(centres, np.zeros((1, 3)), 3.0))[0]) == [0, 1, 2, 3]
+
+
+def test_distance_mask_equals_brute_force():
+    """Random centres and patch points: the same mask as every pairwise distance."""
+    rng = np.random.default_rng(7)
+    centres, points = rng.uniform(0.0, 50.0, (2000, 3)), rng.uniform(20.0, 30.0, (300, 3))
+    brute = (np.linalg.norm(centres[:, None] - points[None], axis=2).min(axis=1) <= 6.0)
+    assert 0 < brute.sum() < len(centres)
+    assert np.array_equal(distance_mask(centres, points, 6.0), brute)
 
 
 def test_verdict_boundaries():
