@@ -8,7 +8,8 @@ bound in the production module fails here instead of passing silently):
   strain energy 1e-5, peak strains and failure index 1e-4 — both codes solve the same discrete system,
   so only the CG tolerance (1e-10) and ccx's printed digits separate them.
 - Mesh convergence, quick set: the failure loads at 6 and 4.5 mm agree within 10 % (smoke level; the
-  2 % criterion for the default size needs the full set).
+  2 % criterion for the default size needs the full set); on the phantom humerus the crutch failure
+  load and the torsion strength at 5 and 4 mm within 10 %, the coarser mesh the stronger in torsion.
 - Tubes with a cortical hole of 0.2 D: strength ratio within 0.2 of McBroom et al. 1988 (bending)
   and Brooks et al. 1970 (torsion) — experimental scatter plus the spread of the published numbers.
 - Neck lesions: an infero-medial lesion weakens the stance-loaded femur more than a supero-lateral one
@@ -129,3 +130,18 @@ def test_report_marks_failures_and_keeps_tables_intact():
     row = next(line for line in text.splitlines() if line.startswith("| max"))
     assert row.count("|") - row.count("\\|") == 10 and "**no**" in row
     assert "| ok |" in text and "reported" in text and "`bonefe validate --quick` (quick set)" in text
+
+
+def test_humerus_mesh_convergence_quick_set(images):
+    """Quick set on the phantom humerus: the crutch failure load and the torsion strength at 5 mm lie
+    within 10 % of those at 4 mm; the coarser mesh is the stiffer in torsion (linear tetrahedra are
+    too stiff in shear), so its torsion strength is the higher; the plot is written."""
+    from bonefe.validation.humerus import humerus_section
+
+    section = humerus_section(True, images)
+    assert_within(section, {"humerus crutch failure load at 5 mm vs 4 mm": 0.10,
+                            "humerus torsion strength at 5 mm vs 4 mm": 0.10})
+    torsion = next(c for c in section.checks if "torsion" in c.name)
+    assert torsion.value > torsion.reference
+    if COMM.rank == 0:
+        assert (images / section.images[0]).stat().st_size > 0

@@ -5,7 +5,7 @@ One module per group, each returning a `Section` of `Check`s with documented bou
 analytic (analytic.py), CalculiX (calculix.py), mesh convergence (convergence.py), long bones
 with holes (defects.py), neck lesions on the phantom femur (neck.py), the sideways fall
 against cadaver tests (fall.py), the vertebra's endplate loading and real vertebrae (vertebra.py),
-damaged or implausible inputs that must be refused
+mesh convergence on the phantom humerus (humerus.py), damaged or implausible inputs that must be refused
 (robustness.py) and, in the full set only, the failure load's uncertainty by `bonefe.uncertainty`
 (propagation.py) with the coverage of its interval on a synthetic truth (coverage.py) and the
 internal calibration against phantom rods (internal_calibration.py). `models.py` holds the model
@@ -37,6 +37,7 @@ def sections(quick: bool, images: Path, surface: tuple[Path, Path | None] | None
     from bonefe.validation.defects import defects_section
     from bonefe.validation.discussion import discussion_section
     from bonefe.validation.fall import fall_section
+    from bonefe.validation.humerus import humerus_section
     from bonefe.validation.internal_calibration import internal_calibration_section
     from bonefe.validation.neck import neck_section
     from bonefe.validation.propagation import uncertainty_section
@@ -45,7 +46,8 @@ def sections(quick: bool, images: Path, surface: tuple[Path, Path | None] | None
 
     builders = [analytic_section, calculix_section, lambda: convergence_section(quick, images),
                 lambda: defects_section(quick, images), lambda: neck_section(quick, surface),
-                lambda: fall_section(quick, surface), lambda: vertebra_section(quick)]
+                lambda: fall_section(quick, surface), lambda: vertebra_section(quick),
+                lambda: humerus_section(quick, images)]
     full = [uncertainty_section, coverage_section, internal_calibration_section]
     return builders + ([] if quick else full) + [robustness_section, discussion_section]
 

@@ -21,8 +21,9 @@ def _save(figure, path: Path) -> None:
 
 def line_plot(path: Path, x, series: dict, xlabel: str, ylabel: str, band=None,
               points: dict | None = None, extra_x: tuple | None = None) -> None:
-    """Lines `series` {label: y} over x, optional horizontal band (lo, hi), scatter `points`
-    {label: (x, y)} (published data) and lines over other abscissae extra_x = (x2, {label: y})."""
+    """Lines `series` {label: y} over x, optional horizontal band (lo, hi) about 1 (labelled ± its
+    half-width in per cent), scatter `points` {label: (x, y)} (published data, other elements) and
+    lines over other abscissae extra_x = (x2, {label: y})."""
     figure, axes = plt.subplots(figsize=(6.0, 3.8))
     for label, y in series.items():
         axes.plot(x, y, marker="o", label=label)
@@ -31,7 +32,7 @@ def line_plot(path: Path, x, series: dict, xlabel: str, ylabel: str, band=None,
     for label, (px, py) in (points or {}).items():
         axes.scatter(px, py, marker="s", s=36, label=label, zorder=3)
     if band is not None:
-        axes.axhspan(*band, color="0.85", zorder=0, label="±2 %" if band[1] - band[0] < 0.1 else None)
+        axes.axhspan(*band, color="0.85", zorder=0, label=f"±{50 * (band[1] - band[0]):.0f} %")
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.grid(alpha=0.3)
