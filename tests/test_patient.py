@@ -93,6 +93,11 @@ def test_the_report_pages_show_the_flag_and_colour_the_patient_s_verdict(tmp_pat
     assert ('<tr><td class="">Walking with crutches</td><td class="avoid">avoid (SF 0.80)</td>'
             '<td class="">humerus-right</td><td class="not-modelled">not modelled</td>'
             '<td class="avoid">avoid (SF 0.80)</td></tr>') in html
+    # the walker: safe for the humerus, not modelled for the femur, so unknown for the patient; the
+    # limiting column names the bone that leaves it unknown and why, not as if that bone were at risk
+    assert ('<tr><td class="">Walking with a walker</td><td class="not-modelled">not modelled</td>'
+            '<td class="">femur-left (not modelled)</td><td class="not-modelled">not modelled</td>'
+            '<td class="safe">safe (SF 2.50)</td></tr>') in html
     assert json.loads(paths["json"].read_text(encoding="utf-8"))["walking_aids"]["flag"]
     assert paths["pdf"].read_bytes().startswith(b"%PDF")
 

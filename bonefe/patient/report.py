@@ -53,6 +53,15 @@ def _cell(cell: dict) -> str:
     return cell["verdict"] if factor is None else f"{cell['verdict']} (SF {factor:.2f})"
 
 
+def _limiting(activity: dict) -> str:
+    """The limiting bone; when the patient's verdict is unknown, every bone that leaves it unknown
+    with why ("vertebra-L1 (not modelled)"), so no reader takes that bone for the one at risk."""
+    if activity["verdict"] not in (NOT_MODELLED, NO_RESULT):
+        return activity["limiting_bone"]
+    unknown = activity["not_modelled"] + activity["no_result"]
+    return ", ".join(f"{bone} ({activity['bones'][bone]['verdict']})" for bone in unknown)
+
+
 def _bone_row(b: dict) -> tuple[str, ...]:
     if b["status"] != "done":
         return (b["bone"], b["case"], f"MISSING ({b['status']})", b["error"], "", "")
@@ -72,7 +81,7 @@ def build_content(report: dict) -> Content:
                 else "No bone has a result yet")
     rows, verdicts = [], []
     for a in report["activities"]:
-        rows.append((a["label"], _cell(a), a["limiting_bone"], *(_cell(a["bones"][b]) for b in bones)))
+        rows.append((a["label"], _cell(a), _limiting(a), *(_cell(a["bones"][b]) for b in bones)))
         verdicts.append(["", a["verdict"], "", *(a["bones"][b]["verdict"] for b in bones)])
     return Content(
         title=f"Patient {report['patient']}: {len(bones)} bones, body mass {report['body_mass_kg']:g} kg",
