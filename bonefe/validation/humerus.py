@@ -31,6 +31,8 @@ BOUND = 0.05
 """The default size's crutch failure load and torsion strength must lie within 5 % of the finest mesh's."""
 P2_AGREEMENT = 0.02
 """P2 within 2 % of the finest P1 mesh: the two element types agree on the converged value."""
+QUANTITIES = ("crutch failure load", "torsion strength")
+"""The two strengths compared, by their names in the checks, the table's text and the plot."""
 QUICK_BOUND = 0.10
 """Quick set (the full set's two coarsest sizes): the two agree within 10 %, a smoke check of the chain."""
 
@@ -47,6 +49,10 @@ class HumerusRow:
     site_mm: tuple[float, ...]
     mode: str
     torsion_nm: float
+
+    def to(self, finest: HumerusRow) -> dict[str, float]:
+        """Each of QUANTITIES relative to `finest`, minus 1."""
+        return dict(zip(QUANTITIES, (self.failure_n / finest.failure_n - 1, self.torsion_nm / finest.torsion_nm - 1)))
 
 
 def humerus_row(volume, frame, size_mm: float, degree: int = 1) -> HumerusRow:
@@ -67,9 +73,9 @@ def humerus_row(volume, frame, size_mm: float, degree: int = 1) -> HumerusRow:
 def _table(rows: list[HumerusRow], finest: HumerusRow) -> str:
     lines = ["| elements | size (mm) | tetrahedra | crutch failure load (N) | Δ to finest P1 | failure site "
              "(world mm), mode | torsion strength (N·m) | Δ to finest P1 |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| P{r.degree} | {r.size_mm:g} | {r.cells} | {r.failure_n:.0f} | {r.failure_n / finest.failure_n - 1:+.1%} | "
+    lines += [f"| P{r.degree} | {r.size_mm:g} | {r.cells} | {r.failure_n:.0f} | {r.to(finest)['crutch failure load']:+.1%} | "
               f"({', '.join(f'{c:.1f}' for c in r.site_mm)}), {r.mode} | {r.torsion_nm:.1f} | "
-              f"{r.torsion_nm / finest.torsion_nm - 1:+.1%} |" for r in rows]
+              f"{r.to(finest)['torsion strength']:+.1%} |" for r in rows]
     return "\n".join(lines)
 
 
@@ -79,12 +85,10 @@ def _checks(rows: list[HumerusRow], quick: bool) -> list[Check]:
     compared = rows[0] if quick else next(r for r in rows if r.size_mm == MeshOptions().size_mm)
     bound, reference = (QUICK_BOUND, "finest mesh of the quick set") if quick else (BOUND, "finest mesh")
     mesh = f"P1, {compared.size_mm:g} and {finest.size_mm:g} mm"
-    return [Check(f"humerus crutch failure load at {compared.size_mm:g} mm vs {finest.size_mm:g} mm",
-                  compared.failure_n, finest.failure_n, abs(compared.failure_n / finest.failure_n - 1), bound,
-                  mesh, reference),
-            Check(f"humerus torsion strength at {compared.size_mm:g} mm vs {finest.size_mm:g} mm",
-                  compared.torsion_nm, finest.torsion_nm, abs(compared.torsion_nm / finest.torsion_nm - 1), bound,
-                  mesh, reference)]
+    values = {"crutch failure load": (compared.failure_n, finest.failure_n),
+              "torsion strength": (compared.torsion_nm, finest.torsion_nm)}
+    return [Check(f"humerus {name} at {compared.size_mm:g} mm vs {finest.size_mm:g} mm", *values[name], abs(gap),
+                  bound, mesh, reference) for name, gap in compared.to(finest).items()]
 
 
 def humerus_section(quick: bool, images) -> Section:
@@ -96,14 +100,11 @@ def humerus_section(quick: bool, images) -> Section:
     finest = p1[-1]
     name = "validation-humerus-convergence.png"
     if COMM.rank == 0:
-        sizes = [r.size_mm for r in p1]
-        line_plot(images / name, sizes,
-                  {"crutch failure load / finest P1": [r.failure_n / finest.failure_n for r in p1],
-                   "torsion strength / finest P1": [r.torsion_nm / finest.torsion_nm for r in p1]},
+        line_plot(images / name, [r.size_mm for r in p1],
+                  {f"{quantity} / finest P1": [1 + r.to(finest)[quantity] for r in p1] for quantity in QUANTITIES},
                   "element size (mm)", "ratio to the finest P1 mesh", band=(1 - BOUND, 1 + BOUND),
-                  points={"P2, crutch failure load": ([r.size_mm for r in p2], [r.failure_n / finest.failure_n for r in p2]),
-                          "P2, torsion strength": ([r.size_mm for r in p2], [r.torsion_nm / finest.torsion_nm for r in p2])}
-                  if p2 else None)
+                  points={f"P2, {quantity}": ([r.size_mm for r in p2], [1 + r.to(finest)[quantity] for r in p2])
+                          for quantity in QUANTITIES} if p2 else None)
     text = (f"Phantom humerus ({'default `HumerusPhantomSpec`, 16 mm lytic mid-shaft lesion' if not quick else 'quick set'}, "
             f"{setup['spec'].voxel_mm:g} mm voxels), the pipeline's humerus model: failure load walking with crutches "
             f"(the reference load, {BODY_MASS_KG:g} kg, nonlocal strain as for every bone) and torsion strength "
@@ -118,20 +119,16 @@ def _verdict(p1: list[HumerusRow], p2: list[HumerusRow], quick: bool) -> str:
         return "The quick set does not include the default size; run the full set for the 5 % criterion."
     finest = p1[-1]
     default = next(r for r in p1 if r.size_mm == MeshOptions().size_mm)
-    gaps = {"crutch failure load": default.failure_n / finest.failure_n - 1,
-            "torsion strength": default.torsion_nm / finest.torsion_nm - 1}
-    said = "; ".join(f"{k} {v:+.1%}" for k, v in gaps.items())
-    last = [(p1[-1].failure_n / p1[-2].failure_n - 1), (p1[-1].torsion_nm / p1[-2].torsion_nm - 1)]
-    over = [f"{r.size_mm:g}" for r in p1[:-1] if r.failure_n > finest.failure_n and r.torsion_nm > finest.torsion_nm]
+    said = "; ".join(f"{k} {v:+.1%}" for k, v in default.to(finest).items())
+    last = ", ".join(f"{k} {v:+.1%}" for k, v in finest.to(p1[-2]).items())
+    over = [f"{r.size_mm:g}" for r in p1[:-1] if min(r.to(finest).values()) > 0]
     text = (f"At the default size {default.size_mm:g} mm against the finest P1 mesh ({finest.size_mm:g} mm): {said}. "
-            f"Between the two finest sizes: crutch failure load {last[0]:+.1%}, torsion strength {last[1]:+.1%}. "
+            f"Between the two finest sizes: {last}. "
             f"The {', '.join(over)} mm meshes overestimate both strengths (linear tetrahedra are too stiff in the "
             "cortex's bending and shear, a few elements across it), so a coarse humerus errs on the unsafe side.")
     for r in p2:
-        text += (f" P2 on the {r.size_mm:g} mm mesh: crutch failure load {r.failure_n / finest.failure_n - 1:+.1%}, "
-                 f"torsion strength {r.torsion_nm / finest.torsion_nm - 1:+.1%}.")
-    if p2 and all(abs(r.failure_n / finest.failure_n - 1) <= P2_AGREEMENT
-                  and abs(r.torsion_nm / finest.torsion_nm - 1) <= P2_AGREEMENT for r in p2):
+        text += f" P2 on the {r.size_mm:g} mm mesh: " + ", ".join(f"{k} {v:+.1%}" for k, v in r.to(finest).items()) + "."
+    if p2 and all(abs(v) <= P2_AGREEMENT for r in p2 for v in r.to(finest).values()):
         text += (f" Quadratic elements agree with the finest linear mesh within {P2_AGREEMENT:.0%}, so its numbers "
                  "are the converged ones; where the torsion strength matters, run a humerus with "
                  "`solver: {degree: 2}` in its case file, or a finer mesh.")

@@ -125,8 +125,8 @@ class HumerusSite:
             "body, but the arm-elevation and steering forces, balanced in the body by the deltoid and rotator cuff "
             "on the proximal humerus, here bend the whole shaft as a cantilever: their verdicts are conservative.",
             f"Element size {case.mesh.size_mm:g} mm, {'quadratic' if case.solver.degree == 2 else 'linear'} elements. "
-            "On the phantom humerus, linear elements of 3 mm gave a crutch failure load 3 % and a torsion strength 5 % "
-            "above the converged values (coarser meshes more: both are overestimated), quadratic ones agreed within "
+            "On the phantom humerus, linear elements of 3 mm overestimated the crutch failure load by 3 % and the "
+            "torsion strength by 5 % (coarser meshes by more); quadratic ones agreed with the converged values within "
             "2 % (docs/validation.md, mesh convergence on the phantom humerus).",
         ]
 
